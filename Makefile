@@ -1,0 +1,26 @@
+# The README's two commands: `make demo` (the main job) and `make test`.
+# Both set up everything they need on a fresh Debian 12 machine.
+.PHONY: demo test lint bench clean
+
+VENV := .venv/bin
+
+demo:
+	@scripts/bootstrap.sh
+	$(VENV)/connstorm repro
+
+test:
+	@scripts/bootstrap.sh --with-test-tools
+	$(VENV)/ruff check .
+	$(VENV)/mypy
+	$(VENV)/pytest
+
+lint:
+	$(VENV)/ruff check .
+	$(VENV)/mypy
+
+bench:
+	@scripts/bootstrap.sh --with-test-tools
+	$(VENV)/python -m benchmarks
+
+clean:
+	rm -rf runs test-output .pytest_cache .mypy_cache .ruff_cache

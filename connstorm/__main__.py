@@ -1,0 +1,5 @@
+"""Allow ``python -m connstorm``."""
+
+from connstorm.cli import main
+
+raise SystemExit(main())

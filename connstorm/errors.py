@@ -1,0 +1,54 @@
+"""Errors the user can act on, each with its own exit code.
+
+Every error that reaches the command line as a subclass of :class:`ConnstormError`
+is printed as one line (no traceback) and ends the process with ``exit_code``.
+Anything else is a bug in connstorm and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, documented in the README; scripts rely on them."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    SCENARIO = 3
+    ENVIRONMENT = 4
+    STACK = 5
+    THRESHOLDS = 6
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class ConnstormError(Exception):
+    """Base of every error connstorm reports to the user as one line."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class ScenarioError(ConnstormError):
+    """A scenario file or an override is wrong: names the file, the key and the reason."""
+
+    exit_code = ExitCode.SCENARIO
+
+
+class EnvironmentProblemError(ConnstormError):
+    """The machine lacks something (a binary, a free port, a permission)."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+class StackError(ConnstormError):
+    """A server of the stack failed to start or died; carries its log tail."""
+
+    exit_code = ExitCode.STACK
+
+
+class ThresholdsFailedError(ConnstormError):
+    """A run finished but broke at least one of its scenario's thresholds."""
+
+    exit_code = ExitCode.THRESHOLDS

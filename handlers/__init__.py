@@ -1,0 +1,1 @@
+"""Real Lambda handlers, one module per connection pattern, deployable to AWS as they are."""

@@ -1,0 +1,1 @@
+"""Locustfiles, load shapes, scenarios, collectors and thresholds."""

@@ -1,0 +1,1 @@
+"""Turning a run folder's samples into HTML, markdown, JSON and JUnit."""

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Prepares this machine for connstorm: system packages (PostgreSQL server,
+# PgBouncer, Python venv support), then the virtual environment with connstorm
+# and its test extras. Idempotent and quick when everything is there.
+#
+#   usage: scripts/bootstrap.sh [--with-test-tools]
+#
+# As root it installs missing Debian packages itself; as any other user it
+# stops with one line naming exactly what to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test_tools=0
+[[ ${1:-} == --with-test-tools ]] && want_test_tools=1
+
+missing=()
+have_pg_bin() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null; }
+have_pg_bin || missing+=(postgresql)
+command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || missing+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if (( want_test_tools )); then
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v wrk >/dev/null || missing+=(wrk)
+fi
+
+if (( ${#missing[@]} )); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing ${missing[*]} with apt-get..." >&2
+    # Debian's server package would create and start a "main" cluster on 5432;
+    # connstorm runs its own clusters, so keep the machine's port free.
+    mkdir -p /etc/postgresql-common
+    if [[ ! -f /etc/postgresql-common/createcluster.conf ]]; then
+      echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: missing system packages; install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 4
+  fi
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+stamp=.venv/.connstorm-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  echo "bootstrap: installing connstorm and its test extras into .venv..." >&2
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
