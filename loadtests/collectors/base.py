@@ -1,0 +1,117 @@
+"""What every collector shares: a sampling loop on a fixed interval, gap rows, start/stop.
+
+A collector reads one target (PostgreSQL, PgBouncer, the emulator, Locust's
+stats) once per ``interval_s`` and appends one row to ``samples.jsonl``. When
+the target cannot be read, the loop does not die: it writes an ``ok: false`` row
+saying why, so the time series shows the gap, and tries again next tick.
+
+The loop runs in a ``threading.Thread``. Inside Locust, ``threading`` is
+monkey-patched by gevent, so the same code runs as a greenlet there and as a
+real thread in the benchmark and in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+from loadtests.samples import Row, SampleWriter
+
+log = logging.getLogger(__name__)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line, for a gap row's ``error``."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+class Collector(ABC):
+    """Base of the collectors; subclasses implement :meth:`sample` (and :meth:`close_target`).
+
+    >>> with SampleWriter(path) as writer, PostgresCollector(writer, dsn) as c:
+    ...     ...  # rows appear in path every second until the block ends
+    """
+
+    #: The ``collector`` column of this collector's rows.
+    name: str = "collector"
+
+    def __init__(self, writer: SampleWriter, interval_s: float = 1.0) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {interval_s}")
+        self.writer = writer
+        self.interval_s = interval_s
+        #: The newest row written (a gap row included), for live views.
+        self.latest: Row | None = None
+        self.ticks = 0
+        self.gaps = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @abstractmethod
+    def sample(self) -> dict[str, Any]:
+        """Read the target once; raise on failure (the row becomes a gap)."""
+
+    def close_target(self) -> None:  # noqa: B027 - optional hook, most targets hold nothing
+        """Drop any connection to the target; called on stop and after a failure."""
+
+    def tick(self) -> Row:
+        """Take one sample now and write its row (a gap row when the target fails)."""
+        try:
+            values = self.sample()
+        except Exception as exc:  # any failure of the target is a gap, never the end
+            self.gaps += 1
+            log.debug("%s: sample failed: %s", self.name, exc)
+            self.close_target()
+            row = self.writer.write(self.name, {"ok": False, "error": one_line(exc)})
+        else:
+            row = self.writer.write(self.name, {"ok": True, **values})
+        self.ticks += 1
+        self.latest = row
+        return row
+
+    def _loop(self) -> None:
+        # A fixed schedule (not "sleep interval after each sample") keeps one row
+        # per interval even when a sample is slow; missed ticks are skipped.
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # a bug in a collector must not end the run
+                log.exception("%s: collector tick failed", self.name)
+            next_at += self.interval_s
+            now = time.monotonic()
+            if next_at < now:
+                next_at = now + self.interval_s - ((now - next_at) % self.interval_s)
+            self._stop.wait(next_at - now)
+
+    def start(self) -> None:
+        """Start sampling in the background (first sample at once)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"collector-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop sampling, wait for the loop to end, and close the target."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self.close_target()
+
+    def __enter__(self) -> Collector:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
