@@ -19,6 +19,8 @@ from connstorm import error_kinds
 _KIND_TAG = re.compile(r"\[([a-z_]+)\]")
 # Locust wraps a failure text in the exception's repr, e.g. CatchResponseError('...').
 _MAX_TEXT = 300
+_MAX_PLAIN_TEXT = 120
+_TAG = re.compile(r"<[^>]*>")
 
 
 def body_error(body: str | bytes | None) -> tuple[str, str | None]:
@@ -30,7 +32,8 @@ def body_error(body: str | bytes | None) -> tuple[str, str | None]:
     try:
         doc: Any = json.loads(body)
     except ValueError:
-        return " ".join(body.split())[:_MAX_TEXT], None
+        # An HTML error page (a proxy's, a CDN's): its words, not its markup.
+        return " ".join(_TAG.sub(" ", body).split())[:_MAX_PLAIN_TEXT], None
     if not isinstance(doc, dict):
         return " ".join(str(doc).split())[:_MAX_TEXT], None
     text = doc.get("error") or doc.get("message") or doc.get("errorMessage") or ""
