@@ -1,0 +1,192 @@
+"""The charts of a report: which series of samples.jsonl each one shows.
+
+Kept apart from the page (:mod:`reports.html`) because this is the part with
+decisions in it: what a row means, how gaps show, how cumulative counters are
+drawn. Each chart is a list of :class:`Series` per run; the page lays the
+charts out one per row, and the variants of a comparison one per column.
+
+A sample whose ``ok`` is false is a gap: it becomes ``None`` so the line breaks
+there instead of drawing a false value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reports.run_folder import Row, RunData
+
+Value = float | None
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of one chart: its name, its points, and how to draw it."""
+
+    name: str
+    x: list[float]
+    y: list[Value]
+    #: "line", "area" (stacked with the chart's other areas), "limit" (dashed) or "bar".
+    style: str = "line"
+    #: The collector and key it was read from, e.g. "postgres.db_total".
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One row of the report: a title and how to get its series from a run."""
+
+    key: str
+    title: str
+    build: Callable[[RunData], list[Series]]
+
+
+def _number(value: Any) -> Value:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _column(rows: Sequence[Row], key: str) -> tuple[list[float], list[Value]]:
+    xs = [float(r["elapsed_s"]) for r in rows]
+    ys = [_number(r.get(key)) if r.get("ok", True) else None for r in rows]
+    return xs, ys
+
+
+def _simple(run: RunData, collector: str, keys: Sequence[str],
+            labels: Mapping[str, str] | None = None, *, always: Sequence[str] = ()
+            ) -> list[Series]:
+    """A series per key that has at least one value (or is listed in ``always``)."""
+    rows = run.series(collector)
+    out: list[Series] = []
+    for key in keys:
+        xs, ys = _column(rows, key)
+        if rows and (key in always or any(y for y in ys)):
+            out.append(Series((labels or {}).get(key, key), xs, ys,
+                              source=f"{collector}.{key}"))
+    return out
+
+
+def _mapping_keys(rows: Sequence[Row], field: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        value = row.get(field)
+        if isinstance(value, Mapping):
+            seen.update(dict.fromkeys(str(k) for k in value))
+    return list(seen)
+
+
+def _mapping_series(rows: Sequence[Row], field: str, key: str) -> tuple[list[float], list[Value]]:
+    xs = [float(r["elapsed_s"]) for r in rows]
+    ys: list[Value] = []
+    for row in rows:
+        value = row.get(field)
+        if not row.get("ok", True) or not isinstance(value, Mapping):
+            ys.append(None)
+        else:
+            ys.append(_number(value.get(key, 0)))
+    return xs, ys
+
+
+def _limit(rows: Sequence[Row], key: str, name: str, source: str,
+           fallback: Any = None) -> list[Series]:
+    xs, ys = _column(rows, key)
+    if not any(y is not None for y in ys) and isinstance(fallback, int | float) and xs:
+        ys = [float(fallback)] * len(xs)
+    if not any(y is not None for y in ys):
+        return []
+    return [Series(name, xs, ys, style="limit", source=source)]
+
+
+# ---------------------------------------------------------------- the charts
+
+
+def db_connections(run: RunData) -> list[Series]:
+    """Client backends stacked by state, their total, and the max_connections line."""
+    rows = run.series("postgres")
+    if not rows:
+        return []
+    out = [Series(f"db {state or 'unknown'}", *_mapping_series(rows, "db_by_state", state),
+                  style="area", source=f"postgres.db_by_state.{state}")
+           for state in _mapping_keys(rows, "db_by_state")]
+    out.append(Series("db total", *_column(rows, "db_total"), source="postgres.db_total"))
+    out += _limit(rows, "max_connections", "max_connections", "postgres.max_connections",
+                  run.stack.get("max_connections"))
+    return out
+
+
+def pooler(run: RunData) -> list[Series]:
+    """PgBouncer's clients (active, waiting) and server connections, and the pool size."""
+    rows = run.series("pgbouncer")
+    if not rows:
+        return []
+    out = _simple(run, "pgbouncer", ("cl_active", "cl_waiting", "sv_active", "sv_idle",
+                                     "sv_used", "sv_login"),
+                  {"cl_active": "clients active", "cl_waiting": "clients waiting",
+                   "sv_active": "server active", "sv_idle": "server idle",
+                   "sv_used": "server used", "sv_login": "server login"},
+                  always=("cl_active", "cl_waiting", "sv_active"))
+    pool = run.stack.get("default_pool_size")
+    if isinstance(pool, int) and not isinstance(pool, bool):
+        xs = [float(r["elapsed_s"]) for r in rows]
+        out.append(Series("pool size", xs, [float(pool)] * len(xs), style="limit",
+                          source="stack.default_pool_size"))
+    return out
+
+
+def environments(run: RunData) -> list[Series]:
+    """Execution environments by state, and cold starts per sampling interval."""
+    rows = run.series("emulator")
+    if not rows:
+        return []
+    out = _simple(run, "emulator", ("env_busy", "env_frozen", "env_idle", "env_initializing"),
+                  {"env_busy": "envs busy", "env_frozen": "envs frozen", "env_idle": "envs idle",
+                   "env_initializing": "envs initializing"},
+                  always=("env_busy", "env_frozen"))
+    xs, cumulative = _column(rows, "cold_starts")
+    new: list[Value] = []
+    previous: Value = None
+    for value in cumulative:
+        if value is None:
+            new.append(None)
+            continue
+        new.append(value - previous if previous is not None else value)
+        previous = value
+    if any(cumulative):
+        out.append(Series("cold starts", xs, new, style="bar", source="emulator.cold_starts/diff"))
+    return out
+
+
+def load(run: RunData) -> list[Series]:
+    """Locust users, requests/s and failures/s."""
+    return _simple(run, "locust", ("users", "rps", "fail_per_s"),
+                   {"users": "users", "rps": "requests/s", "fail_per_s": "failures/s"},
+                   always=("users", "rps"))
+
+
+def latency(run: RunData) -> list[Series]:
+    """Response-time percentiles of the current window, milliseconds."""
+    return _simple(run, "locust", ("p50_ms", "p95_ms", "p99_ms"),
+                   {"p50_ms": "p50 ms", "p95_ms": "p95 ms", "p99_ms": "p99 ms"})
+
+
+def errors(run: RunData) -> list[Series]:
+    """Errors by kind, cumulative: as the load generator saw them, else the emulator."""
+    for collector in ("locust", "emulator"):
+        rows = run.series(collector)
+        kinds = _mapping_keys(rows, "errors_by_kind")
+        if kinds:
+            return [Series(kind, *_mapping_series(rows, "errors_by_kind", kind),
+                           source=f"{collector}.errors_by_kind.{kind}") for kind in kinds]
+    return []
+
+
+CHARTS: tuple[Chart, ...] = (
+    Chart("db", "DB connections", db_connections),
+    Chart("pooler", "pooler", pooler),
+    Chart("environments", "environments", environments),
+    Chart("load", "users, req/s", load),
+    Chart("latency", "latency ms", latency),
+    Chart("errors", "errors (cumulative)", errors),
+)

@@ -1,0 +1,188 @@
+"""``report.html``: one self-contained page per run, or per comparison of variants.
+
+Charts are plotly's, with plotly.js embedded in the file (``include_plotlyjs=True``)
+so the page works offline and fetches nothing; a Content-Security-Policy in the
+page makes that a guarantee rather than a hope. All charts share one time axis
+(seconds since the run started); a comparison puts each variant in its own
+column with the same axes, so the eye can go across.
+
+Every string on the page comes from masked data (:mod:`reports.run_folder`) and
+is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from reports import verdicts as v
+from reports.charts import CHARTS, Chart, Series
+from reports.run_folder import RunData
+
+#: The id of the charts' div; tests read ``document.getElementById(CHARTS_DIV).data``.
+CHARTS_DIV = "connstorm-charts"
+ROW_HEIGHT_PX = 250
+
+# Plotly sets styles and builds images inline; nothing else is allowed, nothing fetched.
+_CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:")
+
+# One colour per series name, the same in every column of a comparison.
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+            "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
+_FIXED_COLOURS = {"max_connections": "#d62728", "pool size": "#d62728", "db total": "#111111",
+                  "too_many_connections": "#d62728"}
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.5em;margin:0 0 .3em} h2{font-size:1.15em;margin:1.2em 0 .4em}
+table{border-collapse:collapse;margin:.3em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3} .PASS{color:#1a7f37;font-weight:bold} .FAIL{color:#cf222e;font-weight:bold}
+.muted{color:#666} pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.85em}
+"""
+
+
+def _colour(name: str, assigned: dict[str, str]) -> str:
+    if name in _FIXED_COLOURS:
+        return _FIXED_COLOURS[name]
+    if name not in assigned:
+        assigned[name] = _PALETTE[len(assigned) % len(_PALETTE)]
+    return assigned[name]
+
+
+def _trace(series: Series, colour: str, legend: str, show: bool, stack: str) -> Any:
+    common: dict[str, Any] = {"name": series.name, "x": series.x, "y": series.y,
+                              "legend": legend, "legendgroup": f"{legend}:{series.name}",
+                              "showlegend": show, "meta": {"source": series.source}}
+    if series.style == "bar":
+        return go.Bar(marker={"color": colour}, opacity=0.6, **common)
+    line: dict[str, Any] = {"color": colour, "width": 2 if series.style == "limit" else 1.5}
+    if series.style == "limit":
+        line["dash"] = "dash"
+    extra: dict[str, Any] = {}
+    if series.style == "area":
+        # A gap in one state would make the stack fall to zero; the total line
+        # (not stacked) shows the gap instead.
+        extra = {"stackgroup": stack, "fillcolor": colour, "stackgaps": "interpolate"}
+        line["width"] = 0.5
+    return go.Scatter(mode="lines", line=line, connectgaps=False, **extra, **common)
+
+
+def build_figure(runs: Sequence[RunData]) -> go.Figure:
+    """The charts of ``runs`` (one column each), rows sharing their y axes, all one x axis."""
+    built = [[chart.build(run) for run in runs] for chart in CHARTS]
+    rows: list[tuple[Chart, list[list[Series]]]] = [
+        (chart, per_run) for chart, per_run in zip(CHARTS, built, strict=True)
+        if any(per_run)]
+    if not rows:
+        rows = [(CHARTS[0], [[] for _ in runs])]
+    fig = make_subplots(rows=len(rows), cols=len(runs), shared_xaxes="all",
+                        shared_yaxes="rows", vertical_spacing=0.045, horizontal_spacing=0.02,
+                        column_titles=[r.name for r in runs] if len(runs) > 1 else None)
+    for row_index, (chart, per_run) in enumerate(rows, start=1):
+        colours: dict[str, str] = {}
+        legend = "legend" if row_index == 1 else f"legend{row_index}"
+        shown: set[str] = set()
+        for col_index, series_list in enumerate(per_run, start=1):
+            for series in series_list:
+                fig.add_trace(_trace(series, _colour(series.name, colours), legend,
+                                     series.name not in shown, f"{chart.key}{col_index}"),
+                              row=row_index, col=col_index)
+                shown.add(series.name)
+        fig.update_yaxes(title_text=chart.title, row=row_index, col=1, rangemode="tozero")
+        axis_name = "yaxis" if row_index == 1 else f"yaxis{(row_index - 1) * len(runs) + 1}"
+        top = fig.layout[axis_name].domain[1]
+        fig.update_layout({legend: {"x": 1.01, "xanchor": "left", "y": top, "yanchor": "top",
+                                    "font": {"size": 11}, "tracegroupgap": 2}})
+    fig.update_xaxes(title_text="seconds since start", row=len(rows))
+    fig.update_layout(height=max(350, ROW_HEIGHT_PX * len(rows)), template="plotly_white",
+                      margin={"l": 70, "r": 190, "t": 50 if len(runs) > 1 else 20, "b": 50},
+                      hovermode="x unified", barmode="overlay")
+    return fig
+
+
+# ---------------------------------------------------------------- page parts
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(headings: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headings)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _badge(passed: Any) -> str:
+    text = v.passed_text(passed)
+    return f'<span class="{_e(text)}">{_e(text)}</span>'
+
+
+def _versions(versions: Mapping[str, str]) -> str:
+    items = [f"{_e(k)} {_e(val or 'unknown')}" for k, val in versions.items()]
+    return '<p class="muted">' + " · ".join(items) + "</p>"
+
+
+def _variant_table(summary: Mapping[str, Any] | None) -> str:
+    entries = v.variants(summary)
+    if not entries:
+        return '<p class="muted">No summary.json: the run did not finish; charts only.</p>'
+    headings = ["variant", "verdict", *(h for _, h in v.VARIANT_COLUMNS)]
+    rows = [[_e(e.get("name", "")), _e(v.verdict(e)),
+             *(_e(v.cell(e, key)) for key, _ in v.VARIANT_COLUMNS)] for e in entries]
+    return _table(headings, rows)
+
+
+def _thresholds_table(summary: Mapping[str, Any] | None) -> str:
+    results = v.all_thresholds(summary)
+    if not results:
+        return '<p class="muted">The scenario sets no thresholds.</p>'
+    several = any(name for name, _ in results)
+    headings = (["variant"] if several else []) + ["threshold", "limit", "actual", "result"]
+    rows = [([_e(name or "all")] if several else []) +
+            [_e(t.get("name", "?")), _e(v.fmt(t.get("limit"), 3)), _e(v.fmt(t.get("actual"), 3)),
+             _badge(t.get("passed"))] for name, t in results]
+    return _table(headings, rows)
+
+
+def _details(title: str, doc: Mapping[str, Any]) -> str:
+    if not doc:
+        return ""
+    text = json.dumps(doc, indent=2, sort_keys=True, default=str)
+    return f"<details><summary>{_e(title)}</summary><pre>{_e(text)}</pre></details>"
+
+
+def render(run: RunData) -> str:
+    """The whole page for a run or a comparison, as one HTML string."""
+    runs = list(run.variants) if run.is_comparison else [run]
+    fig = build_figure(runs)
+    charts = fig.to_html(full_html=False, include_plotlyjs=True, div_id=CHARTS_DIV,
+                         config={"displaylogo": False, "responsive": True})
+    title = f"connstorm: {run.scenario_name}"
+    description = run.scenario.get("description") or ""
+    kind = (f"comparison of {len(runs)} variants" if run.is_comparison else "run")
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{_e(title)} {_badge(v.overall_passed(run.summary))}</h1>",
+        f"<p>{_e(description)}</p>" if description else "",
+        f'<p class="muted">{_e(kind)} · folder {_e(run.path.name)}</p>',
+        _versions(run.versions),
+        "<h2>Verdicts</h2>", _variant_table(run.summary),
+        "<h2>Thresholds</h2>", _thresholds_table(run.summary),
+        "<h2>Over time</h2>", charts,
+        "<h2>Configuration</h2>",
+        *(_details(f"scenario {r.name}", r.scenario) for r in runs),
+        *(_details(f"stack {r.name} (passwords masked)", r.stack) for r in runs),
+        "</body></html>", ""]
+    return "\n".join(p for p in parts if p)

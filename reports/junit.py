@@ -1,0 +1,56 @@
+"""``junit.xml``: a run's thresholds as JUnit test cases, for CI test-result views.
+
+One ``<testsuite>`` per variant that has thresholds (plus one for the run's own),
+one ``<testcase>`` per threshold; a broken threshold carries a ``<failure>``
+whose message says limit against actual, so the CI page alone tells what broke.
+Built with ElementTree so names and messages are escaped properly.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Any
+
+from reports import verdicts as v
+
+
+def _suite_name(scenario: str, variant: str) -> str:
+    return f"connstorm.{scenario}" + (f".{variant}" if variant else "")
+
+
+def render(summary: Mapping[str, Any]) -> str:
+    """summary.json's thresholds as a JUnit XML document (a string, with declaration)."""
+    scenario = str(summary.get("scenario") or "run")
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for name, threshold in v.all_thresholds(summary):
+        groups.setdefault(name, []).append(threshold)
+    root = ET.Element("testsuites", name=f"connstorm {scenario}")
+    total = failed = 0
+    for variant, items in (groups or {"": []}).items():
+        suite_name = _suite_name(scenario, variant)
+        suite = ET.SubElement(root, "testsuite", name=suite_name)
+        failures = 0
+        for threshold in items:
+            case = ET.SubElement(suite, "testcase", classname=suite_name,
+                                 name=str(threshold.get("name", "?")))
+            line = v.threshold_line(threshold)
+            if threshold.get("passed") is False:
+                failures += 1
+                failure = ET.SubElement(case, "failure", message=line, type="threshold")
+                failure.text = line
+            elif threshold.get("passed") is None:
+                skipped = ET.SubElement(case, "skipped", message=f"{line} (not measured)")
+                skipped.text = None
+            else:
+                ET.SubElement(case, "system-out").text = line
+        suite.set("tests", str(len(items)))
+        suite.set("failures", str(failures))
+        suite.set("errors", "0")
+        total += len(items)
+        failed += failures
+    root.set("tests", str(total))
+    root.set("failures", str(failed))
+    root.set("errors", "0")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

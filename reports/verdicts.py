@@ -1,0 +1,140 @@
+"""Reading summary.json for renderers: variants, thresholds and one-line verdicts.
+
+summary.json is a contract (``docs/run-folder.md``) but a run killed half way,
+or an older connstorm, may leave keys out; every renderer goes through these
+helpers so a missing key shows as a dash instead of breaking the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+DASH = "–"
+
+#: The columns of the verdict table, in order: (summary key, heading).
+VARIANT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("requests", "requests"),
+    ("failures", "failures"),
+    ("errors_by_kind", "errors by kind"),
+    ("peak_db_connections", "peak DB conns / max"),
+    ("peak_pooler_clients", "peak pooler clients"),
+    ("peak_environments", "peak envs"),
+    ("cold_starts", "cold starts"),
+    ("p50_ms", "p50 ms"),
+    ("p95_ms", "p95 ms"),
+    ("rps", "req/s"),
+)
+
+
+def variants(summary: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The summary's variant entries (possibly none)."""
+    raw = (summary or {}).get("variants")
+    return [v for v in raw if isinstance(v, Mapping)] if isinstance(raw, list) else []
+
+
+def thresholds(holder: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The threshold results of a summary or of one variant entry."""
+    raw = (holder or {}).get("thresholds")
+    return [t for t in raw if isinstance(t, Mapping)] if isinstance(raw, list) else []
+
+
+def all_thresholds(summary: Mapping[str, Any] | None) -> list[tuple[str, Mapping[str, Any]]]:
+    """(variant name or "", threshold) for the summary's own and every variant's thresholds."""
+    out: list[tuple[str, Mapping[str, Any]]] = [("", t) for t in thresholds(summary)]
+    for variant in variants(summary):
+        out.extend((str(variant.get("name", "")), t) for t in thresholds(variant))
+    return out
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    """A number as a report shows it: integers plain, floats rounded, None as a dash."""
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        if abs(value) < 0.1:
+            return f"{value:.3g}"
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def errors_text(errors: Any) -> str:
+    """``{"too_many_connections": 480, "other": 2}`` as ``too_many_connections 480, other 2``."""
+    if not isinstance(errors, Mapping) or not errors:
+        return "none"
+    items = sorted(((str(k), v) for k, v in errors.items() if v), key=lambda kv: -_num(kv[1]))
+    return ", ".join(f"{k} {fmt(v)}" for k, v in items) or "none"
+
+
+def cell(variant: Mapping[str, Any], key: str) -> str:
+    """One cell of the verdict table."""
+    if key == "errors_by_kind":
+        return errors_text(variant.get(key))
+    if key == "peak_db_connections":
+        return f"{fmt(variant.get(key))} / {fmt(variant.get('max_connections'))}"
+    return fmt(variant.get(key))
+
+
+def passed_text(passed: Any) -> str:
+    """PASS, FAIL, or a dash when unknown."""
+    if passed is None:
+        return DASH
+    return "PASS" if passed else "FAIL"
+
+
+def threshold_line(threshold: Mapping[str, Any]) -> str:
+    """``max_fail_ratio: limit 0.01 (at most), actual 0.42``: what a failure message says."""
+    name = str(threshold.get("name", "?"))
+    bound = "at least" if name.startswith("min_") else "at most"
+    return (f"{name}: limit {fmt(threshold.get('limit'), 3)} ({bound}), "
+            f"actual {fmt(threshold.get('actual'), 3)}")
+
+
+def verdict(variant: Mapping[str, Any]) -> str:
+    """One line saying what happened to a variant, most important fact first."""
+    errors = variant.get("errors_by_kind")
+    errors = errors if isinstance(errors, Mapping) else {}
+    refused = _num(errors.get("too_many_connections"))
+    failures = _num(variant.get("failures"))
+    requests = _num(variant.get("requests"))
+    peak = fmt(variant.get("peak_db_connections"))
+    limit = fmt(variant.get("max_connections"))
+    broken = [str(t.get("name")) for t in thresholds(variant) if t.get("passed") is False]
+    if refused:
+        return (f"FAIL: the database refused connections ({fmt(refused)} too_many_connections); "
+                f"peak {peak} of max_connections {limit}")
+    if failures:
+        top = max(errors.items(), key=lambda kv: _num(kv[1]))[0] if errors else "unclassified"
+        share = f"{failures / requests:.0%} of requests" if requests else "requests"
+        return f"FAIL: {fmt(failures)} failed {share}, mostly {top}; peak DB {peak} of {limit}"
+    if variant.get("passed") is False or broken:
+        return f"FAIL: thresholds broken: {', '.join(broken) or 'see the table'}"
+    if not requests:
+        return "NO DATA: no requests were made"
+    return f"OK: no failures; peak {peak} of max_connections {limit} DB connections"
+
+
+def overall_passed(summary: Mapping[str, Any] | None) -> bool | None:
+    """The run's verdict: summary's ``passed`` if given, else from its thresholds."""
+    passed = (summary or {}).get("passed")
+    if isinstance(passed, bool):
+        return passed
+    results = [t.get("passed") for _, t in all_thresholds(summary)]
+    if not results or any(r is None for r in results):
+        return None
+    return all(bool(r) for r in results)
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def names(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The ``name`` of each item."""
+    return [str(i.get("name", "")) for i in items]

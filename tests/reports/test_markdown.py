@@ -1,0 +1,36 @@
+"""summary.md: the verdict table and thresholds, from summary.json alone."""
+
+from __future__ import annotations
+
+from reports import markdown
+from tests.reports.run_folders import summary
+
+
+def test_markdown_render_shows_verdict_and_thresholds() -> None:
+    text = markdown.render(summary())
+    assert text.startswith("# connstorm: direct-small: FAIL")
+    row = next(line for line in text.splitlines() if line.startswith("| direct-module_level"))
+    assert "too_many_connections" in row
+    assert "| 20 / 20 |" in row
+    assert "| max_fail_ratio | 0.01 | 0.42 | FAIL |" in text
+    assert "| min_rps | 10 | 41.5 | PASS |" in text
+
+
+def test_markdown_render_passing_run_says_ok() -> None:
+    text = markdown.render(summary("pgbouncer-transaction", failures=0, passed=True))
+    assert text.startswith("# connstorm: direct-small: PASS")
+    assert "OK: no failures" in text
+
+
+def test_markdown_render_escapes_pipes_in_cells() -> None:
+    doc = summary()
+    doc["variants"][0]["name"] = "a|b"
+    text = markdown.render(doc)
+    assert "| a\\|b |" in text
+
+
+def test_markdown_render_tolerates_a_bare_summary() -> None:
+    text = markdown.render({"scenario": "x"})
+    assert "# connstorm: x: –" in text
+    assert "No variant results" in text
+    assert "sets no thresholds" in text
