@@ -1,0 +1,151 @@
+"""Opening connections the same way in every pattern, and counting them.
+
+``application_name`` format
+    ``<prefix>:<env12>``: ``prefix`` is ``DB_APPLICATION_NAME``, else
+    ``AWS_LAMBDA_FUNCTION_NAME``, else ``lambda``; ``env12`` is the first 12 hex
+    digits of the execution environment's id, the 32 hex digits after
+    ``[$LATEST]`` in ``AWS_LAMBDA_LOG_STREAM_NAME`` (``pid<N>`` outside Lambda).
+    At most 63 characters (PostgreSQL's limit); the prefix is shortened, never
+    the id. Collectors split on the last ``:`` to count connections per function
+    and per environment in ``pg_stat_activity``; PgBouncer forwards the name to
+    its server connections.
+
+Every connect of an environment goes through :func:`connect`, which counts
+attempts and successes in :data:`COUNTERS` (module state: one per environment),
+so each handler can log "connects so far in this environment".
+
+Connections are opened in autocommit mode (a read is one statement, a write an
+explicit ``conn.transaction()``: nothing is left ``idle in transaction``), with
+``prepare_threshold=None``: server-side prepared statements break PgBouncer in
+transaction mode and pin RDS Proxy sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from handlers.workload.settings import DbSettings
+
+
+@dataclass
+class Counters:
+    """What this environment has done so far; read by the log line and ``/health``."""
+
+    connect_attempts: int = 0
+    connects: int = 0
+    credential_fetches: int = 0
+
+
+COUNTERS = Counters()
+
+
+def conninfo(settings: DbSettings, *, user: str | None = None,
+             password: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``psycopg.connect`` (and a pool's ``kwargs``)."""
+    kwargs: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "dbname": settings.dbname,
+        "user": user or settings.user,
+        "connect_timeout": max(1, round(settings.connect_timeout_s)),
+        "sslmode": settings.sslmode,
+        "application_name": settings.application_name,
+        "autocommit": True,
+        "prepare_threshold": None,
+    }
+    pw = password if password is not None else settings.password
+    if pw is not None:
+        kwargs["password"] = pw
+    return kwargs
+
+
+def connect(settings: DbSettings, *, user: str | None = None,
+            password: str | None = None) -> psycopg.Connection[Any]:
+    """Open one connection, counted; errors propagate as ``psycopg.Error``."""
+    COUNTERS.connect_attempts += 1
+    conn = psycopg.connect(**conninfo(settings, user=user, password=password))
+    COUNTERS.connects += 1
+    return conn
+
+
+@contextmanager
+def bounded(conn: psycopg.Connection[Any], statement_timeout_ms: int | None) -> Iterator[None]:
+    """Run the block in a transaction whose statements time out after the limit.
+
+    ``SET LOCAL`` (here ``set_config(..., true)``) lasts one transaction, so it is
+    correct behind PgBouncer in transaction mode, where a session ``SET`` would
+    leak to other clients; the ``options`` startup parameter would be simpler but
+    PgBouncer 1.18 refuses it. Without a limit the block runs as it is.
+    """
+    if not statement_timeout_ms:
+        yield
+        return
+    with conn.transaction():
+        conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                     (f"{statement_timeout_ms}ms",))
+        yield
+
+
+def is_connection_dead(exc: BaseException, conn: psycopg.Connection[Any] | None) -> bool:
+    """Whether the error means the connection is gone (and a new one may work).
+
+    True for a closed or broken connection (server restart, ``pg_terminate_backend``,
+    idle-session timeout, a reset socket after a freeze), false for an error of the
+    query itself, which a reconnect would only repeat.
+    """
+    if conn is not None and (conn.closed or conn.broken):
+        return True
+    if isinstance(exc, psycopg.errors.AdminShutdown | psycopg.errors.IdleSessionTimeout):
+        return True
+    return isinstance(exc, psycopg.OperationalError) and classify(str(exc)) in {
+        "connection_lost", "admin_shutdown", "idle_session_timeout"}
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """Whether a connect failed because the credentials were refused."""
+    return classify(str(exc)) == "authentication_failed"
+
+
+# A copy of the few rules of connstorm.error_kinds the handlers need: the
+# handlers deploy to AWS without connstorm. tests/handlers checks they agree.
+_KINDS: tuple[tuple[str, str], ...] = (
+    ("too many clients already", "too_many_connections"),
+    ("remaining connection slots are reserved", "too_many_connections"),
+    ("too many connections for", "too_many_connections"),
+    ("no more connections allowed (max_client_conn)", "pool_max_client_conn"),
+    ("query_wait_timeout", "pool_query_wait_timeout"),
+    ("timed-out waiting to acquire database connection", "pool_query_wait_timeout"),
+    ("server login has been failing", "pool_server_login_failing"),
+    ("client_login_timeout (server down)", "pool_server_login_failing"),
+    ("idle-session timeout", "idle_session_timeout"),
+    ("idle-in-transaction timeout", "idle_in_transaction_timeout"),
+    ("terminating connection due to administrator command", "admin_shutdown"),
+    ("the database system is shutting down", "admin_shutdown"),
+    ("canceling statement due to statement timeout", "statement_timeout"),
+    ("password authentication failed", "authentication_failed"),
+    ("pam authentication failed", "authentication_failed"),
+    ("sasl authentication failed", "authentication_failed"),
+    ("timeout expired", "connect_timeout"),
+    ("connection refused", "connection_refused"),
+    ("the database system is starting up", "connection_refused"),
+    ("server closed the connection unexpectedly", "connection_lost"),
+    ("connection reset by peer", "connection_lost"),
+    ("consuming input failed", "connection_lost"),
+    ("the connection is closed", "connection_lost"),
+    ("connection is lost", "connection_lost"),
+    ("broken pipe", "connection_lost"),
+)
+
+
+def classify(message: str) -> str:
+    """The error's kind, named as ``connstorm.error_kinds`` names it; ``other`` if unknown."""
+    text = message.lower()
+    for needle, kind in _KINDS:
+        if needle in text:
+            return kind
+    return "other"
