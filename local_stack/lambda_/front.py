@@ -1,0 +1,235 @@
+"""The API Gateway front: HTTP requests in, Lambda invocations, HTTP responses out.
+
+Routes come from the scenario's ``[[routes]]``; each request that matches one is
+turned into a payload 1.0 or 2.0 event (:mod:`.apigw_events`), handed to the
+core through the :class:`~local_stack.lambda_.invocation.Invoker` seam, and the
+function's answer is mapped back (:mod:`.apigw_responses`). Failures are
+answered the way API Gateway answers them, because that is what a load test
+against the real thing sees:
+
+=========================================  ==========================================
+what happened                              client gets
+=========================================  ==========================================
+no route for method and path               404 ``{"message":"Not Found"}``
+body (or the event built from it) > 6 MB   413 ``{"message":"Request Entity Too Large"}``
+invoke throttled or rejected               500 ``Internal server error``
+function error, timeout, crash, init       502 ``Internal server error``
+error, malformed proxy response
+integration timeout, REST (29 s)           504 ``{"message": "Endpoint request timed out"}``
+integration timeout, HTTP API (30 s)       503 ``{"message":"Service Unavailable"}``
+=========================================  ==========================================
+
+REST APIs say ``{"message": "Internal server error"}``, HTTP APIs
+``{"message":"Internal Server Error"}``, as the real services do.
+
+Nothing a client sends can take the server down: every failure while handling a
+request becomes an answer (500 at worst) and a log line.
+
+The core's server calls :func:`add_front_routes` once, after its own routes::
+
+    app = web.Application()
+    add_invoke_routes(app, invoker)
+    add_front_routes(app, invoker, scenario.routes)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from local_stack.lambda_ import apigw_events, apigw_responses
+from local_stack.lambda_.apigw_events import ApiContext, HttpRequest
+from local_stack.lambda_.invocation import (
+    InvocationRequest,
+    InvocationResult,
+    Invoker,
+    UnknownFunctionError,
+)
+from local_stack.lambda_.routes import RouteMatch, RouteSpec, RouteTable
+
+log = logging.getLogger(__name__)
+
+#: Lambda's synchronous payload limit, which is what bounds an API Gateway request.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+#: Methods API Gateway knows; anything else matches no route.
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+_JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    error_type: str | None = None
+
+
+_NOT_FOUND = _Answer(404, b'{"message":"Not Found"}', "NotFoundException")
+_TOO_LARGE = _Answer(413, b'{"message":"Request Entity Too Large"}', "RequestTooLongException")
+_REST_500 = _Answer(500, b'{"message": "Internal server error"}', "InternalServerErrorException")
+_REST_502 = _Answer(502, b'{"message": "Internal server error"}', "InternalServerErrorException")
+_REST_504 = _Answer(504, b'{"message": "Endpoint request timed out"}',
+                    "IntegrationTimeoutException")
+_HTTP_500 = _Answer(500, b'{"message":"Internal Server Error"}')
+_HTTP_502 = _Answer(502, b'{"message":"Internal Server Error"}')
+_HTTP_503 = _Answer(503, b'{"message":"Service Unavailable"}')
+
+FRONT_KEY: web.AppKey[Front] = web.AppKey("connstorm_front")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Front:
+    """Routes, event building and response mapping for one emulator's API.
+
+    One instance serves every route; :func:`add_front_routes` registers its
+    :meth:`handle` as the application's catch-all.
+    """
+
+    def __init__(self, invoker: Invoker, routes: Sequence[RouteSpec],
+                 api: ApiContext | None = None) -> None:
+        self.invoker = invoker
+        self.table = RouteTable(routes)
+        self.api = api or apigw_events.DEFAULT_API
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one request; never raises (a failure becomes a 500 and a log line)."""
+        try:
+            return await self._handle(request)
+        except Exception:
+            log.exception("front: %s %s failed", request.method, request.path)
+            return _answer(_REST_500, request_id=None, rest=True)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        method = request.method
+        match = self.table.match(method, request.path) if method in METHODS else None
+        if match is None:
+            return _answer(_NOT_FOUND, request_id=None, rest=False)
+        rest = match.route.payload == "1.0"
+        length = request.content_length
+        if length is not None and length > MAX_PAYLOAD_BYTES:
+            return _answer(_TOO_LARGE, request_id=None, rest=rest)
+        try:
+            body = await _read_body(request) if request.body_exists else b""
+        except _TooLarge:
+            return _answer(_TOO_LARGE, request_id=None, rest=rest)
+        http_request = _to_http_request(request, body)
+        if rest:
+            request_id = str(uuid.uuid4())
+            event = apigw_events.rest_event(http_request, match.route.path,
+                                            match.path_parameters, api=self.api,
+                                            request_id=request_id)
+        else:
+            request_id = apigw_events.short_request_id()
+            event = apigw_events.http_event(http_request, match.route_key,
+                                            match.path_parameters, api=self.api,
+                                            request_id=request_id)
+        payload = json.dumps(event, separators=(",", ":")).encode()
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            return _answer(_TOO_LARGE, request_id=request_id, rest=rest)
+        return await self._invoke(match, payload, request_id, rest)
+
+    async def _invoke(self, match: RouteMatch, payload: bytes, request_id: str,
+                      rest: bool) -> web.Response:
+        try:
+            result = await self.invoker.invoke(InvocationRequest(
+                function=match.route.function, payload=payload,
+                wait_timeout_s=match.timeout_s))
+        except UnknownFunctionError:
+            log.error("front: route %s names unknown function %r", match.route_key,
+                      match.route.function)
+            return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id, rest=rest)
+        except Exception:
+            # The invoke was rejected by a failure of the service: API Gateway says 500.
+            log.exception("front: invoking %s failed", match.route.function)
+            return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id, rest=rest)
+        return map_result(result, rest=rest, request_id=request_id)
+
+
+def map_result(result: InvocationResult, *, rest: bool, request_id: str) -> web.Response:
+    """The client's answer for an invocation's outcome (see the module's table)."""
+    if result.waited_out:
+        return _answer(_REST_504 if rest else _HTTP_503, request_id=request_id, rest=rest)
+    if result.outcome == "throttled":
+        return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id, rest=rest)
+    if result.outcome != "success":
+        return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest)
+    try:
+        mapped = apigw_responses.parse_response(result.payload, "1.0" if rest else "2.0")
+    except apigw_responses.MalformedResponseError as exc:
+        log.info("front: malformed Lambda proxy response (%s): %s", result.request_id, exc)
+        return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest)
+    headers: CIMultiDict[str] = CIMultiDict(mapped.headers)
+    headers[_id_header(rest)] = request_id
+    return web.Response(status=mapped.status, body=mapped.body, headers=headers)
+
+
+def _id_header(rest: bool) -> str:
+    return "x-amzn-RequestId" if rest else "apigw-requestid"
+
+
+def _answer(answer: _Answer, *, request_id: str | None, rest: bool) -> web.Response:
+    headers: dict[str, Any] = {"Content-Type": _JSON}
+    if rest and answer.error_type is not None:
+        headers["x-amzn-ErrorType"] = answer.error_type
+    if request_id is not None:
+        headers[_id_header(rest)] = request_id
+    # An upload refused half-read is drained by aiohttp's lingering close
+    # (bounded in time), so the client reads its 413 instead of a reset.
+    return web.Response(status=answer.status, body=answer.body, headers=headers)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    # request.read() stops at the app's client_max_size (1 MB by default); the
+    # limit that matters here is Lambda's, so read the stream with our own.
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_PAYLOAD_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+
+
+def _to_http_request(request: web.Request, body: bytes) -> HttpRequest:
+    port = 80
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        port = int(sockname[1])
+    version = request.version
+    return HttpRequest(
+        method=request.method,
+        path=request.path,
+        query_string=request.query_string,
+        headers=list(request.headers.items()),
+        body=body,
+        source_ip=request.remote or "127.0.0.1",
+        protocol=f"HTTP/{version.major}.{version.minor}",
+        port=port,
+    )
+
+
+def add_front_routes(app: web.Application, invoker: Invoker,
+                     routes: Sequence[RouteSpec], *, api: ApiContext | None = None) -> Front:
+    """Serve the scenario's API Gateway routes on ``app``, as its catch-all.
+
+    Routes the application registers itself (the Invoke API, ``/_connstorm/stats``)
+    take precedence: aiohttp resolves the longest literal prefix first. Raises
+    :class:`~local_stack.lambda_.routes.RouteTemplateError` for a bad template.
+    """
+    front = Front(invoker, routes, api)
+    app[FRONT_KEY] = front
+    app.router.add_route("*", "/{tail:.*}", front.handle)
+    return front
