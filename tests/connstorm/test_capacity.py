@@ -1,0 +1,162 @@
+"""connstorm capacity: RDS's formulas, pattern costs, poolers, and bad input from the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from connstorm.capacity import (
+    CapacityInputError,
+    CapacityRequest,
+    class_max_connections,
+    plan_capacity,
+)
+
+# The guide's table (../shared/guide/postgres-pgbouncer.md): class, PostgreSQL, MySQL/MariaDB.
+GUIDE_TABLE = [
+    ("db.t3.micro", 112, 85), ("db.t4g.micro", 112, 85), ("db.t3.small", 225, 170),
+    ("db.t3.medium", 450, 341), ("db.m5.large", 901, 682), ("db.r5.large", 1802, 1365),
+    ("db.r6g.xlarge", 3604, 2730),
+]
+
+
+@pytest.mark.parametrize(("instance_class", "postgres", "mysql"), GUIDE_TABLE)
+def test_capacity_formula_matches_the_guide_table(instance_class: str, postgres: int,
+                                                  mysql: int) -> None:
+    assert class_max_connections("postgres", instance_class) == postgres
+    assert class_max_connections("mysql", instance_class) == mysql
+    assert class_max_connections("mariadb", instance_class) == mysql
+
+
+def test_capacity_postgres_formula_is_capped_at_5000() -> None:
+    assert class_max_connections("postgres", "db.r6g.2xlarge") == 5000
+    assert class_max_connections("mysql", "db.r6g.2xlarge") > 5000
+
+
+def test_capacity_plan_states_memory_is_below_nominal() -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=10, instance_class="db.t3.medium"))
+    assert plan.max_connections_range == (396, 437)
+    assert any("below nominal" in note and "upper bound" in note for note in plan.notes)
+    # t2.medium (4 GiB) was observed at 413: inside the range, under the formula's figure.
+    low, high = plan.max_connections_range
+    assert low <= 413 <= high < plan.max_connections
+
+
+@pytest.mark.parametrize(("pattern", "extra", "per_env"), [
+    ("per_invocation", {}, 1), ("module_level", {}, 1), ("module_level_resilient", {}, 1),
+    ("secrets_cached", {}, 1), ("iam_token", {}, 1),
+    ("leaky", {"invocations_per_env": 7}, 7), ("in_process_pool", {"env_pool_size": 5}, 5),
+])
+def test_capacity_pattern_costs_per_environment(pattern: str, extra: dict[str, int],
+                                                per_env: int) -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=20, max_connections=100, pattern=pattern,
+                                         **extra))
+    assert plan.connections_per_env == per_env
+    assert plan.peak_db_connections == 20 * per_env
+    assert plan.max_concurrency_direct == 97 // per_env
+
+
+def test_capacity_direct_module_level_over_the_limit_does_not_fit() -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=200, instance_class="db.t3.micro"))
+    assert plan.peak_db_connections == 200
+    assert plan.usable == 109
+    assert plan.headroom == -91
+    assert not plan.fits
+    assert plan.max_concurrency_direct == 109
+    assert plan.max_concurrency_direct_low == 96
+
+
+def test_capacity_transaction_pooler_bounds_the_database_to_the_pool() -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=200, instance_class="db.t3.micro",
+                                         pattern="leaky", pooler_pool_size=20))
+    assert plan.peak_client_connections == 2000
+    assert plan.peak_db_connections == 20
+    assert plan.fits
+    assert plan.max_pool_size == 109
+
+
+def test_capacity_session_pooler_leaves_pinned_clients_waiting() -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=60, max_connections=20, pooler_pool_size=10,
+                                         pooler_mode="session"))
+    assert plan.peak_db_connections == 10
+    assert plan.peak_waiting_clients == 50
+    assert any("query_wait_timeout" in note for note in plan.notes)
+
+
+def test_capacity_reserved_and_other_connections_reduce_the_usable_limit() -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=1, max_connections=100, reserved=5,
+                                         other_connections=10))
+    assert plan.usable == 85
+    mysql = plan_capacity(CapacityRequest(concurrency=1, engine="mysql",
+                                          instance_class="db.t3.medium"))
+    assert mysql.reserved == 0
+    assert mysql.usable == 341
+
+
+@pytest.mark.parametrize(("request_args", "message"), [
+    ({"instance_class": "db.x9.huge"}, "unknown instance class 'db.x9.huge'; known: db.t3.micro"),
+    ({"instance_class": "db.t3.micro", "concurrency": -1}, "--concurrency: must be at least 0"),
+    ({"instance_class": "db.t3.micro", "engine": "oracle"}, "--engine: unknown engine"),
+    ({"instance_class": "db.t3.micro", "pattern": "magic"}, "--pattern: unknown pattern"),
+    ({}, "give one of them"),
+])
+def test_capacity_plan_rejects_bad_input(request_args: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"concurrency": 10, **request_args}
+    with pytest.raises(CapacityInputError, match=message):
+        plan_capacity(CapacityRequest(**args))  # type: ignore[arg-type]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "connstorm", "capacity", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--instance-class", "db.nope.large", "--concurrency", "10"],
+     "unknown instance class 'db.nope.large'; known: "),
+    (["--instance-class", "db.t3.small", "--concurrency", "-5"],
+     "--concurrency: must be at least 0, got -5"),
+    (["--instance-class", "db.t3.small", "--concurrency", "lots"],
+     "--concurrency: expected a whole number, got 'lots'"),
+    (["--instance-class", "db.t3.small"], "--concurrency: missing"),
+    (["--max-connections", "0", "--concurrency", "3"], "--max-connections: must be at least 1"),
+])
+def test_capacity_cli_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("connstorm: error: ")
+    assert needle in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_capacity_cli_prints_the_plan_and_the_memory_caveat() -> None:
+    done = run_cli("--instance-class", "db.t3.medium", "--concurrency", "200")
+    assert done.returncode == 0, done.stderr
+    assert "max_connections         450" in done.stdout
+    assert "peak DB connections     200" in done.stdout
+    assert "below nominal (88-97 %)" in done.stdout
+
+
+def test_capacity_cli_json_is_the_plan() -> None:
+    done = run_cli("--engine", "mysql", "--instance-class", "db.t3.medium", "--concurrency",
+                   "400", "--pool-size", "100", "--json")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["max_connections"] == 341
+    assert plan["peak_client_connections"] == 400
+    assert plan["peak_db_connections"] == 100
+    assert plan["fits"] is True
+
+
+def test_capacity_cli_lists_the_classes() -> None:
+    done = run_cli("--list-classes", "--json")
+    assert done.returncode == 0, done.stderr
+    table = {row["instance_class"]: row["max_connections"] for row in json.loads(done.stdout)}
+    for instance_class, postgres, _ in GUIDE_TABLE:
+        assert table[instance_class] == postgres
