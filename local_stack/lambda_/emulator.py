@@ -1,0 +1,712 @@
+"""The emulator core: schedules invocations onto real awslambdaric environments.
+
+:class:`Emulator` implements the :class:`~local_stack.lambda_.invocation.Invoker`
+protocol for the HTTP side. Per function it keeps a zygote (fork server), a LIFO
+of frozen environments and a scaling bucket. A request takes the most recently
+used idle environment, else a new one if the limits allow (see
+:mod:`local_stack.lambda_.scaling`), else it is throttled. Each environment
+talks to its own Runtime API listener (:mod:`local_stack.lambda_.runtime_api`);
+between invocations it is SIGSTOPped, as Lambda freezes its microVM.
+
+Everything runs on one event loop; all state changes are synchronous callbacks,
+so the bookkeeping needs no locks and an invocation gets exactly one result
+(the first of response, error, timeout, crash, init failure).
+
+>>> async def demo(config):
+...     async with Emulator(config) as emu:
+...         return await emu.invoke(InvocationRequest("api", b"{}"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import math
+import os
+import secrets
+import signal
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from local_stack.lambda_ import runtime_api
+from local_stack.lambda_.config import EmulatorConfig, function_arn
+from local_stack.lambda_.environment import (
+    BUSY,
+    DEAD,
+    FROZEN,
+    IDLE,
+    INITIALIZING,
+    STOPPING,
+    Environment,
+    Invocation,
+)
+from local_stack.lambda_.function_pool import STAT_KEYS, FunctionPool
+from local_stack.lambda_.invocation import (
+    InvocationRequest,
+    InvocationResult,
+    Outcome,
+    UnknownFunctionError,
+)
+from local_stack.lambda_.invocation_log import InvocationLog, error_kind, make_record
+from local_stack.lambda_.runtime_api import RuntimeConnection
+from local_stack.lambda_.scaling import (
+    TokenBucket,
+    concurrency_reason,
+    rate_reason,
+    scaling_bucket,
+)
+from local_stack.lambda_.zygote_client import ZygoteClient
+
+log = logging.getLogger(__name__)
+
+#: Async (``Event``) invocations retry throttles this often, backing off to 1 s.
+EVENT_MAX_ATTEMPTS = 40
+_SIGNAL_NAMES = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated",
+                 signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
+                 signal.SIGINT: "interrupt", signal.SIGBUS: "bus error"}
+
+
+def exit_reason(status: int) -> str:
+    """Lambda's wording for how a runtime ended (``signal: killed``, ``exit status 1``)."""
+    if status >= 0:
+        return f"exit status {status}"
+    sig = -status
+    try:
+        name = _SIGNAL_NAMES.get(signal.Signals(sig)) or (signal.strsignal(sig) or "").lower()
+    except ValueError:
+        name = ""
+    return f"signal: {name or sig}"
+
+
+def _runtime_dir() -> str:
+    import awslambdaric
+
+    return str(Path(awslambdaric.__file__).resolve().parent)
+
+
+class Emulator:
+    """Lambda's execution environments for a set of functions; an async context manager."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.account = config.account
+        self.run_dir = Path(config.run_dir)
+        self.pools: dict[str, FunctionPool] = {}
+        self.by_id: dict[str, Environment] = {}
+        self.by_pid: dict[int, Environment] = {}
+        self.inflight: set[Invocation] = set()
+        self.concurrency_peak = 0
+        self.unreserved_limit = self.account.concurrency_limit - sum(
+            fn.reserved_concurrency or 0 for fn in config.functions)
+        self.invocation_log: InvocationLog | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._emulator_log_fd: int | None = None
+        account_bucket = scaling_bucket(self.account) if self.account.scaling == "legacy" else None
+        runtime_dir = _runtime_dir()
+        for fn in config.functions:
+            bucket = account_bucket or scaling_bucket(self.account)
+            self.pools[fn.name] = FunctionPool(fn, bucket, self._base_env(fn, runtime_dir))
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open the invocation log, start every function's zygote and the reaper."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.invocation_log = InvocationLog(self.run_dir / "invocations.jsonl")
+            self.invocation_log.start()
+            for pool in self.pools.values():
+                (self.run_dir / "logs" / "lambda" / pool.fn.name).mkdir(parents=True,
+                                                                       exist_ok=True)
+            await asyncio.gather(*(self._start_zygote(p) for p in self.pools.values()))
+        except BaseException:
+            await self.stop()
+            raise
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._reaper()))
+        for pool in self.pools.values():
+            self._tasks.append(loop.create_task(self._event_dispatcher(pool)))
+
+    async def _start_zygote(self, pool: FunctionPool) -> None:
+        zygote = ZygoteClient(pool.fn.name, {
+            "handler": pool.fn.handler, "code_dir": pool.fn.code_dir,
+            "env": pool.base_env, "preload": list(pool.fn.preload)}, self)
+        pool.zygote = zygote
+        await zygote.start()
+
+    async def stop(self) -> None:
+        """Shut every environment down as Lambda does, then the zygotes; flush the log."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        for env in list(self.by_id.values()):
+            if env.state not in (STOPPING, DEAD):
+                self._shutdown(env, reaped=False)
+        deadline = time.monotonic() + self.account.shutdown_timeout_s + 2.0
+        while any(e.alive for e in self.by_id.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for pool in self.pools.values():
+            if pool.zygote is not None:
+                await pool.zygote.stop()
+        for env in list(self.by_id.values()):
+            self._on_env_dead(env, -signal.SIGKILL)
+        for inv in list(self.inflight):
+            self._complete(inv, "crash", error_type="Runtime.ExitError",
+                           error_message=f"RequestId: {inv.request_id} Error: "
+                                         f"Runtime exited with error: signal: killed")
+        if self.invocation_log is not None:
+            self.invocation_log.close()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------ Invoker
+
+    def has_function(self, name: str) -> bool:
+        """Whether a function by that name exists."""
+        return name in self.pools
+
+    async def invoke(self, request: InvocationRequest) -> InvocationResult:
+        """Run one invocation; see :class:`~local_stack.lambda_.invocation.Invoker`.
+
+        ``Event`` invocations are queued and answered at once (``success``, no
+        payload); ``DryRun`` only checks that the function exists.
+        """
+        pool = self.pools.get(request.function)
+        if pool is None:
+            raise UnknownFunctionError(request.function)
+        request_id = str(uuid.uuid4())
+        if request.invocation_type == "DryRun":
+            return InvocationResult(request_id=request_id, outcome="success")
+        if request.invocation_type == "Event":
+            pool.events.put_nowait((request_id, request))
+            return InvocationResult(request_id=request_id, outcome="success")
+        inv = Invocation(request_id, request, asyncio.get_running_loop().create_future())
+        reason = self._begin(pool, inv)
+        if reason is not None:
+            return self._throttled(pool, request_id, reason)
+        # shield: a caller that goes away must not cancel the invocation's bookkeeping.
+        if request.wait_timeout_s is None:
+            return await asyncio.shield(inv.future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(inv.future), request.wait_timeout_s)
+        except TimeoutError:
+            env = inv.env
+            return InvocationResult(request_id=request_id, outcome="timeout", waited_out=True,
+                                    env_id=env.env_id if env else None, cold=inv.cold)
+
+    # ------------------------------------------------------------ scheduling
+
+    def _unreserved_concurrency(self) -> int:
+        return sum(p.concurrency for p in self.pools.values()
+                   if p.fn.reserved_concurrency is None)
+
+    def _begin(self, pool: FunctionPool, inv: Invocation) -> str | None:
+        """Place ``inv`` on a warm or a new environment; the throttle reason if neither."""
+        if self._stopping:
+            return "ConcurrentInvocationLimitExceeded"
+        env = pool.pop_finishing()
+        if env is not None:
+            # It answered and is about to ask for its next event: queue this one on it
+            # (on_next dispatches it). On Lambda the caller's round trip is always
+            # longer than the runtime's, so a sequential caller never sees this
+            # environment busy; here an in-process or loopback caller could, and get a
+            # spurious cold start or throttle.
+            self.inflight.add(inv)
+            env.invocation = inv
+            inv.env = env
+            return None
+        reason = concurrency_reason(pool.fn, pool.concurrency, self._unreserved_concurrency(),
+                                    self.unreserved_limit)
+        if reason is not None:
+            return reason
+        env = pool.pop_idle()
+        if env is not None:
+            self.inflight.add(inv)
+            self._dispatch(pool, env, inv)
+            return None
+        if not pool.bucket.take():
+            return rate_reason(pool.fn)
+        self.inflight.add(inv)
+        inv.cold = True
+        env = self._new_environment(pool)
+        env.invocation = inv
+        inv.env = env
+        self._note_peak()
+        asyncio.get_running_loop().create_task(self._launch(pool, env))
+        return None
+
+    def _note_peak(self) -> None:
+        now = sum(p.concurrency for p in self.pools.values())
+        self.concurrency_peak = max(self.concurrency_peak, now)
+
+    def _new_environment(self, pool: FunctionPool) -> Environment:
+        env_id = uuid.uuid4().hex
+        log_path = str(self.run_dir / "logs" / "lambda" / pool.fn.name / f"{env_id}.log")
+        fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        env = Environment(env_id=env_id, function=pool.fn.name, log_path=log_path, log_fd=fd)
+        pool.add(env)
+        self.by_id[env_id] = env
+        return env
+
+    async def _launch(self, pool: FunctionPool, env: Environment) -> None:
+        """Give a new environment its Runtime API listener and have the zygote fork it."""
+        try:
+            env.server, env.port = await runtime_api.listen(self, env, self.config.host)
+            if pool.zygote is None or not pool.zygote.alive:
+                raise OSError("the function's zygote is not running")
+        except OSError as exc:
+            pool.bucket.give_back()
+            self._fail_init(env, "Runtime.InitError", f"cannot start environment: {exc}")
+            self._on_env_dead(env, 1)
+            return
+        if env.state != INITIALIZING:
+            return
+        stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{env.env_id}"
+        env.spawned = time.monotonic()
+        pool.zygote.spawn(env.env_id, {
+            "AWS_LAMBDA_RUNTIME_API": f"{self.config.host}:{env.port}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+        }, env.log_path)
+        loop = asyncio.get_running_loop()
+        env.init_timer = loop.call_later(self.account.init_timeout_s, self._on_init_timeout, env)
+
+    def _dispatch(self, pool: FunctionPool, env: Environment, inv: Invocation) -> None:
+        """Thaw ``env`` and answer its pending ``/next`` with ``inv``'s event."""
+        pool.set_state(env, BUSY)
+        self._note_peak()
+        env.invocation = inv
+        env.uses += 1
+        inv.env = env
+        env.thaw()
+        inv.log_offset = env.log_size()
+        rid = inv.request_id
+        env.log(f"START RequestId: {rid} Version: $LATEST\n")
+        fn = pool.fn
+        inv.started = time.monotonic()
+        headers = {
+            "Lambda-Runtime-Deadline-Ms": str(int((time.time() + fn.timeout_s) * 1000)),
+            "Lambda-Runtime-Invoked-Function-Arn": function_arn(self.account.region, fn.name),
+            "Lambda-Runtime-Trace-Id": (f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+                                        f";Parent={secrets.token_hex(8)};Sampled=0"),
+        }
+        context = _client_context(inv.request.client_context)
+        if context is not None:
+            headers["Lambda-Runtime-Client-Context"] = context
+        conn = env.next_conn
+        if conn is None or not conn.send_event(rid, inv.request.payload, headers):
+            self._kill(env)
+            self._complete(inv, "crash", error_type="Runtime.ExitError",
+                           error_message=f"RequestId: {rid} Error: Runtime exited with error: "
+                                         f"connection lost")
+            return
+        inv.timer = asyncio.get_running_loop().call_later(fn.timeout_s, self._on_timeout, inv)
+
+    def _park(self, pool: FunctionPool, env: Environment) -> None:
+        """An environment finished (or finished Init) and waits: freeze it, stack it."""
+        env.invocation = None
+        env.last_used = time.monotonic()
+        max_life = pool.fn.max_lifetime_s
+        if self._stopping or (max_life is not None and env.last_used - env.spawned >= max_life):
+            self._shutdown(env)
+            return
+        if self.account.freeze:
+            pool.set_state(env, FROZEN)
+            env.freeze()
+        else:
+            pool.set_state(env, IDLE)
+        pool.idle.append(env)
+
+    def _throttled(self, pool: FunctionPool, request_id: str, reason: str) -> InvocationResult:
+        result = InvocationResult(request_id=request_id, outcome="throttled",
+                                  throttle_reason=reason)
+        self._record(pool, result)
+        return result
+
+    # ------------------------------------------------------------ endings
+
+    def _complete(self, inv: Invocation, outcome: Outcome, *, payload: bytes | None = None,
+                  error_type: str | None = None, error_message: str | None = None) -> None:
+        """Give ``inv`` its one result: log END/REPORT, record it, wake the caller."""
+        if inv.done:
+            return
+        self.inflight.discard(inv)
+        if inv.timer is not None:
+            inv.timer.cancel()
+        env = inv.env
+        pool = self.pools[inv.request.function]
+        duration_ms = (time.monotonic() - inv.started) * 1000 if inv.started else 0.0
+        init_ms = env.init_ms if (env is not None and inv.cold) else None
+        tail = None
+        if env is not None:
+            rid = inv.request_id
+            report = (f"REPORT RequestId: {rid}\tDuration: {duration_ms:.2f} ms\t"
+                      f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\t"
+                      f"Memory Size: {pool.fn.memory_mb} MB\t"
+                      f"Max Memory Used: {env.max_memory_mb()} MB\t")
+            if init_ms is not None and outcome != "init_error":
+                report += f"Init Duration: {init_ms:.2f} ms\t"
+            if error_type is not None and outcome != "function_error":
+                report += f"Status: {'timeout' if outcome == 'timeout' else 'error'}\t"
+                report += f"Error Type: {error_type}\t"
+            env.log(f"END RequestId: {rid}\n{report}\n")
+            if inv.request.log_tail:
+                tail = env.read_log_tail(inv.log_offset)
+        if payload is None and error_type is not None:
+            payload = json.dumps({"errorType": error_type,
+                                  "errorMessage": error_message or ""}).encode()
+        result = InvocationResult(
+            request_id=inv.request_id, outcome=outcome, payload=payload or b"",
+            error_type=error_type, error_message=error_message, log_tail=tail,
+            env_id=env.env_id if env is not None else None, cold=inv.cold, init_ms=init_ms,
+            duration_ms=duration_ms if inv.started else None)
+        inv.future.set_result(result)
+        self._record(pool, result)
+        if env is not None and env.state == BUSY and outcome in ("success", "function_error"):
+            pool.finishing.append(env)
+
+    def _record(self, pool: FunctionPool, result: InvocationResult) -> None:
+        if result.outcome == "throttled":
+            pool.throttles += 1
+        else:
+            pool.invocations += 1
+            pool.cold_starts += int(result.cold)
+            if result.outcome == "timeout":
+                pool.timeouts += 1
+            if result.outcome != "success":
+                pool.errors += 1
+        kind = error_kind(result)
+        if kind is not None:
+            pool.errors_by_kind[kind] += 1
+        if self.invocation_log is not None:
+            self.invocation_log.add(make_record(pool.fn.name, result))
+
+    def _fail_init(self, env: Environment, error_type: str, message: str,
+                   payload: bytes | None = None) -> None:
+        inv = env.invocation
+        if inv is not None and not inv.done:
+            self._complete(inv, "init_error", error_type=error_type, error_message=message,
+                           payload=payload)
+
+    def _on_timeout(self, inv: Invocation) -> None:
+        env = inv.env
+        fn = self.pools[inv.request.function].fn
+        seconds = f"{fn.timeout_s:.2f}"
+        if env is not None:
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            env.log(f"{stamp} {inv.request_id} Task timed out after {seconds} seconds\n")
+        self._complete(inv, "timeout", error_type="Sandbox.Timedout",
+                       error_message=f"RequestId: {inv.request_id} Error: Task timed out "
+                                     f"after {seconds} seconds")
+        if env is not None:
+            self._kill(env)
+
+    def _on_init_timeout(self, env: Environment) -> None:
+        if env.state != INITIALIZING:
+            return
+        inv = env.invocation
+        rid = inv.request_id if inv is not None else ""
+        self._fail_init(env, "Runtime.InitError",
+                        f"RequestId: {rid} Error: Runtime init timed out after "
+                        f"{self.account.init_timeout_s:.2f} seconds")
+        self._kill(env)
+
+    def _kill(self, env: Environment) -> None:
+        """Discard an environment at once (timeout, crash, init failure)."""
+        if env.state in (STOPPING, DEAD):
+            return
+        pool = self.pools[env.function]
+        pool.unpark(env)
+        pool.unfinish(env)
+        pool.set_state(env, STOPPING)
+        env.signal_group(signal.SIGKILL)
+
+    def _shutdown(self, env: Environment, *, reaped: bool = True) -> None:
+        """Lambda's shutdown: SIGTERM (continued if frozen), SIGKILL after the grace time."""
+        if env.state in (STOPPING, DEAD):
+            return
+        pool = self.pools[env.function]
+        pool.unpark(env)
+        pool.unfinish(env)
+        pool.set_state(env, STOPPING)
+        if reaped:
+            pool.reaped += 1
+        env.signal_group(signal.SIGTERM)
+        env.signal_group(signal.SIGCONT)
+        env.frozen = False
+        env.kill_timer = asyncio.get_running_loop().call_later(
+            self.account.shutdown_timeout_s, env.signal_group, signal.SIGKILL)
+
+    def _on_env_dead(self, env: Environment, status: int) -> None:
+        """The process is gone: fail what it held, forget it, free its sockets."""
+        if env.state == DEAD:
+            return
+        pool = self.pools[env.function]
+        pool.unpark(env)
+        was_initializing = env.state == INITIALIZING
+        pool.set_state(env, DEAD)
+        pool.unfinish(env)
+        inv = env.invocation
+        if inv is not None and not inv.done and not inv.started and not inv.cold \
+                and not self._stopping:
+            # Queued on an environment that died before taking it: place it again.
+            inv.env = None
+            self.inflight.discard(inv)
+            reason = self._begin(pool, inv)
+            if reason is not None:
+                inv.future.set_result(self._throttled(pool, inv.request_id, reason))
+        elif inv is not None and not inv.done:
+            message = (f"RequestId: {inv.request_id} Error: Runtime exited with error: "
+                       f"{exit_reason(status)}")
+            env.log(f"{message}\n")
+            if was_initializing:
+                self._fail_init(env, "Runtime.ExitError", message)
+            else:
+                self._complete(inv, "crash", error_type="Runtime.ExitError",
+                               error_message=message)
+        pool.envs.pop(env.env_id, None)
+        self.by_id.pop(env.env_id, None)
+        if env.pid is not None:
+            self.by_pid.pop(env.pid, None)
+        env.close_resources()
+
+    # ------------------------------------------------------------ zygote reports
+
+    def on_spawned(self, env_id: str, pid: int) -> None:
+        """The zygote forked the environment."""
+        env = self.by_id.get(env_id)
+        if env is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        env.pid = pid
+        self.by_pid[pid] = env
+        if env.state == STOPPING:
+            env.signal_group(signal.SIGKILL)
+        elif env.freeze_pending:
+            env.freeze()
+
+    def on_spawn_failed(self, env_id: str, error: str) -> None:
+        """The fork failed."""
+        env = self.by_id.get(env_id)
+        if env is None:
+            return
+        self.pools[env.function].bucket.give_back()
+        self._fail_init(env, "Runtime.InitError", f"cannot start environment: {error}")
+        self._on_env_dead(env, 1)
+
+    def on_exit(self, pid: int, status: int) -> None:
+        """An environment process ended."""
+        env = self.by_pid.get(pid)
+        if env is not None:
+            self._on_env_dead(env, status)
+
+    def on_zygote_lost(self, function: str) -> None:
+        """Its environments died with it (PDEATHSIG); start a new one unless stopping."""
+        pool = self.pools[function]
+        for env in list(pool.envs.values()):
+            self._on_env_dead(env, -signal.SIGKILL)
+        if not self._stopping:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._restart(pool)))
+
+    async def _restart(self, pool: FunctionPool) -> None:
+        try:
+            await self._start_zygote(pool)
+        except Exception:
+            log.exception("cannot restart the zygote of %s", pool.fn.name)
+
+    # ------------------------------------------------------------ Runtime API
+
+    def on_next(self, conn: RuntimeConnection) -> None:
+        """The runtime waits for an event: hand it the pending one, or freeze it."""
+        env: Environment = conn.env  # type: ignore[assignment]
+        if env.state in (STOPPING, DEAD):
+            return
+        env.next_conn = conn
+        pool = self.pools[env.function]
+        if env.state == INITIALIZING:
+            env.init_ms = (time.monotonic() - env.spawned) * 1000
+            if env.init_timer is not None:
+                env.init_timer.cancel()
+            inv = env.invocation
+            if inv is not None and not inv.done:
+                self._dispatch(pool, env, inv)
+            else:
+                self._park(pool, env)
+            return
+        if env.state != BUSY:
+            return
+        pool.unfinish(env)
+        inv = env.invocation
+        if inv is None or inv.done:
+            self._park(pool, env)
+        elif not inv.started:
+            self._dispatch(pool, env, inv)  # queued on it while it was finishing
+        # else: a runtime that asked for more without answering; the invocation runs
+        # into its timeout, as on Lambda.
+
+    def on_response(self, conn: RuntimeConnection, request_id: str, body: bytes) -> int:
+        """The handler's result for ``request_id``."""
+        inv = self._own_invocation(conn, request_id)
+        if not isinstance(inv, Invocation):
+            return inv
+        self._complete(inv, "success", payload=body)
+        return 202
+
+    def on_error(self, conn: RuntimeConnection, request_id: str, body: bytes,
+                 error_type: str | None) -> int:
+        """The handler raised; the environment stays warm."""
+        inv = self._own_invocation(conn, request_id)
+        if not isinstance(inv, Invocation):
+            return inv
+        doc = _json_object(body)
+        self._complete(inv, "function_error", payload=body,
+                       error_type=str(doc.get("errorType") or error_type or "Unhandled"),
+                       error_message=str(doc.get("errorMessage", "")))
+        return 202
+
+    def on_init_error(self, conn: RuntimeConnection, body: bytes,
+                      error_type: str | None) -> int:
+        """Init failed: the pending invocation fails with the runtime's errorType."""
+        env: Environment = conn.env  # type: ignore[assignment]
+        if env.state != INITIALIZING:
+            return 403
+        doc = _json_object(body)
+        etype = str(error_type or doc.get("errorType") or "Runtime.InitError")
+        env.init_error = (etype, body)
+        self._fail_init(env, etype, str(doc.get("errorMessage", "")), payload=body)
+        self._kill(env)
+        return 202
+
+    def on_connection_lost(self, conn: RuntimeConnection) -> None:
+        """A parked environment whose ``/next`` connection broke cannot be used again."""
+        env: Environment = conn.env  # type: ignore[assignment]
+        if env.next_conn is conn:
+            env.next_conn = None
+            if env.state in (FROZEN, IDLE):
+                self._kill(env)
+
+    def _own_invocation(self, conn: RuntimeConnection, request_id: str) -> Invocation | int:
+        """The invocation this environment holds under ``request_id``, else a 4xx status."""
+        env: Environment = conn.env  # type: ignore[assignment]
+        inv = env.invocation
+        if inv is None or inv.request_id != request_id:
+            return 400
+        if inv.done:
+            return 403
+        return inv
+
+    # ------------------------------------------------------------ background
+
+    async def _reaper(self) -> None:
+        lifetimes = [p.fn.idle_lifetime_s for p in self.pools.values()] + [
+            p.fn.max_lifetime_s for p in self.pools.values() if p.fn.max_lifetime_s]
+        interval = min(1.0, max(0.05, min(lifetimes, default=1.0) / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for pool in self.pools.values():
+                idle_s, max_s = pool.fn.idle_lifetime_s, pool.fn.max_lifetime_s
+                for env in list(pool.idle):
+                    if now - env.last_used >= idle_s or (
+                            max_s is not None and now - env.spawned >= max_s):
+                        self._shutdown(env)
+
+    async def _event_dispatcher(self, pool: FunctionPool) -> None:
+        """Run queued ``Event`` invocations in order, retrying throttles with backoff."""
+        loop = asyncio.get_running_loop()
+        while True:
+            request_id, request = await pool.events.get()
+            delay_s = 0.02
+            reason: str | None = None
+            for _ in range(EVENT_MAX_ATTEMPTS):
+                inv = Invocation(request_id, request, loop.create_future())
+                reason = self._begin(pool, inv)
+                if reason is None:
+                    break
+                await asyncio.sleep(delay_s)
+                delay_s = min(1.0, delay_s * 2)
+            if reason is not None:
+                self._throttled(pool, request_id, reason)
+
+    # ------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``GET /_connstorm/stats``: totals plus ``functions`` by name."""
+        per = {name: pool.stats() for name, pool in self.pools.items()}
+        total: dict[str, Any] = dict.fromkeys(STAT_KEYS, 0)
+        kinds: dict[str, int] = {}
+        for fs in per.values():
+            for key in STAT_KEYS:
+                if key == "errors_by_kind":
+                    for kind, n in fs[key].items():
+                        kinds[kind] = kinds.get(kind, 0) + n
+                elif key != "concurrency_peak":
+                    total[key] += fs[key]
+        total["errors_by_kind"] = kinds
+        total["concurrency_peak"] = self.concurrency_peak
+        return {"t": time.time(), **total, "functions": per}
+
+    # ------------------------------------------------------------ helpers
+
+    def _base_env(self, fn: Any, runtime_dir: str) -> dict[str, str]:
+        """The environment variables Lambda sets for a function (minus per-env ones)."""
+        region = self.account.region
+        env = dict(fn.env)
+        env.update({
+            "_HANDLER": fn.handler,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
+            "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "AWS_SESSION_TOKEN": "connstorm-local-session-token",
+            "LAMBDA_TASK_ROOT": fn.code_dir,
+            "LAMBDA_RUNTIME_DIR": runtime_dir,
+            "TZ": ":UTC",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)  # multi-concurrent mode is not Lambda's
+        return env
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _client_context(raw: str | None) -> str | None:
+    """The client context as compact JSON (the Invoke API passes it base64-encoded)."""
+    if not raw:
+        return None
+    try:
+        text = base64.b64decode(raw, validate=True).decode()
+    except ValueError:
+        text = raw
+    try:
+        return json.dumps(json.loads(text), separators=(",", ":"))
+    except ValueError:
+        return None
+
+
+__all__ = ["Emulator", "TokenBucket", "exit_reason"]

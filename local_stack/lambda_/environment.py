@@ -1,0 +1,162 @@
+"""One execution environment (an OS process running awslambdaric) and one invocation.
+
+An environment moves through ``initializing`` (spawned, importing the handler),
+``busy`` (holding an invocation, until its runtime asks for the next event),
+``frozen`` (SIGSTOPped while waiting on ``/next``) or ``idle`` (waiting, freezing
+off), ``stopping`` (shutdown or kill sent) and ``dead`` (the zygote reported its
+exit). The emulator owns the transitions; this class holds the state and does
+the signalling.
+
+Signals go to the process group (``killpg``): the environment is a session
+leader, so whatever its handler started is frozen and killed with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
+
+if TYPE_CHECKING:
+    from local_stack.lambda_.runtime_api import RuntimeConnection
+
+INITIALIZING = "initializing"
+BUSY = "busy"
+FROZEN = "frozen"
+IDLE = "idle"
+STOPPING = "stopping"
+DEAD = "dead"
+STATES = (INITIALIZING, BUSY, FROZEN, IDLE, STOPPING, DEAD)
+
+
+@dataclass(eq=False)
+class Invocation:
+    """One invocation in flight: what was asked, where it runs, how it ends."""
+
+    request_id: str
+    request: InvocationRequest
+    future: asyncio.Future[InvocationResult]
+    cold: bool = False
+    env: Environment | None = None
+    started: float = 0.0
+    log_offset: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether a result has been given (a second answer must change nothing)."""
+        return self.future.done()
+
+
+@dataclass(eq=False)
+class Environment:
+    """An execution environment: its process, its Runtime API listener, its log stream."""
+
+    env_id: str
+    function: str
+    log_path: str
+    log_fd: int
+    spawned: float = field(default_factory=time.monotonic)
+    state: str = INITIALIZING
+    pid: int | None = None
+    port: int = 0
+    server: asyncio.Server | None = None
+    next_conn: RuntimeConnection | None = None
+    invocation: Invocation | None = None
+    init_ms: float | None = None
+    last_used: float = field(default_factory=time.monotonic)
+    frozen: bool = False
+    #: Freeze requested before the zygote told us the pid.
+    freeze_pending: bool = False
+    init_error: tuple[str, bytes] | None = None
+    init_timer: asyncio.TimerHandle | None = None
+    kill_timer: asyncio.TimerHandle | None = None
+    uses: int = 0
+
+    @property
+    def alive(self) -> bool:
+        """Not yet reported dead by the zygote."""
+        return self.state != DEAD
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to the environment's process group (its process until setsid ran)."""
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            # Not a group leader yet (setsid not run) or already gone.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def freeze(self) -> None:
+        """SIGSTOP the environment (deferred until its pid is known)."""
+        if self.pid is None:
+            self.freeze_pending = True
+            return
+        self.signal_group(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """SIGCONT the environment if it is frozen."""
+        self.freeze_pending = False
+        if self.frozen:
+            self.signal_group(signal.SIGCONT)
+            self.frozen = False
+
+    def log(self, text: str) -> None:
+        """Append platform lines (START/END/REPORT) to the environment's log stream."""
+        with contextlib.suppress(OSError):
+            os.write(self.log_fd, text.encode("utf-8", "replace"))
+
+    def log_size(self) -> int:
+        """Current size of the log stream (the Tail offset of an invocation)."""
+        try:
+            return os.fstat(self.log_fd).st_size
+        except OSError:
+            return 0
+
+    def read_log_tail(self, offset: int, limit: int = 4096) -> str:
+        """The last ``limit`` bytes of the log written since ``offset``."""
+        try:
+            end = os.fstat(self.log_fd).st_size
+            start = max(offset, end - limit)
+            data = os.pread(self.log_fd, end - start, start) if end > start else b""
+        except OSError:
+            return ""
+        return data.decode("utf-8", "replace")
+
+    def max_memory_mb(self) -> int:
+        """Peak resident memory of the process (VmHWM), for the REPORT line."""
+        if self.pid is None:
+            return 0
+        try:
+            with open(f"/proc/{self.pid}/status", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"VmHWM:"):
+                        return int(line.split()[1]) // 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0
+
+    def close_resources(self) -> None:
+        """Close the listener and the log fd (after the process is gone)."""
+        for timer in (self.init_timer, self.kill_timer):
+            if timer is not None:
+                timer.cancel()
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.next_conn is not None:
+            self.next_conn.close()
+            self.next_conn = None
+        if self.log_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.log_fd)
+            self.log_fd = -1

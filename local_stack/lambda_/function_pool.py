@@ -1,0 +1,125 @@
+"""One function's environments and counters: the LIFO of warm environments.
+
+Lambda hands a request to the most recently used idle environment (so a few
+environments stay hot and the rest age out): the idle list is a stack. Counts
+by state are kept incrementally so concurrency checks cost nothing per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from typing import Any
+
+from connstorm.scenario import FunctionConfig
+from local_stack.lambda_.environment import (
+    BUSY,
+    DEAD,
+    FROZEN,
+    IDLE,
+    INITIALIZING,
+    STATES,
+    STOPPING,
+    Environment,
+)
+from local_stack.lambda_.invocation import InvocationRequest
+from local_stack.lambda_.scaling import TokenBucket
+from local_stack.lambda_.zygote_client import ZygoteClient
+
+#: Stats keys, as the ``emulator`` sample row of ``docs/run-folder.md`` names them.
+STAT_KEYS = ("env_initializing", "env_busy", "env_frozen", "env_idle", "env_stopping",
+             "env_total", "env_reaped", "concurrency", "concurrency_peak", "invocations",
+             "cold_starts", "throttles", "timeouts", "errors", "errors_by_kind")
+
+
+class FunctionPool:
+    """A function's environments (by id), its idle stack, scaling bucket and counters."""
+
+    def __init__(self, fn: FunctionConfig, bucket: TokenBucket, base_env: dict[str, str]) -> None:
+        self.fn = fn
+        self.bucket = bucket
+        self.base_env = base_env
+        self.zygote: ZygoteClient | None = None
+        self.envs: dict[str, Environment] = {}
+        self.idle: list[Environment] = []
+        #: Busy environments whose invocation has its answer but whose runtime has not
+        #: asked for the next event yet (a few hundred microseconds).
+        self.finishing: list[Environment] = []
+        self.counts: Counter[str] = Counter(dict.fromkeys(STATES, 0))
+        self.events: asyncio.Queue[tuple[str, InvocationRequest]] = asyncio.Queue()
+        self.reaped = 0
+        self.concurrency_peak = 0
+        self.invocations = 0
+        self.cold_starts = 0
+        self.throttles = 0
+        self.timeouts = 0
+        self.errors = 0
+        self.errors_by_kind: Counter[str] = Counter()
+
+    @property
+    def concurrency(self) -> int:
+        """Busy plus initializing environments: what Lambda counts as concurrency."""
+        return self.counts[BUSY] + self.counts[INITIALIZING]
+
+    def set_state(self, env: Environment, state: str) -> None:
+        """Move ``env`` to ``state``, keeping the counts and the peak right."""
+        self.counts[env.state] -= 1
+        self.counts[state] += 1
+        env.state = state
+        if state in (BUSY, INITIALIZING):
+            self.concurrency_peak = max(self.concurrency_peak, self.concurrency)
+
+    def add(self, env: Environment) -> None:
+        """Register a new (initializing) environment."""
+        self.envs[env.env_id] = env
+        self.counts[env.state] += 1
+        self.concurrency_peak = max(self.concurrency_peak, self.concurrency)
+
+    def pop_idle(self) -> Environment | None:
+        """The most recently parked environment that can take an event, if any."""
+        while self.idle:
+            env = self.idle.pop()
+            if env.state in (FROZEN, IDLE) and env.next_conn is not None \
+                    and env.next_conn.waiting_next:
+                return env
+        return None
+
+    def pop_finishing(self) -> Environment | None:
+        """The most recent finishing environment with nothing queued on it, if any."""
+        while self.finishing:
+            env = self.finishing.pop()
+            if env.state == BUSY and env.invocation is not None and env.invocation.done:
+                return env
+        return None
+
+    def unfinish(self, env: Environment) -> None:
+        """Take ``env`` off the finishing list."""
+        with contextlib.suppress(ValueError):
+            self.finishing.remove(env)
+
+    def unpark(self, env: Environment) -> None:
+        """Take ``env`` off the idle stack (reaped, killed, or died)."""
+        with contextlib.suppress(ValueError):
+            self.idle.remove(env)
+
+    def stats(self) -> dict[str, Any]:
+        """This function's counters, keyed as ``STAT_KEYS``."""
+        alive = sum(n for s, n in self.counts.items() if s != DEAD)
+        return {
+            "env_initializing": self.counts[INITIALIZING],
+            "env_busy": self.counts[BUSY],
+            "env_frozen": self.counts[FROZEN],
+            "env_idle": self.counts[IDLE],
+            "env_stopping": self.counts[STOPPING],
+            "env_total": alive,
+            "env_reaped": self.reaped,
+            "concurrency": self.concurrency,
+            "concurrency_peak": self.concurrency_peak,
+            "invocations": self.invocations,
+            "cold_starts": self.cold_starts,
+            "throttles": self.throttles,
+            "timeouts": self.timeouts,
+            "errors": self.errors,
+            "errors_by_kind": dict(self.errors_by_kind),
+        }

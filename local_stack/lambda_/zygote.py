@@ -1,0 +1,229 @@
+"""The fork server ("zygote") that turns into execution environments.
+
+Why a zygote: a fresh ``python -m awslambdaric`` costs 33–45 ms and ~30 MB PSS
+per environment (guide, measured). A parent that has already imported
+awslambdaric's Python modules and the function's ``preload`` modules forks a
+child in about a millisecond, and the child shares those pages copy-on-write
+(~3–4.5 MB PSS each). What the zygote must NOT load:
+
+* awslambdaric's C extension ``runtime_client``: it reads ``AWS_LAMBDA_RUNTIME_API``
+  once, in a static initializer, when it is loaded. Each environment has its own
+  Runtime API port, so each child loads it after setting its own endpoint.
+  awslambdaric tolerates a failed import of it, which is how the zygote blocks it.
+* the handler module: importing it is the environment's Init (Init Duration).
+
+Run as ``python -m local_stack.lambda_.zygote CONTROL_FD EMULATOR_PID``. It speaks
+JSON lines over the inherited control socket: the first line from the emulator is
+the function's config; then ``{"op": "spawn", ...}`` lines, each answered with
+``spawned``/``spawn_failed``; every child's exit is reported as
+``{"op": "exit", "pid", "status"}`` (``status`` as ``os.waitstatus_to_exitcode``:
+negative for a signal). This module imports only the standard library until the
+config arrives, and must stay that way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+from local_stack.lambda_.deathsig import set_parent_death_signal
+
+#: Variables kept from the zygote's own environment; everything else is Lambda's.
+_INHERITED_VARS = ("PATH", "LD_LIBRARY_PATH", "LANG", "HOME")
+
+
+def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
+    ctl.sendall(json.dumps(msg).encode() + b"\n")
+
+
+def _preload(cfg: dict[str, Any]) -> list[str]:
+    """Import awslambdaric (minus its C client) and the function's preload modules."""
+    sys.modules["runtime_client"] = None  # type: ignore[assignment]  # blocks the import
+    importlib.import_module("awslambdaric.__main__")
+    importlib.import_module("awslambdaric.bootstrap")
+    importlib.import_module("http.client")  # awslambdaric imports it lazily on init errors
+    errors: list[str] = []
+    sys.path.insert(0, cfg["code_dir"])
+    for name in cfg.get("preload", ()):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # a missing optional module must not stop the function
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    sys.path.remove(cfg["code_dir"])
+    gc.collect()
+    gc.freeze()  # keep the preloaded objects' pages shared: the GC won't touch them
+    return errors
+
+
+def _become_environment(cfg: dict[str, Any], msg: dict[str, Any], zygote_pid: int) -> None:
+    """Runs in the forked child: set up the environment, then run awslambdaric for ever."""
+    # Own session: a stopped (frozen) process group must not get SIGHUP/SIGCONT
+    # from the kernel when it becomes orphaned.
+    os.setsid()
+    # SIGKILL, not SIGTERM: a frozen (SIGSTOPped) process ignores SIGTERM until continued.
+    set_parent_death_signal(signal.SIGKILL, expected_parent=zygote_pid)
+    env = {k: os.environ[k] for k in _INHERITED_VARS if k in os.environ}
+    env.update(cfg["env"])
+    env.update(msg["env"])
+    os.environ.clear()
+    os.environ.update(env)
+    time.tzset()
+    fd = os.open(msg["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    os.chdir(cfg["code_dir"])
+    sys.path.insert(0, cfg["code_dir"])
+
+    del sys.modules["runtime_client"]
+    runtime_client = importlib.import_module("runtime_client")  # reads AWS_LAMBDA_RUNTIME_API
+    client_mod = sys.modules["awslambdaric.lambda_runtime_client"]
+    client_mod.runtime_client = runtime_client  # type: ignore[attr-defined]
+    runtime_client.initialize_client(client_mod._user_agent())  # type: ignore[attr-defined]
+    # bootstrap read these at import time, in the zygote, before the function's env existed.
+    boot = sys.modules["awslambdaric.bootstrap"]
+    log_utils = sys.modules["awslambdaric.lambda_runtime_log_utils"]
+    boot._AWS_LAMBDA_LOG_FORMAT = log_utils.LogFormat.from_str(  # type: ignore[attr-defined]
+        os.environ.get("AWS_LAMBDA_LOG_FORMAT"))
+    boot._AWS_LAMBDA_LOG_LEVEL = log_utils._get_log_level_from_env_var(  # type: ignore[attr-defined]
+        os.environ.get("AWS_LAMBDA_LOG_LEVEL"))
+
+    sys.argv = ["awslambdaric", cfg["handler"]]
+    main = sys.modules["awslambdaric.__main__"].main  # type: ignore[attr-defined]
+    main(sys.argv)
+
+
+class Zygote:
+    """The fork server's main loop (runs in the zygote process)."""
+
+    def __init__(self, ctl: socket.socket, emulator_pid: int) -> None:
+        self.ctl = ctl
+        self.emulator_pid = emulator_pid
+        self.children: set[int] = set()
+        self.cfg: dict[str, Any] = {}
+        self.sel = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        self.buf = b""
+
+    def run(self) -> None:
+        """Read the config, preload, then serve spawn requests until the emulator goes."""
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: self._exit())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the toolkit's to handle
+        line = self._read_line()
+        if line is None:
+            return
+        self.cfg = json.loads(line)
+        errors = _preload(self.cfg)
+        _send(self.ctl, {"op": "ready", "preload_errors": errors, "pid": os.getpid()})
+        self.sel.register(self.ctl, selectors.EVENT_READ)
+        self.sel.register(self.wake_r, selectors.EVENT_READ)
+        while True:
+            for key, _ in self.sel.select():
+                if key.fileobj is self.ctl:
+                    self._on_control()
+                else:
+                    os.read(self.wake_r, 4096)
+                    self._reap()
+
+    def _read_line(self) -> bytes | None:
+        while b"\n" not in self.buf:
+            data = self.ctl.recv(65536)
+            if not data:
+                return None
+            self.buf += data
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+    def _on_control(self) -> None:
+        data = self.ctl.recv(65536)
+        if not data:
+            self._exit()
+        self.buf += data
+        while b"\n" in self.buf:
+            line, _, self.buf = self.buf.partition(b"\n")
+            msg = json.loads(line)
+            if msg.get("op") == "spawn":
+                self._spawn(msg)
+
+    def _spawn(self, msg: dict[str, Any]) -> None:
+        zygote_pid = os.getpid()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            _send(self.ctl, {"op": "spawn_failed", "env_id": msg["env_id"], "error": str(exc)})
+            return
+        if pid == 0:
+            code = 1
+            try:
+                self.sel.close()
+                self.ctl.close()
+                os.close(self.wake_r)
+                os.close(self.wake_w)
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, signal.SIG_DFL)
+                _become_environment(self.cfg, msg, zygote_pid)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        self.children.add(pid)
+        _send(self.ctl, {"op": "spawned", "env_id": msg["env_id"], "pid": pid})
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            _send(self.ctl, {"op": "exit", "pid": pid,
+                             "status": os.waitstatus_to_exitcode(status)})
+
+    def _exit(self) -> None:
+        """The emulator is gone or asked us to go: no environment may outlive us."""
+        for pid in list(self.children):
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except OSError:
+                    continue
+        os._exit(0)
+
+
+def main(argv: list[str]) -> None:
+    """Entry point: ``python -m local_stack.lambda_.zygote CONTROL_FD EMULATOR_PID``."""
+    ctl_fd, emulator_pid = int(argv[1]), int(argv[2])
+    set_parent_death_signal(signal.SIGKILL, expected_parent=emulator_pid)
+    ctl = socket.socket(fileno=ctl_fd)
+    ctl.setblocking(True)
+    with contextlib.suppress(BrokenPipeError):
+        Zygote(ctl, emulator_pid).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,7 @@
+"""Fails at import: the runtime posts /init/error (Runtime.ImportModuleError)."""
+
+import connstorm_module_that_does_not_exist  # noqa: F401
+
+
+def lambda_handler(event, context):
+    return "unreachable"
