@@ -101,7 +101,7 @@ def build_collectors(environment: Any, writer: SampleWriter, stack: dict[str, An
             writer, pg_dsn, app_user=_user_of(stack.get("postgres_dsn"), "app"),
             interval_s=interval_s))
     else:
-        skipped["postgres"] = "no PostgreSQL admin DSN (no stack.json, no --postgres-admin-dsn)"
+        skipped["postgres"] = "no PostgreSQL admin DSN (no local stack, no --postgres-admin-dsn)"
     pb_dsn = stack.get("pgbouncer_admin_dsn") or getattr(opts, "pgbouncer_admin_dsn", "")
     if pb_dsn:
         from loadtests.collectors.pgbouncer import PgBouncerCollector
@@ -109,8 +109,9 @@ def build_collectors(environment: Any, writer: SampleWriter, stack: dict[str, An
             writer, pb_dsn, database=_db_of(stack.get("pgbouncer_dsn"), "app"),
             interval_s=interval_s))
     else:
-        skipped["pgbouncer"] = ("PgBouncer disabled in the stack" if stack else
-                                "no PgBouncer admin DSN (no stack.json, no --pgbouncer-admin-dsn)")
+        skipped["pgbouncer"] = ("PgBouncer disabled in the stack"
+                                if stack and not stack.get("live_target") else
+                                "no PgBouncer admin DSN (no local stack, no --pgbouncer-admin-dsn)")
     if stack.get("stats_url"):
         from loadtests.collectors.emulator import EmulatorCollector
         collectors.append(EmulatorCollector(writer, stack["stats_url"], interval_s=interval_s))
