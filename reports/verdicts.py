@@ -19,6 +19,7 @@ VARIANT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("errors_by_kind", "errors by kind"),
     ("peak_db_connections", "peak DB conns / max"),
     ("peak_pooler_clients", "peak pooler clients"),
+    ("peak_pooler_server_connections", "pooler server conns / pool"),
     ("peak_environments", "peak envs"),
     ("cold_starts", "cold starts"),
     ("p50_ms", "p50 ms"),
@@ -78,6 +79,12 @@ def cell(variant: Mapping[str, Any], key: str) -> str:
         return errors_text(variant.get(key))
     if key == "peak_db_connections":
         return f"{fmt(variant.get(key))} / {fmt(variant.get('max_connections'))}"
+    if key == "peak_pooler_server_connections":
+        if variant.get("db_path") == "direct" or variant.get(key) is None:
+            return DASH
+        return f"{fmt(variant.get(key))} / {fmt(variant.get('pool_size'))}"
+    if key == "peak_pooler_clients" and variant.get("db_path") == "direct":
+        return DASH
     return fmt(variant.get(key))
 
 
@@ -117,6 +124,12 @@ def verdict(variant: Mapping[str, Any]) -> str:
         return f"FAIL: thresholds broken: {', '.join(broken) or 'see the table'}"
     if not requests:
         return "NO DATA: no requests were made"
+    if variant.get("db_path") == "pgbouncer":
+        waiting = _num(variant.get("peak_pooler_waiting"))
+        queued = f", up to {fmt(waiting)} clients waiting" if waiting else ""
+        return (f"OK: no failures; pooler held the database to "
+                f"{fmt(variant.get('peak_pooler_server_connections'))} server connections "
+                f"(pool {fmt(variant.get('pool_size'))}){queued}; peak {peak} of {limit}")
     return f"OK: no failures; peak {peak} of max_connections {limit} DB connections"
 
 
