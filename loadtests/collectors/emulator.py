@@ -17,7 +17,7 @@ from typing import Any
 from loadtests.collectors.base import Collector
 from loadtests.samples import SampleWriter
 
-ENV_STATES = ("initializing", "busy", "frozen", "idle", "total", "reaped")
+ENV_STATES = ("initializing", "busy", "frozen", "idle", "stopping", "total", "reaped")
 COUNTERS = ("invocations", "cold_starts", "throttles", "timeouts", "errors")
 
 
