@@ -1,0 +1,242 @@
+"""PgBouncer in front of the stack's PostgreSQL: the local stand-in for RDS Proxy.
+
+:func:`render_ini` and :func:`render_auth_file` are pure, so the container stack
+can reuse them; :class:`PgBouncerServer` runs a real ``pgbouncer`` with them on
+127.0.0.1 and a free port, as an unprivileged user when we are root.
+
+Authentication is ``scram-sha-256`` end to end: the auth file holds the
+application role's SCRAM verifier copied from ``pg_authid``, which lets
+PgBouncer log in to PostgreSQL with the client's own SCRAM exchange, and a
+verifier for the console's admin user ``pgbouncer_admin``. No clear-text
+password is written anywhere.
+
+>>> with PostgresServer(pg_config, run_dir) as pg, PgBouncerServer(pb_config, pg, run_dir) as pb:
+...     psycopg.connect(pb.dsn).execute("select 1")
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+import psycopg
+
+from connstorm.errors import EnvironmentProblemError
+from connstorm.scenario import PgBouncerConfig, SettingValue
+from local_stack.credentials import make_dsn, new_password, scram_verifier
+from local_stack.os_user import chown_tree, server_user
+from local_stack.ports import HOST, claim_port
+from local_stack.process import ManagedProcess
+from local_stack.scratch import create_scratch, remove_scratch
+
+log = logging.getLogger(__name__)
+
+ADMIN_USER = "pgbouncer_admin"
+ADMIN_DB = "pgbouncer"
+INSTALL_HINT = "pgbouncer not found; install it with: apt-get install -y pgbouncer"
+#: Startup parameters common drivers send that PgBouncer would otherwise refuse.
+DEFAULT_IGNORED_STARTUP_PARAMETERS = "extra_float_digits"
+
+
+class Upstream(Protocol):
+    """What PgBouncer needs of the database behind it (PostgresServer, ExternalPostgres)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+    app_user: str
+    app_dbname: str
+
+    @property
+    def app_password(self) -> str | None: ...
+
+    def role_secret(self, role: str) -> str: ...
+
+
+def find_pgbouncer() -> str:
+    """Path of the pgbouncer program (Debian puts it in /usr/sbin, often off PATH)."""
+    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/bin")
+    if found is None:
+        raise EnvironmentProblemError(INSTALL_HINT)
+    return found
+
+
+def _ini_value(value: SettingValue) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def render_ini(settings: Mapping[str, SettingValue], *, listen_port: int, db_host: str,
+               db_port: int, db_name: str, auth_file: str, admin_user: str = ADMIN_USER,
+               listen_addr: str = HOST, pidfile: str | None = None) -> str:
+    """The text of ``pgbouncer.ini``: managed settings first, then ``settings``.
+
+    ``db_name`` is the one database clients may use; PgBouncer logs in to it
+    with the client's own user and SCRAM credentials.
+    """
+    managed: dict[str, SettingValue] = {
+        "listen_addr": listen_addr,
+        "listen_port": listen_port,
+        "unix_socket_dir": "",
+        "auth_type": "scram-sha-256",
+        "auth_file": auth_file,
+        "admin_users": admin_user,
+    }
+    if pidfile is not None:
+        managed["pidfile"] = pidfile
+    merged: dict[str, SettingValue] = {
+        **managed, "ignore_startup_parameters": DEFAULT_IGNORED_STARTUP_PARAMETERS,
+        **settings,
+    }
+    lines = [
+        ";; written by connstorm: managed settings, then the scenario's",
+        "[databases]",
+        f"{db_name} = host={db_host} port={db_port} dbname={db_name}",
+        "",
+        "[pgbouncer]",
+    ]
+    lines += [f"{key} = {_ini_value(value)}" for key, value in merged.items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_auth_file(secrets_by_user: Mapping[str, str]) -> str:
+    """The auth file: one ``"user" "secret"`` line per user (SCRAM verifier or password)."""
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
+    return "".join(f"{quoted(u)} {quoted(s)}\n" for u, s in secrets_by_user.items())
+
+
+class PgBouncerServer:
+    """A PgBouncer of our own in front of ``postgres``, as a context manager.
+
+    ``scratch_dir`` is the stack's private folder; without one the server makes
+    (and deletes) its own inside ``run_dir``.
+    """
+
+    def __init__(self, config: PgBouncerConfig, postgres: Upstream, run_dir: Path, *,
+                 scratch_dir: Path | None = None, port: int | None = None,
+                 startup_timeout_s: float = 15.0, stop_timeout_s: float = 5.0) -> None:
+        self.config = config
+        self.postgres = postgres
+        self.run_dir = Path(run_dir)
+        self.startup_timeout_s = startup_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self._requested_port = port
+        self._scratch = scratch_dir
+        self._owns_scratch = scratch_dir is None
+        self._process: ManagedProcess | None = None
+        self._port: int | None = None
+        self.admin_user = ADMIN_USER
+        self.admin_password = new_password()
+        self.log_path = self.run_dir / "logs" / "pgbouncer.log"
+
+    @property
+    def host(self) -> str:
+        """Always 127.0.0.1."""
+        return HOST
+
+    @property
+    def port(self) -> int:
+        """The TCP port PgBouncer listens on."""
+        if self._port is None:
+            raise RuntimeError("PgBouncerServer not started")
+        return self._port
+
+    @property
+    def dsn(self) -> str:
+        """URL of the application role through the pooler."""
+        return make_dsn(self.postgres.app_user, self.postgres.app_password, self.host,
+                        self.port, self.postgres.app_dbname)
+
+    @property
+    def admin_dsn(self) -> str:
+        """URL of the admin console (database ``pgbouncer``); use the simple query
+        protocol with it (psycopg: ``prepare_threshold=None``)."""
+        return make_dsn(self.admin_user, self.admin_password, self.host, self.port, ADMIN_DB)
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        """The managed pgbouncer process (None before start)."""
+        return self._process
+
+    def console(self) -> psycopg.Connection[tuple[object, ...]]:
+        """A new autocommit connection to the admin console (``SHOW POOLS``...)."""
+        return psycopg.connect(self.admin_dsn, autocommit=True, prepare_threshold=None,
+                               connect_timeout=5)
+
+    def start(self) -> None:
+        """Write the ini and auth file, start pgbouncer, wait until the console answers."""
+        program = find_pgbouncer()
+        user = server_user()
+        if self._scratch is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._scratch = create_scratch(self.run_dir, user, ".stack-pgbouncer")
+        folder = self._scratch / "pgbouncer"
+        folder.mkdir(mode=0o700)
+        auth_file, ini = folder / "userlist.txt", folder / "pgbouncer.ini"
+        app_secret = self.postgres.role_secret(self.postgres.app_user)
+        auth_file.write_text(render_auth_file({
+            self.postgres.app_user: app_secret,
+            self.admin_user: scram_verifier(self.admin_password),
+        }), encoding="utf-8")
+        auth_file.chmod(0o600)
+        self._port = claim_port(self._requested_port)
+        ini.write_text(render_ini(
+            self.config.settings, listen_port=self._port, db_host=self.postgres.host,
+            db_port=self.postgres.port, db_name=self.postgres.app_dbname,
+            auth_file=str(auth_file), admin_user=self.admin_user), encoding="utf-8")
+        chown_tree(folder, user)
+        self._process = ManagedProcess("pgbouncer", [program, str(ini)], log_path=self.log_path,
+                                       run_as=user, cwd=self._scratch)
+        self._process.start()
+
+        def answers() -> bool:
+            with self.console() as conn:
+                conn.execute("SHOW VERSION")
+            return True
+
+        self._process.wait_ready(answers, self.startup_timeout_s)
+        log.info("pgbouncer ready on %s:%d", self.host, self._port)
+
+    def running(self) -> bool:
+        """True while pgbouncer is alive."""
+        return self._process is not None and self._process.running()
+
+    def stop(self) -> None:
+        """Safe shutdown (SIGINT); if clients hold it up, immediate (SIGTERM); then SIGKILL."""
+        try:
+            if self._process is not None:
+                proc = self._process
+                if not proc.terminate(signal.SIGINT, self.stop_timeout_s):
+                    proc.stop(signal.SIGTERM, 5.0)
+                else:
+                    proc.stop()
+        finally:
+            if self._scratch is not None:
+                if self._owns_scratch:
+                    remove_scratch(self.run_dir, self._scratch, ".stack-pgbouncer")
+                    self._scratch = None
+                else:
+                    shutil.rmtree(self._scratch / "pgbouncer", ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

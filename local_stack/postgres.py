@@ -1,0 +1,405 @@
+"""A private PostgreSQL cluster per stack, or an existing server given by URL.
+
+:class:`PostgresServer` starts a real ``postgres`` from Debian's binaries (found
+off ``PATH``) with exactly the settings a scenario asks for, on 127.0.0.1 and a
+free port, with ``scram-sha-256`` and generated passwords: a superuser
+``postgres`` and an ordinary application role ``app`` owning database ``app``.
+As root it runs the server as an unprivileged user (PostgreSQL refuses root).
+
+``initdb`` costs about a second and ``connstorm repro`` starts several stacks in
+a row, so one initdb'd template cluster per PostgreSQL version is cached
+(``~/.cache/connstorm/pg<version>-template``) and copied. The template's
+superuser password is replaced on every start, so no two stacks share one.
+
+>>> from connstorm.scenario import PostgresConfig
+>>> with PostgresServer(PostgresConfig(max_connections=10), Path("runs/x")) as pg:
+...     psycopg.connect(pg.app_dsn).execute("select 1")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fcntl
+import functools
+import glob
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import psycopg
+from psycopg import sql
+
+from connstorm.errors import EnvironmentProblemError, ScenarioError, StackError
+from connstorm.scenario import PostgresConfig, SettingValue
+from local_stack.credentials import make_dsn, new_password, scram_verifier
+from local_stack.os_user import chown_tree, server_user, shared_scratch_root
+from local_stack.ports import HOST, claim_port
+from local_stack.process import ManagedProcess
+from local_stack.scratch import create_scratch, remove_scratch
+
+log = logging.getLogger(__name__)
+
+SUPERUSER = "postgres"
+APP_USER = "app"
+APP_DB = "app"
+APP_ROLE_COMMENT = "connstorm application role"
+INSTALL_HINT = ("PostgreSQL server binaries (initdb, postgres) not found; install them with: "
+                "apt-get install -y postgresql (or set CONNSTORM_PG_BINDIR)")
+
+
+# ---------------------------------------------------------------- binaries
+
+
+@dataclass(frozen=True)
+class PostgresBinaries:
+    """Where Debian keeps the server programs, and which version they are."""
+
+    bindir: Path
+    version: str
+
+    @property
+    def major(self) -> int:
+        """The major version, e.g. 15."""
+        return int(self.version.split(".")[0])
+
+    def path(self, program: str) -> str:
+        """Absolute path of ``program`` (``initdb``, ``postgres``)."""
+        return str(self.bindir / program)
+
+
+def _has_server(bindir: Path) -> bool:
+    return (bindir / "postgres").is_file() and (bindir / "initdb").is_file()
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", path))
+
+
+@functools.cache
+def find_binaries() -> PostgresBinaries:
+    """Find the server binaries: ``$CONNSTORM_PG_BINDIR``, then ``pg_config
+    --bindir``, then the highest ``/usr/lib/postgresql/*/bin``."""
+    candidates: list[Path] = []
+    override = os.environ.get("CONNSTORM_PG_BINDIR")
+    if override:
+        candidates.append(Path(override))
+    else:
+        pg_config = shutil.which("pg_config")
+        if pg_config:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+                                     timeout=10, check=True).stdout.strip()
+                candidates.append(Path(out))
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+        candidates.extend(Path(p) for p in found)
+        on_path = shutil.which("postgres")
+        if on_path:
+            candidates.append(Path(on_path).parent)
+    for bindir in candidates:
+        if _has_server(bindir):
+            out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True,
+                                 text=True, timeout=10, check=False).stdout
+            match = re.search(r"(\d+(?:\.\d+)?)", out)
+            if match:
+                return PostgresBinaries(bindir=bindir, version=match.group(1))
+    raise EnvironmentProblemError(INSTALL_HINT)
+
+
+@functools.cache
+def known_settings(bindir: Path) -> frozenset[str]:
+    """Every setting name this server knows (``postgres --describe-config``)."""
+    out = subprocess.run([str(bindir / "postgres"), "--describe-config"], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    return frozenset(line.split("\t", 1)[0] for line in out.splitlines() if line)
+
+
+def validate_settings(settings: Mapping[str, SettingValue], binaries: PostgresBinaries,
+                      source: str) -> None:
+    """Raise ScenarioError naming ``[postgres] <key>`` for a setting the server
+    does not know. Names with a dot are extensions' own and pass unchecked."""
+    known = known_settings(binaries.bindir)
+    for key in settings:
+        if "." in key or key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ScenarioError(f"{source}: [postgres] {key}: unknown PostgreSQL "
+                            f"{binaries.version} setting{hint}")
+
+
+def render_conf(settings: Mapping[str, SettingValue]) -> str:
+    """postgresql.conf lines for ``settings``, values quoted as PostgreSQL wants."""
+    lines = []
+    for key, value in settings.items():
+        if isinstance(value, bool):
+            text = "on" if value else "off"
+        elif isinstance(value, int | float):
+            text = str(value)
+        else:
+            text = "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- template cluster
+
+#: Bumped whenever what the template holds changes, so old caches are not used.
+TEMPLATE_FORMAT = 2
+_TEMPLATE_SQL = (
+    f"CREATE ROLE {APP_USER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE\n"
+    f"COMMENT ON ROLE {APP_USER} IS '{APP_ROLE_COMMENT}'\n"
+    f"CREATE DATABASE {APP_DB} OWNER {APP_USER}\n"
+)
+
+
+def _run_as(user: str | None, argv: list[str], *, cwd: Path, what: str,
+            stdin: str | None = None) -> None:
+    if user is not None:
+        argv = ["/usr/sbin/runuser", "-u", user, "--", *argv]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
+                            cwd=cwd, input=stdin)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        raise StackError(f"{what} failed (status {result.returncode}):\n{tail}")
+
+
+
+def cache_root() -> Path:
+    """``$CONNSTORM_CACHE_DIR``, else ``$XDG_CACHE_HOME/connstorm``, else ``~/.cache/connstorm``."""
+    explicit = os.environ.get("CONNSTORM_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "connstorm"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def template_cluster(binaries: PostgresBinaries, user: str | None) -> tuple[Path, str]:
+    """The cached initdb'd cluster for this version and its superuser's password.
+
+    Built once (under a lock, so parallel starts wait rather than race) in a
+    folder the server user can reach, then kept in the cache folder.
+    """
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = f"pg{binaries.version}-template-v{TEMPLATE_FORMAT}"
+    target, pwfile = root / name, root / f"{name}.password"
+    with _locked(root / ".lock"):
+        if (target / "PG_VERSION").is_file() and pwfile.is_file():
+            return target, pwfile.read_text(encoding="utf-8").strip()
+        password = new_password()
+        work = shared_scratch_root() / f"initdb-{secrets.token_hex(6)}"
+        work.mkdir(mode=0o700)
+        try:
+            (work / "pwfile").write_text(password + "\n", encoding="utf-8")
+            chown_tree(work, user)
+            argv = [binaries.path("initdb"), "-D", str(work / "data"), "--auth=scram-sha-256",
+                    f"--username={SUPERUSER}", f"--pwfile={work / 'pwfile'}",
+                    "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions",
+                    # 1 MB WAL segments instead of 16: every stack copies the template.
+                    "--wal-segsize=1"]
+            _run_as(user, argv, cwd=work, what="initdb")
+            # The application role and database are made here once, in single-user
+            # mode: CREATE DATABASE per stack would cost more than the whole copy.
+            _run_as(user, [binaries.path("postgres"), "--single", "-D", str(work / "data"),
+                           "postgres"], cwd=work, what="postgres --single",
+                    stdin=_TEMPLATE_SQL)
+            shutil.rmtree(target, ignore_errors=True)
+            staging = root / f".template-{secrets.token_hex(4)}"
+            shutil.copytree(work / "data", staging, symlinks=True)
+            staging.rename(target)
+            pwfile.write_text(password + "\n", encoding="utf-8")
+            pwfile.chmod(0o600)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        log.info("built template cluster %s", target)
+        return target, password
+
+
+# ---------------------------------------------------------------- the server
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of our own, as a context manager.
+
+    ``scratch_dir`` is the stack's private folder for the data; without it the
+    server makes (and deletes) its own inside ``run_dir``. ``source`` names the
+    scenario file in errors about settings.
+    """
+
+    def __init__(self, config: PostgresConfig, run_dir: Path, *, scratch_dir: Path | None = None,
+                 port: int | None = None, source: str = "scenario",
+                 startup_timeout_s: float = 30.0, stop_timeout_s: float = 10.0) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.source = source
+        self.startup_timeout_s = startup_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self._requested_port = port
+        self._scratch = scratch_dir
+        self._owns_scratch = scratch_dir is None
+        self._process: ManagedProcess | None = None
+        self._port: int | None = None
+        self.admin_password = new_password()
+        self.app_password = new_password()
+        self.app_user = APP_USER
+        self.app_dbname = APP_DB
+        self.log_path = self.run_dir / "logs" / "postgres.log"
+        self.binaries: PostgresBinaries | None = None
+
+    # ---------------------------------------------------------- properties
+
+    @property
+    def host(self) -> str:
+        """Always 127.0.0.1: the cluster is reachable from this machine only."""
+        return HOST
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on."""
+        if self._port is None:
+            raise RuntimeError("PostgresServer not started")
+        return self._port
+
+    @property
+    def admin_dsn(self) -> str:
+        """URL of the superuser ``postgres`` on database ``postgres``."""
+        return make_dsn(SUPERUSER, self.admin_password, self.host, self.port, "postgres")
+
+    @property
+    def app_dsn(self) -> str:
+        """URL of the ordinary application role on its database."""
+        return make_dsn(self.app_user, self.app_password, self.host, self.port, self.app_dbname)
+
+    @property
+    def data_dir(self) -> Path:
+        """The cluster's data folder (inside the scratch folder)."""
+        if self._scratch is None:
+            raise RuntimeError("PostgresServer not started")
+        return self._scratch / "postgres"
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        """The managed server process (None before start)."""
+        return self._process
+
+    # ---------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Copy the template, configure, start, wait until it answers, make the roles."""
+        binaries = find_binaries()
+        self.binaries = binaries
+        validate_settings(self.config.settings, binaries, self.source)
+        user = server_user()
+        template, template_password = template_cluster(binaries, user)
+        if self._scratch is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._scratch = create_scratch(self.run_dir, user, ".stack-postgres")
+        data, sockets = self.data_dir, self._scratch / "postgres-socket"
+        shutil.copytree(template, data, symlinks=True)
+        sockets.mkdir(mode=0o700)
+        data.chmod(0o700)
+        self._port = claim_port(self._requested_port)
+        managed: dict[str, SettingValue] = {
+            "listen_addresses": HOST,
+            "port": self._port,
+            "unix_socket_directories": str(sockets),
+            "password_encryption": "scram-sha-256",
+            "logging_collector": False,
+        }
+        (data / "postgresql.conf").write_text(
+            "# written by connstorm: managed settings, then the scenario's\n"
+            + render_conf(managed) + render_conf(self.config.settings), encoding="utf-8")
+        (data / "pg_hba.conf").write_text(
+            "local all all scram-sha-256\n"
+            f"host all all {HOST}/32 scram-sha-256\n", encoding="utf-8")
+        chown_tree(data, user)
+        chown_tree(sockets, user)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._process = ManagedProcess(
+            "postgres", [binaries.path("postgres"), "-D", str(data)], log_path=self.log_path,
+            run_as=user, cwd=self._scratch)
+        self._process.start()
+
+        def answers() -> bool:
+            with psycopg.connect(host=self.host, port=self.port, user=SUPERUSER,
+                                 password=template_password, dbname="postgres",
+                                 connect_timeout=2):
+                return True
+
+        self._process.wait_ready(answers, self.startup_timeout_s)
+        self._set_passwords(template_password)
+        log.info("postgres ready on %s:%d (data %s)", self.host, self.port, data)
+
+    def _set_passwords(self, template_password: str) -> None:
+        with psycopg.connect(host=self.host, port=self.port, user=SUPERUSER,
+                             password=template_password, dbname="postgres",
+                             autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(SUPERUSER), sql.Literal(scram_verifier(self.admin_password))))
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(self.app_user), sql.Literal(scram_verifier(self.app_password))))
+
+    def role_secret(self, role: str) -> str:
+        """The role's SCRAM verifier from ``pg_authid`` (for PgBouncer's auth file)."""
+        with psycopg.connect(self.admin_dsn, connect_timeout=5) as conn:
+            row = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s",
+                               (role,)).fetchone()
+        if row is None or row[0] is None:
+            raise StackError(f"postgres: role {role!r} has no password")
+        return str(row[0])
+
+    def running(self) -> bool:
+        """True while the server process is alive."""
+        return self._process is not None and self._process.running()
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT), then immediate (SIGQUIT), then SIGKILL; delete the data."""
+        try:
+            if self._process is not None:
+                proc = self._process
+                if not proc.terminate(signal.SIGINT, self.stop_timeout_s):
+                    log.warning("postgres: fast shutdown took over %g s; immediate shutdown",
+                                self.stop_timeout_s)
+                    proc.stop(signal.SIGQUIT, 5.0)
+                else:
+                    proc.stop()
+        finally:
+            if self._scratch is not None:
+                if self._owns_scratch:
+                    remove_scratch(self.run_dir, self._scratch, ".stack-postgres")
+                    self._scratch = None
+                else:
+                    shutil.rmtree(self._scratch / "postgres", ignore_errors=True)
+                    shutil.rmtree(self._scratch / "postgres-socket", ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
