@@ -262,7 +262,7 @@ def load_run(run_dir: Path) -> RunData:
     scenario = _read_json(run_dir / SCENARIO_FILE, required=False) or {}
     return RunData(path=run_dir, name=run_dir.name, scenario=mask(scenario),
                    summary=mask(summary) if summary is not None else None,
-                   versions=read_versions(run_dir, summary) if summary else variants[0].versions,
+                   versions=read_versions(variants[0].path, summary),
                    variants=variants)
 
 

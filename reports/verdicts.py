@@ -98,7 +98,7 @@ def passed_text(passed: Any) -> str:
 def threshold_line(threshold: Mapping[str, Any]) -> str:
     """``max_fail_ratio: limit 0.01 (at most), actual 0.42``: what a failure message says."""
     name = str(threshold.get("name", "?"))
-    bound = "at least" if name.startswith("min_") else "at most"
+    bound = threshold.get("bound") or ("at least" if name.startswith("min_") else "at most")
     return (f"{name}: limit {fmt(threshold.get('limit'), 3)} ({bound}), "
             f"actual {fmt(threshold.get('actual'), 3)}")
 

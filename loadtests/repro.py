@@ -1,0 +1,215 @@
+"""``connstorm repro``: the same stepped load on several variants, one after another.
+
+Each variant is a built-in scenario (plus overrides) run by
+:class:`loadtests.runner.Run` on a fresh local stack, into
+``<out>/variants/<name>/``. The load steps up to well above the database's
+``max_connections``. Afterwards the top-level ``summary.json`` holds one entry
+per variant, and its ``thresholds`` are the *expectations* of the demonstration
+(the direct variant is refused connections, the transaction pooler is not, ...),
+so ``passed`` says whether the reproduction showed what it is meant to show.
+
+>>> result = run_repro(Path("runs/repro"), quick=True)  # doctest: +SKIP
+>>> [v["name"] for v in result["variants"]]  # doctest: +SKIP
+['direct-module_level', 'pgbouncer-transaction', 'pgbouncer-session', 'direct-leaky']
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from connstorm import __version__, error_kinds
+from connstorm.errors import ThresholdsFailedError
+from connstorm.scenario import Scenario, load_scenario
+from loadtests.summary import SUMMARY_FILE, load_json, write_json
+
+log = logging.getLogger(__name__)
+
+VARIANTS_DIR = "variants"
+REPRO_NAME = "repro"
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """The stepped load every variant gets: steps of ``step_users`` up to ``users``."""
+
+    users: int
+    step_users: int
+    step_duration_s: float
+    duration_s: float
+    #: PgBouncer's query_wait_timeout for the session variant: waiting clients
+    #: must give up within the run for the failure to show.
+    query_wait_timeout_s: int
+    #: What the command announces up front, whole command included.
+    budget_s: int
+
+    def overrides(self) -> list[str]:
+        """``--set`` overrides putting the plan into a scenario."""
+        return [f"load.users={self.users}", 'load.shape="steps"',
+                f"load.step_users={self.step_users}",
+                f"load.step_duration_s={self.step_duration_s}",
+                f"load.duration_s={self.duration_s}", f"load.spawn_rate={self.users}",
+                "load.sample_interval_s=0.5"]
+
+
+FULL = LoadPlan(users=60, step_users=15, step_duration_s=3.0, duration_s=14.0,
+                query_wait_timeout_s=3, budget_s=90)
+QUICK = LoadPlan(users=45, step_users=15, step_duration_s=1.0, duration_s=4.0,
+                 query_wait_timeout_s=1, budget_s=30)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One line of the comparison: a built-in scenario, changed by overrides."""
+
+    name: str
+    scenario: str
+    overrides: tuple[str, ...]
+    #: What the variant is there to show, in a few words.
+    shows: str
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("direct-module_level", "direct-small", (),
+            "the failure: one connection per environment, straight to PostgreSQL"),
+    Variant("pgbouncer-transaction", "pgbouncer-transaction", (),
+            "the fix: PgBouncer in transaction mode, the RDS Proxy stand-in"),
+    Variant("pgbouncer-session", "pgbouncer-session", (),
+            "session pooling: frozen environments stay pinned to server connections"),
+    Variant("direct-leaky", "direct-small", ('functions.api.pattern="leaky"',),
+            "what bad code adds: a connection leaked per invocation"),
+)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a variant must show for the reproduction to have worked."""
+
+    variant: str
+    name: str
+    bound: str  # "at least" or "at most"
+    limit: Callable[[Scenario], float]
+    actual: Callable[[Mapping[str, Any]], float]
+
+    def check(self, scenario: Scenario, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """The expectation as a threshold entry of summary.json."""
+        limit, actual = self.limit(scenario), self.actual(entry)
+        ok = actual >= limit if self.bound == "at least" else actual <= limit
+        return {"name": f"{self.variant}: {self.name}", "limit": limit, "actual": actual,
+                "passed": ok, "bound": self.bound, "variant": self.variant}
+
+
+def _errors(entry: Mapping[str, Any], kind: str) -> float:
+    errors = entry.get("errors_by_kind") or {}
+    return float(errors.get(kind, 0)) if isinstance(errors, Mapping) else 0.0
+
+
+def _num(entry: Mapping[str, Any], key: str) -> float:
+    value = entry.get(key)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+EXPECTATIONS: tuple[Expectation, ...] = (
+    Expectation("direct-module_level", "too_many_connections errors", "at least",
+                lambda s: 1, lambda e: _errors(e, error_kinds.TOO_MANY_CONNECTIONS)),
+    # The application role runs out at max_connections - superuser_reserved_connections.
+    Expectation("direct-module_level", "peak app connections", "at least",
+                lambda s: s.postgres.app_slots, lambda e: _num(e, "peak_db_app_connections")),
+    Expectation("pgbouncer-transaction", "too_many_connections errors", "at most",
+                lambda s: 0, lambda e: _errors(e, error_kinds.TOO_MANY_CONNECTIONS)),
+    Expectation("pgbouncer-transaction", "peak server connections", "at most",
+                lambda s: s.pgbouncer.default_pool_size + s.pgbouncer.reserve_pool_size,
+                lambda e: _num(e, "peak_pooler_server_connections")),
+    Expectation("pgbouncer-session", "clients waiting + query_wait_timeout errors",
+                "at least", lambda s: 1,
+                lambda e: _num(e, "peak_pooler_waiting")
+                + _errors(e, error_kinds.POOL_QUERY_WAIT_TIMEOUT)),
+    Expectation("direct-leaky", "too_many_connections errors", "at least",
+                lambda s: 1, lambda e: _errors(e, error_kinds.TOO_MANY_CONNECTIONS)),
+)
+
+
+def variant_scenario(variant: Variant, plan: LoadPlan) -> Scenario:
+    """The variant's scenario with the plan's load (and timeouts) applied."""
+    overrides = [*variant.overrides, *plan.overrides()]
+    if variant.name == "pgbouncer-session":
+        overrides.append(f"pgbouncer.query_wait_timeout={plan.query_wait_timeout_s}")
+    return load_scenario(variant.scenario, overrides=overrides)
+
+
+def _entry(variant: Variant, summary: Mapping[str, Any]) -> dict[str, Any]:
+    entries = summary.get("variants") or [{}]
+    entry = dict(entries[0])
+    entry.update(name=variant.name, shows=variant.shows,
+                 thresholds=list(summary.get("thresholds") or []),
+                 passed=summary.get("passed"))
+    return entry
+
+
+def build_summary(results: Sequence[tuple[Variant, Scenario, dict[str, Any]]], *,
+                  quick: bool, elapsed_s: float, complete: bool) -> dict[str, Any]:
+    """The comparison's summary.json: variants, and the expectations as its thresholds."""
+    entries = [entry for _, _, entry in results]
+    by_name = {variant.name: (scenario, entry) for variant, scenario, entry in results}
+    checks = [exp.check(*by_name[exp.variant]) for exp in EXPECTATIONS if exp.variant in by_name]
+    return {"scenario": REPRO_NAME, "passed": complete and all(c["passed"] for c in checks),
+            "thresholds": checks, "variants": entries,
+            "repro": {"quick": quick, "elapsed_s": round(elapsed_s, 1), "complete": complete},
+            "versions": {"connstorm": __version__}}
+
+
+ProgressHook = Callable[[int, Variant, str], None]
+
+
+def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
+              progress: ProgressHook | None = None) -> dict[str, Any]:
+    """Run every variant into ``out/variants/<name>``; write and return the summary.
+
+    ``progress(index, variant, phase)`` is called with phase "start" and "done".
+    Whatever stops the run (Ctrl-C, SIGTERM, an error), the variants finished so
+    far are summarised and rendered before the exception goes on.
+    """
+    from loadtests.runner import Run, RunOptions
+
+    plan = QUICK if quick else FULL
+    quiet = console or Console(quiet=True)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results: list[tuple[Variant, Scenario, dict[str, Any]]] = []
+    scenarios = [(variant, variant_scenario(variant, plan)) for variant in VARIANTS]
+    write_json(out / "scenario.json", {
+        "name": REPRO_NAME, "description": "the same stepped load on each variant, "
+        "one after another on fresh local stacks",
+        "variants": {v.name: dict(s.raw) for v, s in scenarios}})
+    complete = False
+    try:
+        for index, (variant, scenario) in enumerate(scenarios):
+            if progress:
+                progress(index, variant, "start")
+            run_dir = out / VARIANTS_DIR / variant.name
+            try:
+                summary = Run(RunOptions(scenario=scenario, run_dir=run_dir), quiet).execute()
+            except ThresholdsFailedError:
+                summary = load_json(run_dir / SUMMARY_FILE)  # written before the raise
+            results.append((variant, scenario, _entry(variant, summary)))
+            if progress:
+                progress(index, variant, "done")
+        complete = True
+    finally:
+        if results:
+            doc = build_summary(results, quick=quick, elapsed_s=time.monotonic() - started,
+                                complete=complete)
+            write_json(out / SUMMARY_FILE, doc)
+            try:
+                import reports
+
+                reports.render_all(out)
+            except Exception:
+                log.exception("could not render the reports of %s", out)
+    return load_json(out / SUMMARY_FILE)
