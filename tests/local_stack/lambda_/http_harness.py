@@ -1,4 +1,4 @@
-"""Test helpers for the HTTP side: a real aiohttp server in a thread, and a scripted Invoker.
+"""Test helpers for the HTTP side: the real emulator, an aiohttp server, a scripted Invoker.
 
 :class:`ScriptedInvoker` is pure-logic scaffolding: it stands in for the
 emulator core where a test is about how the front and the Invoke API map an
@@ -10,14 +10,25 @@ through the real emulator (real awslambdaric environments) instead.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig
+from local_stack.lambda_.config import EmulatorConfig
+from local_stack.lambda_.deathsig import preexec_death_signal
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
@@ -98,3 +109,75 @@ def served(app: web.Application) -> Iterator[str]:
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+HANDLERS_DIR = Path(__file__).resolve().parent / "http_handlers"
+
+
+@contextmanager
+def emulator_server(config: EmulatorConfig, workdir: Path,
+                    ready_timeout_s: float = 60.0) -> Iterator[str]:
+    """The real emulator server process (``python -m local_stack.lambda_``); yields its URL.
+
+    It runs real awslambdaric environments, exactly as ``connstorm up`` starts it,
+    and dies with the test process (parent death signal). Stopped with SIGTERM
+    (environments shut down the Lambda way), killed if that takes too long.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "emulator.json"
+    ready = workdir / "ready.json"
+    log_path = workdir / "emulator.log"
+    config.write(config_path)
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "local_stack.lambda_", "--config", str(config_path),
+             "--ready-file", str(ready), "--parent-pid", str(os.getpid())],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            preexec_fn=preexec_death_signal, cwd=str(workdir))
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"emulator did not start (exit {proc.poll()}):\n{tail}")
+            time.sleep(0.05)
+        port = json.loads(ready.read_text())["port"]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def emulator_config(functions: Sequence[FunctionConfig], routes: Sequence[RouteConfig],
+                    run_dir: Path, **account: Any) -> EmulatorConfig:
+    """An emulator config for functions and routes, the account settings overridden."""
+    return EmulatorConfig(account=LambdaConfig(**account), functions=tuple(functions),
+                          routes=tuple(routes), run_dir=str(run_dir))
+
+
+def http_function(name: str, handler: str, **kw: Any) -> FunctionConfig:
+    """A function whose code is in ``http_handlers/`` and that uses no database."""
+    kw.setdefault("preload", ())
+    return FunctionConfig(name=name, handler=handler, code_dir=str(HANDLERS_DIR),
+                          database="none", **kw)
+
+
+def get_stats(url: str) -> dict[str, Any]:
+    """The emulator's ``/_connstorm/stats``."""
+    with urllib.request.urlopen(f"{url}/_connstorm/stats", timeout=10) as resp:
+        doc: dict[str, Any] = json.loads(resp.read())
+        return doc
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+    """Poll ``check`` until true; fail the test with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
