@@ -696,17 +696,17 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def _client_context(raw: str | None) -> str | None:
-    """The client context as compact JSON (the Invoke API passes it base64-encoded)."""
+    """The client context as one line of JSON (decoded JSON, or base64 of it)."""
     if not raw:
         return None
-    try:
-        text = base64.b64decode(raw, validate=True).decode()
-    except ValueError:
-        text = raw
-    try:
-        return json.dumps(json.loads(text), separators=(",", ":"))
-    except ValueError:
-        return None
+    for text in (raw, None):
+        try:
+            if text is None:
+                text = base64.b64decode(raw, validate=True).decode()
+            return json.dumps(json.loads(text), separators=(",", ":"))
+        except ValueError:
+            continue
+    return None
 
 
 __all__ = ["Emulator", "TokenBucket", "exit_reason"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from typing import Any
 
@@ -87,8 +88,11 @@ class FunctionPool:
 
     def pop_finishing(self) -> Environment | None:
         """The most recent finishing environment with nothing queued on it, if any."""
+        max_s = self.fn.max_lifetime_s
         while self.finishing:
             env = self.finishing.pop()
+            if max_s is not None and time.monotonic() - env.spawned >= max_s:
+                continue  # retired when it asks for its next event
             if env.state == BUSY and env.invocation is not None and env.invocation.done:
                 return env
         return None

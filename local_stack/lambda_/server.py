@@ -76,7 +76,7 @@ def build_app(emulator: Emulator) -> web.Application:
     app.router.add_get("/_connstorm/health", _health)
     add_invoke = _optional("local_stack.lambda_.invoke_api", "add_invoke_routes")
     if add_invoke is not None:
-        add_invoke(app, emulator)
+        add_invoke(app, emulator, region=emulator.account.region)
     add_front = _optional("local_stack.lambda_.front", "add_front_routes")
     if add_front is not None:
         add_front(app, emulator, emulator.config.routes)

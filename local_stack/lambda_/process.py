@@ -1,0 +1,165 @@
+"""The emulator server as a process the stack owns: :class:`EmulatorProcess`.
+
+The stack (``local_stack/stack.py``) uses it like every other server::
+
+    with EmulatorProcess(scenario, run_dir, {"api": {"DB_HOST": "127.0.0.1"}}) as emu:
+        boto3.client("lambda", endpoint_url=emu.invoke_url)
+
+It writes the :class:`~local_stack.lambda_.config.EmulatorConfig` into the run
+folder (0600: it holds the functions' database passwords), starts
+``python -m local_stack.lambda_`` in its own session with output to
+``logs/emulator.log``, and waits until ``/_connstorm/health`` answers. The
+server dies with this process even when it is SIGKILLed: it runs with
+``PR_SET_PDEATHSIG`` = SIGTERM (and shuts its environments down), its zygotes
+with SIGKILL on the server, and every environment with SIGKILL on its zygote.
+Linux fires the death signal when the *thread* that started the server exits,
+so call :meth:`start` from a thread that lives as long as the stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from connstorm.errors import StackError
+from connstorm.scenario import Scenario
+from local_stack.lambda_.config import PROJECT_ROOT, EmulatorConfig
+
+log = logging.getLogger(__name__)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        data = path.read_bytes()[-32 * 1024:]
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+class EmulatorProcess:
+    """Start, wait for and stop the emulator server; exposes its three URLs."""
+
+    def __init__(self, scenario: Scenario, run_dir: str | Path,
+                 function_env: Mapping[str, Mapping[str, str]] | None = None, *,
+                 startup_timeout_s: float = 30.0, base_dir: str | Path | None = None) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.config = EmulatorConfig.from_scenario(scenario, self.run_dir, function_env,
+                                                   base_dir=base_dir)
+        self.startup_timeout_s = startup_timeout_s
+        self.config_path = self.run_dir / "emulator-config.json"
+        self.ready_path = self.run_dir / "emulator-ready.json"
+        self.log_path = self.run_dir / "logs" / "emulator.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port: int | None = None
+        self._log_file: IO[bytes] | None = None
+
+    # ------------------------------------------------------------ URLs
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the API Gateway front."""
+        if self.port is None:
+            raise RuntimeError("EmulatorProcess not started")
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def invoke_url(self) -> str:
+        """boto3's ``endpoint_url`` for the Lambda Invoke API (same server)."""
+        return self.api_url
+
+    @property
+    def stats_url(self) -> str:
+        """``GET`` it for the emulator's counters (the ``emulator`` sample row)."""
+        return f"{self.api_url}/_connstorm/stats"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return self.proc.pid if self.proc is not None else None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Write the config, start the server, wait for health; StackError with log tail."""
+        self.config.write(self.config_path)
+        self.ready_path.unlink(missing_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "local_stack.lambda_", "--config", str(self.config_path),
+             "--ready-file", str(self.ready_path), "--parent-pid", str(os.getpid())],
+            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+            cwd=str(PROJECT_ROOT), start_new_session=True,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("emulator ready at %s (pid %s)", self.api_url, self.pid)
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise self._failure(f"exited with status {self.proc.returncode} during startup")
+            if self.ready_path.exists():
+                try:
+                    self.port = int(json.loads(self.ready_path.read_text())["port"])
+                except (ValueError, KeyError, OSError):
+                    self.port = None
+                if self.port is not None and self._healthy():
+                    return
+            time.sleep(0.02)
+        raise self._failure(f"did not answer /_connstorm/health within "
+                            f"{self.startup_timeout_s:.0f} s")
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/_connstorm/health", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def _failure(self, what: str) -> StackError:
+        tail = _tail(self.log_path)
+        return StackError(f"Lambda emulator {what}; last lines of {self.log_path}:\n{tail}")
+
+    def stop(self) -> None:
+        """SIGTERM (the server shuts its environments down), SIGKILL if it lingers."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            grace_s = self.config.account.shutdown_timeout_s + 8.0
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                log.warning("emulator did not stop within %.0f s: SIGKILL", grace_s)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        self.ready_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

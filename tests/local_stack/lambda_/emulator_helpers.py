@@ -1,0 +1,67 @@
+"""Helpers for the emulator core's tests: configs over the fixture handlers, process probes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from connstorm.scenario import FunctionConfig, LambdaConfig
+from local_stack.lambda_.config import EmulatorConfig
+
+FIXTURES = Path(__file__).resolve().parent / "fixture_handlers"
+
+
+def function(name: str, module: str, **kw: Any) -> FunctionConfig:
+    """A function over ``fixture_handlers/<module>.py``; no preloads (fast zygote)."""
+    kw.setdefault("preload", ())
+    return FunctionConfig(name=name, handler=f"{module}.lambda_handler", code_dir=str(FIXTURES),
+                          **kw)
+
+
+def emulator_config(run_dir: Path, *functions: FunctionConfig, **account: Any) -> EmulatorConfig:
+    """An EmulatorConfig for ``functions`` writing into ``run_dir``."""
+    return EmulatorConfig(account=LambdaConfig(**account), functions=functions,
+                          run_dir=str(run_dir))
+
+
+def proc_state(pid: int) -> str | None:
+    """The state letter of ``/proc/<pid>/stat`` (``T`` = stopped), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    state = proc_state(pid)
+    return state is not None and state != "Z"
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll ``check`` until true or ``timeout_s`` passes (bounds, not timings)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid:
+                out.append(int(entry))
+    return out
