@@ -1,0 +1,244 @@
+"""The whole local stack of a scenario, started in order and stopped in reverse.
+
+PostgreSQL (or the server at ``[postgres] url``), then PgBouncer when
+``[pgbouncer] enabled``, then the workload schema, then the Lambda emulator when
+the scenario has functions. ``stack.json`` in the run folder says where
+everything is (keys in ``docs/run-folder.md``; mode 0600: it holds passwords).
+
+A start that fails half way stops what it had started and raises StackError
+carrying the last lines of the failing server's log. Server data lives in a
+private scratch folder (see :mod:`local_stack.scratch`) deleted on stop; the
+scratch folders of crashed runs are cleaned at the next start.
+
+>>> with Stack(load_scenario("pgbouncer-transaction"), Path("runs/demo")) as stack:
+...     psycopg.connect(stack.pgbouncer.dsn).execute("select 1")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from connstorm.errors import ConnstormError, StackError
+from connstorm.run_dir import create_run_dir, write_json, write_private_json
+from connstorm.scenario import FunctionConfig, Scenario
+from local_stack.external_postgres import ExternalPostgres
+from local_stack.os_user import server_user
+from local_stack.pgbouncer import PgBouncerServer
+from local_stack.postgres import PostgresServer
+from local_stack.process import read_tail
+from local_stack.scratch import clean_stale, create_scratch, remove_scratch
+
+log = logging.getLogger(__name__)
+
+SCHEMA_MODULE = "handlers.workload.schema"
+EMULATOR_MODULE = "local_stack.lambda_.process"
+#: What every function's handlers get besides the database variables.
+DB_CONNECT_TIMEOUT_S = "5"
+DB_SSLMODE = "disable"
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class Stack:
+    """Every server of one scenario, as one context manager.
+
+    ``with_schema`` and ``with_emulator`` let tests leave parts out; by default
+    both are used when their modules exist and the scenario needs them.
+    """
+
+    def __init__(self, scenario: Scenario, run_dir: Path | str, *, with_schema: bool = True,
+                 with_emulator: bool = True) -> None:
+        self.scenario = scenario
+        self.run_dir = Path(run_dir).resolve()
+        self.with_schema = with_schema
+        self.with_emulator = with_emulator
+        self.postgres: PostgresServer | ExternalPostgres | None = None
+        self.pgbouncer: PgBouncerServer | None = None
+        self.emulator: Any = None
+        self._scratch: Path | None = None
+        self._started: list[tuple[str, Callable[[], None]]] = []
+
+    # ---------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start every part in order; on failure stop what started and raise."""
+        create_run_dir(self.run_dir)
+        write_json(self.run_dir / "scenario.json", _jsonable(dict(self.scenario.raw)))
+        with contextlib.suppress(OSError):
+            clean_stale(self.run_dir.parent)
+        user = server_user()
+        self._scratch = create_scratch(self.run_dir, user)
+        self._step("postgres", self._start_postgres)
+        if self.scenario.pgbouncer.enabled:
+            self._step("pgbouncer", self._start_pgbouncer)
+        if self.with_schema and _module_available(SCHEMA_MODULE):
+            self._step("workload schema", self._install_schema)
+        if self.with_emulator and self.scenario.functions and _module_available(EMULATOR_MODULE):
+            self._step("Lambda emulator", self._start_emulator)
+        write_private_json(self.run_dir / "stack.json", self.info())
+        log.info("stack %s ready in %s", self.scenario.name, self.run_dir)
+
+    def _step(self, name: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except ConnstormError:
+            raise
+        except Exception as exc:
+            raise StackError(f"{name} failed to start: {str(exc).strip()}"
+                             + self._log_hint(name)) from exc
+
+    def _log_hint(self, name: str) -> str:
+        logs = {"postgres": "postgres.log", "pgbouncer": "pgbouncer.log",
+                "Lambda emulator": "emulator.log"}
+        if name not in logs:
+            return ""
+        path = self.run_dir / "logs" / logs[name]
+        tail = read_tail(path, 15)
+        return f"; last lines of {path}:\n{tail}" if tail else ""
+
+    def _start_postgres(self) -> None:
+        config = self.scenario.postgres
+        if config.url is not None:
+            external = ExternalPostgres(config, self.run_dir)
+            self.postgres = external
+            external.start()
+            self._started.append(("postgres", external.stop))
+            return
+        server = PostgresServer(config, self.run_dir, scratch_dir=self._scratch,
+                                source=self.scenario.source)
+        self.postgres = server
+        self._started.append(("postgres", server.stop))
+        server.start()
+
+    def _start_pgbouncer(self) -> None:
+        assert self.postgres is not None
+        server = PgBouncerServer(self.scenario.pgbouncer, self.postgres, self.run_dir,
+                                 scratch_dir=self._scratch)
+        self.pgbouncer = server
+        self._started.append(("pgbouncer", server.stop))
+        server.start()
+
+    def _install_schema(self) -> None:
+        assert self.postgres is not None
+        schema = importlib.import_module(SCHEMA_MODULE)
+        schema.install(self.postgres.app_dsn, self.scenario.postgres.seed_products)
+
+    def _start_emulator(self) -> None:
+        module = importlib.import_module(EMULATOR_MODULE)
+        env = {fn.name: self.function_env(fn) for fn in self.scenario.functions}
+        emulator = module.EmulatorProcess(self.scenario, self.run_dir, env)
+        self.emulator = emulator
+        self._started.append(("Lambda emulator", emulator.stop))
+        emulator.start()
+
+    def stop(self) -> None:
+        """Stop everything that started, in reverse order; delete the scratch folder.
+
+        Keeps going when one part fails to stop, and raises the first error at the end.
+        """
+        first: BaseException | None = None
+        while self._started:
+            name, stop = self._started.pop()
+            try:
+                stop()
+            except BaseException as exc:
+                log.error("stopping %s failed: %s", name, exc)
+                first = first or exc
+        if self._scratch is not None:
+            remove_scratch(self.run_dir, self._scratch)
+            self._scratch = None
+        if first is not None:
+            raise first
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------- what it offers
+
+    def function_env(self, fn: FunctionConfig) -> dict[str, str]:
+        """The environment a function's handlers get, as on AWS: DB_* by its path."""
+        env: dict[str, str] = {}
+        target: Any = None
+        if fn.database == "direct":
+            target = self.postgres
+        elif fn.database == "pgbouncer":
+            target = self.pgbouncer
+            if target is None:
+                raise StackError(f"function {fn.name} uses PgBouncer, which is not running")
+        if target is not None:
+            assert self.postgres is not None
+            env.update({
+                "DB_HOST": target.host, "DB_PORT": str(target.port),
+                "DB_NAME": self.postgres.app_dbname, "DB_USER": self.postgres.app_user,
+                "DB_PASSWORD": self.postgres.app_password or "",
+            })
+        env.update({"DB_CONNECT_TIMEOUT_S": DB_CONNECT_TIMEOUT_S, "DB_SSLMODE": DB_SSLMODE})
+        env.update(fn.env)
+        return env
+
+    def info(self) -> dict[str, Any]:
+        """The content of ``stack.json`` (passwords in clear: keep it private)."""
+        pg, pb, emu = self.postgres, self.pgbouncer, self.emulator
+        cfg = self.scenario
+        return {
+            "scenario": cfg.name,
+            "run_dir": str(self.run_dir),
+            "pid": os.getpid(),
+            "postgres_dsn": pg.app_dsn if pg is not None else None,
+            "postgres_admin_dsn": pg.admin_dsn if pg is not None else None,
+            "pgbouncer_dsn": pb.dsn if pb is not None else None,
+            "pgbouncer_admin_dsn": pb.admin_dsn if pb is not None else None,
+            "api_url": emu.api_url if emu is not None else None,
+            "invoke_url": emu.invoke_url if emu is not None else None,
+            "stats_url": emu.stats_url if emu is not None else None,
+            "max_connections": cfg.postgres.max_connections,
+            "superuser_reserved_connections": cfg.postgres.superuser_reserved_connections,
+            "pool_mode": cfg.pgbouncer.pool_mode if pb is not None else None,
+            "default_pool_size": cfg.pgbouncer.default_pool_size if pb is not None else None,
+            "postgres_log": str(pg.log_path) if pg is not None and pg.log_path else None,
+            "pgbouncer_log": str(pb.log_path) if pb is not None else None,
+        }
+
+    def check_alive(self) -> None:
+        """Raise StackError (with the log tail) if a server of the stack has died."""
+        for name, server in (("postgres", self.postgres), ("pgbouncer", self.pgbouncer)):
+            if server is not None and not server.running():
+                raise StackError(f"{name} died" + self._log_hint(name))
+        emu = self.emulator
+        proc = getattr(emu, "proc", None)
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"Lambda emulator died (status {proc.returncode})"
+                             + self._log_hint("Lambda emulator"))
