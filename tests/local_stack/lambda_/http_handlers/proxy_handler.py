@@ -28,6 +28,9 @@ def lambda_handler(event, context):
         os._exit(3)
     if action == "sleep":
         time.sleep(float((event.get("queryStringParameters") or {}).get("s", "1")))
+    if action == "context":
+        custom = getattr(context.client_context, "custom", None)
+        return {"client_custom": custom, "function_name": context.function_name}
     if action == "cookies":
         return {"statusCode": 201, "cookies": ["a=1; Path=/", "b=2"], "body": "ok",
                 "headers": {"X-Handler": "yes"}}
