@@ -1,0 +1,71 @@
+"""Scaling rate and concurrency limits: pure logic, with a fake clock."""
+
+from __future__ import annotations
+
+from connstorm.scenario import FunctionConfig, LambdaConfig
+from local_stack.lambda_.scaling import (
+    ACCOUNT_LIMIT,
+    RATE_LIMIT,
+    RESERVED_LIMIT,
+    RESERVED_RATE_LIMIT,
+    TokenBucket,
+    concurrency_reason,
+    rate_reason,
+    scaling_bucket,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_scaling_bucket_current_allows_1000_then_refills_continuously() -> None:
+    clock = Clock()
+    bucket = scaling_bucket(LambdaConfig(), clock)
+    assert sum(bucket.take() for _ in range(1200)) == 1000
+    clock.now += 0.5  # 1,000 per 10 s = 100 per s
+    assert sum(bucket.take() for _ in range(100)) == 50
+
+
+def test_scaling_bucket_does_not_carry_over_beyond_its_size() -> None:
+    clock = Clock()
+    bucket = TokenBucket(10, 1.0, clock)
+    clock.now += 3600
+    assert sum(bucket.take() for _ in range(100)) == 10
+
+
+def test_scaling_bucket_legacy_bursts_then_grows_per_minute() -> None:
+    clock = Clock()
+    bucket = scaling_bucket(LambdaConfig(scaling="legacy", legacy_burst=500,
+                                         legacy_per_minute=60), clock)
+    assert sum(bucket.take() for _ in range(600)) == 500
+    clock.now += 10
+    assert sum(bucket.take() for _ in range(600)) == 10
+
+
+def test_scaling_give_back_returns_an_unused_token() -> None:
+    bucket = TokenBucket(1, 0.0, Clock())
+    assert bucket.take()
+    assert not bucket.take()
+    bucket.give_back()
+    assert bucket.take()
+
+
+def test_scaling_reasons_for_reserved_and_unreserved_functions() -> None:
+    reserved = FunctionConfig(name="r", handler="m.h", reserved_concurrency=2)
+    free = FunctionConfig(name="f", handler="m.h")
+    assert concurrency_reason(reserved, 1, 999, 5) is None
+    assert concurrency_reason(reserved, 2, 0, 5) == RESERVED_LIMIT
+    assert concurrency_reason(free, 0, 4, 5) is None
+    assert concurrency_reason(free, 0, 5, 5) == ACCOUNT_LIMIT
+    assert rate_reason(free) == RATE_LIMIT
+    assert rate_reason(reserved) == RESERVED_RATE_LIMIT
+
+
+def test_scaling_reserved_zero_always_throttles() -> None:
+    fn = FunctionConfig(name="r", handler="m.h", reserved_concurrency=0)
+    assert concurrency_reason(fn, 0, 0, 1000) == RESERVED_LIMIT
