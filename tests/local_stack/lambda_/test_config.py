@@ -57,11 +57,12 @@ def test_config_stack_env_wins_over_scenario_env(tmp_path: Path) -> None:
 
 def test_config_missing_code_dir_is_a_scenario_error(tmp_path: Path) -> None:
     path = _scenario(tmp_path, '[[functions]]\nname = "f"\nhandler = "m.h"\ncode_dir = "nope"\n')
-    with pytest.raises(ScenarioError, match=r"\[\[functions\]\] f: code_dir: .*nope is not a folder"):
+    with pytest.raises(ScenarioError,
+                       match=r"\[\[functions\]\] f: code_dir: .*nope is not a folder"):
         EmulatorConfig.from_scenario(load_scenario(path), tmp_path)
 
 
 def test_config_env_for_unknown_function_is_a_scenario_error(tmp_path: Path) -> None:
     path = _scenario(tmp_path, '[[functions]]\nname = "f"\nhandler = "m.h"\n')
-    with pytest.raises(ScenarioError, match="unknown function.*ghost"):
+    with pytest.raises(ScenarioError, match=r"unknown function.*ghost"):
         EmulatorConfig.from_scenario(load_scenario(path), tmp_path, {"ghost": {}})

@@ -106,7 +106,8 @@ def test_process_startup_timeout_stops_the_server_and_says_where_to_look(
         tmp_path: Path) -> None:
     scenario = load_scenario(_scenario_file(tmp_path))
     emu = EmulatorProcess(scenario, tmp_path / "run", startup_timeout_s=0.001)
-    with pytest.raises(StackError, match=r"did not answer /_connstorm/health within .*emulator\.log"):
+    with pytest.raises(StackError,
+                       match=r"did not answer /_connstorm/health within .*emulator\.log"):
         emu.start()
     assert emu.proc is not None
     assert emu.proc.poll() is not None
