@@ -2,6 +2,7 @@
 module_level pattern does; application_name carries the environment id."""
 
 import os
+import time
 
 import psycopg
 
@@ -13,4 +14,6 @@ CONN = psycopg.connect(os.environ["FIXTURE_DSN"], application_name=f"env-{ENV_ID
 
 def lambda_handler(event, context):
     row = CONN.execute("select pg_backend_pid()").fetchone()
+    if event.get("sleep_s"):
+        time.sleep(float(event["sleep_s"]))
     return {"backend_pid": row[0], "env_id": ENV_ID, "pid": os.getpid()}
