@@ -21,8 +21,13 @@ _handed_out: set[int] = set()
 
 
 def port_in_use(port: int, host: str = HOST) -> bool:
-    """True when something already listens on (or holds) ``host:port``."""
+    """True when something already listens on (or holds) ``host:port``.
+
+    SO_REUSEADDR, as servers set it, so connections of a stopped server still in
+    TIME_WAIT do not count as "in use".
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
