@@ -40,6 +40,7 @@ def figures(samples_path: Path) -> dict[str, Any]:
         "pooler_active": pb.get("cl_active") if pb.get("ok") else None,
         "environments": em.get("env_total") if em.get("ok") else None,
         "cold_starts": em.get("cold_starts") if em.get("ok") else None,
+        "invocation_errors": em.get("errors_by_kind") or {},
     }
 
 
@@ -65,16 +66,19 @@ def render(f: dict[str, Any], title: str) -> Table:
                   f"{_show(f['environments'])} ({_show(f['cold_starts'])})")
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(f["errors_by_kind"].items())) or "none"
     table.add_row("failures by kind", kinds)
+    inv = ", ".join(f"{k} {v}" for k, v in sorted(f["invocation_errors"].items())) or "none"
+    table.add_row("Lambda invocation errors", inv)
     return table
 
 
 def plain_line(f: dict[str, Any]) -> str:
     """The view as one log line."""
     kinds = ",".join(f"{k}={v}" for k, v in sorted(f["errors_by_kind"].items())) or "none"
+    inv = ",".join(f"{k}={v}" for k, v in sorted(f["invocation_errors"].items())) or "none"
     return (f"[{f['elapsed_s']:.0f}s] users={_show(f['users'])} rps={_show(f['rps'])} "
             f"failures={_show(f['failures'])} db={_show(f['db_total'])}/"
             f"{_show(f['max_connections'])} pooler_waiting={_show(f['pooler_waiting'])} "
-            f"envs={_show(f['environments'])} errors={kinds}")
+            f"envs={_show(f['environments'])} errors={kinds} invocation_errors={inv}")
 
 
 class LiveView:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from connstorm import error_kinds
 from connstorm.scenario import Scenario
 from loadtests.failures import classify_failure
 from loadtests.samples import SAMPLES_FILE, Row, read_samples
@@ -67,6 +68,29 @@ def read_locust_errors(run_dir: Path) -> dict[str, int] | None:
     return dict(counts)
 
 
+def attribute_errors(client: Mapping[str, int],
+                     invocations: Mapping[str, int]) -> dict[str, int]:
+    """Failures by kind, with opaque gateway failures explained by the emulator's records.
+
+    API Gateway hides why a function failed: a handler that died on
+    ``too many clients`` during init reaches Locust as a bare ``502 Internal
+    Server Error`` (``http_error``), while the emulator's invocation records
+    know the kind. Each classified invocation error explains one ``http_error``,
+    largest kinds first, so the counts still add up to the requests that failed.
+    """
+    merged = {k: int(v) for k, v in client.items() if v}
+    remaining = merged.pop(error_kinds.HTTP_ERROR, 0)
+    for kind, count in sorted(invocations.items(), key=lambda kv: (-kv[1], kv[0])):
+        if kind in (error_kinds.HTTP_ERROR, error_kinds.OTHER) or remaining <= 0:
+            continue
+        take = min(int(count), remaining)
+        merged[kind] = merged.get(kind, 0) + take
+        remaining -= take
+    if remaining:
+        merged[error_kinds.HTTP_ERROR] = remaining
+    return dict(sorted(merged.items()))
+
+
 def _peak(rows: Sequence[Row], collector: str, *keys: str) -> int:
     values = [sum(int(r.get(k) or 0) for k in keys)
               for r in rows if r.get("collector") == collector and r.get("ok")]
@@ -116,7 +140,7 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "handler": fn.handler if fn else None,
         "requests": totals["requests"],
         "failures": totals["failures"],
-        "errors_by_kind": {k: v for k, v in sorted(errors.items()) if v},
+        "errors_by_kind": attribute_errors(errors, emulator.get("errors_by_kind") or {}),
         "peak_db_connections": _peak(rows, "postgres", "db_total"),
         "max_connections": max_connections,
         "peak_pooler_clients": _peak(rows, "pgbouncer", "cl_active", "cl_waiting"),
@@ -128,6 +152,8 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "p99_ms": totals["p99_ms"],
         "rps": totals["rps"],
         # Added keys (documented in docs/run-folder.md):
+        "client_errors_by_kind": {k: v for k, v in sorted(errors.items()) if v},
+        "invocation_errors_by_kind": dict(sorted((emulator.get("errors_by_kind") or {}).items())),
         "peak_db_app_connections": _peak(rows, "postgres", "db_app"),
         "peak_pooler_server_connections": _peak(rows, "pgbouncer", "sv_active", "sv_idle",
                                                 "sv_used", "sv_login"),

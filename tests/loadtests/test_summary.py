@@ -106,3 +106,17 @@ def test_reports_append_markdown_to_github_step_summary(
     root = ET.fromstring(written["junit.xml"].read_text())
     assert any(c.get("name") == "too_many_connections" and c.find("failure") is not None
                for c in root.iter("testcase"))
+
+
+def test_summary_explains_opaque_gateway_failures_with_invocation_errors() -> None:
+    from loadtests.summary import attribute_errors
+
+    client = {"http_error": 50, "pool_query_wait_timeout": 3}
+    invocations = {"too_many_connections": 40, "lambda_timeout": 2, "other": 5}
+    assert attribute_errors(client, invocations) == {
+        "http_error": 8, "lambda_timeout": 2, "pool_query_wait_timeout": 3,
+        "too_many_connections": 40}
+    # never more explained than the client saw fail
+    assert attribute_errors({"http_error": 5}, {"too_many_connections": 40}) == {
+        "too_many_connections": 5}
+    assert attribute_errors({}, {"too_many_connections": 4}) == {}
