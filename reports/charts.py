@@ -119,8 +119,9 @@ def db_connections(run: RunData) -> list[Series]:
 def pooler(run: RunData) -> list[Series]:
     """PgBouncer's clients (active, waiting) and server connections, and the pool size."""
     rows = run.series("pgbouncer")
-    if not rows:
-        return []
+    busy = ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_login")
+    if not any(r.get(k) for r in rows for k in busy):
+        return []  # no client ever came: the run went straight to PostgreSQL
     out = _simple(run, "pgbouncer", ("cl_active", "cl_waiting", "sv_active", "sv_idle",
                                      "sv_used", "sv_login"),
                   {"cl_active": "clients active", "cl_waiting": "clients waiting",
@@ -172,14 +173,18 @@ def latency(run: RunData) -> list[Series]:
 
 
 def errors(run: RunData) -> list[Series]:
-    """Errors by kind, cumulative: as the load generator saw them, else the emulator."""
-    for collector in ("locust", "emulator"):
+    """Errors by kind, cumulative, as the client saw them and as the functions raised them.
+
+    Both, because they differ: a function that fails at init with PostgreSQL's
+    "too many clients" reaches the client as a bare HTTP 502.
+    """
+    out: list[Series] = []
+    for collector, who in (("locust", "requests"), ("emulator", "functions")):
         rows = run.series(collector)
-        kinds = _mapping_keys(rows, "errors_by_kind")
-        if kinds:
-            return [Series(kind, *_mapping_series(rows, "errors_by_kind", kind),
-                           source=f"{collector}.errors_by_kind.{kind}") for kind in kinds]
-    return []
+        out += [Series(f"{who}: {kind}", *_mapping_series(rows, "errors_by_kind", kind),
+                       source=f"{collector}.errors_by_kind.{kind}")
+                for kind in _mapping_keys(rows, "errors_by_kind")]
+    return out
 
 
 CHARTS: tuple[Chart, ...] = (

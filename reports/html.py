@@ -36,7 +36,8 @@ _CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
             "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
 _FIXED_COLOURS = {"max_connections": "#d62728", "pool size": "#d62728", "db total": "#111111",
-                  "too_many_connections": "#d62728"}
+                  "requests: too_many_connections": "#d62728",
+                  "functions: too_many_connections": "#ff9896"}
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em;color:#222}
@@ -174,7 +175,7 @@ def render(run: RunData) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{_e(title)} {_badge(v.overall_passed(run.summary))}</h1>",
+        f"<h1>{_e(title)}: {_badge(v.overall_passed(run.summary))}</h1>",
         f"<p>{_e(description)}</p>" if description else "",
         f'<p class="muted">{_e(kind)} · folder {_e(run.path.name)}</p>',
         _versions(run.versions),

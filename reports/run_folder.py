@@ -236,8 +236,31 @@ def load_single(run_dir: Path, name: str | None = None) -> RunData:
         name = str(first.get("name")) if isinstance(first, Mapping) and first.get("name") \
             else run_dir.name
     return RunData(path=run_dir, name=name, scenario=mask(scenario), stack=mask(stack),
-                   samples=samples, summary=mask(summary) if summary is not None else None,
+                   samples=samples,
+                   summary=_with_function_errors(mask(summary), samples)
+                   if summary is not None else None,
                    versions=read_versions(run_dir, summary))
+
+
+def _with_function_errors(summary: dict[str, Any],
+                          samples: Mapping[str, tuple[Row, ...]]) -> dict[str, Any]:
+    """Add the functions' own error kinds to a one-variant summary that lacks them.
+
+    The client sees a function refused at init as a bare HTTP 502; the emulator's
+    last sample knows it was PostgreSQL's "too many clients". Derived, so only
+    added when summary.json does not say.
+    """
+    entries = summary.get("variants")
+    if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
+        return summary
+    if "function_errors_by_kind" in entries[0]:
+        return summary
+    last = [r for r in samples.get("emulator", ()) if r.get("ok", True)
+            and isinstance(r.get("errors_by_kind"), Mapping)]
+    if last:
+        kinds = {str(k): v for k, v in last[-1]["errors_by_kind"].items() if v}
+        entries[0] = {**entries[0], "function_errors_by_kind": kinds}
+    return summary
 
 
 def load_run(run_dir: Path) -> RunData:

@@ -76,6 +76,10 @@ def errors_text(errors: Any) -> str:
 def cell(variant: Mapping[str, Any], key: str) -> str:
     """One cell of the verdict table."""
     if key == "errors_by_kind":
+        functions = variant.get("function_errors_by_kind")
+        if isinstance(functions, Mapping) and functions:
+            return (f"requests: {errors_text(variant.get(key))}; "
+                    f"functions: {errors_text(functions)}")
         return errors_text(variant.get(key))
     if key == "peak_db_connections":
         return f"{fmt(variant.get(key))} / {fmt(variant.get('max_connections'))}"
@@ -104,24 +108,34 @@ def threshold_line(threshold: Mapping[str, Any]) -> str:
 
 
 def verdict(variant: Mapping[str, Any]) -> str:
-    """One line saying what happened to a variant, most important fact first."""
+    """One line saying what happened to a variant, most important fact first.
+
+    It starts with one word in capitals (REFUSED, ERRORS, THRESHOLDS BROKEN, NO
+    DATA, OK): what happened, which is not the same as whether the run's
+    thresholds passed (a demonstration of the failure passes when it fails).
+    """
     errors = variant.get("errors_by_kind")
     errors = errors if isinstance(errors, Mapping) else {}
-    refused = _num(errors.get("too_many_connections"))
+    functions = variant.get("function_errors_by_kind")
+    functions = functions if isinstance(functions, Mapping) else {}
+    # A function refused at init reaches the client as a bare 502: count both sides.
+    refused = max(_num(errors.get("too_many_connections")),
+                  _num(functions.get("too_many_connections")))
     failures = _num(variant.get("failures"))
     requests = _num(variant.get("requests"))
     peak = fmt(variant.get("peak_db_connections"))
     limit = fmt(variant.get("max_connections"))
     broken = [str(t.get("name")) for t in thresholds(variant) if t.get("passed") is False]
     if refused:
-        return (f"FAIL: the database refused connections ({fmt(refused)} too_many_connections); "
-                f"peak {peak} of max_connections {limit}")
+        return (f"REFUSED: the database refused connections ({fmt(refused)} "
+                f"too_many_connections); peak {peak} of max_connections {limit}")
     if failures:
-        top = max(errors.items(), key=lambda kv: _num(kv[1]))[0] if errors else "unclassified"
-        share = f"{failures / requests:.0%} of requests" if requests else "requests"
-        return f"FAIL: {fmt(failures)} failed {share}, mostly {top}; peak DB {peak} of {limit}"
+        kinds = functions or errors
+        top = max(kinds.items(), key=lambda kv: _num(kv[1]))[0] if kinds else "unclassified"
+        share = f"{failures / requests:.1%} of requests" if requests else "requests"
+        return f"ERRORS: {fmt(failures)} failed ({share}), mostly {top}; peak DB {peak} of {limit}"
     if variant.get("passed") is False or broken:
-        return f"FAIL: thresholds broken: {', '.join(broken) or 'see the table'}"
+        return f"THRESHOLDS BROKEN: {', '.join(broken) or 'see the table'}"
     if not requests:
         return "NO DATA: no requests were made"
     if variant.get("db_path") == "pgbouncer":

@@ -79,7 +79,8 @@ def test_html_report_opens_offline_and_charts_hold_the_samples(tmp_path: Path) -
                    "postgres.max_connections", "pgbouncer.cl_active", "pgbouncer.cl_waiting",
                    "pgbouncer.sv_active", "emulator.env_busy", "emulator.env_frozen",
                    "locust.users", "locust.rps", "locust.p50_ms", "locust.p95_ms",
-                   "locust.p99_ms", "locust.errors_by_kind.too_many_connections"):
+                   "locust.p99_ms", "locust.errors_by_kind.too_many_connections",
+                   "emulator.errors_by_kind.too_many_connections"):
         assert source in by_source, f"no chart shows {source}"
         xs, ys = expected_points(rows, source)
         assert by_source[source]["x"] == xs, source

@@ -34,3 +34,12 @@ def test_markdown_render_tolerates_a_bare_summary() -> None:
     assert "# connstorm: x: –" in text
     assert "No variant results" in text
     assert "sets no thresholds" in text
+
+
+def test_markdown_render_verdict_counts_refusals_the_functions_saw() -> None:
+    doc = summary(failures=4, passed=True)
+    doc["variants"][0]["errors_by_kind"] = {"http_error": 4}
+    doc["variants"][0]["function_errors_by_kind"] = {"too_many_connections": 4}
+    text = markdown.render(doc)
+    assert "REFUSED: the database refused connections (4 too_many_connections)" in text
+    assert "requests: http_error 4; functions: too_many_connections 4" in text

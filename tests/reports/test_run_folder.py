@@ -76,3 +76,10 @@ def test_run_folder_load_skips_an_unfinished_last_line(tmp_path: Path) -> None:
     with (target / "samples.jsonl").open("a") as handle:
         handle.write('{"collector": "postgres", "elap')
     assert len(load_run(target).series("postgres")) == 12
+
+
+def test_run_folder_load_adds_the_functions_error_kinds_from_samples(tmp_path: Path) -> None:
+    run = load_run(write_run(tmp_path / "run"))
+    entry = (run.summary or {})["variants"][0]
+    # the last emulator sample of run_folders.samples() counted 5 refusals
+    assert entry["function_errors_by_kind"] == {"too_many_connections": 5}
