@@ -160,6 +160,7 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "peak_pooler_waiting": _peak(rows, "pgbouncer", "cl_waiting"),
         "pool_size": (scenario.pgbouncer.default_pool_size + scenario.pgbouncer.reserve_pool_size
                       if path == "pgbouncer" else None),
+        "requests_by_worker": dict(_last(rows, "locust").get("requests_by_worker") or {}),
         "sample_gaps": dict(Counter(str(r.get("collector")) for r in rows if not r.get("ok"))),
     }
 

@@ -17,8 +17,9 @@ from loadtests.collectors.base import Collector
 from loadtests.failures import classify_failure
 from loadtests.samples import SampleWriter
 
-#: Key of connstorm's counter in the data workers report to the master.
+#: Keys of connstorm's counters in the data workers report to the master.
 REPORT_KEY = "connstorm_errors_by_kind"
+REQUESTS_KEY = "connstorm_requests"
 
 
 class ErrorKindCounter:
@@ -31,6 +32,9 @@ class ErrorKindCounter:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        #: On the master: requests each worker made, by worker id (from their reports).
+        self.requests_by_worker: Counter[str] = Counter()
+        self._requests = 0
         self._lock = threading.Lock()
 
     def attach(self, events: Any) -> None:
@@ -40,10 +44,11 @@ class ErrorKindCounter:
         events.worker_report.add_listener(self.on_worker_report)
 
     def on_request(self, exception: BaseException | None = None, **kwargs: Any) -> None:
-        """Count one request's failure (a success is not counted)."""
-        if exception is None:
-            return
-        self.add(classify_failure(str(exception)))
+        """Count one request, and its failure by kind."""
+        with self._lock:
+            self._requests += 1
+        if exception is not None:
+            self.add(classify_failure(str(exception)))
 
     def add(self, kind: str, count: int = 1) -> None:
         """Add ``count`` failures of ``kind``."""
@@ -54,7 +59,9 @@ class ErrorKindCounter:
         """On a worker: hand the counts since the last report to the master, then reset."""
         with self._lock:
             data[REPORT_KEY] = dict(self.counts)
+            data[REQUESTS_KEY] = self._requests
             self.counts.clear()
+            self._requests = 0
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **kwargs: Any) -> None:
         """On the master: add a worker's counts."""
@@ -62,11 +69,17 @@ class ErrorKindCounter:
         with self._lock:
             for kind, count in counts.items():
                 self.counts[str(kind)] += int(count)
+            self.requests_by_worker[str(client_id)] += int(data.get(REQUESTS_KEY) or 0)
 
     def snapshot(self) -> dict[str, int]:
         """The cumulative counts, by kind."""
         with self._lock:
             return dict(self.counts)
+
+    def workers_snapshot(self) -> dict[str, int]:
+        """Requests per worker id so far (empty without workers)."""
+        with self._lock:
+            return dict(self.requests_by_worker)
 
 
 class LocustStatsCollector(Collector):
@@ -103,6 +116,8 @@ class LocustStatsCollector(Collector):
             "p50_ms": _percentile(total, 0.5), "p95_ms": _percentile(total, 0.95),
             "p99_ms": _percentile(total, 0.99),
             "errors_by_kind": self.counter.snapshot(),
+            "workers": int(getattr(runner, "worker_count", 0) or 0) if runner is not None else 0,
+            "requests_by_worker": self.counter.workers_snapshot(),
         }
 
 
