@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -75,12 +75,12 @@ class HttpRequest:
 
     def header(self, name: str) -> str | None:
         """The last value of a header, matched case-insensitively, or None."""
-        lname = name.lower()
-        found = None
-        for k, v in self.headers:
-            if k.lower() == lname:
-                found = v
-        return found
+        return self._last_values.get(name.lower())
+
+    @cached_property
+    def _last_values(self) -> dict[str, str]:
+        # Built once per request: the event builders ask for several headers.
+        return {k.lower(): v for k, v in self.headers}
 
 
 def is_text(body: bytes, content_type: str | None) -> bool:
@@ -108,7 +108,13 @@ def encode_body(body: bytes, content_type: str | None) -> tuple[str | None, bool
 
 def request_time(epoch_s: float) -> str:
     """API Gateway's ``requestTime``: ``09/Apr/2015:12:34:56 +0000`` (locale-free)."""
-    t = time.gmtime(epoch_s)
+    return _request_time(int(epoch_s))
+
+
+@lru_cache(maxsize=4)
+def _request_time(second: int) -> str:
+    # Under load thousands of requests share a second: format it once.
+    t = time.gmtime(second)
     return (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000")
 
@@ -127,6 +133,10 @@ def short_request_id() -> str:
 def trace_id(epoch_s: float) -> str:
     """An X-Ray trace header value, as API Gateway adds in ``X-Amzn-Trace-Id``."""
     return f"Root=1-{int(epoch_s):08x}-{os.urandom(12).hex()}"
+
+
+def _query_pairs(query_string: str) -> list[tuple[str, str]]:
+    return parse_qsl(query_string, keep_blank_values=True) if query_string else []
 
 
 def _domain(req: HttpRequest, api: ApiContext) -> tuple[str, str]:
@@ -164,7 +174,7 @@ def rest_event(req: HttpRequest, resource: str, path_parameters: Mapping[str, st
         multi_headers.setdefault(k, []).append(v)
     query: dict[str, str] = {}
     multi_query: dict[str, list[str]] = {}
-    for k, v in parse_qsl(req.query_string, keep_blank_values=True):
+    for k, v in _query_pairs(req.query_string):
         query[k] = v
         multi_query.setdefault(k, []).append(v)
     body, b64 = encode_body(req.body, req.header("content-type"))
@@ -232,7 +242,7 @@ def http_event(req: HttpRequest, route_key: str, path_parameters: Mapping[str, s
             continue
         headers[name] = f"{headers[name]},{v}" if name in headers else v
     query: dict[str, str] = {}
-    for k, v in parse_qsl(req.query_string, keep_blank_values=True):
+    for k, v in _query_pairs(req.query_string):
         query[k] = f"{query[k]},{v}" if k in query else v
     body, b64 = encode_body(req.body, req.header("content-type"))
     domain, prefix = _domain(req, api)
