@@ -62,6 +62,7 @@ def create_scratch(run_dir: Path, user: str | None, link_name: str = LINK_NAME) 
     ``link_name`` (``.stack`` or ``.stack-<something>``) is its name inside the run
     folder: a server started on its own, outside a Stack, uses its own.
     """
+    run_dir.mkdir(parents=True, exist_ok=True)
     inside = run_dir / link_name
     if inside.is_dir():
         if _owner_alive(inside):
@@ -168,4 +169,9 @@ def clean_stale(runs_root: Path) -> list[Path]:
         shutil.rmtree(folder, ignore_errors=True)
         cleaned.append(folder)
         log.info("removed stale scratch folder %s", folder)
+    if runs_root.is_dir():
+        for pointer in runs_root.glob(f"*/{LINK_NAME}*"):
+            with contextlib.suppress(OSError, ValueError):
+                if pointer.is_file() and not Path(pointer.read_text().strip()).exists():
+                    pointer.unlink()
     return cleaned
