@@ -229,6 +229,10 @@ def add_front_routes(app: web.Application, invoker: Invoker,
     take precedence: aiohttp resolves the longest literal prefix first. Raises
     :class:`~local_stack.lambda_.routes.RouteTemplateError` for a bad template.
     """
+    if api is None:
+        # Same region as the emulator's own ARNs when the invoker knows it.
+        region = getattr(getattr(invoker, "account", None), "region", None)
+        api = ApiContext(region=str(region)) if region else None
     front = Front(invoker, routes, api)
     app[FRONT_KEY] = front
     app.router.add_route("*", "/{tail:.*}", front.handle)

@@ -41,6 +41,7 @@ from typing import Any
 
 from aiohttp import web
 
+from local_stack.lambda_.config import ACCOUNT_ID
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
@@ -91,7 +92,7 @@ class FunctionRef:
 
 def parse_function_name(text: str, qualifier: str | None = None, *,
                         region: str = "us-east-1",
-                        account_id: str = "123456789012") -> FunctionRef:
+                        account_id: str = ACCOUNT_ID) -> FunctionRef:
     """Resolve a name, partial ARN or ARN (with optional ``:qualifier``).
 
     Raises :class:`InvokeApiError` (400 for a malformed name or a qualifier given
@@ -140,7 +141,7 @@ class InvokeApi:
     """The ``Invoke`` operation on an aiohttp application; see the module docstring."""
 
     def __init__(self, invoker: Invoker, *, region: str = "us-east-1",
-                 account_id: str = "123456789012") -> None:
+                 account_id: str = ACCOUNT_ID) -> None:
         self.invoker = invoker
         self.region = region
         self.account_id = account_id
@@ -286,9 +287,16 @@ def _error(exc: InvokeApiError, request_id: str) -> web.Response:
         "x-amzn-ErrorType": exc.code, "x-amzn-RequestId": request_id})
 
 
-def add_invoke_routes(app: web.Application, invoker: Invoker, *, region: str = "us-east-1",
-                      account_id: str = "123456789012") -> InvokeApi:
-    """Serve the Invoke API on ``app`` (the core's server calls this before it starts)."""
+def add_invoke_routes(app: web.Application, invoker: Invoker, *, region: str | None = None,
+                      account_id: str = ACCOUNT_ID) -> InvokeApi:
+    """Serve the Invoke API on ``app`` (the core's server calls this before it starts).
+
+    ARNs must name this region and account: by default the region is the
+    emulator's own (``invoker.account.region`` when the invoker has one, as the
+    core's :class:`~local_stack.lambda_.emulator.Emulator` does), else us-east-1.
+    """
+    if region is None:
+        region = str(getattr(getattr(invoker, "account", None), "region", "us-east-1"))
     api = InvokeApi(invoker, region=region, account_id=account_id)
     app[INVOKE_API_KEY] = api
     app.router.add_post(INVOKE_PATH, api.handle)
