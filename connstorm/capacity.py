@@ -19,6 +19,13 @@ What each pattern costs, per execution environment (the local stack measures it)
 - ``leaky``: one more per invocation, never closed: invocations per environment;
 - ``in_process_pool``: the pool's size, opened at init and kept.
 
+Reserved connections: PostgreSQL refuses an ordinary role once only
+``superuser_reserved_connections`` slots remain free, counting *every* connection,
+superusers' included; so monitoring, migrations or a collector connected as a
+superuser still take ordinary slots: give them as ``other_connections``
+(measured on the local stack: its collector's one connection leaves the
+application 16 of 20 - 3).
+
 Environments outlive their invocations, so the peak number of environments is
 the peak concurrency, and for the patterns that keep a connection, that is the
 number of connections.
