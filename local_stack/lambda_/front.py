@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -124,7 +123,7 @@ class Front:
             return _answer(_TOO_LARGE, request_id=None, rest=rest)
         http_request = _to_http_request(request, body)
         if rest:
-            request_id = str(uuid.uuid4())
+            request_id = apigw_events.uuid4()
             event = apigw_events.rest_event(http_request, match.route.path,
                                             match.path_parameters, api=self.api,
                                             request_id=request_id)
