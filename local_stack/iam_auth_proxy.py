@@ -430,3 +430,14 @@ class IamAuthProxy:
             w.write(packet)
             await w.drain()
             w.close()
+
+
+def iam_token_env(stack_env: Mapping[str, str], proxy: IamAuthProxy) -> dict[str, str]:
+    """An ``iam_token`` function's environment: the proxy as its host, no password.
+
+    ``DB_USER`` and ``DB_NAME`` stay; ``DB_PASSWORD`` is removed, so the only way
+    in is a token the proxy verifies.
+    """
+    env = {k: v for k, v in stack_env.items() if k != "DB_PASSWORD"}
+    env.update(proxy.function_env())
+    return env

@@ -25,7 +25,7 @@ import logging
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -156,3 +156,16 @@ class SecretsManagerServer:
                     self.calls[target.rpartition(".")[2]] += 1
             return app(environ, start_response)
         return counted
+
+
+def secrets_cached_env(stack_env: Mapping[str, str],
+                       server: SecretsManagerServer) -> dict[str, str]:
+    """A ``secrets_cached`` function's environment: the stack's, credentials from the secret.
+
+    ``DB_USER`` and ``DB_PASSWORD`` are removed, so the function can only log in
+    with what it read from Secrets Manager; ``DB_HOST``/``DB_PORT`` stay (they
+    win over the secret's, as an RDS Proxy endpoint would).
+    """
+    env = {k: v for k, v in stack_env.items() if k not in ("DB_USER", "DB_PASSWORD")}
+    env.update(server.function_env())
+    return env

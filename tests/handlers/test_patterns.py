@@ -22,9 +22,14 @@ import pytest
 from botocore.config import Config
 
 from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig, Scenario
-from local_stack.iam_auth_proxy import IamAuthProxy
+from local_stack.iam_auth_proxy import IamAuthProxy, iam_token_env
 from local_stack.lambda_.process import EmulatorProcess
-from local_stack.secrets_manager import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, SecretsManagerServer
+from local_stack.secrets_manager import (
+    DUMMY_ACCESS_KEY,
+    DUMMY_SECRET_KEY,
+    SecretsManagerServer,
+    secrets_cached_env,
+)
 from tests.handlers import apigw_events
 from tests.handlers.conftest import Pg
 
@@ -131,9 +136,10 @@ def stack(pg: Pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                               "lambda_handler", "timeout_s": 60.0}) for f in functions)
         env = {f.name: dict(direct) for f in functions}
         env["pool"]["DB_POOL_SIZE"] = str(POOL_SIZE)
-        env["secrets"] = {"DB_SSLMODE": "disable", **secrets.function_env()}
-        env["iam"] = {"DB_NAME": "app", "DB_USER": "app", "DB_SSLMODE": "disable",
-                      **proxy.function_env()}
+        env["secrets"] = secrets_cached_env(direct, secrets)
+        env["iam"] = iam_token_env(direct, proxy)
+        assert "DB_PASSWORD" not in env["secrets"]
+        assert "DB_PASSWORD" not in env["iam"]
         routes = tuple(RouteConfig(method, f"/v{v[0]}{path}", "api", payload=v)
                        for v in ("1.0", "2.0") for method, path in ROUTE_PATHS)
         scenario = Scenario(name="patterns", source=str(run_dir / "patterns.toml"),
