@@ -89,6 +89,42 @@ uvloop.run(main(sys.argv[1]))
 """
 
 
+# The front alone, in front of an invoker that answers at once: what the HTTP side
+# itself costs, with no execution environment behind it.
+FRONT_ONLY = r"""
+import json, os, sys
+import uvloop
+from aiohttp import web
+from local_stack.lambda_.front import add_front_routes
+from local_stack.lambda_.invocation import InvocationResult
+from local_stack.lambda_.routes import SimpleRoute
+
+class Instant:
+    def has_function(self, name):
+        return True
+    async def invoke(self, request):
+        return InvocationResult(request_id="r", outcome="success",
+                                payload=b'{"statusCode": 200, "body": "ok"}')
+
+async def main(ready):
+    app = web.Application()
+    add_front_routes(app, Instant(), [SimpleRoute("GET", "/noop", "noop", "2.0")])
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    tmp = ready + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"port": port, "pid": os.getpid()}, f)
+    os.replace(tmp, ready)
+    import asyncio
+    await asyncio.Event().wait()
+
+uvloop.run(main(sys.argv[1]))
+"""
+
+
 @contextmanager
 def _server(argv: list[str], ready: Path, log: Path, timeout_s: float = 60) -> Iterator[str]:
     """Run a server process that writes ``{"port"}`` to ``ready``; yield its base URL."""
@@ -166,10 +202,13 @@ def main() -> int:
         emu_argv = [sys.executable, "-m", "local_stack.lambda_", "--config",
                     str(work / "emulator.json"), "--ready-file", str(work / "emu.ready"),
                     "--parent-pid", str(os.getpid())]
+        front_argv = [sys.executable, "-c", FRONT_ONLY, str(work / "front.ready")]
         with _server(hello_argv, work / "hello.ready", work / "hello.log") as hello, \
+                _server(front_argv, work / "front.ready", work / "front.log") as front, \
                 _server(emu_argv, work / "emu.ready", work / "emulator.log") as emu:
             targets = [
                 ("aiohttp hello (baseline)", f"{hello}/", None),
+                ("front alone, instant invoker", f"{front}/noop", None),
                 ("front, payload 2.0", f"{emu}/noop", None),
                 ("front, payload 1.0", f"{emu}/noop-rest", None),
                 ("Invoke API", f"{emu}/2015-03-31/functions/noop/invocations", "POST"),
