@@ -1,0 +1,144 @@
+"""Scale: ramp to N concurrent environments, each holding its own PostgreSQL connection.
+
+A private PostgreSQL (``local_stack.postgres.PostgresServer``, max_connections
+above N) and the emulator core in this process. N invocations are sent at once
+to one function whose module opens a connection at Init (the module_level
+pattern) and whose handler then holds the environment busy for ``--hold-s``.
+Lambda's real scaling rate applies (1,000 new environments per 10 s per
+function, refilled continuously; the bucket starts full).
+
+Reported: time until all N environments finished Init and hold their event
+(concurrency N), connections PostgreSQL sees from them, proportional memory
+(PSS, ``/proc/<pid>/smaps_rollup``) per environment and of the zygote, the Init
+Duration distribution, and every failure. Usage::
+
+    .venv/bin/python benchmarks/emulator_scale.py --envs 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import uvloop
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from connstorm.scenario import FunctionConfig, LambdaConfig, PostgresConfig  # noqa: E402
+from local_stack.lambda_.config import EmulatorConfig  # noqa: E402
+from local_stack.lambda_.emulator import Emulator  # noqa: E402
+from local_stack.lambda_.environment import BUSY  # noqa: E402
+from local_stack.lambda_.invocation import InvocationRequest  # noqa: E402
+from local_stack.lambda_.server import raise_nofile_limit  # noqa: E402
+from local_stack.postgres import PostgresServer  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "local_stack" / "lambda_" / "fixture_handlers"
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pss_kb(pid: int) -> int:
+    """Proportional set size of a process, in kB."""
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def env_connections(admin_dsn: str) -> int:
+    """Client backends whose application_name marks them as an environment's."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        row = conn.execute("select count(*) from pg_stat_activity "
+                           "where application_name like 'env-%'").fetchone()
+    return int(row[0]) if row else 0
+
+
+async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path) -> dict[str, object]:
+    """Send ``n`` invocations at once; measure until all hold an environment."""
+    fn = FunctionConfig(name="db", handler="pg_handler.lambda_handler", code_dir=str(FIXTURES),
+                        preload=("psycopg",), timeout_s=hold_s + 120, env={"FIXTURE_DSN": dsn})
+    config = EmulatorConfig(account=LambdaConfig(init_timeout_s=60), functions=(fn,),
+                            run_dir=str(run_dir))
+    async with Emulator(config) as emu:
+        payload = json.dumps({"sleep_s": hold_s}).encode()
+        cpu_before = _cpu_s()
+        started = time.monotonic()
+        calls = [asyncio.ensure_future(emu.invoke(InvocationRequest("db", payload)))
+                 for _ in range(n)]
+        reached_s = None
+        peak_busy = 0
+        while time.monotonic() - started < hold_s:
+            busy = sum(1 for e in emu.by_id.values() if e.state == BUSY)
+            peak_busy = max(peak_busy, busy)
+            if busy >= n:
+                reached_s = time.monotonic() - started
+                break
+            if all(c.done() for c in calls):
+                break
+            await asyncio.sleep(0.05)
+        emulator_cpu_s = _cpu_s() - cpu_before
+        pids = [e.pid for e in emu.by_id.values() if e.pid is not None]
+        pss = [pss_kb(pid) for pid in pids]
+        pool = emu.pools["db"]
+        zygote_pss = pss_kb(pool.zygote.pid) if pool.zygote and pool.zygote.pid else 0
+        connections = await asyncio.to_thread(env_connections, admin_dsn)
+        results = await asyncio.gather(*calls)
+        stats = emu.stats()
+    init_ms = sorted(r.init_ms for r in results if r.init_ms is not None)
+    outcomes = Counter(r.outcome for r in results)
+    failures = Counter(f"{r.outcome}: {r.error_type or r.throttle_reason}: "
+                       f"{(r.error_message or '')[:120]}" for r in results
+                       if r.outcome != "success")
+    return {
+        "envs_requested": n,
+        "time_to_all_busy_s": None if reached_s is None else round(reached_s, 2),
+        "peak_busy": peak_busy,
+        "emulator_cpu_s_during_ramp": round(emulator_cpu_s, 2),
+        "db_connections_from_envs": connections,
+        "pss_per_env_mb_median": round(statistics.median(pss) / 1024, 2) if pss else None,
+        "pss_per_env_mb_mean": round(statistics.mean(pss) / 1024, 2) if pss else None,
+        "pss_all_envs_mb": round(sum(pss) / 1024, 1),
+        "zygote_pss_mb": round(zygote_pss / 1024, 1),
+        "init_ms_median": round(statistics.median(init_ms), 1) if init_ms else None,
+        "init_ms_p90": round(init_ms[int(0.9 * (len(init_ms) - 1))], 1) if init_ms else None,
+        "init_ms_max": round(init_ms[-1], 1) if init_ms else None,
+        "outcomes": dict(outcomes),
+        "failures": dict(failures),
+        "concurrency_peak": stats["concurrency_peak"],
+        "cold_starts": stats["cold_starts"],
+    }
+
+
+def main() -> None:
+    """Start PostgreSQL, ramp, print the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", type=int, default=1000)
+    parser.add_argument("--hold-s", type=float, default=45.0)
+    args = parser.parse_args()
+    raise_nofile_limit()
+    with tempfile.TemporaryDirectory(prefix="connstorm-scale-") as tmp:
+        pg_config = PostgresConfig(max_connections=args.envs + 50,
+                                   settings={"max_connections": args.envs + 50,
+                                             "superuser_reserved_connections": 3})
+        with PostgresServer(pg_config, Path(tmp) / "pg") as pg:
+            figures = uvloop.run(ramp(args.envs, args.hold_s, pg.app_dsn, pg.admin_dsn,
+                                      Path(tmp) / "run"))
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
