@@ -1,0 +1,178 @@
+"""Scenario files: each kind of mistake is one clear line; overrides; shipped examples."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connstorm.errors import ExitCode, ScenarioError
+from connstorm.scenario import builtin_names, load_scenario
+
+GOOD = """
+name = "t"
+[postgres]
+max_connections = 20
+[pgbouncer]
+default_pool_size = 5
+[[functions]]
+name = "api"
+pattern = "module_level"
+database = "pgbouncer"
+[[routes]]
+method = "GET"
+path = "/items/{id}"
+function = "api"
+"""
+
+# (kind of mistake, file text, overrides, what the one line must say)
+MISTAKES = [
+    ("invalid TOML", "name = \n", [], "invalid TOML"),
+    ("missing name", "[postgres]\nmax_connections = 5\n", [],
+     "top level name: missing; every scenario needs a name"),
+    ("unknown top-level key", "colour = 'red'\n" + GOOD, [], "top level colour: unknown key"),
+    ("unknown key in a section", GOOD + "[load]\nuserz = 5\n", [], "[load] userz: unknown key"),
+    ("wrong type", GOOD.replace("max_connections = 20", 'max_connections = "lots"'), [],
+     '[postgres] max_connections: expected an integer, got "lots"'),
+    ("out of range", GOOD.replace("max_connections = 20", "max_connections = 0"), [],
+     "[postgres] max_connections: must be at least 1, got 0"),
+    ("reserved >= max", GOOD.replace("max_connections = 20",
+                                     "max_connections = 5\nsuperuser_reserved_connections = 5"),
+     [], "[postgres] superuser_reserved_connections: must be less than max_connections (5)"),
+    ("pool larger than the database allows", GOOD.replace("default_pool_size = 5",
+                                                          "default_pool_size = 50"), [],
+     "[pgbouncer] default_pool_size: the pool (50 server connections with the reserve) is "
+     "larger than PostgreSQL allows an ordinary role"),
+    ("unknown choice", GOOD.replace("default_pool_size = 5", 'pool_mode = "sometimes"'), [],
+     "[pgbouncer] pool_mode: must be one of session, transaction, statement; got 'sometimes'"),
+    ("unknown PgBouncer setting", GOOD + "", ["pgbouncer.pool_size=3"],
+     "[pgbouncer] pool_size: unknown PgBouncer setting"),
+    ("setting managed by connstorm", GOOD.replace("max_connections = 20",
+                                                  "max_connections = 20\nport = 5432"), [],
+     "[postgres] port: is managed by connstorm and cannot be set in a scenario"),
+    ("route to an undefined function", GOOD.replace('function = "api"', 'function = "apx"'), [],
+     "[[routes]] GET /items/{id}: function 'apx' is not defined in [[functions]]"),
+    ("pattern and handler both", GOOD.replace('pattern = "module_level"',
+                                              'pattern = "module_level"\nhandler = "a.b"'), [],
+     "[[functions]] api: pattern: give either pattern or handler, not both"),
+    ("pooler path with the pooler disabled", GOOD, ["pgbouncer.enabled=false"],
+     "[pgbouncer] enabled: a function uses database = \"pgbouncer\" but PgBouncer is disabled"),
+    ("override without =", GOOD, ["postgres.max_connections"],
+     "--set postgres.max_connections: expected section.key=value"),
+    ("override of an unknown key", GOOD, ["load.user=5"], "[load] user: unknown key"),
+]
+
+
+@pytest.mark.parametrize(("kind", "text", "overrides", "expected"), MISTAKES,
+                         ids=[m[0] for m in MISTAKES])
+def test_scenario_mistake_is_one_clear_line(tmp_path: Path, kind: str, text: str,
+                                            overrides: list[str], expected: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path, overrides=overrides)
+    message = str(err.value)
+    assert message.startswith(str(path) + ": "), message
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_scenario_missing_file_lists_builtins() -> None:
+    with pytest.raises(ScenarioError, match=r"nope: no such scenario file, .*direct-small"):
+        load_scenario("nope")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("name = ", "invalid TOML"),
+    ('name = "x"\n[postgres]\nmax_connections = "lots"\n', "[postgres] max_connections"),
+    ('name = "x"\n[thresholds]\nmax_fail_ratio = 2\n', "[thresholds] max_fail_ratio: must be "
+                                                       "at most 1"),
+])
+def test_scenario_mistake_through_the_cli_exits_3_without_traceback(
+        tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    result = subprocess.run([sys.executable, "-m", "connstorm", "up", str(path), "--out",
+                             str(tmp_path / "run")], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == ExitCode.SCENARIO
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"connstorm: error: {path}: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_scenario_overrides_take_precedence_over_the_file() -> None:
+    s = load_scenario("pgbouncer-transaction", overrides=[
+        "postgres.max_connections=30", "pgbouncer.pool_mode=session",
+        'pgbouncer.pool_mode="statement"', "functions.api.database=direct",
+        "functions.0.timeout_s=3", "postgres.statement_timeout=\"5s\""])
+    assert s.postgres.max_connections == 30
+    assert s.postgres.settings["max_connections"] == 30
+    assert s.postgres.settings["statement_timeout"] == "5s"
+    assert s.pgbouncer.pool_mode == "statement"  # the last override wins
+    assert s.pgbouncer.settings["pool_mode"] == "statement"
+    assert s.function("api").database == "direct"
+    assert s.function("api").timeout_s == 3.0
+    assert s.raw["postgres"]["max_connections"] == 30
+
+
+def test_scenario_override_naming_a_missing_function_is_clear() -> None:
+    with pytest.raises(ScenarioError, match=r"--set functions.nope.timeout_s=1: functions: no "
+                                            r"entry named or numbered 'nope'"):
+        load_scenario("direct-small", overrides=["functions.nope.timeout_s=1"])
+
+
+def test_scenario_builtins_all_load_and_cover_the_three_paths() -> None:
+    names = builtin_names()
+    assert {"direct-small", "pgbouncer-transaction", "pgbouncer-session"} <= set(names)
+    loaded = {name: load_scenario(name) for name in names}
+    assert loaded["direct-small"].functions[0].database == "direct"
+    assert loaded["pgbouncer-transaction"].pgbouncer.pool_mode == "transaction"
+    assert loaded["pgbouncer-session"].pgbouncer.pool_mode == "session"
+
+
+def test_scenario_issue_example_parses(tmp_path: Path) -> None:
+    path = tmp_path / "issue.toml"
+    path.write_text("""
+name = "direct-small"
+[postgres]
+max_connections = 20
+superuser_reserved_connections = 3
+[pgbouncer]
+pool_mode = "transaction"
+default_pool_size = 10
+max_client_conn = 1000
+[lambda]
+concurrency_limit = 1000
+freeze = true
+[[functions]]
+name = "api"
+handler = "handlers.module_level_handler.lambda_handler"
+code_dir = "."
+database = "pgbouncer"
+timeout_s = 10
+memory_mb = 512
+reserved_concurrency = 100
+idle_lifetime_s = 600
+env = { LOG_LEVEL = "INFO" }
+[[routes]]
+method = "GET"
+path = "/items/{id}"
+function = "api"
+payload = "2.0"
+[load]
+users = 100
+spawn_rate = 20
+duration_s = 60
+[thresholds]
+max_fail_ratio = 0.01
+""")
+    s = load_scenario(path)
+    assert s.functions[0].env == {"LOG_LEVEL": "INFO"}
+    assert s.routes[0].payload == "2.0"
+    assert s.thresholds.max_fail_ratio == 0.01
