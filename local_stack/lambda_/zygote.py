@@ -12,7 +12,8 @@ child in about a millisecond, and the child shares those pages copy-on-write
   awslambdaric tolerates a failed import of it, which is how the zygote blocks it.
 * the handler module: importing it is the environment's Init (Init Duration).
 
-Run as ``python -m local_stack.lambda_.zygote CONTROL_FD EMULATOR_PID``. It speaks
+Run as ``python -m local_stack.lambda_.zygote CONTROL_FD EMULATOR_PID [LABEL...]``
+(the labels only make ``ps`` show what the zygote and its forks are). It speaks
 JSON lines over the inherited control socket: the first line from the emulator is
 the function's config; then ``{"op": "spawn", ...}`` lines, each answered with
 ``spawned``/``spawn_failed``; every child's exit is reported as
@@ -226,7 +227,7 @@ class Zygote:
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: ``python -m local_stack.lambda_.zygote CONTROL_FD EMULATOR_PID``."""
+    """Entry point: ``python -m local_stack.lambda_.zygote CONTROL_FD EMULATOR_PID [LABEL...]``."""
     ctl_fd, emulator_pid = int(argv[1]), int(argv[2])
     set_parent_death_signal(signal.SIGKILL, expected_parent=emulator_pid)
     ctl = socket.socket(fileno=ctl_fd)

@@ -84,8 +84,11 @@ class ZygoteClient:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.proc = subprocess.Popen(
+                # The trailing words only label the process: environments are forks of
+                # the zygote and show its command line, so `ps aux | grep awslambdaric`
+                # finds them and names their function.
                 [sys.executable, "-m", "local_stack.lambda_.zygote", str(theirs.fileno()),
-                 str(os.getpid())],
+                 str(os.getpid()), "awslambdaric", f"function={self.function}"],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                 stdout=self.log_file, stderr=self.log_file, cwd=str(PROJECT_ROOT),
             )
