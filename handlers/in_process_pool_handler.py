@@ -16,8 +16,9 @@ How it fails
     The database sees environments × pool size connections, nearly all idle:
     with a pool of 5, a concurrency of 20 takes 100 slots, and
     ``too many clients already`` arrives ``pool size`` times sooner than with
-    ``module_level``. The pool's background threads also reconnect while the
-    environment is thawed, so connections churn behind the handler's back.
+    ``module_level``. The pool's maintenance (``max_lifetime``, reconnects) runs
+    in threads that only move while the environment is thawed, so a frozen
+    environment's pool is as stale as a single connection would be.
 """
 
 from __future__ import annotations
