@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import os
-import secrets
+import random
 import signal
 import time
 import uuid
@@ -82,6 +82,16 @@ def exit_reason(status: int) -> str:
     except ValueError:
         name = ""
     return f"signal: {name or sig}"
+
+
+#: Ids and trace ids identify, they protect nothing: a PRNG saves a getrandom()
+#: syscall per id on the hot path.
+_rng = random.Random()
+
+
+def new_request_id() -> str:
+    """A version-4 UUID string, as Lambda's request ids are."""
+    return str(uuid.UUID(int=_rng.getrandbits(128), version=4))
 
 
 def _runtime_dir() -> str:
@@ -187,7 +197,7 @@ class Emulator:
         pool = self.pools.get(request.function)
         if pool is None:
             raise UnknownFunctionError(request.function)
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         if request.invocation_type == "DryRun":
             return InvocationResult(request_id=request_id, outcome="success")
         if request.invocation_type == "Event":
@@ -257,7 +267,7 @@ class Emulator:
         self.concurrency_peak = max(self.concurrency_peak, now)
 
     def _new_environment(self, pool: FunctionPool) -> Environment:
-        env_id = uuid.uuid4().hex
+        env_id = uuid.UUID(int=_rng.getrandbits(128), version=4).hex
         log_path = str(self.run_dir / "logs" / "lambda" / pool.fn.name / f"{env_id}.log")
         fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         env = Environment(env_id=env_id, function=pool.fn.name, log_path=log_path, log_fd=fd)
@@ -295,7 +305,8 @@ class Emulator:
         env.uses += 1
         inv.env = env
         env.thaw()
-        inv.log_offset = env.log_size()
+        if inv.request.log_tail:
+            inv.log_offset = env.log_size()
         rid = inv.request_id
         env.log(f"START RequestId: {rid} Version: $LATEST\n")
         fn = pool.fn
@@ -303,8 +314,9 @@ class Emulator:
         headers = {
             "Lambda-Runtime-Deadline-Ms": str(int((time.time() + fn.timeout_s) * 1000)),
             "Lambda-Runtime-Invoked-Function-Arn": function_arn(self.account.region, fn.name),
-            "Lambda-Runtime-Trace-Id": (f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
-                                        f";Parent={secrets.token_hex(8)};Sampled=0"),
+            "Lambda-Runtime-Trace-Id": (f"Root=1-{int(time.time()):08x}-"
+                                        f"{_rng.getrandbits(96):024x};Parent="
+                                        f"{_rng.getrandbits(64):016x};Sampled=0"),
         }
         context = _client_context(inv.request.client_context)
         if context is not None:
