@@ -140,7 +140,8 @@ def verdict(variant: Mapping[str, Any]) -> str:
         return "NO DATA: no requests were made"
     if variant.get("db_path") == "pgbouncer":
         waiting = _num(variant.get("peak_pooler_waiting"))
-        queued = f", up to {fmt(waiting)} clients waiting" if waiting else ""
+        queued = (f", up to {fmt(waiting)} client{'s' if waiting != 1 else ''} waiting"
+                  if waiting else "")
         return (f"OK: no failures; pooler held the database to "
                 f"{fmt(variant.get('peak_pooler_server_connections'))} server connections "
                 f"(pool {fmt(variant.get('pool_size'))}){queued}; peak {peak} of {limit}")

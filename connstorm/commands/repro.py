@@ -69,21 +69,23 @@ def comparison_table(summary: dict[str, Any]) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     """Run the variants with a progress display, then print the comparison."""
-    from loadtests.repro import FULL, QUICK, VARIANTS, run_repro
+    from loadtests.repro import FULL, QUICK, run_repro, variant_scenario, variants_for
     from loadtests.runner import default_run_dir
     from reports import verdicts
 
     console = Console()
     plan = QUICK if args.quick else FULL
+    chosen = variants_for(quick=args.quick)
+    limit = variant_scenario(chosen[0], plan).postgres.max_connections
     out: Path = args.out or default_run_dir("repro")
-    console.print(f"connstorm repro: {len(VARIANTS)} variants, the same load stepping up to "
-                  f"{plan.users} users (max_connections is 20), one after another on fresh "
+    console.print(f"connstorm repro: {len(chosen)} variants, the same load stepping up to "
+                  f"{plan.users} users (max_connections is {limit}), one after another on fresh "
                   f"local stacks; about {plan.budget_s} s in all.", highlight=False)
     console.print(f"run folder: {out}", highlight=False)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
-        task = progress.add_task("starting", total=len(VARIANTS))
+        task = progress.add_task("starting", total=len(chosen))
 
         def hook(index: int, variant: Any, phase: str) -> None:
             if phase == "start":

@@ -1,0 +1,104 @@
+"""connstorm repro: the failure, the fix and session pooling, measured on the local stack.
+
+The slow test runs the real command (``--quick``) and reads ``summary.json``,
+never the printed text.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connstorm.scenario import load_scenario
+from loadtests.repro import (
+    EXPECTATIONS,
+    FULL,
+    QUICK,
+    VARIANTS,
+    build_summary,
+    variant_scenario,
+    variants_for,
+)
+
+
+def refused(entry: dict[str, Any]) -> int:
+    """too_many_connections as clients or functions saw them (init refusals are 502s)."""
+    return max(int((entry.get(key) or {}).get("too_many_connections", 0))
+               for key in ("errors_by_kind", "function_errors_by_kind"))
+
+
+@pytest.mark.slow
+def test_repro_quick_shows_the_failure_the_fix_and_session_pinning(tmp_path: Path) -> None:
+    # WHEN the quick reproduction runs, through the real command line
+    out = tmp_path / "repro"
+    done = subprocess.run([sys.executable, "-m", "connstorm", "repro", "--quick", "--out",
+                           str(out)], capture_output=True, text=True, timeout=400, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    entries = {e["name"]: e for e in summary["variants"]}
+    assert list(entries) == ["direct-module_level", "pgbouncer-transaction", "pgbouncer-session"]
+    direct, transaction, session = entries.values()
+    slots = load_scenario("direct-small").postgres.app_slots
+    # THEN direct: PostgreSQL refused connections, and every ordinary slot was taken
+    assert refused(direct) > 0
+    assert direct["peak_db_connections"] >= slots
+    assert direct["max_connections"] == 20
+    # AND through PgBouncer in transaction mode: no refusal, the pool bounds the server side
+    assert refused(transaction) == 0
+    assert transaction["failures"] == 0
+    assert 0 < transaction["peak_pooler_server_connections"] <= transaction["pool_size"]
+    # AND in session mode clients queue for pinned server connections, or give up
+    waited = session["peak_pooler_waiting"]
+    timeouts = (session.get("errors_by_kind") or {}).get("pool_query_wait_timeout", 0)
+    assert waited + timeouts > 0
+    assert refused(session) == 0
+    # AND each variant is a run folder of its own, the comparison rendered at the top
+    for name in entries:
+        assert (out / "variants" / name / "samples.jsonl").stat().st_size > 0
+    for rendered in ("report.html", "summary.md", "junit.xml"):
+        assert (out / rendered).stat().st_size > 0
+    assert summary["passed"] is True
+    assert all(t["passed"] for t in summary["thresholds"])
+
+
+def test_repro_variants_cover_the_issue() -> None:
+    scenarios = {v.name: variant_scenario(v, FULL) for v in VARIANTS}
+    direct = scenarios["direct-module_level"].functions[0]
+    assert (direct.database, direct.pattern) == ("direct", "module_level")
+    assert scenarios["pgbouncer-transaction"].pgbouncer.pool_mode == "transaction"
+    assert scenarios["pgbouncer-session"].pgbouncer.pool_mode == "session"
+    assert scenarios["direct-leaky"].functions[0].pattern == "leaky"
+    for scenario in scenarios.values():
+        # the load steps well above what PostgreSQL allows
+        assert scenario.load.shape == "steps"
+        assert scenario.load.users >= 2 * scenario.postgres.max_connections
+    assert [v.name for v in variants_for(quick=True)] == [
+        "direct-module_level", "pgbouncer-transaction", "pgbouncer-session"]
+    assert QUICK.duration_s < FULL.duration_s
+
+
+def test_repro_summary_fails_when_the_failure_did_not_reproduce() -> None:
+    variant = VARIANTS[0]
+    scenario = variant_scenario(variant, QUICK)
+    entry = {"name": variant.name, "errors_by_kind": {}, "peak_db_connections": 5}
+    doc = build_summary([(variant, scenario, entry)], quick=True, elapsed_s=1.0, complete=True)
+    assert doc["passed"] is False
+    names = [t["name"] for t in doc["thresholds"] if not t["passed"]]
+    assert names == ["direct-module_level: too_many_connections errors",
+                     "direct-module_level: peak DB connections (all roles)"]
+    assert len([e for e in EXPECTATIONS if e.variant == variant.name]) == 2
+
+
+def test_repro_summary_of_an_interrupted_run_does_not_pass() -> None:
+    variant = VARIANTS[1]
+    scenario = variant_scenario(variant, QUICK)
+    entry = {"name": variant.name, "errors_by_kind": {}, "peak_pooler_server_connections": 3}
+    doc = build_summary([(variant, scenario, entry)], quick=True, elapsed_s=1.0, complete=False)
+    assert all(t["passed"] for t in doc["thresholds"])
+    assert doc["passed"] is False
+    assert doc["repro"]["complete"] is False
