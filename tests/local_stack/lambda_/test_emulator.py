@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from pathlib import Path
@@ -436,3 +437,55 @@ def test_emulator_stop_leaves_no_environment_process(tmp_path: Path) -> None:
     pids = _run(scenario())
     assert time.monotonic() - started < 60
     assert not any(alive(pid) for pid in pids)
+
+
+def test_emulator_exit_during_init_gives_init_error(tmp_path: Path) -> None:
+    config = emulator_config(tmp_path, function("dies", "exit_at_import_handler"))
+
+    async def scenario() -> InvocationResult:
+        async with Emulator(config) as emu:
+            return await _invoke(emu, "dies")
+
+    result = _run(scenario())
+    assert result.outcome == "init_error"
+    assert result.error_type == "Runtime.ExitError"
+    assert result.error_message == (f"RequestId: {result.request_id} Error: Runtime exited "
+                                    f"with error: exit status 2")
+
+
+def test_emulator_passes_client_context_arn_and_trace_id(tmp_path: Path) -> None:
+    config = emulator_config(tmp_path, function("counter", "counter_handler"),
+                             region="eu-west-1")
+    context = base64.b64encode(json.dumps({"custom": {"who": "test"}}).encode()).decode()
+
+    async def scenario() -> InvocationResult:
+        async with Emulator(config) as emu:
+            return await _invoke(emu, "counter", client_context=context)
+
+    body = _body(_run(scenario()))
+    assert body["client_custom"] == {"who": "test"}
+    assert body["function_arn"] == "arn:aws:lambda:eu-west-1:123456789012:function:counter"
+    assert body["trace_id"].startswith("Root=1-")
+
+
+def test_emulator_throttled_event_runs_when_capacity_frees(tmp_path: Path) -> None:
+    config = emulator_config(tmp_path, function("counter", "counter_handler",
+                                                reserved_concurrency=1))
+
+    async def scenario() -> tuple[InvocationResult, dict[str, Any]]:
+        async with Emulator(config) as emu:
+            busy = asyncio.ensure_future(_invoke(emu, "counter", {"sleep_s": 0.4}))
+            await asyncio.sleep(0)
+            await _invoke(emu, "counter", invocation_type="Event")
+            first = await busy
+            for _ in range(500):
+                if emu.stats()["invocations"] == 2:
+                    break
+                await asyncio.sleep(0.02)
+            return first, emu.stats()
+
+    first, stats = _run(scenario())
+    assert first.outcome == "success"
+    assert stats["invocations"] == 2
+    assert stats["throttles"] == 0
+    assert stats["cold_starts"] == 1  # the queued event waited for the warm environment

@@ -28,4 +28,7 @@ def lambda_handler(event, context):
             "AWS_LAMBDA_LOG_GROUP_NAME", "LAMBDA_TASK_ROOT", "TZ", "FIXTURE_VAR",
             "AWS_LAMBDA_MAX_CONCURRENCY")},
         "cwd": os.getcwd(),
+        "client_custom": getattr(context.client_context, "custom", None),
+        "function_arn": context.invoked_function_arn,
+        "trace_id": os.environ.get("_X_AMZN_TRACE_ID"),
     }
