@@ -20,7 +20,7 @@ secrets folder (a volume shared read-only with the others), unless given in
 
     python -m local_stack.container_entry postgres
     python -m local_stack.container_entry health pgbouncer
-    python -m local_stack.container_entry render --out /tmp/conf   # inspect the config
+    python -m local_stack.container_entry render --render-dir /tmp/conf   # inspect it
 """
 
 from __future__ import annotations
@@ -108,16 +108,17 @@ class ServiceEnv:
 
 
 def load_secrets(env: ServiceEnv, *, create: bool, environ: Mapping[str, str] | None = None,
-                 timeout_s: float | None = None) -> dict[str, str]:
-    """The stack's passwords: from the environment, else the secrets folder.
+                 timeout_s: float | None = None,
+                 need: Sequence[str] = tuple(SECRET_KEYS)) -> dict[str, str]:
+    """The passwords named in ``need``: from the environment, else the secrets folder.
 
     ``create`` (PostgreSQL's service) writes fresh ones when the folder has none;
     the others wait for the file up to ``timeout_s``.
     """
     environ = os.environ if environ is None else environ
     given = {k: environ[v] for k, v in SECRET_KEYS.items() if environ.get(v)}
-    if len(given) == len(SECRET_KEYS):
-        return given
+    if all(k in given for k in need):
+        return {k: given[k] for k in need}
     path = Path(env.secrets_dir) / SECRETS_FILE
     deadline = time.monotonic() + (env.wait_timeout_s if timeout_s is None else timeout_s)
     while not path.is_file():
@@ -129,7 +130,7 @@ def load_secrets(env: ServiceEnv, *, create: bool, environ: Mapping[str, str] | 
             raise StackError(f"{path}: no passwords yet (is the postgres service running?)")
         time.sleep(0.5)
     stored = json.loads(path.read_text(encoding="utf-8"))
-    return {k: given.get(k) or str(stored[k]) for k in SECRET_KEYS}
+    return {k: given.get(k) or str(stored[k]) for k in need}
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -158,6 +159,22 @@ def dsns(env: ServiceEnv, secrets: Mapping[str, str]) -> dict[str, str]:
 # ---------------------------------------------------------------- rendering
 
 
+def settings_of(section: str, scenario: Scenario,
+                environ: Mapping[str, str] | None = None) -> Mapping[str, SettingValue]:
+    """A section's settings: ``CONNSTORM_<SECTION>_SETTINGS_JSON`` when given (the
+    testcontainers backend passes an already validated scenario's), else the scenario's."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(f"CONNSTORM_{section.upper()}_SETTINGS_JSON")
+    if raw:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            raise ConnstormError(f"CONNSTORM_{section.upper()}_SETTINGS_JSON: expected an object")
+        return doc
+    if section == "postgres":
+        return scenario.postgres.settings
+    return scenario.pgbouncer.settings
+
+
 def postgres_conf(scenario: Scenario, env: ServiceEnv) -> str:
     """``postgresql.conf``: the managed settings, then the scenario's own."""
     managed: dict[str, SettingValue] = {
@@ -168,7 +185,7 @@ def postgres_conf(scenario: Scenario, env: ServiceEnv) -> str:
         "logging_collector": False,
     }
     return ("# written by connstorm (container): managed settings, then the scenario's\n"
-            + render_conf(managed) + render_conf(scenario.postgres.settings))
+            + render_conf(managed) + render_conf(settings_of("postgres", scenario)))
 
 
 #: Any address may try; scram-sha-256 and the listen address decide who gets in.
@@ -181,7 +198,8 @@ def pgbouncer_files(scenario: Scenario, env: ServiceEnv, app_secret: str,
     auth_file = folder / "userlist.txt"
     return {
         "pgbouncer.ini": render_ini(
-            scenario.pgbouncer.settings, listen_port=env.pgbouncer_port, db_host=env.pg_host,
+            settings_of("pgbouncer", scenario), listen_port=env.pgbouncer_port,
+            db_host=env.pg_host,
             db_port=env.pg_port, db_name=APP_DB, auth_file=str(auth_file),
             listen_addr=env.listen_addr),
         "userlist.txt": render_auth_file({APP_USER: app_secret,
@@ -195,7 +213,8 @@ def pgbouncer_files(scenario: Scenario, env: ServiceEnv, app_secret: str,
 def run_postgres(scenario: Scenario, env: ServiceEnv) -> None:
     """Initialise the cluster once (it persists in its volume), configure, exec the server."""
     binaries = find_binaries()
-    validate_settings(scenario.postgres.settings, binaries, scenario.source)
+    validate_settings(settings_of("postgres", scenario), binaries,
+                      os.environ.get("CONNSTORM_SCENARIO_SOURCE") or scenario.source)
     secrets = load_secrets(env, create=True)
     data = Path(env.pgdata)
     fresh = not (data / "PG_VERSION").is_file()
@@ -229,10 +248,16 @@ def run_pgbouncer(scenario: Scenario, env: ServiceEnv) -> None:
 
     from local_stack.pgbouncer import find_pgbouncer
 
-    secrets = load_secrets(env, create=False)
-    admin_dsn = dsns(env, secrets)["postgres_admin_dsn"]
-    verifier = _wait_for(lambda: _role_secret(psycopg, admin_dsn, APP_USER),
-                         env.wait_timeout_s, "PostgreSQL")
+    given_secret = os.environ.get("CONNSTORM_APP_SECRET")
+    if given_secret:
+        # The testcontainers backend read the verifier itself (any upstream works).
+        secrets = load_secrets(env, create=False, need=("pgbouncer_admin",))
+        verifier = given_secret
+    else:
+        secrets = load_secrets(env, create=False)
+        admin_dsn = dsns(env, secrets)["postgres_admin_dsn"]
+        verifier = _wait_for(lambda: _role_secret(psycopg, admin_dsn, APP_USER),
+                             env.wait_timeout_s, "PostgreSQL")
     folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
     for name, text in pgbouncer_files(scenario, env, verifier, secrets["pgbouncer_admin"],
                                       folder).items():
@@ -377,6 +402,9 @@ def run_loadtest(scenario_arg: str, env: ServiceEnv, cli_args: Sequence[str]) ->
     from connstorm.cli import main as connstorm_main
 
     urls = dsns(env, load_secrets(env, create=False))
+    if "--out" not in cli_args:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        cli_args = [*cli_args, "--out", str(Path(env.runs_dir) / f"{stamp}-loadtest")]
     return connstorm_main(["run", scenario_arg, "--target-url", urls["api_url"],
                            "--postgres-admin-dsn", urls["postgres_admin_dsn"],
                            "--pgbouncer-admin-dsn", urls["pgbouncer_admin_dsn"], *cli_args])
@@ -432,7 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="start one service of the connstorm image")
     parser.add_argument("service", choices=(*SERVICES, "health", "render"))
     parser.add_argument("target", nargs="?", help="health: the service to check")
-    parser.add_argument("--out", type=Path, help="render: folder for the rendered files")
+    parser.add_argument("--render-dir", type=Path, default=Path("rendered"),
+                        help="render: folder for the rendered files")
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -446,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
         scenario = load_scenario(env.scenario)
         if args.service == "render":
-            return _render(scenario, env, args.out or Path("rendered"))
+            return _render(scenario, env, args.render_dir)
         if args.service == "loadtest":
             return run_loadtest(env.scenario, env, rest)
         if args.service == "locust-worker":

@@ -1,0 +1,393 @@
+"""The docker backend of the local stack: PostgreSQL and PgBouncer as containers.
+
+:class:`PostgresContainer` and :class:`PgBouncerContainer` offer the same
+properties and lifecycle as :class:`~local_stack.postgres.PostgresServer` and
+:class:`~local_stack.pgbouncer.PgBouncerServer` (``host``, ``port``,
+``admin_dsn``, ``app_dsn``/``dsn``, ``role_secret``, ``running``, ``log_path``),
+so :class:`~local_stack.stack.Stack` can pick either by ``[postgres] backend``.
+They run the connstorm image (``Dockerfile``) through testcontainers, with
+``python -m local_stack.container_entry`` rendering the configuration with the
+native stack's functions.
+
+Containers use host networking and listen on 127.0.0.1 on a free port: the same
+as the native servers, and the only networking some engines allow. Passwords
+are generated here and handed over in the container's environment.
+
+testcontainers' reaper (Ryuk) needs an image from a registry; where there is
+none, set ``TESTCONTAINERS_RYUK_DISABLED=true``. Cleanup does not depend on it:
+``stop()`` removes the container, and every container carries the pid of the
+process that made it, so the next start removes those of dead processes
+(:func:`remove_orphans`).
+
+>>> with PostgresContainer(PostgresConfig(max_connections=10), Path("runs/x")) as pg:
+...     psycopg.connect(pg.app_dsn).execute("select 1")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from connstorm.errors import EnvironmentProblemError, StackError
+from connstorm.scenario import PgBouncerConfig, PostgresConfig, Scenario
+from local_stack.credentials import make_dsn, new_password
+from local_stack.pgbouncer import ADMIN_DB, ADMIN_USER, Upstream
+from local_stack.ports import HOST, claim_port
+from local_stack.postgres import APP_DB, APP_USER, SUPERUSER
+
+if TYPE_CHECKING:
+    from local_stack.stack import Stack
+
+log = logging.getLogger(__name__)
+
+#: The image both containers run; build it with ``docker build -t connstorm:latest .``.
+DEFAULT_IMAGE = "connstorm:latest"
+OWNER_LABEL = "io.connstorm.owner-pid"
+ROLE_LABEL = "io.connstorm.role"
+
+
+def image_name() -> str:
+    """``$CONNSTORM_IMAGE``, else ``connstorm:latest``."""
+    return os.environ.get("CONNSTORM_IMAGE") or DEFAULT_IMAGE
+
+
+def docker_client() -> Any:
+    """A docker SDK client that has answered a ping; EnvironmentProblemError otherwise."""
+    try:
+        import docker
+    except ImportError:
+        raise EnvironmentProblemError(
+            "the docker backend needs the testcontainers package: "
+            "pip install 'connstorm[test]' (or pip install testcontainers)") from None
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception as exc:
+        raise EnvironmentProblemError(f"no Docker engine answers ({exc}); start one, or use "
+                                      "[postgres] backend = \"native\"") from None
+    return client
+
+
+def remove_orphans(client: Any) -> int:
+    """Remove connstorm containers whose owning process is gone; returns how many."""
+    removed = 0
+    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+        try:
+            pid = int(container.labels.get(OWNER_LABEL, "0"))
+        except ValueError:
+            continue
+        if pid > 0 and _alive(pid):
+            continue
+        with contextlib.suppress(Exception):
+            container.remove(force=True, v=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _ServiceContainer:
+    """One service of the connstorm image in a container, with readiness and logs."""
+
+    role = ""
+
+    def __init__(self, run_dir: Path, *, port: int | None, startup_timeout_s: float,
+                 log_name: str) -> None:
+        self.run_dir = Path(run_dir)
+        self.startup_timeout_s = startup_timeout_s
+        self.log_path = self.run_dir / "logs" / log_name
+        self._requested_port = port
+        self._port: int | None = None
+        self._container: Any = None
+
+    @property
+    def host(self) -> str:
+        """Always 127.0.0.1: host networking, loopback only."""
+        return HOST
+
+    @property
+    def port(self) -> int:
+        """The TCP port the service listens on."""
+        if self._port is None:
+            raise RuntimeError(f"{type(self).__name__} not started")
+        return self._port
+
+    @property
+    def container_id(self) -> str | None:
+        """The container's id while it exists."""
+        wrapped = self._wrapped()
+        return str(wrapped.id) if wrapped is not None else None
+
+    def _wrapped(self) -> Any:
+        if self._container is None:
+            return None
+        return self._container.get_wrapped_container()
+
+    def _environment(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _ready(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the container and wait until the service answers (StackError with logs)."""
+        from testcontainers.core.container import DockerContainer
+
+        client = docker_client()
+        with contextlib.suppress(Exception):
+            remove_orphans(client)
+        image = image_name()
+        try:
+            client.images.get(image)
+        except Exception:
+            raise EnvironmentProblemError(
+                f"docker image {image} not found; build it with: docker build -t {image} . "
+                "(see the README's 'With Docker')") from None
+        self._port = claim_port(self._requested_port)
+        env = {"CONNSTORM_LISTEN_ADDR": HOST, **self._environment()}
+        container = DockerContainer(image, env=env)
+        container.with_command(["python", "-m", "local_stack.container_entry", self.role])
+        container.with_kwargs(network_mode="host",
+                              labels={OWNER_LABEL: str(os.getpid()), ROLE_LABEL: self.role})
+        self._container = container
+        container.start()
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            try:
+                self._ready()
+                break
+            except Exception as exc:
+                if not self.running():
+                    raise self._failure(f"exited during startup ({exc})") from None
+                if time.monotonic() > deadline:
+                    raise self._failure(f"did not answer within {self.startup_timeout_s:.0f} s "
+                                        f"({exc})") from None
+                time.sleep(0.2)
+        log.info("%s container ready on %s:%d", self.role, self.host, self.port)
+
+    def _failure(self, what: str) -> StackError:
+        self._save_logs()
+        tail = "\n".join(self._logs().splitlines()[-15:])
+        return StackError(f"{self.role} container {what}; last lines of {self.log_path}:\n{tail}")
+
+    def _logs(self) -> str:
+        wrapped = self._wrapped()
+        if wrapped is None:
+            return ""
+        try:
+            return bytes(wrapped.logs(stdout=True, stderr=True)).decode("utf-8", "replace")
+        except Exception:
+            return ""
+
+    def _save_logs(self) -> None:
+        text = self._logs()
+        if text:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.write_text(text, encoding="utf-8")
+
+    def running(self) -> bool:
+        """True while the container runs."""
+        wrapped = self._wrapped()
+        if wrapped is None:
+            return False
+        try:
+            wrapped.reload()
+        except Exception:
+            return False
+        return bool(wrapped.status == "running")
+
+    def stop(self) -> None:
+        """Stop the service (its own shutdown signal, then SIGKILL), keep its log, remove it."""
+        container, self._container = self._container, None
+        if container is None:
+            return
+        self._container = container
+        wrapped = self._wrapped()
+        try:
+            if wrapped is not None:
+                with contextlib.suppress(Exception):
+                    wrapped.stop(timeout=5)
+                self._save_logs()
+        finally:
+            self._container = None
+            with contextlib.suppress(Exception):
+                container.stop(force=True, delete_volume=True)
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class PostgresContainer(_ServiceContainer):
+    """PostgreSQL 15 in a container, as a drop-in for PostgresServer.
+
+    ``scratch_dir`` is accepted for the Stack's sake and not used: the data lives
+    in the container and goes with it.
+    """
+
+    role = "postgres"
+
+    def __init__(self, config: PostgresConfig, run_dir: Path, *, scratch_dir: Path | None = None,
+                 port: int | None = None, source: str = "scenario",
+                 startup_timeout_s: float = 90.0) -> None:
+        super().__init__(run_dir, port=port, startup_timeout_s=startup_timeout_s,
+                         log_name="postgres.log")
+        self.config = config
+        self.source = source
+        self.admin_password = new_password()
+        self.app_password = new_password()
+        self.app_user = APP_USER
+        self.app_dbname = APP_DB
+
+    @property
+    def admin_dsn(self) -> str:
+        """URL of the superuser ``postgres`` on database ``postgres``."""
+        return make_dsn(SUPERUSER, self.admin_password, self.host, self.port, "postgres")
+
+    @property
+    def app_dsn(self) -> str:
+        """URL of the ordinary application role on its database."""
+        return make_dsn(self.app_user, self.app_password, self.host, self.port, self.app_dbname)
+
+    def _environment(self) -> dict[str, str]:
+        return {
+            "CONNSTORM_PG_PORT": str(self.port),
+            "CONNSTORM_POSTGRES_PASSWORD": self.admin_password,
+            "CONNSTORM_APP_PASSWORD": self.app_password,
+            "CONNSTORM_POSTGRES_SETTINGS_JSON": json.dumps(dict(self.config.settings)),
+            "CONNSTORM_SCENARIO_SOURCE": self.source,
+        }
+
+    def _ready(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_dsn, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+
+    def role_secret(self, role: str) -> str:
+        """The role's SCRAM verifier from ``pg_authid`` (for PgBouncer's auth file)."""
+        import psycopg
+
+        with psycopg.connect(self.admin_dsn, connect_timeout=5) as conn:
+            row = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s",
+                               (role,)).fetchone()
+        if row is None or row[0] is None:
+            raise StackError(f"postgres: role {role!r} has no password")
+        return str(row[0])
+
+
+class PgBouncerContainer(_ServiceContainer):
+    """PgBouncer 1.18 in a container in front of ``postgres`` (any Upstream)."""
+
+    role = "pgbouncer"
+
+    def __init__(self, config: PgBouncerConfig, postgres: Upstream, run_dir: Path, *,
+                 scratch_dir: Path | None = None, port: int | None = None,
+                 startup_timeout_s: float = 60.0) -> None:
+        super().__init__(run_dir, port=port, startup_timeout_s=startup_timeout_s,
+                         log_name="pgbouncer.log")
+        self.config = config
+        self.postgres = postgres
+        self.admin_user = ADMIN_USER
+        self.admin_password = new_password()
+
+    @property
+    def dsn(self) -> str:
+        """URL of the application role through the pooler."""
+        return make_dsn(self.postgres.app_user, self.postgres.app_password, self.host,
+                        self.port, self.postgres.app_dbname)
+
+    @property
+    def admin_dsn(self) -> str:
+        """URL of the admin console (use ``prepare_threshold=None``)."""
+        return make_dsn(self.admin_user, self.admin_password, self.host, self.port, ADMIN_DB)
+
+    def console(self) -> Any:
+        """A new autocommit connection to the admin console (``SHOW POOLS``...)."""
+        import psycopg
+
+        return psycopg.connect(self.admin_dsn, autocommit=True, prepare_threshold=None,
+                               connect_timeout=5)
+
+    def _environment(self) -> dict[str, str]:
+        return {
+            "CONNSTORM_PG_HOST": self.postgres.host,
+            "CONNSTORM_PG_PORT": str(self.postgres.port),
+            "CONNSTORM_PGBOUNCER_PORT": str(self.port),
+            "CONNSTORM_PGBOUNCER_ADMIN_PASSWORD": self.admin_password,
+            # A SCRAM verifier, not a password: PgBouncer logs in with the client's own.
+            "CONNSTORM_APP_SECRET": self.postgres.role_secret(self.postgres.app_user),
+            "CONNSTORM_PGBOUNCER_SETTINGS_JSON": json.dumps(_settings(self.config.settings)),
+        }
+
+    def _ready(self) -> None:
+        with self.console() as conn:
+            conn.execute("SHOW VERSION")
+
+
+def _settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): v for k, v in settings.items()}
+
+
+# ---------------------------------------------------------------- the stack
+
+
+def stack_for(scenario: Scenario, run_dir: Path) -> Stack:
+    """The Stack for ``scenario``: containers when ``[postgres] backend = "docker"``."""
+    from local_stack.stack import Stack
+
+    if scenario.postgres.backend == "docker":
+        return _docker_stack_class()(scenario, run_dir)
+    return Stack(scenario, run_dir)
+
+
+def _docker_stack_class() -> type[Stack]:
+    from local_stack.stack import Stack
+
+    class DockerStack(Stack):
+        """Stack whose PostgreSQL and PgBouncer are containers (the rest is unchanged).
+
+        Stands in until :class:`Stack` itself picks the classes by backend.
+        """
+
+        def _start_postgres(self) -> None:
+            if self.scenario.postgres.url is not None:
+                super()._start_postgres()
+                return
+            server = PostgresContainer(self.scenario.postgres, self.run_dir,
+                                       source=self.scenario.source)
+            self.postgres = server  # type: ignore[assignment]
+            self._started.append(("postgres", server.stop))
+            server.start()
+
+        def _start_pgbouncer(self) -> None:
+            assert self.postgres is not None
+            server = PgBouncerContainer(self.scenario.pgbouncer, self.postgres, self.run_dir)
+            self.pgbouncer = server  # type: ignore[assignment]
+            self._started.append(("pgbouncer", server.stop))
+            server.start()
+
+    return DockerStack
