@@ -84,6 +84,7 @@ def test_scenario_missing_file_lists_builtins() -> None:
         load_scenario("nope")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("text", "expected"), [
     ("name = ", "invalid TOML"),
     ('name = "x"\n[postgres]\nmax_connections = "lots"\n', "[postgres] max_connections"),
