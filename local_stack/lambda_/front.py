@@ -165,11 +165,24 @@ def map_result(result: InvocationResult, *, rest: bool, request_id: str) -> web.
     try:
         mapped = apigw_responses.parse_response(result.payload, "1.0" if rest else "2.0")
     except apigw_responses.MalformedResponseError as exc:
-        log.info("front: malformed Lambda proxy response (%s): %s", result.request_id, exc)
+        _note_malformed(result, str(exc))
         return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest)
     headers: CIMultiDict[str] = CIMultiDict(mapped.headers)
     headers[_id_header(rest)] = request_id
     return web.Response(status=mapped.status, body=mapped.body, headers=headers)
+
+
+_malformed_seen: set[str] = set()
+
+
+def _note_malformed(result: InvocationResult, why: str) -> None:
+    # Under load a broken handler answers thousands of times: say each kind of
+    # malformation once at WARNING, the repeats at DEBUG.
+    key = why.split(":", 1)[0]
+    level = logging.DEBUG if key in _malformed_seen else logging.WARNING
+    _malformed_seen.add(key)
+    log.log(level, "front: Malformed Lambda proxy response (request %s, environment %s): %s "
+            "-> 502", result.request_id, result.env_id, why)
 
 
 def _id_header(rest: bool) -> str:
