@@ -84,7 +84,12 @@ def test_up_check_shows_the_stack_working_and_stops_it(tmp_path: Path) -> None:
     assert not (run_dir / LINK_NAME).exists()
 
 
-def test_up_sigterm_stops_every_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code", "line"), [
+    (signal.SIGTERM, ExitCode.TERMINATED, "connstorm: terminated, everything stopped"),
+    (signal.SIGINT, ExitCode.INTERRUPTED, "connstorm: interrupted, everything stopped"),
+], ids=["SIGTERM", "Ctrl-C"])
+def test_up_signal_stops_every_server(tmp_path: Path, sig: signal.Signals, code: int,
+                                      line: str) -> None:
     # GIVEN connstorm up running a whole stack
     run_dir = tmp_path / "run"
     proc, doc = _start_up(run_dir)
@@ -94,12 +99,13 @@ def test_up_sigterm_stops_every_server(tmp_path: Path) -> None:
     family = _descendants(proc.pid)
     assert len(servers) >= 2  # postgres and pgbouncer at least
     assert servers <= family
-    # WHEN it gets SIGTERM
-    proc.send_signal(signal.SIGTERM)
+    # WHEN it gets SIGTERM, or SIGINT as Ctrl-C sends it (to connstorm only: the
+    # servers run in sessions of their own)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     # THEN it stops everything and says so in one line
-    assert proc.returncode == ExitCode.TERMINATED
-    assert err.strip().splitlines()[-1] == "connstorm: terminated, everything stopped"
+    assert proc.returncode == code
+    assert err.strip().splitlines()[-1] == line
     assert "Traceback" not in err
     assert not [p for p in family if pid_alive(p)]
     assert not scratch.exists()
