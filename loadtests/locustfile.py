@@ -16,13 +16,14 @@ table, its CSV and connstorm's counter all classify it the same way.
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
-from locust import FastHttpUser, task
+from locust import FastHttpUser, LoadTestShape, task
 
 from loadtests import plugin  # noqa: F401  - registers connstorm's options, collectors and UI
 from loadtests.failures import describe_failure
-from loadtests.shapes import ConnstormShape  # noqa: F401  - Locust finds shape classes here
+from loadtests.shapes import ShapeParams, target
 
 #: The workload's product categories (handlers/workload/schema.py).
 CATEGORIES = ("books", "games", "garden", "kitchen", "music", "outdoor", "tools", "toys")
@@ -97,3 +98,19 @@ class ApiUser(FastHttpUser):
         """``GET /health``: a SELECT 1 over the handler's connection."""
         with self.client.get("/health", name="/health", catch_response=True) as response:
             self._check(response)
+
+
+class ConnstormShape(LoadTestShape):
+    """The shape Locust runs: whichever ``--shape`` names, re-read at every tick.
+
+    ``use_common_options`` keeps ``-u``, ``-r``, ``-t`` (and the start form's
+    fields) as the shape's target users, spawn rate and duration.
+    """
+
+    use_common_options = True
+
+    def tick(self) -> tuple[int, float] | None:
+        """Locust calls this about once a second."""
+        options = self.runner.environment.parsed_options if self.runner is not None else None
+        elapsed_s = time.perf_counter() - self.start_time  # get_run_time() is untyped
+        return target(ShapeParams.from_options(options), elapsed_s)

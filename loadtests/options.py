@@ -24,6 +24,17 @@ def _env(name: str, default: str) -> str:
 
 def add_arguments(parser: Any) -> None:
     """Register the options on Locust's parser (``init_command_line_parser``)."""
+    # What the stack runs, shown in the start form. The functions' database path
+    # and pattern are fixed when the stack starts (they are the functions'
+    # environment), so each offers the one value it has; change them with
+    # `connstorm ui SCENARIO --set functions.NAME.database=pgbouncer`.
+    for option, env, help_text in (
+            ("--db-path", "CONNSTORM_DB_PATH", "how the functions reach PostgreSQL"),
+            ("--pattern", "CONNSTORM_PATTERN", "the handlers' connection pattern"),
+            ("--pool-mode", "CONNSTORM_POOL_MODE", "PgBouncer's pool mode")):
+        value = _env(env, "as deployed")
+        parser.add_argument(option, choices=[value], default=value, include_in_web_ui=True,
+                            help=f"{help_text} (set when the stack starts: {value})")
     parser.add_argument("--shape", choices=SHAPES, default=_env("CONNSTORM_SHAPE", "constant"),
                         include_in_web_ui=True,
                         help="load shape: constant, ramp, steps, spike or soak "

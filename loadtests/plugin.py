@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +29,7 @@ from locust.runners import WorkerRunner
 from loadtests import options as connstorm_options
 from loadtests.collectors.base import Collector
 from loadtests.collectors.locust_stats import ErrorKindCounter, LocustStatsCollector
+from loadtests.plugin_state import PluginState
 from loadtests.samples import SAMPLES_FILE, SampleWriter
 
 log = logging.getLogger(__name__)
@@ -38,21 +38,6 @@ COLLECTORS_FILE = "collectors.json"
 
 #: Counts failures by kind in every process; workers send theirs to the master.
 counter = ErrorKindCounter()
-
-
-@dataclass
-class PluginState:
-    """What the plugin started in this process; read by the web UI routes."""
-
-    run_dir: Path | None = None
-    writer: SampleWriter | None = None
-    collectors: list[Collector] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    stack: dict[str, Any] = field(default_factory=dict)
-
-    def latest(self) -> dict[str, dict[str, Any]]:
-        """The newest row of each running collector."""
-        return {c.name: c.latest for c in self.collectors if c.latest is not None}
 
 
 state = PluginState()

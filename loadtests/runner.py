@@ -46,7 +46,14 @@ from loadtests.live_view import LiveView
 from loadtests.locust_process import LocustProcess, wait_until
 from loadtests.report_files import write_reports
 from loadtests.samples import SAMPLES_FILE
-from loadtests.summary import CSV_PREFIX, SUMMARY_FILE, build_summary, load_json, write_json
+from loadtests.summary import (
+    CSV_PREFIX,
+    SUMMARY_FILE,
+    build_summary,
+    db_path,
+    load_json,
+    write_json,
+)
 from loadtests.thresholds import describe, failed
 
 log = logging.getLogger(__name__)
@@ -234,8 +241,22 @@ class Run:
             raise
         return self._verdict(self._finish())
 
+    def _locust_env(self) -> dict[str, str]:
+        """Locust's environment: ours, plus what the start form shows about the stack."""
+        scenario = self.opts.scenario
+        path = db_path(scenario)
+        fn = scenario.functions[0] if scenario.functions else None
+        env = dict(os.environ)
+        env.update({"CONNSTORM_DB_PATH": path,
+                    "CONNSTORM_PATTERN": (fn.pattern or fn.handler) if fn else "none",
+                    "CONNSTORM_POOL_MODE": (scenario.pgbouncer.pool_mode
+                                            if path == "pgbouncer" else "none")})
+        env.update(self.opts.extra_env)
+        return env
+
     def _run_locust(self, args: list[str], stack: ExitStack) -> None:
-        proc = stack.enter_context(LocustProcess(args, self.run_dir / "logs" / "locust.log"))
+        proc = stack.enter_context(LocustProcess(args, self.run_dir / "logs" / "locust.log",
+                                                 env=self._locust_env()))
         duration = (self.opts.duration_s if self.opts.duration_s is not None
                     else self.opts.scenario.load.duration_s)
         self.web_url = _web_url(args)
@@ -267,7 +288,8 @@ class Run:
 
     def _run_worker(self) -> None:
         args = locust_args(self.opts, "", None)
-        with LocustProcess(args, self.run_dir / "logs" / "locust-worker.log") as proc:
+        with LocustProcess(args, self.run_dir / "logs" / "locust-worker.log",
+                           env=self._locust_env()) as proc:
             self.console.print(f"Locust worker connecting to {self.opts.master_host}:"
                                f"{self.opts.master_port}", highlight=False)
             while proc.poll() is None:

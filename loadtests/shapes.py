@@ -1,9 +1,11 @@
 """Load shapes, picked at run time with ``--shape`` (also in the web UI's start form).
 
-One :class:`ConnstormShape` class serves every shape, because Locust uses the
-first shape class a locustfile defines for every run; the shape it plays is read
-from the options at each tick, so a choice made in the web UI's form applies to
-the next swarm. ``use_common_options`` keeps ``-u``, ``-r`` and ``-t`` (and the
+This module is pure (it does not import Locust, whose import monkey-patches the
+standard library): :func:`target` says what a shape wants at a given second.
+One ``ConnstormShape`` class in ``loadtests/locustfile.py`` serves every shape,
+because Locust uses the first shape class a locustfile defines for every run; the
+shape it plays is read from the options at each tick, so a choice made in the web
+UI's form applies to the next swarm. ``use_common_options`` keeps ``-u``, ``-r`` and ``-t`` (and the
 form's user count, spawn rate and run time) meaningful: they are the target
 users, the spawn rate and the duration of every shape.
 
@@ -20,11 +22,8 @@ Shapes (``U`` target users, ``R`` spawn rate, ``T`` run time):
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
-
-from locust import LoadTestShape
 
 SHAPES = ("constant", "ramp", "steps", "spike", "soak")
 #: Without a run time, shapes that need one assume this many seconds.
@@ -82,15 +81,3 @@ def target(params: ShapeParams, elapsed_s: float) -> tuple[int, float] | None:
             return users, float(max(users, 1))  # everyone at once: the burst is the point
         return base, float(max(users, 1))
     raise ValueError(f"unknown shape {params.shape!r}; choose one of {', '.join(SHAPES)}")
-
-
-class ConnstormShape(LoadTestShape):
-    """The shape Locust runs: whichever ``--shape`` names, re-read at every tick."""
-
-    use_common_options = True
-
-    def tick(self) -> tuple[int, float] | None:
-        """Locust calls this about once a second."""
-        options = self.runner.environment.parsed_options if self.runner is not None else None
-        elapsed_s = time.perf_counter() - self.start_time  # get_run_time() is untyped
-        return target(ShapeParams.from_options(options), elapsed_s)

@@ -23,12 +23,14 @@ from flask import Response, request
 from loadtests.samples import SAMPLES_FILE, read_samples
 
 if TYPE_CHECKING:
-    from loadtests.plugin import PluginState
+    from loadtests.plugin_state import PluginState
 
 TAB_KEY = "connstorm"
 CHART_HTML = Path(__file__).with_name("chart.html")
 #: Most recent rows per collector the chart data route returns.
 MAX_POINTS = 3600
+#: application_name rows the tab lists (the largest groups).
+MAX_APP_ROWS = 10
 
 # Columns of the chart's series: (series name, collector, how to compute it from a row).
 SERIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -48,7 +50,13 @@ SERIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 
 def tab_rows(state: PluginState) -> list[dict[str, Any]]:
-    """The tab's table: one row per figure, with the collector it comes from."""
+    """The tab's table: one row per figure, with the collector it comes from.
+
+    Headline figures first (users, connections against the limit, pool, Lambda
+    environments, failures by kind), breakdowns after; the per-application list
+    is cut to the :data:`MAX_APP_ROWS` largest, since every Lambda environment
+    has its own name.
+    """
     rows: list[dict[str, Any]] = []
 
     def add(source: str, metric: str, value: Any) -> None:
@@ -58,24 +66,24 @@ def tab_rows(state: PluginState) -> list[dict[str, Any]]:
     for name, row in latest.items():
         if not row.get("ok"):
             add(name, "status", f"gap: {row.get('error', '')}")
+    lo = latest.get("locust") or {}
     pg = latest.get("postgres") or {}
+    pb = latest.get("pgbouncer") or {}
+    em = latest.get("emulator") or {}
+    if lo.get("ok"):
+        add("locust", "users", lo["users"])
+        add("locust", "requests/s / failures/s", f"{lo['rps']} / {lo['fail_per_s']}")
     if pg.get("ok"):
         add("postgres", "connections (all roles) / max_connections",
             f"{pg['db_total']} / {pg['max_connections']}")
         add("postgres", "connections of the application role", pg["db_app"])
         add("postgres", "superuser_reserved_connections", pg["superuser_reserved_connections"])
-        for key, count in sorted(pg.get("db_by_state", {}).items()):
-            add("postgres", f"state: {key}", count)
-        for key, count in sorted(pg.get("db_by_app", {}).items()):
-            add("postgres", f"application_name: {key}", count)
-    pb = latest.get("pgbouncer") or {}
     if pb.get("ok"):
         add("pgbouncer", "clients active / waiting", f"{pb['cl_active']} / {pb['cl_waiting']}")
         add("pgbouncer", "servers active / idle / used",
             f"{pb['sv_active']} / {pb['sv_idle']} / {pb['sv_used']}")
         add("pgbouncer", "longest wait (s)", pb["maxwait_s"])
         add("pgbouncer", "pool mode", pb["pool_mode"])
-    em = latest.get("emulator") or {}
     if em.get("ok"):
         add("emulator", "environments total / busy / frozen / initializing",
             f"{em['env_total']} / {em['env_busy']} / {em['env_frozen']} / "
@@ -83,14 +91,22 @@ def tab_rows(state: PluginState) -> list[dict[str, Any]]:
         add("emulator", "concurrency now / peak", f"{em['concurrency']} / {em['concurrency_peak']}")
         add("emulator", "cold starts / throttles / timeouts",
             f"{em['cold_starts']} / {em['throttles']} / {em['timeouts']}")
-        for kind, count in sorted(em.get("errors_by_kind", {}).items()):
-            add("emulator", f"invocation errors: {kind}", count)
-    lo = latest.get("locust") or {}
     if lo.get("ok"):
-        add("locust", "users", lo["users"])
-        add("locust", "requests/s / failures/s", f"{lo['rps']} / {lo['fail_per_s']}")
         for kind, count in sorted(lo.get("errors_by_kind", {}).items()):
             add("locust", f"failures: {kind}", count)
+    if em.get("ok"):
+        for kind, count in sorted(em.get("errors_by_kind", {}).items()):
+            add("emulator", f"invocation errors: {kind}", count)
+    if pg.get("ok"):
+        for key, count in sorted(pg.get("db_by_state", {}).items()):
+            add("postgres", f"state: {key}", count)
+        by_app = sorted(pg.get("db_by_app", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        for key, count in by_app[:MAX_APP_ROWS]:
+            add("postgres", f"application_name: {key}", count)
+        if len(by_app) > MAX_APP_ROWS:
+            rest = by_app[MAX_APP_ROWS:]
+            add("postgres", f"application_name: {len(rest)} more",
+                sum(count for _, count in rest))
     for name, reason in state.skipped.items():
         add(name, "skipped", reason)
     add("connstorm", "live chart", "/connstorm/chart")

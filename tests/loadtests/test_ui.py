@@ -89,6 +89,11 @@ def test_ui_swarm_tab_data_chart_and_screenshot(tmp_path: Path) -> None:
         # GIVEN the UI is up (its URL printed)
         base = _wait_for_line(proc, r"Locust web UI: (http://127\.0\.0\.1:\d+)", 120)
         stack = json.loads((run_dir / "stack.json").read_text())
+        # the start form offers connstorm's options, the stack's choices among them
+        page = _get(f"{base}/").decode()
+        for option in ("shape", "think_time_max_ms", "db_path", "pattern"):
+            assert f'"{option}"' in page
+        assert "module_level" in page
         # WHEN a swarm starts through the UI's HTTP API
         form = urllib.parse.urlencode({"user_count": 12, "spawn_rate": 12,
                                        "host": stack["api_url"], "shape": "constant"}).encode()
