@@ -237,6 +237,9 @@ class Emulator:
             self.inflight.add(inv)
             env.invocation = inv
             inv.env = env
+            # Bound the wait in case the runtime never asks again (a broken one).
+            inv.timer = asyncio.get_running_loop().call_later(pool.fn.timeout_s,
+                                                              self._on_timeout, inv)
             return None
         reason = concurrency_reason(pool.fn, pool.concurrency, self._unreserved_concurrency(),
                                     self.unreserved_limit)
@@ -328,6 +331,8 @@ class Emulator:
                            error_message=f"RequestId: {rid} Error: Runtime exited with error: "
                                          f"connection lost")
             return
+        if inv.timer is not None:
+            inv.timer.cancel()
         inv.timer = asyncio.get_running_loop().call_later(fn.timeout_s, self._on_timeout, inv)
 
     def _park(self, pool: FunctionPool, env: Environment) -> None:
@@ -479,6 +484,9 @@ class Emulator:
                 and not self._stopping:
             # Queued on an environment that died before taking it: place it again.
             inv.env = None
+            if inv.timer is not None:
+                inv.timer.cancel()
+                inv.timer = None
             self.inflight.discard(inv)
             reason = self._begin(pool, inv)
             if reason is not None:
