@@ -1,0 +1,124 @@
+"""Fixtures of the container tests: the engine, the image (built once), compose.
+
+Tests here are marked ``docker`` and skip with a one-line reason when no Docker
+engine answers. The image is built once per session (``--network host``, base
+image ``$CONNSTORM_BASE_IMAGE``, else the local ``debian-base:bookworm`` that
+``shared/tools/docker-engine.sh`` makes when it exists, else the Dockerfile's
+default); later builds reuse the engine's layer cache.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_BASE_IMAGE = "debian-base:bookworm"
+#: Building from scratch on a loaded 2-core machine with vfs storage is slow.
+BUILD_TIMEOUT_S = 1500
+CONTAINER_UID = 10001
+
+
+def engine_problem() -> str | None:
+    """None when a Docker engine answers, else why not (one line)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return "no docker command on PATH"
+    try:
+        result = subprocess.run([docker, "version", "--format", "{{.Server.Version}}"],
+                                capture_output=True, text=True, timeout=15, check=False)
+    except subprocess.TimeoutExpired:
+        return "the Docker engine did not answer within 15 s"
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+        return f"no Docker engine answers: {last}"
+    return None
+
+
+def compose_command() -> list[str] | None:
+    """``docker compose`` (v2) when available, else ``docker-compose`` (v1), else None."""
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True,
+                               timeout=30, check=False)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy is not None else None
+
+
+def _image_exists(name: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", name], capture_output=True,
+                          timeout=30, check=False).returncode == 0
+
+
+def base_image() -> str | None:
+    """The BASE_IMAGE build argument to use (None: the Dockerfile's default)."""
+    explicit = os.environ.get("CONNSTORM_BASE_IMAGE")
+    if explicit:
+        return explicit
+    return LOCAL_BASE_IMAGE if _image_exists(LOCAL_BASE_IMAGE) else None
+
+
+def build_image(tag: str) -> None:
+    """``docker build`` the repository as ``tag``; pytest.fail with the log tail on error."""
+    argv = ["docker", "build", "--network", "host", "-t", tag]
+    base = base_image()
+    if base is not None:
+        argv += ["--build-arg", f"BASE_IMAGE={base}"]
+    # A TLS-intercepting proxy's CA (this machine has one) must reach pip in the build.
+    extra = "".join(Path(p).read_text(encoding="utf-8")
+                    for p in sorted(glob.glob("/usr/local/share/ca-certificates/*.crt")))
+    if extra:
+        argv += ["--build-arg", f"EXTRA_CA_CERTS={extra}"]
+    result = subprocess.run([*argv, str(ROOT)], capture_output=True, text=True,
+                            timeout=BUILD_TIMEOUT_S, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
+        pytest.fail(f"docker build failed (status {result.returncode}):\n{tail}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Skip (one line) when no engine answers."""
+    problem = engine_problem()
+    if problem is not None:
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def connstorm_image(docker_engine: None) -> Iterator[str]:
+    """The connstorm image built from this checkout; ``CONNSTORM_IMAGE`` points at it."""
+    tag = os.environ.get("CONNSTORM_TEST_IMAGE", "connstorm:test")
+    build_image(tag)
+    previous = os.environ.get("CONNSTORM_IMAGE")
+    os.environ["CONNSTORM_IMAGE"] = tag
+    try:
+        yield tag
+    finally:
+        if previous is None:
+            os.environ.pop("CONNSTORM_IMAGE", None)
+        else:
+            os.environ["CONNSTORM_IMAGE"] = previous
+
+
+@pytest.fixture(scope="session")
+def compose(docker_engine: None) -> list[str]:
+    """The compose command line (v2 plugin or v1); skip when neither is installed."""
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither 'docker compose' nor 'docker-compose' is installed")
+    return command
+
+
+def containers_labelled(label: str) -> list[str]:
+    """Ids of every container (running or not) carrying ``label`` (``key`` or ``key=value``)."""
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return out.split()
