@@ -26,11 +26,11 @@ from typing import Protocol, Self
 
 import psycopg
 
-from connstorm.errors import EnvironmentProblemError
+from connstorm.errors import EnvironmentProblemError, StackError
 from connstorm.scenario import PgBouncerConfig, SettingValue
 from local_stack.credentials import make_dsn, new_password, scram_verifier
 from local_stack.os_user import chown_tree, server_user
-from local_stack.ports import HOST, claim_port
+from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
 from local_stack.process import ManagedProcess
 from local_stack.scratch import create_scratch, remove_scratch
 
@@ -190,22 +190,29 @@ class PgBouncerServer:
             self.admin_user: scram_verifier(self.admin_password),
         }), encoding="utf-8")
         auth_file.chmod(0o600)
-        self._port = claim_port(self._requested_port)
-        ini.write_text(render_ini(
-            self.config.settings, listen_port=self._port, db_host=self.postgres.host,
-            db_port=self.postgres.port, db_name=self.postgres.app_dbname,
-            auth_file=str(auth_file), admin_user=self.admin_user), encoding="utf-8")
-        chown_tree(folder, user)
-        self._process = ManagedProcess("pgbouncer", [program, str(ini)], log_path=self.log_path,
-                                       run_as=user, cwd=self._scratch)
-        self._process.start()
 
         def answers() -> bool:
             with self.console() as conn:
                 conn.execute("SHOW VERSION")
             return True
 
-        self._process.wait_ready(answers, self.startup_timeout_s)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._port = claim_port(self._requested_port)
+            ini.write_text(render_ini(
+                self.config.settings, listen_port=self._port, db_host=self.postgres.host,
+                db_port=self.postgres.port, db_name=self.postgres.app_dbname,
+                auth_file=str(auth_file), admin_user=self.admin_user), encoding="utf-8")
+            chown_tree(folder, user)
+            self._process = ManagedProcess("pgbouncer", [program, str(ini)],
+                                           log_path=self.log_path, run_as=user,
+                                           cwd=self._scratch)
+            self._process.start()
+            try:
+                self._process.wait_ready(answers, self.startup_timeout_s)
+                break
+            except StackError:
+                if not lost_port_race(self._process, self._requested_port, attempt):
+                    raise
         log.info("pgbouncer ready on %s:%d", self.host, self._port)
 
     def running(self) -> bool:

@@ -9,12 +9,22 @@ before either has bound it.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
+from typing import TYPE_CHECKING
 
 from connstorm.errors import EnvironmentProblemError
 
+if TYPE_CHECKING:
+    from local_stack.process import ManagedProcess
+
+log = logging.getLogger(__name__)
+
 HOST = "127.0.0.1"
+#: A free port can be taken by another process before our server binds it:
+#: a server that fails with "already in use" is retried on a new port this often.
+PORT_ATTEMPTS = 3
 
 _lock = threading.Lock()
 _handed_out: set[int] = set()
@@ -55,3 +65,15 @@ def claim_port(port: int | None, host: str = HOST) -> int:
     if port_in_use(port, host):
         raise EnvironmentProblemError(f"port {port} on {host} is in use")
     return port
+
+
+def lost_port_race(process: ManagedProcess, requested: int | None, attempt: int) -> bool:
+    """True when ``process`` failed only because its free port was taken meanwhile
+    (and a retry on another port is allowed); the failed process is then stopped."""
+    if requested or attempt >= PORT_ATTEMPTS or process.running():
+        return False
+    if "already in use" not in process.log_tail(5):
+        return False
+    process.stop()
+    log.warning("%s: its port was taken before it could bind; retrying", process.name)
+    return True

@@ -43,7 +43,7 @@ from connstorm.errors import EnvironmentProblemError, ScenarioError, StackError
 from connstorm.scenario import PostgresConfig, SettingValue
 from local_stack.credentials import make_dsn, new_password, scram_verifier
 from local_stack.os_user import chown_tree, server_user, shared_scratch_root
-from local_stack.ports import HOST, claim_port
+from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
 from local_stack.process import ManagedProcess
 from local_stack.scratch import create_scratch, remove_scratch
 
@@ -318,27 +318,10 @@ class PostgresServer:
         shutil.copytree(template, data, symlinks=True)
         sockets.mkdir(mode=0o700)
         data.chmod(0o700)
-        self._port = claim_port(self._requested_port)
-        managed: dict[str, SettingValue] = {
-            "listen_addresses": HOST,
-            "port": self._port,
-            "unix_socket_directories": str(sockets),
-            "password_encryption": "scram-sha-256",
-            "logging_collector": False,
-        }
-        (data / "postgresql.conf").write_text(
-            "# written by connstorm: managed settings, then the scenario's\n"
-            + render_conf(managed) + render_conf(self.config.settings), encoding="utf-8")
         (data / "pg_hba.conf").write_text(
             "local all all scram-sha-256\n"
             f"host all all {HOST}/32 scram-sha-256\n", encoding="utf-8")
-        chown_tree(data, user)
-        chown_tree(sockets, user)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._process = ManagedProcess(
-            "postgres", [binaries.path("postgres"), "-D", str(data)], log_path=self.log_path,
-            run_as=user, cwd=self._scratch)
-        self._process.start()
 
         def answers() -> bool:
             with psycopg.connect(host=self.host, port=self.port, user=SUPERUSER,
@@ -346,7 +329,30 @@ class PostgresServer:
                                  connect_timeout=2):
                 return True
 
-        self._process.wait_ready(answers, self.startup_timeout_s)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._port = claim_port(self._requested_port)
+            managed: dict[str, SettingValue] = {
+                "listen_addresses": HOST,
+                "port": self._port,
+                "unix_socket_directories": str(sockets),
+                "password_encryption": "scram-sha-256",
+                "logging_collector": False,
+            }
+            (data / "postgresql.conf").write_text(
+                "# written by connstorm: managed settings, then the scenario's\n"
+                + render_conf(managed) + render_conf(self.config.settings), encoding="utf-8")
+            chown_tree(data, user)
+            chown_tree(sockets, user)
+            self._process = ManagedProcess(
+                "postgres", [binaries.path("postgres"), "-D", str(data)],
+                log_path=self.log_path, run_as=user, cwd=self._scratch)
+            self._process.start()
+            try:
+                self._process.wait_ready(answers, self.startup_timeout_s)
+                break
+            except StackError:
+                if not lost_port_race(self._process, self._requested_port, attempt):
+                    raise
         self._set_passwords(template_password)
         log.info("postgres ready on %s:%d (data %s)", self.host, self.port, data)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -204,3 +205,24 @@ def test_external_postgres_unreachable_is_one_line(tmp_run_dir: Path) -> None:
 def test_render_conf_quotes_strings() -> None:
     text = render_conf({"a": True, "b": 5, "c": "it's", "d": 1.5})
     assert text == "a = on\nb = 5\nc = 'it''s'\nd = 1.5\n"
+
+
+def test_postgres_retries_on_a_new_port_when_its_free_port_was_taken(
+        tmp_run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the free port handed out is grabbed by someone else before postgres binds it
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken])
+        real_claim = postgres_module.claim_port
+        monkeypatch.setattr(postgres_module, "claim_port",
+                            lambda requested: next(ports, None) or real_claim(requested))
+        # WHEN the server starts
+        with PostgresServer(PostgresConfig(), tmp_run_dir) as pg:
+            # THEN it lost the race once, then listens on another port
+            assert pg.port != taken
+            with _connect(pg.app_dsn) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert "already in use" in (tmp_run_dir / "logs" / "postgres.log").read_text()
