@@ -1,6 +1,8 @@
 """The whole local stack of a scenario, started in order and stopped in reverse.
 
-PostgreSQL (or the server at ``[postgres] url``), then PgBouncer when
+PostgreSQL (or the server at ``[postgres] url``; containers of the connstorm
+image when ``[postgres] backend = "docker"``, see :mod:`local_stack.containers`),
+then PgBouncer when
 ``[pgbouncer] enabled``, then the workload schema, then the Lambda emulator when
 the scenario has functions. ``stack.json`` in the run folder says where
 everything is (keys in ``docs/run-folder.md``; mode 0600: it holds passwords).
@@ -128,7 +130,12 @@ class Stack:
             external.start()
             self._started.append(("postgres", external.stop))
             return
-        server = PostgresServer(config, self.run_dir, scratch_dir=self._scratch,
+        postgres_class: Any = PostgresServer
+        if config.backend == "docker":
+            from local_stack.containers import PostgresContainer
+
+            postgres_class = PostgresContainer
+        server = postgres_class(config, self.run_dir, scratch_dir=self._scratch,
                                 source=self.scenario.source)
         self.postgres = server
         self._started.append(("postgres", server.stop))
@@ -136,7 +143,12 @@ class Stack:
 
     def _start_pgbouncer(self) -> None:
         assert self.postgres is not None
-        server = PgBouncerServer(self.scenario.pgbouncer, self.postgres, self.run_dir,
+        pgbouncer_class: Any = PgBouncerServer
+        if self.scenario.postgres.backend == "docker":
+            from local_stack.containers import PgBouncerContainer
+
+            pgbouncer_class = PgBouncerContainer
+        server = pgbouncer_class(self.scenario.pgbouncer, self.postgres, self.run_dir,
                                  scratch_dir=self._scratch)
         self.pgbouncer = server
         self._started.append(("pgbouncer", server.stop))
