@@ -415,7 +415,11 @@ class Emulator:
             self.invocation_log.add(make_record(pool.fn.name, result))
 
     def _fail_init(self, env: Environment, error_type: str, message: str,
-                   payload: bytes | None = None) -> None:
+                   payload: bytes | None = None, *, status: str = "error") -> None:
+        """Init failed: INIT_REPORT into the log stream, the pending invocation fails."""
+        init_ms = (time.monotonic() - env.spawned) * 1000
+        env.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: {status}"
+                f"\tError Type: {error_type}\n")
         inv = env.invocation
         if inv is not None and not inv.done:
             self._complete(inv, "init_error", error_type=error_type, error_message=message,
@@ -441,7 +445,7 @@ class Emulator:
         rid = inv.request_id if inv is not None else ""
         self._fail_init(env, "Runtime.InitError",
                         f"RequestId: {rid} Error: Runtime init timed out after "
-                        f"{self.account.init_timeout_s:.2f} seconds")
+                        f"{self.account.init_timeout_s:.2f} seconds", status="timeout")
         self._kill(env)
 
     def _kill(self, env: Environment) -> None:

@@ -302,6 +302,10 @@ def test_emulator_import_error_gives_init_error_and_discards_environment(
     assert json.loads(result.payload)["errorType"] == "Runtime.ImportModuleError"
     assert stats["env_total"] == 0
     assert stats["errors_by_kind"] == {"lambda_init_error": 1}
+    log_text = (tmp_path / "logs" / "lambda" / "broken" / f"{result.env_id}.log").read_text()
+    assert "Unable to import module 'broken_import_handler'" in log_text
+    assert "INIT_REPORT Init Duration:" in log_text
+    assert "Status: error\tError Type: Runtime.ImportModuleError" in log_text
 
 
 def test_emulator_init_over_timeout_fails_with_init_error(tmp_path: Path) -> None:
