@@ -78,6 +78,7 @@ def test_package_bad_arch_is_a_usage_error() -> None:
     assert "invalid choice" in done.stderr
 
 
+@pytest.mark.slow
 def test_package_offline_without_wheels_is_one_line_exit_4(tmp_path: Path) -> None:
     empty = tmp_path / "wheels"
     empty.mkdir()

@@ -290,3 +290,19 @@ def test_routes_through_the_api_gateway_front(stack: Stack, version: str) -> Non
     assert status == 200
     assert body["order"]["items"] == [{"product_id": 4, "quantity": 2,
                                        "price_cents": body["order"]["items"][0]["price_cents"]}]
+
+
+def test_log_stream_has_one_json_line_per_invocation(stack: Stack) -> None:
+    for _ in range(3):
+        assert stack.invoke("perinv", "GET", "/items", query={"limit": "2"})[0] == 200
+    assert stack.invoke("perinv", "GET", "/items", query={"limit": "x"})[0] == 400
+    logs = sorted((stack.emulator.run_dir / "logs" / "lambda" / "perinv").glob("*.log"))
+    records = [json.loads(line) for path in logs for line in path.read_text().splitlines()
+               if line.startswith("{")]
+    assert len(records) == stack.stats("perinv")["invocations"]
+    assert {r["pattern"] for r in records} == {"per_invocation"}
+    assert records[-1]["status"] == 400
+    assert records[-1]["route"] == "GET /items"
+    assert all(len(r["request_id"]) == 36 for r in records)  # the Lambda request id
+    # The log stream is named by the environment id, the one application_name carries.
+    assert {r["environment"] for r in records} <= {p.stem[:12] for p in logs}
