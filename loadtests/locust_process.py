@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,7 +56,6 @@ class LocustProcess:
     def __init__(self, args: Sequence[str], log_path: Path, *,
                  env: Mapping[str, str] | None = None, cwd: Path | None = None,
                  python: str | None = None) -> None:
-        import sys
         self.argv = [python or sys.executable, "-m", "locust", *args]
         self.log_path = log_path
         self.env = dict(os.environ if env is None else env)

@@ -1,9 +1,9 @@
-"""``junit.xml`` and ``summary.md`` for a finished run, and the GitHub step summary.
+"""``report.html``, ``junit.xml`` and ``summary.md`` for a finished run, and the GitHub
+step summary.
 
-The reports package renders both (``reports.junit.render`` /
-``reports.markdown.render``); when it is not importable (a trimmed install) the
-minimal renderings below keep CI working: one JUnit test case per threshold,
-failed ones with a ``<failure>`` saying by how much.
+The reports package renders them (``reports.render_all``); when it is not
+importable or fails, the minimal renderings below keep CI working: one JUnit
+test case per threshold, failed ones with a ``<failure>`` saying by how much.
 """
 
 from __future__ import annotations
@@ -77,10 +77,26 @@ def markdown(summary: Mapping[str, Any]) -> str:
 
 
 def write_reports(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Path]:
-    """Write ``junit.xml`` and ``summary.md``; append the markdown to the step summary."""
+    """Write ``report.html``, ``junit.xml`` and ``summary.md``; append the markdown to the
+    GitHub step summary.
+
+    ``reports.render_all`` renders all three from the run folder; if the reports
+    package is missing or fails, the CI files are still written (minimal ones),
+    since the CI verdict must not depend on the HTML report.
+    """
     written: dict[str, Path] = {}
+    try:
+        import reports
+
+        for path in reports.render_all(run_dir):
+            written[path.name] = path
+    except Exception as exc:  # ImportError, ReportError, or a bug in the renderer
+        log.warning("reports could not render %s (%s); writing minimal junit.xml and "
+                    "summary.md", run_dir, exc)
     for filename, module, fallback in ((JUNIT_FILE, "reports.junit", junit_xml),
                                        (MARKDOWN_FILE, "reports.markdown", markdown)):
+        if filename in written:
+            continue
         render = _renderer(module) or fallback
         try:
             text = render(summary)

@@ -276,9 +276,11 @@ class Run:
         with LiveView(self.run_dir / SAMPLES_FILE, title, self.console) as view:
             while proc.poll() is None:
                 if deadline is not None and time.monotonic() > deadline:
+                    hint = (f" (did {self.opts.expect_workers} worker(s) connect?)"
+                            if self.opts.master else "")
                     raise LocustFailedError(
                         f"Locust ran {GRACE_S:.0f} s past its run time of {duration:g} s and "
-                        f"was stopped; see {proc.log_path}")
+                        f"was stopped{hint}; see {proc.log_path}")
                 view.refresh()
                 time.sleep(0.5)
             view.refresh()

@@ -56,6 +56,7 @@ def test_run_direct_above_max_connections_counts_too_many_connections(tmp_path: 
     cases = {c.get("name"): c for c in ET.parse(run_dir / "junit.xml").iter("testcase")}
     assert cases["too_many_connections"].find("failure") is not None
     assert (run_dir / "summary.md").exists()
+    assert (run_dir / "report.html").exists()
     _no_leftovers(run_dir)
 
 
