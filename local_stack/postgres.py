@@ -1,4 +1,4 @@
-"""A private PostgreSQL cluster per stack, or an existing server given by URL.
+"""A private PostgreSQL cluster per stack (an existing server: :mod:`.external_postgres`).
 
 :class:`PostgresServer` starts a real ``postgres`` from Debian's binaries (found
 off ``PATH``) with exactly the settings a scenario asks for, on 127.0.0.1 and a
@@ -8,7 +8,7 @@ As root it runs the server as an unprivileged user (PostgreSQL refuses root).
 
 ``initdb`` costs about a second and ``connstorm repro`` starts several stacks in
 a row, so one initdb'd template cluster per PostgreSQL version is cached
-(``~/.cache/connstorm/pg<version>-template``) and copied. The template's
+(``~/.cache/connstorm/pg<version>-template-v<format>``) and copied. The template's
 superuser password is replaced on every start, so no two stacks share one.
 
 >>> from connstorm.scenario import PostgresConfig
@@ -19,19 +19,14 @@ superuser password is replaced on every start, so no two stacks share one.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import fcntl
-import functools
-import glob
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal
 import subprocess
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -39,13 +34,26 @@ from typing import Self
 import psycopg
 from psycopg import sql
 
-from connstorm.errors import EnvironmentProblemError, ScenarioError, StackError
+from connstorm.errors import StackError
 from connstorm.scenario import PostgresConfig, SettingValue
 from local_stack.credentials import make_dsn, new_password, scram_verifier
 from local_stack.os_user import chown_tree, server_user, shared_scratch_root
 from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
+from local_stack.postgres_binaries import (
+    INSTALL_HINT,
+    PostgresBinaries,
+    find_binaries,
+    known_settings,
+    validate_settings,
+)
 from local_stack.process import ManagedProcess
 from local_stack.scratch import create_scratch, remove_scratch
+
+__all__ = [
+    "APP_DB", "APP_ROLE_COMMENT", "APP_USER", "INSTALL_HINT", "SUPERUSER", "PostgresBinaries",
+    "PostgresServer", "cache_root", "find_binaries", "known_settings", "render_conf",
+    "template_cluster", "validate_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,88 +61,6 @@ SUPERUSER = "postgres"
 APP_USER = "app"
 APP_DB = "app"
 APP_ROLE_COMMENT = "connstorm application role"
-INSTALL_HINT = ("PostgreSQL server binaries (initdb, postgres) not found; install them with: "
-                "apt-get install -y postgresql (or set CONNSTORM_PG_BINDIR)")
-
-
-# ---------------------------------------------------------------- binaries
-
-
-@dataclass(frozen=True)
-class PostgresBinaries:
-    """Where Debian keeps the server programs, and which version they are."""
-
-    bindir: Path
-    version: str
-
-    @property
-    def major(self) -> int:
-        """The major version, e.g. 15."""
-        return int(self.version.split(".")[0])
-
-    def path(self, program: str) -> str:
-        """Absolute path of ``program`` (``initdb``, ``postgres``)."""
-        return str(self.bindir / program)
-
-
-def _has_server(bindir: Path) -> bool:
-    return (bindir / "postgres").is_file() and (bindir / "initdb").is_file()
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", path))
-
-
-@functools.cache
-def find_binaries() -> PostgresBinaries:
-    """Find the server binaries: ``$CONNSTORM_PG_BINDIR``, then ``pg_config
-    --bindir``, then the highest ``/usr/lib/postgresql/*/bin``."""
-    candidates: list[Path] = []
-    override = os.environ.get("CONNSTORM_PG_BINDIR")
-    if override:
-        candidates.append(Path(override))
-    else:
-        pg_config = shutil.which("pg_config")
-        if pg_config:
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
-                                     timeout=10, check=True).stdout.strip()
-                candidates.append(Path(out))
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
-        candidates.extend(Path(p) for p in found)
-        on_path = shutil.which("postgres")
-        if on_path:
-            candidates.append(Path(on_path).parent)
-    for bindir in candidates:
-        if _has_server(bindir):
-            out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True,
-                                 text=True, timeout=10, check=False).stdout
-            match = re.search(r"(\d+(?:\.\d+)?)", out)
-            if match:
-                return PostgresBinaries(bindir=bindir, version=match.group(1))
-    raise EnvironmentProblemError(INSTALL_HINT)
-
-
-@functools.cache
-def known_settings(bindir: Path) -> frozenset[str]:
-    """Every setting name this server knows (``postgres --describe-config``)."""
-    out = subprocess.run([str(bindir / "postgres"), "--describe-config"], capture_output=True,
-                         text=True, timeout=30, check=True).stdout
-    return frozenset(line.split("\t", 1)[0] for line in out.splitlines() if line)
-
-
-def validate_settings(settings: Mapping[str, SettingValue], binaries: PostgresBinaries,
-                      source: str) -> None:
-    """Raise ScenarioError naming ``[postgres] <key>`` for a setting the server
-    does not know. Names with a dot are extensions' own and pass unchecked."""
-    known = known_settings(binaries.bindir)
-    for key in settings:
-        if "." in key or key in known:
-            continue
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ScenarioError(f"{source}: [postgres] {key}: unknown PostgreSQL "
-                            f"{binaries.version} setting{hint}")
 
 
 def render_conf(settings: Mapping[str, SettingValue]) -> str:
