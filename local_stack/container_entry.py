@@ -20,7 +20,7 @@ secrets folder (a volume shared read-only with the others), unless given in
 
     python -m local_stack.container_entry postgres
     python -m local_stack.container_entry health pgbouncer
-    python -m local_stack.container_entry render --render-dir /tmp/conf   # inspect it
+    python -m local_stack.container_entry render        # print the rendered config
 """
 
 from __future__ import annotations
@@ -460,8 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="start one service of the connstorm image")
     parser.add_argument("service", choices=(*SERVICES, "health", "render"))
     parser.add_argument("target", nargs="?", help="health: the service to check")
-    parser.add_argument("--render-dir", type=Path, default=Path("rendered"),
-                        help="render: folder for the rendered files")
+    parser.add_argument("--render-dir", type=Path, default=None,
+                        help="render: folder for the rendered files (default: print them)")
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -492,13 +492,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
 
 
-def _render(scenario: Scenario, env: ServiceEnv, out: Path) -> int:
-    """Write every rendered file with placeholder secrets, for people to read."""
+def _render(scenario: Scenario, env: ServiceEnv, out: Path | None) -> int:
+    """Write (or print) every rendered file with placeholder secrets, for people to read."""
+    files = {"postgresql.conf": postgres_conf(scenario, env), "pg_hba.conf": PG_HBA}
+    files.update(pgbouncer_files(scenario, env, "SCRAM-SHA-256$<app verifier>",
+                                 "<admin password>", out or Path("/etc/pgbouncer")))
+    if out is None:
+        sys.stdout.write("".join(f"==> {name} <==\n{text}\n" for name, text in files.items()))
+        return 0
     out.mkdir(parents=True, exist_ok=True)
-    (out / "postgresql.conf").write_text(postgres_conf(scenario, env), encoding="utf-8")
-    (out / "pg_hba.conf").write_text(PG_HBA, encoding="utf-8")
-    for name, text in pgbouncer_files(scenario, env, "SCRAM-SHA-256$<app verifier>",
-                                      "<admin password>", out).items():
+    for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
     return 0
 
