@@ -40,6 +40,8 @@ class Chart:
     key: str
     title: str
     build: Callable[[RunData], list[Series]]
+    #: What a cell of this chart says when a run has nothing for it.
+    empty: str = "no samples"
 
 
 def _number(value: Any) -> Value:
@@ -188,10 +190,10 @@ def errors(run: RunData) -> list[Series]:
 
 
 CHARTS: tuple[Chart, ...] = (
-    Chart("db", "DB connections", db_connections),
-    Chart("pooler", "pooler", pooler),
-    Chart("environments", "environments", environments),
-    Chart("load", "users, req/s", load),
-    Chart("latency", "latency ms", latency),
-    Chart("errors", "errors (cumulative)", errors),
+    Chart("db", "DB connections", db_connections, "no PostgreSQL samples"),
+    Chart("pooler", "pooler", pooler, "no pooler in this run"),
+    Chart("environments", "environments", environments, "no emulator samples"),
+    Chart("load", "users, req/s", load, "no Locust samples"),
+    Chart("latency", "latency ms", latency, "no responses"),
+    Chart("errors", "errors (cumulative)", errors, "no errors"),
 )

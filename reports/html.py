@@ -37,7 +37,7 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#
             "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
 _FIXED_COLOURS = {"max_connections": "#d62728", "pool size": "#d62728", "db total": "#111111",
                   "requests: too_many_connections": "#d62728",
-                  "functions: too_many_connections": "#ff9896"}
+                  "functions: too_many_connections": "#8b0000"}
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em;color:#222}
@@ -75,6 +75,20 @@ def _trace(series: Series, colour: str, legend: str, show: bool, stack: str) -> 
     return go.Scatter(mode="lines", line=line, connectgaps=False, **extra, **common)
 
 
+def _mark_empty(fig: go.Figure, chart: Chart, row: int, col: int) -> None:
+    """Say so in a cell with nothing to show (a direct run has no pooler).
+
+    Plotly hides the axes of a subplot no trace uses, which would take the shared
+    row's tick labels and the time axis's title with it: an invisible point keeps
+    them.
+    """
+    fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker={"opacity": 0},
+                             showlegend=False, hoverinfo="skip", meta={"source": ""}),
+                  row=row, col=col)
+    fig.add_annotation(text=chart.empty, xref="x domain", yref="y domain",
+                       x=0.5, y=0.5, showarrow=False, font={"color": "#888"}, row=row, col=col)
+
+
 def build_figure(runs: Sequence[RunData]) -> go.Figure:
     """The charts of ``runs`` (one column each), rows sharing their y axes, all one x axis."""
     built = [[chart.build(run) for run in runs] for chart in CHARTS]
@@ -91,6 +105,8 @@ def build_figure(runs: Sequence[RunData]) -> go.Figure:
         legend = "legend" if row_index == 1 else f"legend{row_index}"
         shown: set[str] = set()
         for col_index, series_list in enumerate(per_run, start=1):
+            if not series_list:
+                _mark_empty(fig, chart, row_index, col_index)
             for series in series_list:
                 fig.add_trace(_trace(series, _colour(series.name, colours), legend,
                                      series.name not in shown, f"{chart.key}{col_index}"),
@@ -148,7 +164,7 @@ def _thresholds_table(summary: Mapping[str, Any] | None) -> str:
         return '<p class="muted">The scenario sets no thresholds.</p>'
     several = any(name for name, _ in results)
     headings = (["variant"] if several else []) + ["threshold", "limit", "actual", "result"]
-    rows = [([_e(name or "all")] if several else []) +
+    rows = [([_e(name or "whole run")] if several else []) +
             [_e(t.get("name", "?")), _e(v.fmt(t.get("limit"), 3)), _e(v.fmt(t.get("actual"), 3)),
              _badge(t.get("passed"))] for name, t in results]
     return _table(headings, rows)

@@ -50,7 +50,7 @@ def render(summary: Mapping[str, Any]) -> str:
     if results:
         several = any(name for name, _ in results)
         headings = (["variant"] if several else []) + ["threshold", "limit", "actual", "result"]
-        rows = [([name or "all"] if several else []) +
+        rows = [([name or "whole run"] if several else []) +
                 [str(t.get("name", "?")), v.fmt(t.get("limit"), 3), v.fmt(t.get("actual"), 3),
                  v.passed_text(t.get("passed"))]
                 for name, t in results]

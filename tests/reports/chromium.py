@@ -46,9 +46,13 @@ class PageVisit:
 
 
 class Chromium:
-    """One headless Chromium with one page; ``open(url)`` loads it and records events."""
+    """One headless Chromium with one page; ``open(url)`` loads it and records events.
 
-    def __init__(self, *, timeout_s: float = 30.0, window: tuple[int, int] = (1400, 1000)) -> None:
+    ``timeout_s`` bounds every wait; it is generous because the test machines are
+    shared and a 5 MB page with plotly.js can take a while to parse under load.
+    """
+
+    def __init__(self, *, timeout_s: float = 90.0, window: tuple[int, int] = (1400, 1000)) -> None:
         self.timeout_s = timeout_s
         self.window = window
         self._proc: subprocess.Popen[str] | None = None
