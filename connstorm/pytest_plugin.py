@@ -80,14 +80,14 @@ def lambda_rds_stack(request: pytest.FixtureRequest,
     """
     from connstorm.errors import ConnstormError
     from connstorm.scenario import load_scenario
-    from local_stack.containers import stack_for
+    from local_stack.stack import Stack
 
     name, backend = stack_settings(request.config)
     overrides = [f'postgres.backend="{backend}"'] if backend else []
     stack: Stack | None = None
     try:
         scenario = load_scenario(name, overrides=overrides)
-        stack = stack_for(scenario, tmp_path_factory.mktemp("connstorm-stack"))
+        stack = Stack(scenario, tmp_path_factory.mktemp("connstorm-stack"))
         stack.start()
     except ConnstormError as exc:
         _stop_quietly(stack)

@@ -4,7 +4,7 @@
 properties and lifecycle as :class:`~local_stack.postgres.PostgresServer` and
 :class:`~local_stack.pgbouncer.PgBouncerServer` (``host``, ``port``,
 ``admin_dsn``, ``app_dsn``/``dsn``, ``role_secret``, ``running``, ``log_path``),
-so :class:`~local_stack.stack.Stack` can pick either by ``[postgres] backend``.
+so :class:`~local_stack.stack.Stack` picks them for ``[postgres] backend = "docker"``.
 They run the connstorm image (``Dockerfile``) through testcontainers, with
 ``python -m local_stack.container_entry`` rendering the configuration with the
 native stack's functions.
@@ -33,17 +33,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from connstorm.errors import EnvironmentProblemError, StackError
-from connstorm.scenario import PgBouncerConfig, PostgresConfig, Scenario
+from connstorm.scenario import PgBouncerConfig, PostgresConfig
 from local_stack.credentials import make_dsn, new_password
 from local_stack.pgbouncer import ADMIN_DB, ADMIN_USER, Upstream
 from local_stack.ports import HOST, claim_port
 from local_stack.postgres import APP_DB, APP_USER, SUPERUSER
-
-if TYPE_CHECKING:
-    from local_stack.stack import Stack
 
 log = logging.getLogger(__name__)
 
@@ -350,44 +347,3 @@ class PgBouncerContainer(_ServiceContainer):
 
 def _settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in settings.items()}
-
-
-# ---------------------------------------------------------------- the stack
-
-
-def stack_for(scenario: Scenario, run_dir: Path) -> Stack:
-    """The Stack for ``scenario``: containers when ``[postgres] backend = "docker"``."""
-    from local_stack.stack import Stack
-
-    if scenario.postgres.backend == "docker":
-        return _docker_stack_class()(scenario, run_dir)
-    return Stack(scenario, run_dir)
-
-
-def _docker_stack_class() -> type[Stack]:
-    from local_stack.stack import Stack
-
-    class DockerStack(Stack):
-        """Stack whose PostgreSQL and PgBouncer are containers (the rest is unchanged).
-
-        Stands in until :class:`Stack` itself picks the classes by backend.
-        """
-
-        def _start_postgres(self) -> None:
-            if self.scenario.postgres.url is not None:
-                super()._start_postgres()
-                return
-            server = PostgresContainer(self.scenario.postgres, self.run_dir,
-                                       source=self.scenario.source)
-            self.postgres = server  # type: ignore[assignment]
-            self._started.append(("postgres", server.stop))
-            server.start()
-
-        def _start_pgbouncer(self) -> None:
-            assert self.postgres is not None
-            server = PgBouncerContainer(self.scenario.pgbouncer, self.postgres, self.run_dir)
-            self.pgbouncer = server  # type: ignore[assignment]
-            self._started.append(("pgbouncer", server.stop))
-            server.start()
-
-    return DockerStack

@@ -24,9 +24,9 @@ from local_stack.containers import (
     PostgresContainer,
     docker_client,
     remove_orphans,
-    stack_for,
 )
 from local_stack.ports import port_in_use
+from local_stack.stack import Stack
 from tests.docker.conftest import BUILD_TIMEOUT_S, containers_labelled, engine_problem
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S + 600)]
@@ -55,7 +55,7 @@ def test_stack_serves_both_paths_and_leaves_nothing_behind(backend: str, tmp_pat
     scenario = load_scenario("pgbouncer-transaction", overrides=[
         f'postgres.backend="{backend}"', "pgbouncer.default_pool_size=2",
         "postgres.seed_products=50"])
-    stack = stack_for(scenario, tmp_path / "run")
+    stack = Stack(scenario, tmp_path / "run")
     # WHEN it starts
     with stack:
         info = json.loads((tmp_path / "run" / "stack.json").read_text())
