@@ -157,3 +157,18 @@ def test_stack_uses_an_existing_server_by_url_behind_pgbouncer(
     # the external server is someone else's: still running
     with psycopg.connect(pg.admin_dsn) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_stack_stops_everything_when_the_block_raises(
+        tmp_path: Path, scenario_with: Callable[..., Scenario]) -> None:
+    scenario = scenario_with("pgbouncer-transaction")
+    stack = Stack(scenario, tmp_path / "run", with_emulator=False, with_schema=False)
+    with pytest.raises(RuntimeError, match="user code failed"), stack:  # noqa: PT012
+        scratch = _scratch_of(stack.run_dir)
+        servers = processes_in(scratch)
+        assert len(servers) >= 2
+        raise RuntimeError("user code failed")
+    assert not scratch.exists()
+    assert not processes_in(scratch)
+    assert stack.postgres is not None
+    assert not stack.postgres.running()
