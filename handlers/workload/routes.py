@@ -38,6 +38,7 @@ MAX_QUANTITY = 1000
 MAX_BODY_BYTES = 64 * 1024
 _BIGINT_MAX = 2**63 - 1
 _CATEGORY = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
 
 #: (method, template) of every route, and the regex matching its concrete path.
 ROUTES: dict[Route, re.Pattern[str]] = {
@@ -133,7 +134,7 @@ def _get_item(item_id: int) -> Action:
 def _list_items(request: Request) -> Response | Action:
     text = request.query.get("limit", "").strip()
     if text:
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        if not _DIGITS.match(text) or not 1 <= int(text) <= MAX_LIMIT:
             return error(400, f"limit must be an integer from 1 to {MAX_LIMIT}, got {text[:40]!r}")
         limit = int(text)
     else:
@@ -262,7 +263,8 @@ def _candidate_paths(path: str) -> list[str]:
 def _positive_id(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+    # ASCII digits only: str.isdigit() accepts "²", which int() then refuses.
+    if isinstance(value, str) and _DIGITS.match(value):
         value = int(value)
     if isinstance(value, int) and 1 <= value <= _BIGINT_MAX:
         return value

@@ -63,6 +63,8 @@ def test_routes_item_found_missing_and_malformed(call: Call) -> None:
     assert status == 400
     assert "positive integer" in body["error"]
     assert call("GET", "/items/0")[0] == 400
+    for weird in ("²", "١٢", "99999999999999999999", "1.5", "-3", "%20"):
+        assert call("GET", f"/items/{weird}")[0] == 400, weird
 
 
 def test_routes_list_filters_and_limits(call: Call) -> None:
@@ -77,7 +79,7 @@ def test_routes_list_filters_and_limits(call: Call) -> None:
     assert call("GET", "/items", query={"category": "nothing-here"})[1]["count"] == 0
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1e3", "5; DROP TABLE products"])
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1e3", "²", "5; DROP TABLE products"])
 def test_routes_list_bad_limit_is_400(call: Call, limit: str) -> None:
     status, body, _ = call("GET", "/items", query={"limit": limit})
     assert status == 400
