@@ -116,6 +116,7 @@ class Emulator:
             fn.reserved_concurrency or 0 for fn in config.functions)
         self.invocation_log: InvocationLog | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._launching: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._emulator_log_fd: int | None = None
         account_bucket = scaling_bucket(self.account) if self.account.scaling == "legacy" else None
@@ -262,7 +263,9 @@ class Emulator:
         env.invocation = inv
         inv.env = env
         self._note_peak()
-        asyncio.get_running_loop().create_task(self._launch(pool, env))
+        task = asyncio.get_running_loop().create_task(self._launch(pool, env))
+        self._launching.add(task)  # the loop keeps only a weak reference to tasks
+        task.add_done_callback(self._launching.discard)
         return None
 
     def _note_peak(self) -> None:
