@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connstorm.errors import EnvironmentProblemError
+
 #: Where runs go when ``--out`` is not given (relative to the current folder).
 RUNS_ROOT = Path("runs")
 
@@ -26,9 +28,17 @@ def default_run_dir(scenario_name: str, now: datetime | None = None,
 
 
 def create_run_dir(path: Path) -> Path:
-    """Make the run folder and its ``logs/``; returns the absolute path."""
+    """Make the run folder and its ``logs/``; returns the absolute path.
+
+    A path that cannot be a folder (a file is in the way, no permission) is an
+    EnvironmentProblemError naming it.
+    """
     path = path.resolve()
-    (path / "logs").mkdir(parents=True, exist_ok=True)
+    try:
+        (path / "logs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentProblemError(
+            f"{path}: cannot create the run folder: {exc.strerror or exc}") from None
     return path
 
 

@@ -7,6 +7,9 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from connstorm.errors import EnvironmentProblemError
 from connstorm.run_dir import create_run_dir, default_run_dir, write_json, write_private_json
 
 
@@ -34,3 +37,10 @@ def test_write_private_json_is_owner_only_even_over_a_public_file(tmp_path: Path
 def test_write_json_is_readable_by_others(tmp_path: Path) -> None:
     write_json(tmp_path / "scenario.json", {"name": "x"})
     assert stat.S_IMODE((tmp_path / "scenario.json").stat().st_mode) == 0o644
+
+
+def test_create_run_dir_where_a_file_is_in_the_way_names_it(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(EnvironmentProblemError) as err:
+        create_run_dir(tmp_path / "taken")
+    assert str(err.value) == f"{tmp_path / 'taken'}: cannot create the run folder: Not a directory"
