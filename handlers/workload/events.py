@@ -69,18 +69,18 @@ def parse_event(event: Any) -> Request:
     if not isinstance(event, Mapping):
         raise BadEventError("expected an API Gateway proxy event (an object), "
                             f"got {type(event).__name__}")
+    context = _mapping(event.get("requestContext"))
+    request_id = context.get("requestId")
     if event.get("version") == "2.0":
-        http = (event.get("requestContext") or {}).get("http") or {}
+        http = _mapping(context.get("http"))
         method = http.get("method")
         path = event.get("rawPath") or http.get("path")
-        route_key = event.get("routeKey") or ""
-        _, _, template = route_key.partition(" ")
-        request_id = (event.get("requestContext") or {}).get("requestId")
+        route_key = event.get("routeKey")
+        template = route_key.partition(" ")[2] if isinstance(route_key, str) else ""
     else:
         method = event.get("httpMethod")
         path = event.get("path")
         template = event.get("resource") or ""
-        request_id = (event.get("requestContext") or {}).get("requestId")
     if not isinstance(method, str) or not isinstance(path, str):
         raise BadEventError("not an API Gateway proxy event: no HTTP method or path")
     return Request(
@@ -94,6 +94,10 @@ def parse_event(event: Any) -> Request:
         body=_body(event),
         request_id=request_id if isinstance(request_id, str) else None,
     )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _str_map(value: Any) -> dict[str, str]:
@@ -111,6 +115,6 @@ def _body(event: Mapping[str, Any]) -> str | None:
     if event.get("isBase64Encoded"):
         try:
             return base64.b64decode(body, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII text, bad UTF-8
             raise BadEventError("body is marked base64 but does not decode to UTF-8") from None
     return body

@@ -254,3 +254,41 @@ def test_settings_defaults() -> None:
 ])
 def test_classify_agrees_with_connstorm(message: str) -> None:
     assert db.classify(message) == error_kinds.classify_message(message)
+
+
+def test_routes_never_crash_on_random_events(handler: types.ModuleType) -> None:
+    # GIVEN events assembled at random from valid and invalid parts (fixed seed)
+    import random
+
+    rng = random.Random(4)
+    methods = ["GET", "POST", "DELETE", "get", "", None, 7]
+    paths = ["/health", "/items", "/items/1", "/items/x", "/orders", "/orders/1", "/", "",
+             "/items/1/2", "//", "/prod/orders", None, ["/health"], "/items/" + "9" * 40]
+    bodies = [None, "", "{}", "null", "[]", '{"account_id": 1, "items": [{"product_id": 1}]}',
+              '{"account_id": "1", "items": "x"}', "\x00\xff", "e30=", "%%%", 5, {"a": 1}]
+    queries = [None, {}, {"limit": "3"}, {"limit": None}, {"category": "toys", "limit": "0"},
+               "limit=3", {"limit": ["1"]}]
+    statuses = set()
+    for _ in range(300):
+        v2 = rng.random() < 0.5
+        method, path = rng.choice(methods), rng.choice(paths)
+        event: dict[str, Any] = {"body": rng.choice(bodies),
+                                 "isBase64Encoded": rng.random() < 0.2,
+                                 "queryStringParameters": rng.choice(queries),
+                                 "pathParameters": rng.choice([None, {"id": "1"}, {"id": "z"}]),
+                                 "headers": rng.choice([None, {}, {"X": "y"}, "h"])}
+        if v2:
+            event.update(version="2.0", rawPath=path,
+                         routeKey=rng.choice([f"{method} {path}", None, 3, "$default"]),
+                         requestContext=rng.choice([{"http": {"method": method}}, None, "rc",
+                                                    {"http": "x"}]))
+        else:
+            event.update(httpMethod=method, path=path,
+                         resource=rng.choice(["/items/{id}", None, path, 5]),
+                         requestContext=rng.choice([{}, None, []]))
+        # WHEN the handler gets it THEN it answers with a proxy response, never raises
+        out = handler.lambda_handler(event, None)
+        assert isinstance(json.loads(out["body"]), dict)
+        statuses.add(out["statusCode"])
+    assert statuses <= {200, 201, 400, 404, 405}
+    assert {200, 400, 404} <= statuses
