@@ -46,7 +46,7 @@ from local_stack.postgres_binaries import (
     known_settings,
     validate_settings,
 )
-from local_stack.process import ManagedProcess
+from local_stack.process import ManagedProcess, set_parent_death_signal
 from local_stack.scratch import create_scratch, remove_scratch
 
 __all__ = [
@@ -93,7 +93,7 @@ def _run_as(user: str | None, argv: list[str], *, cwd: Path, what: str,
     if user is not None:
         argv = ["/usr/sbin/runuser", "-u", user, "--", *argv]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
-                            cwd=cwd, input=stdin)
+                            cwd=cwd, input=stdin, preexec_fn=set_parent_death_signal)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
         raise StackError(f"{what} failed (status {result.returncode}):\n{tail}")

@@ -44,8 +44,11 @@ _PR_SET_PDEATHSIG = 1
 _RUNUSER = "/usr/sbin/runuser"
 
 
-def _set_parent_death_signal() -> None:
-    """Runs in the child between fork and exec: die with the parent (thread)."""
+def set_parent_death_signal() -> None:
+    """Runs in the child between fork and exec: die with the parent (thread).
+
+    Pass it as ``preexec_fn`` to any subprocess that must not outlive us.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
@@ -118,7 +121,7 @@ class ManagedProcess:
             self._popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                 env=self.env, cwd=self.cwd, start_new_session=True, close_fds=True,
-                preexec_fn=_set_parent_death_signal)
+                preexec_fn=set_parent_death_signal)
         except OSError as exc:
             self._log.close()
             self._log = None

@@ -226,3 +226,27 @@ def test_postgres_retries_on_a_new_port_when_its_free_port_was_taken(
             with _connect(pg.app_dsn) as conn:
                 assert conn.execute("SELECT 1").fetchone() == (1,)
     assert "already in use" in (tmp_run_dir / "logs" / "postgres.log").read_text()
+
+
+def test_postgres_template_cluster_is_built_once_and_kept_private(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an empty cache
+    monkeypatch.setenv("CONNSTORM_CACHE_DIR", str(tmp_path / "cache"))
+    binaries = postgres_module.find_binaries()
+    # WHEN two clusters start one after the other
+    with PostgresServer(PostgresConfig(), tmp_path / "one") as first:
+        templates = sorted((tmp_path / "cache").glob("pg*-template-v*"))
+        built = [p.stat().st_mtime_ns for p in templates]
+        with _connect(first.app_dsn):
+            pass
+    with PostgresServer(PostgresConfig(), tmp_path / "two") as second:
+        template, pwfile = templates
+        # the template's superuser password no longer opens the running cluster
+        stale = second.admin_dsn.replace(second.admin_password, pwfile.read_text().strip())
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            _connect(stale)
+    # THEN one template (and its password file, owner-only) was made, and reused
+    assert template.name == f"pg{binaries.version}-template-v{postgres_module.TEMPLATE_FORMAT}"
+    assert (template / "PG_VERSION").is_file()
+    assert oct(pwfile.stat().st_mode & 0o777) == "0o600"
+    assert [p.stat().st_mtime_ns for p in templates] == built
