@@ -186,3 +186,42 @@ def test_secrets_cached_refreshes_once_after_rotation(pg: Pg,
                      "WHERE usename = 'rotator'")
         conn.execute("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM rotator")
         conn.execute("DROP ROLE rotator")
+
+
+def test_proxy_stop_ends_sessions_and_the_listener(pg: Pg) -> None:
+    import socket
+
+    p = IamAuthProxy(upstream_host=pg.host, upstream_port=pg.port,
+                     upstream_password=pg.app_password, keys=KEYS)
+    p.start()
+    conn = psycopg.connect(host=p.host, port=p.port, user="app", dbname="app",
+                           password=make_token(port=p.port), sslmode="disable")
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    p.stop()
+    p.stop()  # idempotent
+    with pytest.raises(psycopg.OperationalError):
+        conn.execute("SELECT 1")
+    conn.close()
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect((p.host, p.port))
+
+
+def test_secrets_server_env_has_no_password_and_stops(pg: Pg) -> None:
+    import socket
+
+    from local_stack.secrets_manager import secrets_cached_env
+
+    stack_env = {"DB_HOST": "h", "DB_PORT": "1", "DB_NAME": "app", "DB_USER": "app",
+                 "DB_PASSWORD": "pw", "DB_SSLMODE": "disable"}
+    with SecretsManagerServer(username="app", password="pw", host="h", port=1,
+                              dbname="app") as sm:
+        env = secrets_cached_env(stack_env, sm)
+        assert "DB_PASSWORD" not in env
+        assert "DB_USER" not in env
+        assert env["DB_HOST"] == "h"
+        assert env["DB_SECRET_ARN"] == sm.secret_arn
+        assert env["AWS_ENDPOINT_URL_SECRETS_MANAGER"].startswith("http://127.0.0.1:")
+        port = int(env["AWS_ENDPOINT_URL_SECRETS_MANAGER"].rsplit(":", 1)[1])
+        assert sm.fetches() == 0  # creating the secret is not a fetch
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))
