@@ -21,7 +21,7 @@ How it fails
     (permissions, endpoint unreachable from the VPC) fails the invocation with
     a function error. It still holds one connection per environment.
 
-Locally, ``AWS_ENDPOINT_URL_SECRETSMANAGER`` points boto3 at the stack's moto
+Locally, ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` points boto3 at the stack's moto
 server; on AWS the variable is absent and the same code calls the real service.
 """
 
