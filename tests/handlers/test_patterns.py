@@ -150,14 +150,31 @@ def stack(pg: Pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_per_invocation_one_connection_at_a_time_and_connects_grow(stack: Stack) -> None:
+    # GIVEN a sampler of pg_stat_activity running while invocations go on
+    peak: dict[str, int] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for name, n in stack.connections("perinv").items():
+                peak[name] = max(peak.get(name, 0), n)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     connects = []
-    for _ in range(6):
-        status, body = stack.invoke("perinv")
-        assert status == 200
-        connects.append(body["connects"])
-        # THEN nothing of this environment stays open between invocations
-        assert stack.connections("perinv") == {}
-    assert connects == list(range(connects[0], connects[0] + 6))
+    try:
+        for _ in range(12):
+            status, body = stack.invoke("perinv")
+            assert status == 200
+            connects.append(body["connects"])
+    finally:
+        done.set()
+        sampler.join(30)
+    # THEN never more than one connection of the environment at a time
+    assert all(n <= 1 for n in peak.values()), peak
+    # AND nothing stays open between invocations, and every invocation connected
+    assert stack.connections("perinv") == {}
+    assert connects == list(range(connects[0], connects[0] + 12))
     # WHEN an invocation is in flight THEN its environment holds exactly one connection
     (status, _), = stack.burst("perinv", 1)
     assert status == 200
