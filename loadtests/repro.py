@@ -59,7 +59,7 @@ class LoadPlan:
                 "load.sample_interval_s=0.5"]
 
 
-FULL = LoadPlan(users=60, step_users=15, step_duration_s=3.0, duration_s=12.0,
+FULL = LoadPlan(users=60, step_users=15, step_duration_s=2.5, duration_s=10.0,
                 query_wait_timeout_s=3, budget_s=90)
 QUICK = LoadPlan(users=45, step_users=15, step_duration_s=1.0, duration_s=4.0,
                  query_wait_timeout_s=1, budget_s=30)

@@ -1,0 +1,100 @@
+"""How long ``connstorm repro`` takes, where the time goes, and what rendering costs.
+
+The command promises about 90 s (``--quick``: 30 s) on a 2-core machine. This
+runs it ``--rounds`` times and splits each variant's time, from the files the
+run leaves behind, into: stack start (variant start to ``stack.json``), Locust
+start (to Locust's first log line), load and stop (to ``summary.json``). It then
+times ``reports.render_all`` on the comparison and reports the HTML's size.
+
+    .venv/bin/python benchmarks/repro_time.py --quick --rounds 2
+    .venv/bin/python benchmarks/repro_time.py --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import reports
+
+_LOCUST_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]")
+
+
+def _locust_start(log: Path) -> float | None:
+    try:
+        first = log.read_text(encoding="utf-8", errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    found = _LOCUST_TIME.match(first)
+    if not found:
+        return None
+    # Locust logs local time; the machines run in UTC.
+    stamp = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S")
+    return stamp.timestamp() + int(found.group(2)) / 1000
+
+
+def one_round(quick: bool) -> dict[str, object]:
+    """Run the command once; the wall time and each variant's phases, seconds."""
+    with tempfile.TemporaryDirectory(prefix="connstorm-bench-repro-") as tmp:
+        out = Path(tmp) / "repro"
+        started = time.time()
+        done = subprocess.run([sys.executable, "-m", "connstorm", "repro", "--out", str(out),
+                               *(["--quick"] if quick else [])],
+                              capture_output=True, text=True, check=False)
+        wall = time.time() - started
+        if done.returncode not in (0, 6):
+            raise SystemExit(f"repro failed ({done.returncode}): {done.stderr[-2000:]}")
+        summary = json.loads((out / "summary.json").read_text())
+        previous_end = started
+        phases: list[dict[str, float]] = []
+        for entry in summary["variants"]:
+            folder = out / "variants" / entry["name"]
+            stack_ready = (folder / "stack.json").stat().st_mtime
+            ended = (folder / "summary.json").stat().st_mtime
+            locust = _locust_start(folder / "logs" / "locust.log") or stack_ready
+            phases.append({"stack": stack_ready - previous_end, "locust": locust - stack_ready,
+                           "load_and_stop": ended - locust})
+            previous_end = ended
+        render_started = time.perf_counter()
+        reports.render_all(out)
+        render_s = time.perf_counter() - render_started
+        size_mb = (out / "report.html").stat().st_size / 1e6
+    return {"wall": wall, "phases": phases, "render": render_s, "size_mb": size_mb,
+            "passed": summary["passed"]}
+
+
+def main() -> None:
+    """Parse options, run the rounds, print a markdown table for BENCHMARKS.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    results = [one_round(args.quick) for _ in range(args.rounds)]
+    load = os.getloadavg()[0]
+    walls = [float(str(r["wall"])) for r in results]
+    print(f"connstorm repro{' --quick' if args.quick else ''}: {args.rounds} round(s), "
+          f"load average {load:.1f}")
+    print("| round | wall | per variant: stack / Locust start / load+stop | render | HTML |")
+    print("|---|---|---|---|---|")
+    for i, r in enumerate(results, start=1):
+        phases = r["phases"]
+        assert isinstance(phases, list)
+        parts = ", ".join(f"{p['stack']:.1f} / {p['locust']:.1f} / {p['load_and_stop']:.1f}"
+                          for p in phases)
+        print(f"| {i} | {r['wall']:.1f} s | {parts} | {r['render']:.2f} s | "
+              f"{r['size_mb']:.1f} MB |")
+    print(f"median wall time {statistics.median(walls):.1f} s; "
+          f"all passed: {all(r['passed'] for r in results)}")
+
+
+if __name__ == "__main__":
+    main()
