@@ -37,7 +37,7 @@ from psycopg import sql
 from connstorm.errors import StackError
 from connstorm.scenario import PostgresConfig, SettingValue
 from local_stack.credentials import make_dsn, new_password, scram_verifier
-from local_stack.os_user import chown_tree, server_user, shared_scratch_root
+from local_stack.os_user import TMPFS, chown_tree, server_user, shared_scratch_root
 from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
 from local_stack.postgres_binaries import (
     INSTALL_HINT,
@@ -264,6 +264,10 @@ class PostgresServer:
                 "password_encryption": "scram-sha-256",
                 "logging_collector": False,
             }
+            if data.resolve().is_relative_to(TMPFS):
+                # Dynamic shared memory as files in the data folder, not /dev/shm
+                # segments: a killed server then leaves nothing outside its folder.
+                managed["dynamic_shared_memory_type"] = "mmap"
             (data / "postgresql.conf").write_text(
                 "# written by connstorm: managed settings, then the scenario's\n"
                 + render_conf(managed) + render_conf(self.config.settings), encoding="utf-8")

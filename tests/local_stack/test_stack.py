@@ -18,7 +18,7 @@ from connstorm.scenario import Scenario, load_scenario
 from local_stack.os_user import server_user
 from local_stack.ports import port_in_use
 from local_stack.postgres import PostgresServer
-from local_stack.scratch import LINK_NAME, create_scratch, processes_in
+from local_stack.scratch import LINK_NAME, create_scratch, processes_in, remove_scratch
 from local_stack.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -135,12 +135,15 @@ def test_stack_cleans_the_scratch_folder_of_a_crashed_run(
     live = create_scratch(runs / "live", server_user())
     # WHEN a new stack starts under the same runs root
     scenario = scenario_with("direct-small", pgbouncer={"enabled": False})
-    with Stack(scenario, runs / "new", with_emulator=False, with_schema=False):
-        # THEN the leftover is stopped and the crashed folder deleted
-        assert leftover.wait(timeout=10) is not None
-        assert not crashed.exists()
-        assert not (crashed_run / LINK_NAME).exists()
-        assert live.exists()
+    try:
+        with Stack(scenario, runs / "new", with_emulator=False, with_schema=False):
+            # THEN the leftover is stopped and the crashed folder deleted
+            assert leftover.wait(timeout=10) is not None
+            assert not crashed.exists()
+            assert not (crashed_run / LINK_NAME).exists()
+            assert live.exists()
+    finally:
+        remove_scratch(runs / "live", live)
 
 
 def test_stack_uses_an_existing_server_by_url_behind_pgbouncer(
