@@ -83,7 +83,7 @@ def test_run_pgbouncer_transaction_mode_has_no_connection_errors(tmp_path: Path)
 
 def test_run_distributed_with_two_processes(tmp_path: Path) -> None:
     run_dir = tmp_path / "distributed"
-    result = connstorm("run", "ci-smoke", "--processes", "2", "-t", "10s", "--out", str(run_dir))
+    result = connstorm("run", "ci-smoke", "--processes", "2", "-t", "6s", "--out", str(run_dir))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     (variant,) = summary["variants"]

@@ -84,7 +84,7 @@ def test_run_master_with_a_worker_on_loopback(tmp_path: Path) -> None:
 
     port = str(free_port())
     master = _start("run", "ci-smoke", "--master", "--expect-workers", "1",
-                    "--master-bind-port", port, "-t", "8s", "--out", str(tmp_path / "master"))
+                    "--master-bind-port", port, "-t", "5s", "--out", str(tmp_path / "master"))
     worker = _start("run", "--worker", "--master-port", port, "--out", str(tmp_path / "worker"))
     try:
         m_out, m_err = master.communicate(timeout=240)

@@ -69,7 +69,7 @@ def _screenshot(url: str, path: Path) -> None:
             [chromium, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={path}",
-             "--window-size=1400,900", "--virtual-time-budget=6000", url],
+             "--window-size=1400,900", "--virtual-time-budget=4000", url],
             capture_output=True, timeout=90, check=False, preexec_fn=_die_with_parent)
     assert path.exists(), f"chromium wrote no screenshot of {url}"
     assert path.stat().st_size > 10_000  # a real page, not a blank image
