@@ -186,6 +186,10 @@ def test_leaky_grows_per_invocation_and_vanishes_on_reaping(stack: Stack) -> Non
         assert stack.invoke("leaky")[0] == 200
         counts = stack.connections("leaky")
         assert list(counts.values()) == [i], counts  # one environment, i connections
+    # THEN they stay while the environment lives, frozen and idle
+    stats = stack.stats("leaky")
+    assert (stats["env_total"], stats["env_reaped"]) == (1, 0)
+    assert list(stack.connections("leaky").values()) == [5]
     # WHEN the environment is reaped (idle lifetime) THEN its connections go with it
     assert wait_for(lambda: stack.stats("leaky")["env_reaped"] >= 1, LEAKY_IDLE_S + 30)
     assert wait_for(lambda: stack.connections("leaky") == {}, 10)
