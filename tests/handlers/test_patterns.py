@@ -36,7 +36,7 @@ from tests.handlers.conftest import Pg
 pytestmark = pytest.mark.slow
 
 POOL_SIZE = 3
-LEAKY_IDLE_S = 3.0
+LEAKY_IDLE_S = 6.0
 ROUTE_PATHS = (("GET", "/health"), ("GET", "/items/{id}"), ("GET", "/items"),
                ("POST", "/orders"), ("GET", "/orders/{id}"))
 
