@@ -4,4 +4,20 @@ Each environment is its own OS process, one request at a time, frozen between
 invocations, reaped when idle, throttled at its concurrency limit, as
 ``../shared/guide/lambda.md`` describes. The API Gateway front and the Invoke
 API sit on one aiohttp server in front of it.
+
+Where things are:
+
+* :mod:`.process` -- :class:`~.process.EmulatorProcess`, what the stack starts;
+* :mod:`.server` -- the server process (``python -m local_stack.lambda_``): the
+  aiohttp app with the front, the Invoke API, ``/_connstorm/stats`` and
+  ``/_connstorm/health``;
+* :mod:`.emulator` -- the core, :class:`~.emulator.Emulator` (the
+  :class:`~.invocation.Invoker` the HTTP side calls): scheduling, lifecycle,
+  timeouts, crashes, records;
+* :mod:`.function_pool`, :mod:`.environment` -- per-function state, one
+  environment, one invocation;
+* :mod:`.scaling` -- concurrency limits, scaling-rate buckets, throttle reasons;
+* :mod:`.runtime_api` -- the Runtime API, one listener per environment;
+* :mod:`.zygote`, :mod:`.zygote_client` -- the fork server environments come from;
+* :mod:`.invocation_log` -- ``invocations.jsonl``; :mod:`.config` -- the config file.
 """
