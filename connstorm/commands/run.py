@@ -13,6 +13,7 @@ the run folder (``docs/run-folder.md``).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,15 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                    help="load shape (default: [load] shape)")
     p.add_argument("--target-url", type=http_url, default=None,
                    help="send the load to this deployed API instead of a local stack")
-    p.add_argument("--postgres-admin-dsn", default=None,
-                   help="with --target-url: superuser DSN of its PostgreSQL, to sample it")
-    p.add_argument("--pgbouncer-admin-dsn", default=None,
-                   help="with --target-url: admin-console DSN of its PgBouncer, to sample it")
+    # DSNs hold passwords: the environment keeps them out of `ps` and shell history.
+    p.add_argument("--postgres-admin-dsn",
+                   default=os.environ.get("CONNSTORM_POSTGRES_ADMIN_DSN") or None,
+                   help="with --target-url: superuser DSN of its PostgreSQL, to sample it "
+                        "(or env CONNSTORM_POSTGRES_ADMIN_DSN)")
+    p.add_argument("--pgbouncer-admin-dsn",
+                   default=os.environ.get("CONNSTORM_PGBOUNCER_ADMIN_DSN") or None,
+                   help="with --target-url: admin-console DSN of its PgBouncer, to sample it "
+                        "(or env CONNSTORM_PGBOUNCER_ADMIN_DSN)")
     p.add_argument("--processes", type=int, default=None, metavar="N",
                    help="N Locust worker processes on this machine (default: [load] processes)")
     p.add_argument("--master", action="store_true",
