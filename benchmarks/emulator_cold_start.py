@@ -42,10 +42,11 @@ from local_stack.lambda_.invocation import InvocationRequest  # noqa: E402
 FIXTURES = ROOT / "tests" / "local_stack" / "lambda_" / "fixture_handlers"
 
 
-async def zygote_cold_starts(runs: int, run_dir: Path) -> list[float]:
+async def zygote_cold_starts(runs: int, run_dir: Path,
+                             preload: tuple[str, ...]) -> list[float]:
     """Init Duration of ``runs`` environments forked from the zygote, one at a time."""
     fn = FunctionConfig(name="noop", handler="noop_handler.lambda_handler",
-                        code_dir=str(FIXTURES), preload=("psycopg",), max_lifetime_s=0.1)
+                        code_dir=str(FIXTURES), preload=preload, max_lifetime_s=0.1)
     config = EmulatorConfig(account=LambdaConfig(), functions=(fn,), run_dir=str(run_dir))
     out: list[float] = []
     async with Emulator(config) as emu:
@@ -102,12 +103,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
+    default_preload = FunctionConfig(name="x", handler="m.h").preload
     with tempfile.TemporaryDirectory(prefix="connstorm-coldstart-") as tmp:
-        zygote = uvloop.run(zygote_cold_starts(args.runs, Path(tmp)))
+        small = uvloop.run(zygote_cold_starts(args.runs, Path(tmp) / "a", ("psycopg",)))
+        full = uvloop.run(zygote_cold_starts(args.runs, Path(tmp) / "b", default_preload))
     fresh = uvloop.run(fresh_cold_starts(args.runs))
     print("| way | runs | median ms | p90 ms | min ms | max ms |")
     print("|---|---|---|---|---|---|")
-    print(_summary("fork of the zygote (emulator)", zygote))
+    print(_summary("fork of the zygote, preload psycopg", small))
+    print(_summary(f"fork of the zygote, default preload {', '.join(default_preload)}", full))
     print(_summary("fresh `python -m awslambdaric`", fresh))
 
 
