@@ -227,6 +227,15 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
                 summary = Run(RunOptions(scenario=scenario, run_dir=run_dir), quiet).execute()
             except ThresholdsFailedError:
                 summary = load_json(run_dir / SUMMARY_FILE)  # written before the raise
+            except BaseException:
+                # Interrupted mid-variant: Run has stopped its stack and summarised
+                # what it measured; keep that, marked, in the comparison.
+                partial = load_json(run_dir / SUMMARY_FILE)
+                if partial:
+                    entry = _entry(variant, partial, run_dir)
+                    entry["interrupted"] = True
+                    results.append((variant, scenario, entry))
+                raise
             results.append((variant, scenario, _entry(variant, summary, run_dir)))
             if progress:
                 progress(index, variant, "done")

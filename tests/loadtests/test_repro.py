@@ -7,8 +7,11 @@ never the printed text.
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +105,56 @@ def test_repro_summary_of_an_interrupted_run_does_not_pass() -> None:
     assert all(t["passed"] for t in doc["thresholds"])
     assert doc["passed"] is False
     assert doc["repro"]["complete"] is False
+
+
+def _refuses(url: str | None) -> bool:
+    """True when nothing listens at the host:port of a URL or DSN any more."""
+    if not url:
+        return True
+    netloc = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = netloc.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+def test_repro_sigterm_mid_run_stops_the_stack_and_keeps_what_was_measured(
+        tmp_path: Path) -> None:
+    # GIVEN a quick reproduction running through the real command line
+    out = tmp_path / "repro"
+    proc = subprocess.Popen([sys.executable, "-m", "connstorm", "repro", "--quick", "--out",
+                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    second = out / "variants" / "pgbouncer-transaction"
+    try:
+        # WHEN it is terminated once the second variant's stack is up
+        deadline = time.monotonic() + 240
+        while not (second / "stack.json").exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the second variant never started"
+            time.sleep(0.2)
+        stack = json.loads((second / "stack.json").read_text())
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read() if proc.stderr else ""
+    # THEN it says so in one line and exits 143
+    assert code == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "connstorm: terminated, everything stopped"
+    # AND the second stack's servers are gone
+    for key in ("postgres_dsn", "pgbouncer_dsn", "api_url"):
+        assert _refuses(stack.get(key)), f"{key} still answers"
+    # AND the comparison holds the finished variant and the interrupted one, and fails
+    summary = json.loads((out / "summary.json").read_text())
+    names = [v["name"] for v in summary["variants"]]
+    assert names[0] == "direct-module_level"
+    assert set(names) <= {"direct-module_level", "pgbouncer-transaction"}
+    assert summary["passed"] is False
+    assert summary["repro"]["complete"] is False
+    assert (out / "report.html").is_file()
