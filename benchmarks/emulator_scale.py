@@ -4,8 +4,10 @@ A private PostgreSQL (``local_stack.postgres.PostgresServer``, max_connections
 above N) and the emulator core in this process. N invocations are sent at once
 to one function whose module opens a connection at Init (the module_level
 pattern) and whose handler then holds the environment busy for ``--hold-s``.
-Lambda's real scaling rate applies (1,000 new environments per 10 s per
-function, refilled continuously; the bucket starts full).
+Requests arrive at Lambda's own scaling rate by default (100 per second, i.e.
+1,000 new environments per 10 s), so a perfect emulator reaches N = 1,000 at
+10 s; the emulator applies that rate too (bucket of 1,000, refilled
+continuously, starting full). ``--arrival-per-s 0`` sends all N at once.
 
 Reported: time until all N environments finished Init and hold their event
 (concurrency N), connections PostgreSQL sees from them, proportional memory
@@ -38,7 +40,7 @@ from connstorm.scenario import FunctionConfig, LambdaConfig, PostgresConfig  # n
 from local_stack.lambda_.config import EmulatorConfig  # noqa: E402
 from local_stack.lambda_.emulator import Emulator  # noqa: E402
 from local_stack.lambda_.environment import BUSY  # noqa: E402
-from local_stack.lambda_.invocation import InvocationRequest  # noqa: E402
+from local_stack.lambda_.invocation import InvocationRequest, InvocationResult  # noqa: E402
 from local_stack.lambda_.server import raise_nofile_limit  # noqa: E402
 from local_stack.postgres import PostgresServer  # noqa: E402
 
@@ -67,8 +69,9 @@ def env_connections(admin_dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path) -> dict[str, object]:
-    """Send ``n`` invocations at once; measure until all hold an environment."""
+async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path,
+               arrival_per_s: float = 0.0) -> dict[str, object]:
+    """Send ``n`` invocations (at ``arrival_per_s``, 0 = at once); measure until all hold one."""
     fn = FunctionConfig(name="db", handler="pg_handler.lambda_handler", code_dir=str(FIXTURES),
                         preload=("psycopg",), timeout_s=hold_s + 120, env={"FIXTURE_DSN": dsn})
     config = EmulatorConfig(account=LambdaConfig(init_timeout_s=60), functions=(fn,),
@@ -77,17 +80,27 @@ async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path) -
         payload = json.dumps({"sleep_s": hold_s}).encode()
         cpu_before = _cpu_s()
         started = time.monotonic()
-        calls = [asyncio.ensure_future(emu.invoke(InvocationRequest("db", payload)))
-                 for _ in range(n)]
+        calls: list[asyncio.Future[InvocationResult]] = []
+
+        async def arrive() -> None:
+            for i in range(n):
+                if arrival_per_s > 0:
+                    delay_s = started + i / arrival_per_s - time.monotonic()
+                    if delay_s > 0:
+                        await asyncio.sleep(delay_s)
+                calls.append(asyncio.ensure_future(emu.invoke(InvocationRequest("db", payload))))
+
+        arrivals = asyncio.ensure_future(arrive())
         reached_s = None
         peak_busy = 0
-        while time.monotonic() - started < hold_s:
+        arrival_span_s = n / arrival_per_s if arrival_per_s > 0 else 0.0
+        while time.monotonic() - started < hold_s + arrival_span_s:
             busy = sum(1 for e in emu.by_id.values() if e.state == BUSY)
             peak_busy = max(peak_busy, busy)
             if busy >= n:
                 reached_s = time.monotonic() - started
                 break
-            if all(c.done() for c in calls):
+            if arrivals.done() and all(c.done() for c in calls):
                 break
             await asyncio.sleep(0.05)
         emulator_cpu_s = _cpu_s() - cpu_before
@@ -96,6 +109,7 @@ async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path) -
         pool = emu.pools["db"]
         zygote_pss = pss_kb(pool.zygote.pid) if pool.zygote and pool.zygote.pid else 0
         connections = await asyncio.to_thread(env_connections, admin_dsn)
+        await arrivals
         results = await asyncio.gather(*calls)
         stats = emu.stats()
     init_ms = sorted(r.init_ms for r in results if r.init_ms is not None)
@@ -105,6 +119,7 @@ async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path) -
                        if r.outcome != "success")
     return {
         "envs_requested": n,
+        "arrival_per_s": arrival_per_s or "all at once",
         "time_to_all_busy_s": None if reached_s is None else round(reached_s, 2),
         "peak_busy": peak_busy,
         "emulator_cpu_s_during_ramp": round(emulator_cpu_s, 2),
@@ -128,6 +143,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, default=1000)
     parser.add_argument("--hold-s", type=float, default=45.0)
+    parser.add_argument("--arrival-per-s", type=float, default=100.0,
+                        help="requests per second (default: Lambda's scaling rate, "
+                             "1,000 per 10 s); 0 sends all at once")
     args = parser.parse_args()
     raise_nofile_limit()
     with tempfile.TemporaryDirectory(prefix="connstorm-scale-") as tmp:
@@ -136,7 +154,7 @@ def main() -> None:
                                              "superuser_reserved_connections": 3})
         with PostgresServer(pg_config, Path(tmp) / "pg") as pg:
             figures = uvloop.run(ramp(args.envs, args.hold_s, pg.app_dsn, pg.admin_dsn,
-                                      Path(tmp) / "run"))
+                                      Path(tmp) / "run", args.arrival_per_s))
     print(json.dumps(figures, indent=1))
 
 
