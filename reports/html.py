@@ -153,7 +153,8 @@ def _variant_table(summary: Mapping[str, Any] | None) -> str:
     if not entries:
         return '<p class="muted">No summary.json: the run did not finish; charts only.</p>'
     headings = ["variant", "verdict", *(h for _, h in v.VARIANT_COLUMNS)]
-    rows = [[_e(e.get("name", "")), _e(v.verdict(e)),
+    rows = [[_e(e.get("name", "")) + (f'<br><span class="muted">{_e(e["shows"])}</span>'
+                                      if e.get("shows") else ""), _e(v.verdict(e)),
              *(_e(v.cell(e, key)) for key, _ in v.VARIANT_COLUMNS)] for e in entries]
     return _table(headings, rows)
 

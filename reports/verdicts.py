@@ -108,6 +108,12 @@ def threshold_line(threshold: Mapping[str, Any]) -> str:
 
 
 def verdict(variant: Mapping[str, Any]) -> str:
+    """One line saying what happened to a variant (prefixed when it was cut short)."""
+    line = _verdict(variant)
+    return f"INTERRUPTED, so far {line}" if variant.get("interrupted") else line
+
+
+def _verdict(variant: Mapping[str, Any]) -> str:
     """One line saying what happened to a variant, most important fact first.
 
     It starts with one word in capitals (REFUSED, ERRORS, THRESHOLDS BROKEN, NO

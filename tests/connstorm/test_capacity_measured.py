@@ -1,8 +1,10 @@
 """connstorm capacity's predictions against runs measured on the local stack.
 
 The planner says "N concurrent environments with module_level need N
-connections" and "over the limit, the application role is refused at
-max_connections - superuser_reserved_connections"; these runs check both.
+connections"; this run checks it. Its other predictions the stack can check
+(refused at the usable limit when over it; a transaction pooler holds the
+database to its pool) are checked on the runs of ``connstorm repro``, in
+``tests/loadtests/test_repro.py``, to keep the suite to one run per fact.
 """
 
 from __future__ import annotations
@@ -43,18 +45,3 @@ def test_capacity_module_level_within_the_limit_needs_one_per_environment(
     assert variant["peak_db_app_connections"] == plan.peak_db_connections
     assert plan.fits
     assert variant["errors_by_kind"].get("too_many_connections", 0) == 0
-
-
-def test_capacity_module_level_over_the_limit_is_refused_at_the_usable_limit(
-        tmp_path: Path) -> None:
-    # GIVEN 40 users against max_connections 20, 3 reserved for superusers, and the
-    # collector's own connection, which PostgreSQL counts against the 17 ordinary
-    # slots even though it is a superuser's (the planner's --other-connections)
-    variant = measured(tmp_path, "--users", "40", "--spawn-rate", "40")
-    plan = plan_capacity(CapacityRequest(concurrency=40, max_connections=20,
-                                         pattern="module_level", other_connections=1))
-    # THEN the plan says it does not fit, and the run is refused exactly there
-    assert not plan.fits
-    assert plan.usable == 16
-    assert variant["peak_db_app_connections"] == plan.usable
-    assert variant["errors_by_kind"].get("too_many_connections", 0) > 0

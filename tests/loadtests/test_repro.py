@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from connstorm.capacity import CapacityRequest, plan_capacity
 from connstorm.scenario import load_scenario
 from loadtests.repro import (
     EXPECTATIONS,
@@ -55,6 +56,17 @@ def test_repro_quick_shows_the_failure_the_fix_and_session_pinning(tmp_path: Pat
     assert refused(transaction) == 0
     assert transaction["failures"] == 0
     assert 0 < transaction["peak_pooler_server_connections"] <= transaction["pool_size"]
+    # AND connstorm capacity predicted both (the collector's superuser connection
+    # takes one ordinary slot: other_connections=1)
+    over = plan_capacity(CapacityRequest(concurrency=direct["peak_environments"],
+                                         max_connections=20, other_connections=1))
+    assert not over.fits
+    assert direct["peak_db_app_connections"] == over.usable
+    pooled = plan_capacity(CapacityRequest(concurrency=transaction["peak_environments"],
+                                           max_connections=20, other_connections=1,
+                                           pooler_pool_size=transaction["pool_size"]))
+    assert pooled.fits
+    assert transaction["peak_pooler_server_connections"] <= pooled.peak_db_connections
     # AND in session mode clients queue for pinned server connections, or give up
     waited = session["peak_pooler_waiting"]
     timeouts = (session.get("errors_by_kind") or {}).get("pool_query_wait_timeout", 0)
