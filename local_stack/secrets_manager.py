@@ -30,12 +30,10 @@ from types import TracebackType
 from typing import Any
 
 from connstorm.errors import StackError
+from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
 
 _log = logging.getLogger(__name__)
 
-#: The dummy keys connstorm's functions and stand-ins use; moto accepts any.
-DUMMY_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
-DUMMY_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

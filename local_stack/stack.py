@@ -19,8 +19,6 @@ scratch folders of crashed runs are cleaned at the next start.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -41,18 +39,9 @@ from local_stack.scratch import clean_stale, create_scratch, remove_scratch
 
 log = logging.getLogger(__name__)
 
-SCHEMA_MODULE = "handlers.workload.schema"
-EMULATOR_MODULE = "local_stack.lambda_.process"
 #: What every function's handlers get besides the database variables.
 DB_CONNECT_TIMEOUT_S = "5"
 DB_SSLMODE = "disable"
-
-
-def _module_available(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def _jsonable(value: Any) -> Any:
@@ -69,7 +58,7 @@ class Stack:
     """Every server of one scenario, as one context manager.
 
     ``with_schema`` and ``with_emulator`` let tests leave parts out; by default
-    both are used when their modules exist and the scenario needs them.
+    both are used when the scenario needs them.
     """
 
     def __init__(self, scenario: Scenario, run_dir: Path | str, *, with_schema: bool = True,
@@ -97,9 +86,9 @@ class Stack:
         self._step("postgres", self._start_postgres)
         if self.scenario.pgbouncer.enabled:
             self._step("pgbouncer", self._start_pgbouncer)
-        if self.with_schema and _module_available(SCHEMA_MODULE):
+        if self.with_schema:
             self._step("workload schema", self._install_schema)
-        if self.with_emulator and self.scenario.functions and _module_available(EMULATOR_MODULE):
+        if self.with_emulator and self.scenario.functions:
             self._step("Lambda emulator", self._start_emulator)
         write_private_json(self.run_dir / "stack.json", self.info())
         log.info("stack %s ready in %s", self.scenario.name, self.run_dir)
@@ -155,17 +144,60 @@ class Stack:
         server.start()
 
     def _install_schema(self) -> None:
+        from handlers.workload import schema
+
         assert self.postgres is not None
-        schema = importlib.import_module(SCHEMA_MODULE)
         schema.install(self.postgres.app_dsn, self.scenario.postgres.seed_products)
 
     def _start_emulator(self) -> None:
-        module = importlib.import_module(EMULATOR_MODULE)
+        from local_stack.lambda_.process import EmulatorProcess
+
         env = {fn.name: self.function_env(fn) for fn in self.scenario.functions}
-        emulator = module.EmulatorProcess(self.scenario, self.run_dir, env)
+        self._start_credential_stand_ins(env)
+        emulator = EmulatorProcess(self.scenario, self.run_dir, env)
         self.emulator = emulator
         self._started.append(("Lambda emulator", emulator.stop))
         emulator.start()
+
+    def _start_credential_stand_ins(self, env: dict[str, dict[str, str]]) -> None:
+        """Local Secrets Manager and IAM token verifier for the patterns that need them.
+
+        Started only when a function uses ``secrets_cached`` or ``iam_token``; each
+        rewrites that function's environment so it can log in only through the
+        stand-in (its ``DB_PASSWORD`` is removed), as on AWS.
+        """
+        from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+        from local_stack.iam_auth_proxy import IamAuthProxy, iam_token_env
+        from local_stack.secrets_manager import SecretsManagerServer, secrets_cached_env
+
+        pg = self.postgres
+        assert pg is not None
+        region = self.scenario.lambda_.region
+        secrets: SecretsManagerServer | None = None
+        proxies: dict[tuple[str, str], IamAuthProxy] = {}
+        for fn in self.scenario.functions:
+            fn_env = env[fn.name]
+            if fn.pattern == "secrets_cached":
+                if secrets is None:
+                    secrets = SecretsManagerServer(
+                        username=pg.app_user, password=pg.app_password or "",
+                        host=fn_env.get("DB_HOST", pg.host),
+                        port=int(fn_env.get("DB_PORT", pg.port)),
+                        dbname=pg.app_dbname, region=region)
+                    self._started.append(("Secrets Manager", secrets.stop))
+                    secrets.start()
+                env[fn.name] = secrets_cached_env(fn_env, secrets)
+            elif fn.pattern == "iam_token" and "DB_HOST" in fn_env:
+                target = (fn_env["DB_HOST"], fn_env["DB_PORT"])
+                if target not in proxies:
+                    proxy = IamAuthProxy(upstream_host=target[0], upstream_port=int(target[1]),
+                                         upstream_password=pg.app_password or "",
+                                         keys={DUMMY_ACCESS_KEY: DUMMY_SECRET_KEY},
+                                         region=region)
+                    self._started.append(("IAM auth proxy", proxy.stop))
+                    proxy.start()
+                    proxies[target] = proxy
+                env[fn.name] = iam_token_env(fn_env, proxies[target])
 
     def stop(self) -> None:
         """Stop everything that started, in reverse order; delete the scratch folder.
