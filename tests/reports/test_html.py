@@ -50,25 +50,26 @@ def expected_points(rows: list[dict[str, Any]], source: str) -> tuple[list[float
     return xs, ys
 
 
-def open_report(path: Path, screenshot: str) -> tuple[list[dict[str, Any]], list[str], Any]:
+def open_report(browser: Chromium, path: Path, screenshot: str
+                ) -> tuple[list[dict[str, Any]], list[str], Any]:
     """The page's traces and x axes (each named by the axis it follows), and the visit."""
-    with Chromium() as browser:
-        visit = browser.open(path.as_uri(), ready_js=READY_JS)
-        traces = json.loads(browser.evaluate(TRACES_JS))
-        axes = json.loads(browser.evaluate(AXES_JS))
-        browser.screenshot(OUTPUT_DIR / screenshot)
+    visit = browser.open(path.as_uri(), ready_js=READY_JS)
+    traces = json.loads(browser.evaluate(TRACES_JS))
+    axes = json.loads(browser.evaluate(AXES_JS))
+    browser.screenshot(OUTPUT_DIR / screenshot)
     return traces, axes, visit
 
 
 @pytest.mark.slow
 @needs_chromium
-def test_html_report_opens_offline_and_charts_hold_the_samples(tmp_path: Path) -> None:
+def test_html_report_opens_offline_and_charts_hold_the_samples(tmp_path: Path,
+                                                               browser: Chromium) -> None:
     # GIVEN a run folder with every collector, a gap and a password in stack.json
     rows = samples()
     run_dir = write_run(tmp_path / "run", rows=rows)
     # WHEN its report is rendered and opened in headless Chromium
     report = render_all(run_dir)[0]
-    traces, axes, visit = open_report(report, "report-single.png")
+    traces, axes, visit = open_report(browser, report, "report-single.png")
     # THEN nothing was fetched but the file itself, and the console stayed clean
     assert visit.console_errors == []
     assert [u for u in visit.requests if not u.startswith(("file:", "data:", "blob:"))] == []
@@ -95,7 +96,7 @@ def test_html_report_opens_offline_and_charts_hold_the_samples(tmp_path: Path) -
 
 @pytest.mark.slow
 @needs_chromium
-def test_html_comparison_puts_variants_side_by_side(tmp_path: Path) -> None:
+def test_html_comparison_puts_variants_side_by_side(tmp_path: Path, browser: Chromium) -> None:
     # GIVEN two runs, one failing directly, one through the pooler without failures
     direct = write_run(tmp_path / "direct", rows=samples(max_connections=20))
     pooled_rows = samples(max_connections=30)
@@ -103,7 +104,7 @@ def test_html_comparison_puts_variants_side_by_side(tmp_path: Path) -> None:
                        summary_doc=summary("pgbouncer-transaction", failures=0, passed=True))
     # WHEN they are compared
     out = render_comparison([direct, pooled], tmp_path / "comparison.html")
-    traces, axes, visit = open_report(out, "report-comparison.png")
+    traces, axes, visit = open_report(browser, out, "report-comparison.png")
     # THEN the page is clean and each variant has its own column of the same charts
     assert visit.console_errors == []
     db_total = [t for t in traces if t["source"] == "postgres.db_total"]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from reports import render_all
+from tests.reports.chromium import Chromium
 from tests.reports.test_html import expected_points, needs_chromium, open_report
 
 pytestmark = pytest.mark.slow
@@ -41,11 +42,12 @@ def read_rows(run_dir: Path) -> list[dict[str, Any]]:
 
 
 @needs_chromium
-def test_real_run_report_opens_offline_and_charts_hold_its_samples(real_run: Path) -> None:
+def test_real_run_report_opens_offline_and_charts_hold_its_samples(real_run: Path,
+                                                                   browser: Chromium) -> None:
     # GIVEN a real run's folder; WHEN its reports are rendered and opened
     written = render_all(real_run)
     assert [p.name for p in written] == ["report.html", "summary.md", "junit.xml"]
-    traces, axes, visit = open_report(written[0], "report-real-run.png")
+    traces, axes, visit = open_report(browser, written[0], "report-real-run.png")
     # THEN the page fetched nothing and logged no error
     assert visit.console_errors == []
     assert [u for u in visit.requests if not u.startswith(("file:", "data:", "blob:"))] == []
