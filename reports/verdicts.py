@@ -139,7 +139,13 @@ def _verdict(variant: Mapping[str, Any]) -> str:
         kinds = functions or errors
         top = max(kinds.items(), key=lambda kv: _num(kv[1]))[0] if kinds else "unclassified"
         share = f"{failures / requests:.1%} of requests" if requests else "requests"
-        return f"ERRORS: {fmt(failures)} failed ({share}), mostly {top}; peak DB {peak} of {limit}"
+        line = f"ERRORS: {fmt(failures)} failed ({share}), mostly {top}; peak DB {peak} of {limit}"
+        waiting = _num(variant.get("peak_pooler_waiting"))
+        if variant.get("db_path") == "pgbouncer" and waiting:
+            line += (f"; up to {fmt(waiting)} client{'s' if waiting != 1 else ''} waited for "
+                     f"{fmt(variant.get('peak_pooler_server_connections'))} server connections "
+                     f"(pool {fmt(variant.get('pool_size'))})")
+        return line
     if variant.get("passed") is False or broken:
         return f"THRESHOLDS BROKEN: {', '.join(broken) or 'see the table'}"
     if not requests:

@@ -43,3 +43,14 @@ def test_markdown_render_verdict_counts_refusals_the_functions_saw() -> None:
     text = markdown.render(doc)
     assert "REFUSED: the database refused connections (4 too_many_connections)" in text
     assert "requests: http_error 4; functions: too_many_connections 4" in text
+
+
+def test_markdown_render_session_pooler_verdict_says_clients_waited() -> None:
+    doc = summary("pgbouncer-session", failures=30)
+    doc["variants"][0].update(db_path="pgbouncer", pool_mode="session",
+                              errors_by_kind={"pool_query_wait_timeout": 30},
+                              peak_pooler_waiting=7, peak_pooler_server_connections=10,
+                              pool_size=10)
+    text = markdown.render(doc)
+    assert ("ERRORS: 30 failed (9.1% of requests), mostly pool_query_wait_timeout; peak DB 20 "
+            "of 20; up to 7 clients waited for 10 server connections (pool 10)") in text
