@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from connstorm import __version__, error_kinds
-from connstorm.errors import ThresholdsFailedError
+from connstorm.errors import ConnstormError, ExitCode, ThresholdsFailedError
 from connstorm.scenario import Scenario, load_scenario
 from loadtests.samples import SAMPLES_FILE, read_samples
 from loadtests.summary import SUMMARY_FILE, load_json, write_json
@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 
 VARIANTS_DIR = "variants"
 REPRO_NAME = "repro"
+
+
+class ReproOutError(ConnstormError):
+    """``--out`` already holds a run: its samples would be mixed with the new ones."""
+
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,13 @@ EXPECTATIONS: tuple[Expectation, ...] = (
 )
 
 
+def check_out(out: Path) -> None:
+    """Refuse a run folder that already holds a run (raises :class:`ReproOutError`)."""
+    if (out / VARIANTS_DIR).exists() or (out / SUMMARY_FILE).exists():
+        raise ReproOutError(f"{out}: already holds a run; give another --out (samples are "
+                            f"appended, so two runs in one folder would mix)")
+
+
 def variants_for(*, quick: bool) -> tuple[Variant, ...]:
     """The variants a run includes: all of them, or the ``--quick`` ones."""
     return tuple(v for v in VARIANTS if v.quick or not quick)
@@ -209,6 +222,7 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
     plan = QUICK if quick else FULL
     chosen = variants_for(quick=quick)
     quiet = console or Console(quiet=True)
+    check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: list[tuple[Variant, Scenario, dict[str, Any]]] = []

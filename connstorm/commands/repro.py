@@ -69,7 +69,14 @@ def comparison_table(summary: dict[str, Any]) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     """Run the variants with a progress display, then print the comparison."""
-    from loadtests.repro import FULL, QUICK, run_repro, variant_scenario, variants_for
+    from loadtests.repro import (
+        FULL,
+        QUICK,
+        check_out,
+        run_repro,
+        variant_scenario,
+        variants_for,
+    )
     from loadtests.runner import default_run_dir
     from reports import verdicts
 
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     chosen = variants_for(quick=args.quick)
     limit = variant_scenario(chosen[0], plan).postgres.max_connections
     out: Path = args.out or default_run_dir("repro")
+    check_out(out)
     console.print(f"connstorm repro: {len(chosen)} variants, the same load stepping up to "
                   f"{plan.users} users (max_connections is {limit}), one after another on fresh "
                   f"local stacks; about {plan.budget_s} s in all.", highlight=False)

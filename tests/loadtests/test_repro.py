@@ -170,3 +170,15 @@ def test_repro_sigterm_mid_run_stops_the_stack_and_keeps_what_was_measured(
     assert summary["passed"] is False
     assert summary["repro"]["complete"] is False
     assert (out / "report.html").is_file()
+
+
+def test_repro_refuses_an_out_folder_that_holds_a_run(tmp_path: Path) -> None:
+    (tmp_path / "variants").mkdir()
+    done = subprocess.run([sys.executable, "-m", "connstorm", "repro", "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"connstorm: error: {tmp_path}: already holds a run; give another --out (samples are "
+        "appended, so two runs in one folder would mix)")
