@@ -100,6 +100,8 @@ class CapacityRequest:
     #: A pooler (PgBouncer, RDS Proxy) in front: its server-side pool size.
     pooler_pool_size: int | None = None
     pooler_mode: str = "transaction"
+    #: RDS Proxy instead of a pool size: its MaxConnectionsPercent of max_connections.
+    proxy_max_connections_percent: int | None = None
     #: Connections the application cannot use (None: the engine's default).
     reserved: int | None = None
     #: Connections others need (migrations, monitoring, consoles).
@@ -125,7 +127,9 @@ class CapacityPlan:
     #: Connections the functions open: to the database, or to the pooler.
     peak_client_connections: int
     peak_db_connections: int
-    #: Clients that must wait for a server connection at the peak (pooler only).
+    #: Clients waiting for a server connection at the peak (pooler only): in
+    #: transaction mode the worst case (all in a transaction at once), in session
+    #: mode those pinned out for as long as the others stay connected.
     peak_waiting_clients: int
     headroom: int
     fits: bool
@@ -198,6 +202,12 @@ def _check(request: CapacityRequest) -> None:
     if request.pooler_mode not in POOL_MODES:
         raise CapacityInputError(f"--pool-mode: unknown mode {request.pooler_mode!r}; "
                                  f"expected one of {', '.join(POOL_MODES)}")
+    if request.proxy_max_connections_percent is not None:
+        if not 1 <= request.proxy_max_connections_percent <= 100:
+            raise CapacityInputError(f"--rds-proxy-percent: must be 1-100, got "
+                                     f"{request.proxy_max_connections_percent}")
+        if request.pooler_pool_size is not None:
+            raise CapacityInputError("--rds-proxy-percent: give it or --pool-size, not both")
     if request.instance_class is None and request.max_connections is None:
         raise CapacityInputError("--instance-class or --max-connections: give one of them")
 
@@ -236,6 +246,12 @@ def plan_capacity(request: CapacityRequest) -> CapacityPlan:
     environments = request.concurrency
     clients = environments * per_env
     pool = request.pooler_pool_size
+    if request.proxy_max_connections_percent is not None:
+        pool = limit * request.proxy_max_connections_percent // 100
+        notes.append(f"RDS Proxy: MaxConnectionsPercent {request.proxy_max_connections_percent} "
+                     f"of max_connections {limit} is a pool of {pool}; sessions it pins (SET, "
+                     f"prepared statements, temporary tables, advisory locks...) behave as in "
+                     f"session mode")
     waiting = 0
     if pool is None:
         peak_db = clients
@@ -283,8 +299,12 @@ def describe(plan: CapacityPlan) -> str:
     r = plan.request
     where = (f"{plan.engine} on {r.instance_class} ({plan.memory_gib:g} GiB)"
              if plan.limit_source == "formula" else f"{plan.engine} with max_connections given")
-    via = (f"through a pooler ({r.pooler_mode} mode, pool size {r.pooler_pool_size})"
-           if r.pooler_pool_size is not None else "connecting directly")
+    if r.proxy_max_connections_percent is not None:
+        via = f"through RDS Proxy (MaxConnectionsPercent {r.proxy_max_connections_percent})"
+    elif r.pooler_pool_size is not None:
+        via = f"through a pooler ({r.pooler_mode} mode, pool size {r.pooler_pool_size})"
+    else:
+        via = "connecting directly"
     lines = [f"{where}; {r.concurrency} concurrent environments, pattern {r.pattern}, {via}",
              f"  max_connections      {plan.max_connections:>6}  ({plan.limit_source})",
              f"  reserved / others    {plan.reserved:>6}  / {r.other_connections}",
@@ -294,8 +314,11 @@ def describe(plan: CapacityPlan) -> str:
              f"  ({plan.peak_environments} environments x {plan.connections_per_env})",
              f"  peak DB connections  {plan.peak_db_connections:>6}",
              ]
-    if r.pooler_pool_size is not None:
-        lines.append(f"  waiting at the peak  {plan.peak_waiting_clients:>6}")
+    if r.pooler_pool_size is not None or r.proxy_max_connections_percent is not None:
+        lines.append(f"  waiting, worst case  {plan.peak_waiting_clients:>6}"
+                     f"  (every environment in a transaction at once)"
+                     if r.pooler_mode == "transaction" else
+                     f"  waiting, pinned out  {plan.peak_waiting_clients:>6}")
     verdict = "fits" if plan.fits else "DOES NOT FIT"
     lines.append(f"  headroom             {plan.headroom:>6}  {verdict}")
     low = (f" ({plan.max_concurrency_direct_low} if only 88 % of the memory counts)"

@@ -47,6 +47,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pool-size", metavar="N",
                    help="a pooler (PgBouncer, RDS Proxy) in front, with this server pool size")
     p.add_argument("--pool-mode", default="transaction", help=" | ".join(POOL_MODES))
+    p.add_argument("--rds-proxy-percent", metavar="P",
+                   help="RDS Proxy in front: its MaxConnectionsPercent (1-100) sets the pool")
     p.add_argument("--reserved", metavar="N",
                    help="connections the application cannot use (postgres default 3)")
     p.add_argument("--other-connections", metavar="N", default="0",
@@ -96,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         invocations_per_env=_whole("--invocations-per-env", args.invocations_per_env) or 0,
         env_pool_size=_whole("--env-pool-size", args.env_pool_size) or 0,
         pooler_pool_size=_whole("--pool-size", args.pool_size), pooler_mode=args.pool_mode,
+        proxy_max_connections_percent=_whole("--rds-proxy-percent", args.rds_proxy_percent),
         reserved=_whole("--reserved", args.reserved),
         other_connections=_whole("--other-connections", args.other_connections) or 0)
     plan = plan_capacity(request)

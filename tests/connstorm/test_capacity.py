@@ -160,3 +160,23 @@ def test_capacity_cli_lists_the_classes() -> None:
     table = {row["instance_class"]: row["max_connections"] for row in json.loads(done.stdout)}
     for instance_class, postgres, _ in GUIDE_TABLE:
         assert table[instance_class] == postgres
+
+
+def test_capacity_rds_proxy_percent_sets_the_pool() -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=1000, instance_class="db.t3.medium",
+                                         proxy_max_connections_percent=50))
+    assert plan.max_connections == 450
+    assert plan.peak_db_connections == 225
+    assert plan.peak_waiting_clients == 775
+    assert plan.fits
+    assert any("pins" in note for note in plan.notes)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"proxy_max_connections_percent": 0}, "must be 1-100"),
+    ({"proxy_max_connections_percent": 50, "pooler_pool_size": 10}, "not both"),
+])
+def test_capacity_rds_proxy_percent_rejects_bad_input(extra: dict[str, int],
+                                                      message: str) -> None:
+    with pytest.raises(CapacityInputError, match=message):
+        plan_capacity(CapacityRequest(concurrency=1, max_connections=100, **extra))
