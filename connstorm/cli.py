@@ -45,11 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with exit_on_sigterm():
             return int(args.func(args))
     except ConnstormError as exc:
-        print(f"connstorm: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"connstorm: error: {exc}\n")
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        print("connstorm: interrupted, everything stopped", file=sys.stderr)
+        sys.stderr.write("connstorm: interrupted, everything stopped\n")
         return int(ExitCode.INTERRUPTED)
     except Terminated:
-        print("connstorm: terminated, everything stopped", file=sys.stderr)
+        sys.stderr.write("connstorm: terminated, everything stopped\n")
         return int(ExitCode.TERMINATED)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 
-class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt, its sibling
+class Terminated(BaseException):  # named like KeyboardInterrupt, its sibling
     """Raised in the main thread when the process receives SIGTERM."""
 
 
