@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 REST_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
 DEFAULT_CONTENT_TYPE = "application/json"
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -51,6 +53,12 @@ def parse_response(payload: bytes, version: str) -> ProxyResponse:
 
 
 def _load(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson is strict where the standard library is not (integers over 64 bits,
+    # escaped lone surrogates): what either accepts is JSON a handler may send.
     try:
         return json.loads(payload)
     except (ValueError, RecursionError):

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -99,6 +100,17 @@ class Front:
         self.invoker = invoker
         self.table = RouteTable(routes)
         self.api = api or apigw_events.DEFAULT_API
+        self._listen_port: int | None = None
+
+    def _port(self, request: web.Request) -> int:
+        # The port clients reached (X-Forwarded-Port); one listener, so ask once.
+        if self._listen_port is None:
+            sockname = request.transport.get_extra_info("sockname") if request.transport else None
+            if isinstance(sockname, tuple) and len(sockname) >= 2:
+                self._listen_port = int(sockname[1])
+            else:
+                return 80
+        return self._listen_port
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request; never raises (a failure becomes a 500 and a log line)."""
@@ -121,7 +133,7 @@ class Front:
             body = await _read_body(request) if request.body_exists else b""
         except _TooLarge:
             return _answer(_TOO_LARGE, request_id=None, rest=rest)
-        http_request = _to_http_request(request, body)
+        http_request = _to_http_request(request, body, self._port(request))
         if rest:
             request_id = apigw_events.uuid4()
             event = apigw_events.rest_event(http_request, match.route.path,
@@ -132,7 +144,7 @@ class Front:
             event = apigw_events.http_event(http_request, match.route_key,
                                             match.path_parameters, api=self.api,
                                             request_id=request_id)
-        payload = json.dumps(event, separators=(",", ":")).encode()
+        payload = dumps_event(event)
         if len(payload) > MAX_PAYLOAD_BYTES:
             return _answer(_TOO_LARGE, request_id=request_id, rest=rest)
         return await self._invoke(match, payload, request_id, rest)
@@ -215,11 +227,16 @@ async def _read_body(request: web.Request) -> bytes:
         chunks.append(chunk)
 
 
-def _to_http_request(request: web.Request, body: bytes) -> HttpRequest:
-    port = 80
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    if isinstance(sockname, tuple) and len(sockname) >= 2:
-        port = int(sockname[1])
+def dumps_event(event: dict[str, Any]) -> bytes:
+    """The event as JSON bytes: orjson (fast), or the standard library for text that
+    orjson refuses (lone surrogates from undecodable header bytes)."""
+    try:
+        return orjson.dumps(event)
+    except orjson.JSONEncodeError:
+        return json.dumps(event, separators=(",", ":")).encode()
+
+
+def _to_http_request(request: web.Request, body: bytes, port: int) -> HttpRequest:
     version = request.version
     return HttpRequest(
         method=request.method,

@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 
 from connstorm.scenario import RouteConfig
-from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, add_front_routes
+from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, add_front_routes, dumps_event
 from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from local_stack.lambda_.invoke_api import add_invoke_routes
 from local_stack.lambda_.routes import SimpleRoute
@@ -58,11 +58,12 @@ def _json(body: bytes) -> Any:
     return json.loads(body)
 
 
-def _raw(url: str, data: bytes) -> bytes:
+def _raw(url: str, data: bytes, half_close: bool = True) -> bytes:
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as s:
         s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
         out = b""
         while chunk := s.recv(65536):
             out += chunk
@@ -284,6 +285,19 @@ def test_front_garbage_cannot_crash_the_emulator(emulator: str, garbage: bytes) 
     assert answer == b"" or answer.startswith(b"HTTP/1.")
     # THEN the emulator still answers a good request
     assert _call(emulator, "GET", "/rest/items/1")[0] == 200
+
+
+def test_front_non_ascii_header_bytes_reach_the_handler(emulator: str) -> None:
+    answer = _raw(emulator, b"GET /http/ok HTTP/1.1\r\nHost: x\r\nUser-Agent: \xc3\xbcua\r\n"
+                            b"Connection: close\r\n\r\n", half_close=False)
+    assert answer.startswith(b"HTTP/1.1 200")
+    event = json.loads(answer.split(b"\r\n\r\n", 1)[1])["event"]
+    assert event["requestContext"]["http"]["userAgent"] == "\u00fcua"
+
+
+def test_dumps_event_falls_back_for_lone_surrogates() -> None:
+    assert json.loads(dumps_event({"h": "a\udcffb"})) == {"h": "a\udcffb"}
+    assert dumps_event({"a": 1}) == b'{"a":1}'
 
 
 # ---------------------------------------------------------------- scripted outcomes
