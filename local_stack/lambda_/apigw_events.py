@@ -149,20 +149,22 @@ def _query_pairs(query_string: str) -> list[tuple[str, str]]:
     return parse_qsl(query_string, keep_blank_values=True) if query_string else []
 
 
-def _domain(req: HttpRequest, api: ApiContext) -> tuple[str, str]:
-    host = req.header("host") or f"{api.api_id}.execute-api.{api.region}.amazonaws.com"
+def _domain(host: str | None, api: ApiContext) -> tuple[str, str]:
+    host = host or f"{api.api_id}.execute-api.{api.region}.amazonaws.com"
     return host, host.split(".", 1)[0]
 
 
-def _forwarding(req: HttpRequest, epoch_s: float) -> list[tuple[str, str]]:
-    """Headers API Gateway adds on the way to the integration."""
-    xff = req.header("x-forwarded-for")
-    return [
+def _forwarding(req: HttpRequest, last: Mapping[str, str],
+                epoch_s: float) -> tuple[tuple[str, str], ...]:
+    """Headers API Gateway adds on the way to the integration (``last``: lower-cased
+    header names to their last value)."""
+    xff = last.get("x-forwarded-for")
+    return (
         ("X-Forwarded-For", f"{xff}, {req.source_ip}" if xff else req.source_ip),
         ("X-Forwarded-Port", str(req.port)),
         ("X-Forwarded-Proto", "http"),
-        ("X-Amzn-Trace-Id", req.header("x-amzn-trace-id") or trace_id(epoch_s)),
-    ]
+        ("X-Amzn-Trace-Id", last.get("x-amzn-trace-id") or trace_id(epoch_s)),
+    )
 
 
 _FORWARDING_NAMES = frozenset({"x-forwarded-for", "x-forwarded-port", "x-forwarded-proto",
@@ -178,8 +180,11 @@ def rest_event(req: HttpRequest, resource: str, path_parameters: Mapping[str, st
     request_id = request_id or uuid4()
     headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
-    lines = [(k, v) for k, v in req.headers if k.lower() not in _FORWARDING_NAMES]
-    for k, v in lines + _forwarding(req, epoch_s):
+    last: dict[str, str] = {}
+    for k, v in req.headers:
+        last[k.lower()] = v
+    for k, v in [*((k, v) for k, v in req.headers if k.lower() not in _FORWARDING_NAMES),
+                 *_forwarding(req, last, epoch_s)]:
         headers[k] = v
         multi_headers.setdefault(k, []).append(v)
     query: dict[str, str] = {}
@@ -187,9 +192,9 @@ def rest_event(req: HttpRequest, resource: str, path_parameters: Mapping[str, st
     for k, v in _query_pairs(req.query_string):
         query[k] = v
         multi_query.setdefault(k, []).append(v)
-    body, b64 = encode_body(req.body, req.header("content-type"))
-    domain, prefix = _domain(req, api)
-    user_agent = req.header("user-agent")
+    body, b64 = encode_body(req.body, last.get("content-type"))
+    domain, prefix = _domain(last.get("host"), api)
+    user_agent = last.get("user-agent")
     return {
         "resource": resource,
         "path": req.path,
@@ -242,20 +247,26 @@ def http_event(req: HttpRequest, route_key: str, path_parameters: Mapping[str, s
     """The payload 2.0 (HTTP API) event for a request matched to ``route_key``."""
     api = api or DEFAULT_API
     epoch_s = time.time() if now_s is None else now_s
+    # One pass over the header lines (this runs for every request of a load test).
     headers: dict[str, str] = {}
+    last: dict[str, str] = {}
     cookies: list[str] = []
-    lines = [(k, v) for k, v in req.headers if k.lower() not in _FORWARDING_NAMES]
-    for k, v in lines + _forwarding(req, epoch_s):
+    for k, v in req.headers:
         name = k.lower()
+        last[name] = v
+        if name in _FORWARDING_NAMES:
+            continue
         if name == "cookie":
             cookies.extend(c.strip() for c in v.split(";") if c.strip())
             continue
         headers[name] = f"{headers[name]},{v}" if name in headers else v
+    for k, v in _forwarding(req, last, epoch_s):
+        headers[k.lower()] = v
     query: dict[str, str] = {}
     for k, v in _query_pairs(req.query_string):
         query[k] = f"{query[k]},{v}" if k in query else v
-    body, b64 = encode_body(req.body, req.header("content-type"))
-    domain, prefix = _domain(req, api)
+    body, b64 = encode_body(req.body, last.get("content-type"))
+    domain, prefix = _domain(last.get("host"), api)
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
@@ -279,7 +290,7 @@ def http_event(req: HttpRequest, route_key: str, path_parameters: Mapping[str, s
             "path": req.path,
             "protocol": req.protocol,
             "sourceIp": req.source_ip,
-            "userAgent": req.header("user-agent") or "",
+            "userAgent": last.get("user-agent") or "",
         },
         "requestId": request_id or short_request_id(),
         "routeKey": route_key,
