@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 PREFIX = "/2018-06-01/runtime"
 _INVOCATION = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
 ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
+_ERROR_TYPE_BYTES = ERROR_TYPE_HEADER.encode()
 
 
 class RuntimeApiHandler(Protocol):
@@ -106,7 +107,9 @@ class RuntimeConnection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        # libcurl sends ~8 headers per request; only one matters here.
+        if len(name) == len(_ERROR_TYPE_BYTES) and name.lower() == _ERROR_TYPE_BYTES:
+            self._headers[ERROR_TYPE_HEADER] = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
