@@ -28,12 +28,14 @@ import math
 import os
 import random
 import signal
+import socket
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, DUMMY_SESSION_TOKEN
 from local_stack.lambda_ import runtime_api
 from local_stack.lambda_.config import EmulatorConfig, function_arn
 from local_stack.lambda_.environment import (
@@ -263,9 +265,7 @@ class Emulator:
         env.invocation = inv
         inv.env = env
         self._note_peak()
-        task = asyncio.get_running_loop().create_task(self._launch(pool, env))
-        self._launching.add(task)  # the loop keeps only a weak reference to tasks
-        task.add_done_callback(self._launching.discard)
+        self._launch(pool, env)
         return None
 
     def _note_peak(self) -> None:
@@ -281,19 +281,19 @@ class Emulator:
         self.by_id[env_id] = env
         return env
 
-    async def _launch(self, pool: FunctionPool, env: Environment) -> None:
-        """Give a new environment its Runtime API listener and have the zygote fork it."""
+    def _launch(self, pool: FunctionPool, env: Environment) -> None:
+        """Bind the environment's Runtime API port and have the zygote fork it, now."""
         try:
-            env.server, env.port = await runtime_api.listen(self, env, self.config.host)
             if pool.zygote is None or not pool.zygote.alive:
                 raise OSError("the function's zygote is not running")
+            sock = runtime_api.bind(self.config.host)
         except OSError as exc:
             pool.bucket.give_back()
             self._fail_init(env, "Runtime.InitError", f"cannot start environment: {exc}")
             self._on_env_dead(env, 1)
             return
-        if env.state != INITIALIZING:
-            return
+        env.listen_sock = sock
+        env.port = int(sock.getsockname()[1])
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{env.env_id}"
         env.spawned = time.monotonic()
         pool.zygote.spawn(env.env_id, {
@@ -302,6 +302,22 @@ class Emulator:
         }, env.log_path)
         loop = asyncio.get_running_loop()
         env.init_timer = loop.call_later(self.account.init_timeout_s, self._on_init_timeout, env)
+        task = loop.create_task(self._serve(env, sock))
+        self._launching.add(task)  # the loop keeps only a weak reference to tasks
+        task.add_done_callback(self._launching.discard)
+
+    async def _serve(self, env: Environment, sock: socket.socket) -> None:
+        try:
+            server = await runtime_api.serve(self, env, sock)
+        except OSError as exc:
+            sock.close()
+            self._fail_init(env, "Runtime.InitError", f"cannot serve the Runtime API: {exc}")
+            self._kill(env)
+            return
+        if env.state == DEAD:
+            server.close()
+            return
+        env.server = server
 
     def _dispatch(self, pool: FunctionPool, env: Environment, inv: Invocation) -> None:
         """Thaw ``env`` and answer its pending ``/next`` with ``inv``'s event."""
@@ -706,9 +722,9 @@ class Emulator:
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
-            "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
-            "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "AWS_SESSION_TOKEN": "connstorm-local-session-token",
+            "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_KEY,
+            "AWS_SESSION_TOKEN": DUMMY_SESSION_TOKEN,
             "LAMBDA_TASK_ROOT": fn.code_dir,
             "LAMBDA_RUNTIME_DIR": runtime_dir,
             "TZ": ":UTC",

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -67,6 +68,8 @@ class Environment:
     pid: int | None = None
     port: int = 0
     server: asyncio.Server | None = None
+    #: The bound Runtime API socket, until ``server`` serves it.
+    listen_sock: socket.socket | None = None
     next_conn: RuntimeConnection | None = None
     invocation: Invocation | None = None
     init_ms: float | None = None
@@ -167,6 +170,9 @@ class Environment:
         if self.server is not None:
             self.server.close()
             self.server = None
+        elif self.listen_sock is not None:
+            self.listen_sock.close()
+        self.listen_sock = None
         if self.next_conn is not None:
             self.next_conn.close()
             self.next_conn = None

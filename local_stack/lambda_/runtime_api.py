@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Protocol
@@ -184,11 +185,26 @@ class RuntimeConnection(asyncio.Protocol):
             self.transport.close()
 
 
-async def listen(handler: RuntimeApiHandler, env: object,
-                 host: str = "127.0.0.1") -> tuple[asyncio.Server, int]:
-    """Open an environment's own Runtime API listener on a free port."""
+def bind(host: str = "127.0.0.1") -> socket.socket:
+    """A listening socket on a free port for one environment (synchronous, ~30 µs).
+
+    Bound before the environment is forked so its port goes into the spawn
+    request at once; a connection that arrives before :func:`serve` attaches
+    waits in the backlog.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, 0))
+        sock.listen(8)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve(handler: RuntimeApiHandler, env: object, sock: socket.socket) -> asyncio.Server:
+    """Serve the Runtime API for ``env`` on a socket from :func:`bind`."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: RuntimeConnection(handler, env), host, 0,
-                                      backlog=8, reuse_address=True)
-    port = server.sockets[0].getsockname()[1]
-    return server, int(port)
+    return await loop.create_server(lambda: RuntimeConnection(handler, env), sock=sock)
