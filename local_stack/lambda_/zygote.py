@@ -131,7 +131,7 @@ class Zygote:
     def run(self) -> None:
         """Read the config, preload, then serve spawn requests until the emulator goes."""
         os.set_blocking(self.wake_w, False)
-        signal.set_wakeup_fd(self.wake_w)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)  # one byte is enough
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: self._exit())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the toolkit's to handle
