@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from connstorm.error_kinds import classify_message
+import orjson
 
-from .invocation import InvocationResult
+from connstorm.error_kinds import classify_message
+from local_stack.lambda_.invocation import InvocationResult
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ class InvocationLog:
         self.path = Path(path)
         self.flush_interval_s = flush_interval_s
         self.max_buffered = max_buffered
-        self._buf: list[str] = []
-        self._file = self.path.open("a", encoding="utf-8")
+        self._buf: list[bytes] = []
+        self._file = self.path.open("ab")
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -76,7 +76,7 @@ class InvocationLog:
 
     def add(self, record: dict[str, Any]) -> None:
         """Buffer one record."""
-        self._buf.append(json.dumps(record, separators=(",", ":")))
+        self._buf.append(orjson.dumps(record))
         if len(self._buf) >= self.max_buffered:
             self.flush()
 
@@ -84,7 +84,7 @@ class InvocationLog:
         """Write what is buffered (one write call)."""
         if not self._buf:
             return
-        data = "\n".join(self._buf) + "\n"
+        data = b"\n".join(self._buf) + b"\n"
         self._buf.clear()
         try:
             self._file.write(data)
