@@ -102,10 +102,14 @@ class ZygoteClient:
         self.send(self.config)
         try:
             msg = await asyncio.wait_for(asyncio.shield(self.ready), timeout_s)
-        except (TimeoutError, StackError):
+        except TimeoutError:
             self.stop_nowait()
             raise StackError(f"emulator: the zygote of function {self.function} did not "
                              f"start within {timeout_s:.0f} s (see logs/emulator.log)") from None
+        except StackError:
+            self.stop_nowait()
+            raise StackError(f"emulator: the zygote of function {self.function} exited "
+                             f"during startup (see logs/emulator.log)") from None
         for err in msg.get("preload_errors", ()):
             log.warning("function %s: preload failed: %s", self.function, err)
 
