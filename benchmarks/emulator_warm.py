@@ -126,8 +126,9 @@ uvloop.run(main(sys.argv[1]))
 
 
 @contextmanager
-def _server(argv: list[str], ready: Path, log: Path, timeout_s: float = 60) -> Iterator[str]:
-    """Run a server process that writes ``{"port"}`` to ``ready``; yield its base URL."""
+def _server(argv: list[str], ready: Path, log: Path,
+            timeout_s: float = 60) -> Iterator[tuple[str, int]]:
+    """Run a server process that writes ``{"port", "pid"}`` to ``ready``; yield URL and pid."""
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, preexec_fn=preexec_death_signal,
@@ -139,7 +140,8 @@ def _server(argv: list[str], ready: Path, log: Path, timeout_s: float = 60) -> I
                 raise RuntimeError(f"{argv[:3]} did not start:\n"
                                    f"{log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{json.loads(ready.read_text())['port']}"
+        doc = json.loads(ready.read_text())
+        yield f"http://127.0.0.1:{doc['port']}", int(doc["pid"])
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -170,6 +172,12 @@ def wrk(url: str, connections: int, duration_s: float, lua: Path,
             "non2xx": doc["non2xx"]}
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stats(url: str) -> dict[str, Any]:
     import urllib.request
     with urllib.request.urlopen(f"{url}/_connstorm/stats", timeout=10) as resp:
@@ -185,6 +193,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     conns = [int(c) for c in args.connections.split(",")]
+    load_before = f"{os.getloadavg()[0]:.1f}"
 
     with tempfile.TemporaryDirectory(prefix="connstorm-bench-") as tmp:
         work = Path(tmp)
@@ -203,15 +212,15 @@ def main() -> int:
                     str(work / "emulator.json"), "--ready-file", str(work / "emu.ready"),
                     "--parent-pid", str(os.getpid())]
         front_argv = [sys.executable, "-c", FRONT_ONLY, str(work / "front.ready")]
-        with _server(hello_argv, work / "hello.ready", work / "hello.log") as hello, \
-                _server(front_argv, work / "front.ready", work / "front.log") as front, \
-                _server(emu_argv, work / "emu.ready", work / "emulator.log") as emu:
+        with _server(hello_argv, work / "hello.ready", work / "hello.log") as (hello, hello_pid), \
+                _server(front_argv, work / "front.ready", work / "fr.log") as (front, front_pid), \
+                _server(emu_argv, work / "emu.ready", work / "emulator.log") as (emu, emu_pid):
             targets = [
-                ("aiohttp hello (baseline)", f"{hello}/", None),
-                ("front alone, instant invoker", f"{front}/noop", None),
-                ("front, payload 2.0", f"{emu}/noop", None),
-                ("front, payload 1.0", f"{emu}/noop-rest", None),
-                ("Invoke API", f"{emu}/2015-03-31/functions/noop/invocations", "POST"),
+                ("aiohttp hello (baseline)", f"{hello}/", None, hello_pid),
+                ("front alone, instant invoker", f"{front}/noop", None, front_pid),
+                ("front, payload 2.0", f"{emu}/noop", None, emu_pid),
+                ("front, payload 1.0", f"{emu}/noop-rest", None, emu_pid),
+                ("Invoke API", f"{emu}/2015-03-31/functions/noop/invocations", "POST", emu_pid),
             ]
             # Warm-up: create as many environments as the widest run needs.
             wrk(f"{emu}/noop", max(conns), args.warmup_s, lua)
@@ -219,21 +228,27 @@ def main() -> int:
             before = _stats(emu)
             results: list[dict[str, Any]] = []
             for c in conns:
-                for name, url, method in targets:
+                for name, url, method, pid in targets:
+                    before_cpu = cpu_s(pid)
                     r = wrk(url, c, args.duration_s, lua, method, "{}")
+                    # Server CPU per request: robust where wall-clock figures are not
+                    # (this machine is shared); excludes the environments' own CPU.
+                    r["server_cpu_us"] = (cpu_s(pid) - before_cpu) * 1e6 / max(r["requests"], 1)
                     r["target"] = name
                     results.append(r)
             after = _stats(emu)
     base = {r["connections"]: r["rps"] for r in results if "baseline" in r["target"]}
     print(f"wrk -t1, {args.duration_s:g} s per run, warm environments, freeze on\n")
-    print("| target | clients | req/s | x baseline | p50 ms | p90 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"load average before: {load_before}, after: {os.getloadavg()[0]:.1f}\n")
+    print("| target | clients | req/s | x baseline | p50 ms | p90 ms | p99 ms | server CPU "
+          "us/req | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         ratio = r["rps"] / base[r["connections"]]
         r["x_baseline"] = ratio
         print(f"| {r['target']} | {r['connections']} | {r['rps']:,.0f} | {ratio:.2f} | "
               f"{r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
-              f"{r['errors'] + r['non2xx']} |")
+              f"{r['server_cpu_us']:.0f} | {r['errors'] + r['non2xx']} |")
     cold = after["cold_starts"] - before["cold_starts"]
     print(f"\nduring the measured runs: {after['invocations'] - before['invocations']:,} "
           f"invocations, {cold} cold starts, {after['throttles'] - before['throttles']} "
