@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -493,3 +495,32 @@ def test_emulator_throttled_event_runs_when_capacity_frees(tmp_path: Path) -> No
     assert stats["invocations"] == 2
     assert stats["throttles"] == 0
     assert stats["cold_starts"] == 1  # the queued event waited for the warm environment
+
+
+def test_emulator_restarts_a_killed_zygote_and_fails_only_what_it_held(tmp_path: Path) -> None:
+    config = emulator_config(tmp_path, function("counter", "counter_handler"))
+
+    async def scenario() -> tuple[InvocationResult, InvocationResult, int]:
+        async with Emulator(config) as emu:
+            env_pid = _body(await _invoke(emu, "counter"))["pid"]
+            zygote = emu.pools["counter"].zygote
+            assert zygote is not None
+            assert zygote.pid is not None
+            held = asyncio.ensure_future(_invoke(emu, "counter", {"sleep_s": 5}))
+            await asyncio.sleep(0.2)
+            os.kill(zygote.pid, signal.SIGKILL)
+            lost = await held
+            for _ in range(500):
+                new = emu.pools["counter"].zygote
+                if new is not None and new is not zygote and new.alive and new.ready is not None \
+                        and new.ready.done():
+                    break
+                await asyncio.sleep(0.02)
+            return lost, await _invoke(emu, "counter"), env_pid
+
+    lost, after, env_pid = _run(scenario())
+    assert lost.outcome == "crash"
+    assert lost.error_type == "Runtime.ExitError"
+    assert after.outcome == "success"
+    assert after.cold
+    assert not alive(env_pid)
