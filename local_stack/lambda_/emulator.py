@@ -10,7 +10,13 @@ between invocations it is SIGSTOPped, as Lambda freezes its microVM.
 
 Everything runs on one event loop; all state changes are synchronous callbacks,
 so the bookkeeping needs no locks and an invocation gets exactly one result
-(the first of response, error, timeout, crash, init failure).
+(the first of response, error, timeout, crash, init failure). The module is
+longer than the house's 400 lines on purpose: it is one state machine (the
+environment's and the invocation's transitions, driven by the Runtime API,
+the zygote's reports and the timers), and keeping every transition in one
+place is what makes "exactly one result" checkable; the pieces without state
+live beside it (:mod:`.runtime_env`, :mod:`.log_stream`, :mod:`.scaling`,
+:mod:`.function_pool`).
 
 >>> async def demo(config):
 ...     async with Emulator(config) as emu:
@@ -20,22 +26,16 @@ so the bookkeeping needs no locks and an invocation gets exactly one result
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
-import math
 import os
-import random
 import signal
 import socket
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, DUMMY_SESSION_TOKEN
 from local_stack.lambda_ import runtime_api
 from local_stack.lambda_.config import EmulatorConfig, function_arn
 from local_stack.lambda_.environment import (
@@ -48,7 +48,7 @@ from local_stack.lambda_.environment import (
     Environment,
     Invocation,
 )
-from local_stack.lambda_.function_pool import STAT_KEYS, FunctionPool
+from local_stack.lambda_.function_pool import FunctionPool, aggregate_stats
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
@@ -56,9 +56,19 @@ from local_stack.lambda_.invocation import (
     UnknownFunctionError,
 )
 from local_stack.lambda_.invocation_log import InvocationLog, error_kind, make_record
+from local_stack.lambda_.log_stream import end_lines, init_report_line, start_line, timeout_line
 from local_stack.lambda_.runtime_api import RuntimeConnection
+from local_stack.lambda_.runtime_env import (
+    client_context_header,
+    exit_reason,
+    function_environment,
+    new_env_id,
+    new_request_id,
+    runtime_dir,
+    stream_name,
+    trace_id,
+)
 from local_stack.lambda_.scaling import (
-    TokenBucket,
     concurrency_reason,
     rate_reason,
     scaling_bucket,
@@ -69,39 +79,6 @@ log = logging.getLogger(__name__)
 
 #: Async (``Event``) invocations retry throttles this often, backing off to 1 s.
 EVENT_MAX_ATTEMPTS = 40
-_SIGNAL_NAMES = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated",
-                 signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
-                 signal.SIGINT: "interrupt", signal.SIGBUS: "bus error"}
-
-
-def exit_reason(status: int) -> str:
-    """Lambda's wording for how a runtime ended (``signal: killed``, ``exit status 1``)."""
-    if status >= 0:
-        return f"exit status {status}"
-    sig = -status
-    try:
-        name = _SIGNAL_NAMES.get(signal.Signals(sig)) or (signal.strsignal(sig) or "").lower()
-    except ValueError:
-        name = ""
-    return f"signal: {name or sig}"
-
-
-#: Ids and trace ids identify, they protect nothing: a PRNG saves a getrandom()
-#: syscall per id on the hot path.
-_rng = random.Random()
-
-
-def new_request_id() -> str:
-    """A version-4 UUID string, as Lambda's request ids are."""
-    return str(uuid.UUID(int=_rng.getrandbits(128), version=4))
-
-
-def _runtime_dir() -> str:
-    import awslambdaric
-
-    return str(Path(awslambdaric.__file__).resolve().parent)
-
-
 class Emulator:
     """Lambda's execution environments for a set of functions; an async context manager."""
 
@@ -122,10 +99,11 @@ class Emulator:
         self._stopping = False
         self._emulator_log_fd: int | None = None
         account_bucket = scaling_bucket(self.account) if self.account.scaling == "legacy" else None
-        runtime_dir = _runtime_dir()
+        runtime_root = runtime_dir()
         for fn in config.functions:
             bucket = account_bucket or scaling_bucket(self.account)
-            self.pools[fn.name] = FunctionPool(fn, bucket, self._base_env(fn, runtime_dir))
+            self.pools[fn.name] = FunctionPool(
+                fn, bucket, function_environment(fn, self.account.region, runtime_root))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -273,7 +251,7 @@ class Emulator:
         self.concurrency_peak = max(self.concurrency_peak, now)
 
     def _new_environment(self, pool: FunctionPool) -> Environment:
-        env_id = uuid.UUID(int=_rng.getrandbits(128), version=4).hex
+        env_id = new_env_id()
         log_path = str(self.run_dir / "logs" / "lambda" / pool.fn.name / f"{env_id}.log")
         fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         env = Environment(env_id=env_id, function=pool.fn.name, log_path=log_path, log_fd=fd)
@@ -294,7 +272,7 @@ class Emulator:
             return
         env.listen_sock = sock
         env.port = int(sock.getsockname()[1])
-        stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{env.env_id}"
+        stream = stream_name(env.env_id)
         env.spawned = time.monotonic()
         pool.zygote.spawn(env.env_id, {
             "AWS_LAMBDA_RUNTIME_API": f"{self.config.host}:{env.port}",
@@ -330,17 +308,15 @@ class Emulator:
         if inv.request.log_tail:
             inv.log_offset = env.log_size()
         rid = inv.request_id
-        env.log(f"START RequestId: {rid} Version: $LATEST\n")
+        env.log(start_line(rid))
         fn = pool.fn
         inv.started = time.monotonic()
         headers = {
             "Lambda-Runtime-Deadline-Ms": str(int((time.time() + fn.timeout_s) * 1000)),
             "Lambda-Runtime-Invoked-Function-Arn": function_arn(self.account.region, fn.name),
-            "Lambda-Runtime-Trace-Id": (f"Root=1-{int(time.time()):08x}-"
-                                        f"{_rng.getrandbits(96):024x};Parent="
-                                        f"{_rng.getrandbits(64):016x};Sampled=0"),
+            "Lambda-Runtime-Trace-Id": trace_id(),
         }
-        context = _client_context(inv.request.client_context)
+        context = client_context_header(inv.request.client_context)
         if context is not None:
             headers["Lambda-Runtime-Client-Context"] = context
         conn = env.next_conn
@@ -391,17 +367,13 @@ class Emulator:
         init_ms = env.init_ms if (env is not None and inv.cold) else None
         tail = None
         if env is not None:
-            rid = inv.request_id
-            report = (f"REPORT RequestId: {rid}\tDuration: {duration_ms:.2f} ms\t"
-                      f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\t"
-                      f"Memory Size: {pool.fn.memory_mb} MB\t"
-                      f"Max Memory Used: {env.max_memory_mb()} MB\t")
-            if init_ms is not None and outcome != "init_error":
-                report += f"Init Duration: {init_ms:.2f} ms\t"
-            if error_type is not None and outcome != "function_error":
-                report += f"Status: {'timeout' if outcome == 'timeout' else 'error'}\t"
-                report += f"Error Type: {error_type}\t"
-            env.log(f"END RequestId: {rid}\n{report}\n")
+            platform_error = error_type is not None and outcome != "function_error"
+            env.log(end_lines(
+                inv.request_id, duration_ms=duration_ms, memory_mb=pool.fn.memory_mb,
+                max_memory_mb=env.max_memory_mb(),
+                init_ms=init_ms if outcome != "init_error" else None,
+                status=("timeout" if outcome == "timeout" else "error") if platform_error
+                else None, error_type=error_type))
             if inv.request.log_tail:
                 tail = env.read_log_tail(inv.log_offset)
         if payload is None and error_type is not None:
@@ -437,8 +409,7 @@ class Emulator:
                    payload: bytes | None = None, *, status: str = "error") -> None:
         """Init failed: INIT_REPORT into the log stream, the pending invocation fails."""
         init_ms = (time.monotonic() - env.spawned) * 1000
-        env.log(f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: {status}"
-                f"\tError Type: {error_type}\n")
+        env.log(init_report_line(init_ms, status, error_type))
         inv = env.invocation
         if inv is not None and not inv.done:
             self._complete(inv, "init_error", error_type=error_type, error_message=message,
@@ -449,8 +420,7 @@ class Emulator:
         fn = self.pools[inv.request.function].fn
         seconds = f"{fn.timeout_s:.2f}"
         if env is not None:
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            env.log(f"{stamp} {inv.request_id} Task timed out after {seconds} seconds\n")
+            env.log(timeout_line(inv.request_id, fn.timeout_s))
         self._complete(inv, "timeout", error_type="Sandbox.Timedout",
                        error_message=f"RequestId: {inv.request_id} Error: Task timed out "
                                      f"after {seconds} seconds")
@@ -692,46 +662,7 @@ class Emulator:
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``GET /_connstorm/stats``: totals plus ``functions`` by name."""
-        per = {name: pool.stats() for name, pool in self.pools.items()}
-        total: dict[str, Any] = dict.fromkeys(STAT_KEYS, 0)
-        kinds: dict[str, int] = {}
-        for fs in per.values():
-            for key in STAT_KEYS:
-                if key == "errors_by_kind":
-                    for kind, n in fs[key].items():
-                        kinds[kind] = kinds.get(kind, 0) + n
-                elif key != "concurrency_peak":
-                    total[key] += fs[key]
-        total["errors_by_kind"] = kinds
-        total["concurrency_peak"] = self.concurrency_peak
-        return {"t": time.time(), **total, "functions": per}
-
-    # ------------------------------------------------------------ helpers
-
-    def _base_env(self, fn: Any, runtime_dir: str) -> dict[str, str]:
-        """The environment variables Lambda sets for a function (minus per-env ones)."""
-        region = self.account.region
-        env = dict(fn.env)
-        env.update({
-            "_HANDLER": fn.handler,
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
-            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
-            "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_KEY,
-            "AWS_SESSION_TOKEN": DUMMY_SESSION_TOKEN,
-            "LAMBDA_TASK_ROOT": fn.code_dir,
-            "LAMBDA_RUNTIME_DIR": runtime_dir,
-            "TZ": ":UTC",
-            "PYTHONUNBUFFERED": "1",
-        })
-        env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)  # multi-concurrent mode is not Lambda's
-        return env
+        return aggregate_stats(self.pools, self.concurrency_peak)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -742,18 +673,4 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _client_context(raw: str | None) -> str | None:
-    """The client context as one line of JSON (decoded JSON, or base64 of it)."""
-    if not raw:
-        return None
-    for text in (raw, None):
-        try:
-            if text is None:
-                text = base64.b64decode(raw, validate=True).decode()
-            return json.dumps(json.loads(text), separators=(",", ":"))
-        except ValueError:
-            continue
-    return None
-
-
-__all__ = ["Emulator", "TokenBucket", "exit_reason"]
+__all__ = ["Emulator"]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from connstorm.scenario import FunctionConfig
@@ -127,3 +128,21 @@ class FunctionPool:
             "errors": self.errors,
             "errors_by_kind": dict(self.errors_by_kind),
         }
+
+
+def aggregate_stats(pools: Mapping[str, FunctionPool], concurrency_peak: int) -> dict[str, Any]:
+    """Totals over ``pools`` plus each function's own under ``functions``.
+
+    ``concurrency_peak`` is the emulator's (the peak of the sum), not a sum of peaks.
+    """
+    per = {name: pool.stats() for name, pool in pools.items()}
+    total: dict[str, Any] = dict.fromkeys(STAT_KEYS, 0)
+    kinds: Counter[str] = Counter()
+    for stats in per.values():
+        kinds.update(stats["errors_by_kind"])
+        for key in STAT_KEYS:
+            if key not in ("errors_by_kind", "concurrency_peak"):
+                total[key] += stats[key]
+    total["errors_by_kind"] = dict(kinds)
+    total["concurrency_peak"] = concurrency_peak
+    return {"t": time.time(), **total, "functions": per}
