@@ -19,5 +19,7 @@ Where things are:
 * :mod:`.scaling` -- concurrency limits, scaling-rate buckets, throttle reasons;
 * :mod:`.runtime_api` -- the Runtime API, one listener per environment;
 * :mod:`.zygote`, :mod:`.zygote_client` -- the fork server environments come from;
+* :mod:`.runtime_env` -- the variables, ids and headers a runtime gets;
+  :mod:`.log_stream` -- the START/END/REPORT lines of the log stream;
 * :mod:`.invocation_log` -- ``invocations.jsonl``; :mod:`.config` -- the config file.
 """
