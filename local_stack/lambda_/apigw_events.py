@@ -182,11 +182,19 @@ def rest_event(req: HttpRequest, resource: str, path_parameters: Mapping[str, st
     multi_headers: dict[str, list[str]] = {}
     last: dict[str, str] = {}
     for k, v in req.headers:
-        last[k.lower()] = v
-    for k, v in [*((k, v) for k, v in req.headers if k.lower() not in _FORWARDING_NAMES),
-                 *_forwarding(req, last, epoch_s)]:
+        name = k.lower()
+        last[name] = v
+        if name in _FORWARDING_NAMES:
+            continue
         headers[k] = v
-        multi_headers.setdefault(k, []).append(v)
+        values = multi_headers.get(k)
+        if values is None:
+            multi_headers[k] = [v]
+        else:
+            values.append(v)
+    for k, v in _forwarding(req, last, epoch_s):
+        headers[k] = v
+        multi_headers[k] = [v]
     query: dict[str, str] = {}
     multi_query: dict[str, list[str]] = {}
     for k, v in _query_pairs(req.query_string):
