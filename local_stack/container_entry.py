@@ -264,6 +264,7 @@ def run_pgbouncer(scenario: Scenario, env: ServiceEnv) -> None:
         (folder / name).write_text(text, encoding="utf-8")
         (folder / name).chmod(0o600)
     program = find_pgbouncer()
+    _raise_nofile_limit()
     log.info("pgbouncer: starting on %s:%d", env.listen_addr, env.pgbouncer_port)
     os.execv(program, [program, str(folder / "pgbouncer.ini")])
 
@@ -398,16 +399,36 @@ def _exec_locust(args: Sequence[str]) -> None:
 
 
 def run_loadtest(scenario_arg: str, env: ServiceEnv, cli_args: Sequence[str]) -> int:
-    """A headless ``connstorm run`` against the compose stack; summary.json in ``--out``."""
-    from connstorm.cli import main as connstorm_main
+    """A headless ``connstorm run`` against the compose stack; summary.json in ``--out``.
+
+    Takes ``connstorm run``'s options. The stack is already running, so this is a
+    run against a live target that also knows the emulator's stats URL: the
+    summary then explains the front's opaque 502s by the invocations' errors.
+    """
+    from connstorm.cli import build_parser
+    from connstorm.commands.run import options_from_args
+    from loadtests.runner import Run, write_private_json
 
     urls = dsns(env, load_secrets(env, create=False))
+    stats_url = urls["api_url"] + "/_connstorm/stats"
     if "--out" not in cli_args:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         cli_args = [*cli_args, "--out", str(Path(env.runs_dir) / f"{stamp}-loadtest")]
-    return connstorm_main(["run", scenario_arg, "--target-url", urls["api_url"],
-                           "--postgres-admin-dsn", urls["postgres_admin_dsn"],
-                           "--pgbouncer-admin-dsn", urls["pgbouncer_admin_dsn"], *cli_args])
+
+    class ComposeRun(Run):
+        def _live_target_stack(self) -> Path:
+            path = super()._live_target_stack()
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc.update(stats_url=stats_url, invoke_url=urls["api_url"], backend="compose")
+            write_private_json(path, doc)
+            return path
+
+    args = build_parser().parse_args(
+        ["run", scenario_arg, "--target-url", urls["api_url"],
+         "--postgres-admin-dsn", urls["postgres_admin_dsn"],
+         "--pgbouncer-admin-dsn", urls["pgbouncer_admin_dsn"], *cli_args])
+    ComposeRun(options_from_args(args, headless=True)).execute()
+    return 0
 
 
 # ---------------------------------------------------------------- health
@@ -433,6 +454,15 @@ def healthy(service: str, env: ServiceEnv) -> bool:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _raise_nofile_limit() -> None:
+    """Soft file limit up to the hard one: max_client_conn 1000 needs more than 1024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _check_call(argv: list[str], what: str, stdin: str | None = None) -> None:
