@@ -65,8 +65,12 @@ def test_compose_file_is_valid_with_every_service() -> None:
     assert set(doc["volumes"]) == {"pgdata", "secrets"}
 
 
+DEFAULT_FILES = ("docker-compose.yml", "docker-compose.override.yml")
+
+
 def test_compose_publishes_ports_on_loopback_only() -> None:
-    doc = compose_config("docker-compose.yml")
+    # What `docker compose up` reads by itself: the file and its override.
+    doc = compose_config(*DEFAULT_FILES)
     for name, service in doc["services"].items():
         for host_ip, _ in published(service):
             assert host_ip == "127.0.0.1", f"{name} publishes on {host_ip}"
@@ -74,7 +78,7 @@ def test_compose_publishes_ports_on_loopback_only() -> None:
 
 
 def test_compose_ports_follow_the_environment() -> None:
-    doc = compose_config("docker-compose.yml", env={"CONNSTORM_PG_PORT": "25432",
+    doc = compose_config(*DEFAULT_FILES, env={"CONNSTORM_PG_PORT": "25432",
                                                     "CONNSTORM_LOCUST_WEB_PORT": "28089"})
     assert published(doc["services"]["postgres"]) == [("127.0.0.1", "25432")]
     assert published(doc["services"]["locust-master"]) == [("127.0.0.1", "28089")]
@@ -99,6 +103,8 @@ def test_hostnet_override_moves_every_service_to_host_networking() -> None:
     doc = compose_config("docker-compose.yml", "docker-compose.hostnet.yml")
     for name, service in doc["services"].items():
         assert service["network_mode"] == "host", name
+        # docker-compose 1.x refuses published ports on the host network.
+        assert "ports" not in service, name
         env = service["environment"]
         assert env["CONNSTORM_LISTEN_ADDR"] == "127.0.0.1", name
         assert env["CONNSTORM_PG_HOST"] == "127.0.0.1", name
