@@ -73,8 +73,11 @@ def build_image(tag: str) -> None:
     if base is not None:
         argv += ["--build-arg", f"BASE_IMAGE={base}"]
     # A TLS-intercepting proxy's CA (this machine has one) must reach pip in the build.
+    # Exactly what the README's "$(cat .../*.crt)" passes (trailing newlines cut),
+    # so that a build by hand and one by the tests share the layer cache.
     extra = "".join(Path(p).read_text(encoding="utf-8")
                     for p in sorted(glob.glob("/usr/local/share/ca-certificates/*.crt")))
+    extra = extra.rstrip("\n")
     if extra:
         argv += ["--build-arg", f"EXTRA_CA_CERTS={extra}"]
     result = subprocess.run([*argv, str(ROOT)], capture_output=True, text=True,
