@@ -147,7 +147,7 @@ class InvokeApi:
         self.account_id = account_id
         # Asynchronous (Event) invocations still running: kept so they are not
         # garbage-collected mid-flight, and cancelled when the server stops.
-        self._background: set[asyncio.Task[InvocationResult]] = set()
+        self._background: set[asyncio.Task[InvocationResult | None]] = set()
 
     def arn(self, name: str, qualifier: str | None = None) -> str:
         """The function's ARN, as error messages quote it."""
@@ -205,10 +205,14 @@ class InvokeApi:
                                  Type="User") from None
         return self._answer(result, request_id, log_type == "Tail")
 
-    async def _run_event(self, invocation: InvocationRequest) -> InvocationResult:
+    async def _run_event(self, invocation: InvocationRequest) -> InvocationResult | None:
         # Lambda queues asynchronous events and retries throttles itself; the
         # caller already has its 202, so an outcome here is only logged.
-        result = await self.invoker.invoke(invocation)
+        try:
+            result = await self.invoker.invoke(invocation)
+        except Exception:
+            log.exception("invoke api: Event invocation of %s failed", invocation.function)
+            return None
         if result.outcome != "success":
             log.info("invoke api: Event invocation of %s ended %s (%s)", invocation.function,
                      result.outcome, result.error_type or result.throttle_reason or "")
