@@ -29,6 +29,7 @@ from typing import Any
 
 from connstorm import error_kinds
 from connstorm.errors import ScenarioError
+from local_stack.lambda_.routes import RouteTemplateError, compile_route
 
 #: Folder of the scenarios shipped with connstorm, found by name.
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "loadtests" / "scenarios"
@@ -649,6 +650,10 @@ def _parse_routes(value: Any, source: str) -> list[RouteConfig]:
                             payload=s.str_("payload", "2.0", PAYLOAD_VERSIONS),
                             integration_timeout_s=s.num("integration_timeout_s", None, 0.05, 30))
         s.reject_unknown()
+        try:
+            compile_route(route)
+        except RouteTemplateError as exc:
+            raise s.fail("path", str(exc)) from None
         out.append(route)
     return out
 

@@ -62,6 +62,8 @@ MISTAKES = [
     ("override without =", GOOD, ["postgres.max_connections"],
      "--set postgres.max_connections: expected section.key=value"),
     ("override of an unknown key", GOOD, ["load.user=5"], "[load] user: unknown key"),
+    ("malformed route template", GOOD.replace('path = "/items/{id}"', 'path = "/items/{id}x"'),
+     [], "[[routes]] #1 path:"),
 ]
 
 
