@@ -10,7 +10,7 @@
 # Behind a TLS-intercepting proxy, hand its CA certificates (PEM, not secret)
 # to the build: --build-arg EXTRA_CA_CERTS="$(cat /usr/local/share/ca-certificates/*.crt)"
 ARG BASE_IMAGE=debian:bookworm-slim
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS system
 
 # Metadata first and few layers after the big ones: with the vfs storage driver
 # every step copies the whole image so far, so steps after the installs are dear.
@@ -60,6 +60,21 @@ RUN set -eux; \
     printf '#!/bin/sh\nexec /opt/connstorm/venv/bin/python -m connstorm "$@"\n' > /usr/local/bin/connstorm; \
     chmod 0755 /usr/local/bin/connstorm
 
+# Flatten into a fresh root. A base made with debootstrap and `docker import`
+# (where no registry is reachable) can have / at mode 0700, which locks every
+# user but root out; the mode of / is not part of any layer, so no RUN can fix
+# it. Metadata first: on an empty image those steps cost nothing.
+FROM scratch
+ENV LANG=C.UTF-8 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
+    HOME=/home/connstorm \
+    PATH=/opt/connstorm/venv/bin:/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WORKDIR /app
+# tini reaps the emulator's execution environments and forwards signals.
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["connstorm", "--help"]
 # Servers refuse root, and nothing here needs it.
 USER connstorm
+COPY --from=system / /
 COPY . /app
