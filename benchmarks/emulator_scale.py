@@ -10,7 +10,9 @@ Requests arrive at Lambda's own scaling rate by default (100 per second, i.e.
 continuously, starting full). ``--arrival-per-s 0`` sends all N at once.
 
 Reported: time until all N environments finished Init and hold their event
-(concurrency N), connections PostgreSQL sees from them, proportional memory
+(concurrency N), connections PostgreSQL sees from them, the CPU used by the
+emulator core, by the environments and by their PostgreSQL backends (who the
+bottleneck is), proportional memory
 (PSS, ``/proc/<pid>/smaps_rollup``) per environment and of the zygote, the Init
 Duration distribution, and every failure. Usage::
 
@@ -61,12 +63,21 @@ def pss_kb(pid: int) -> int:
     return 0
 
 
-def env_connections(admin_dsn: str) -> int:
-    """Client backends whose application_name marks them as an environment's."""
+def cpu_s_of(pid: int) -> float:
+    """CPU time a process has run so far (``/proc/<pid>/schedstat``), seconds."""
+    try:
+        with open(f"/proc/{pid}/schedstat", encoding="ascii") as fh:
+            return int(fh.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def env_connections(admin_dsn: str) -> tuple[int, float]:
+    """Client backends of the environments, and the CPU those backends have used."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        row = conn.execute("select count(*) from pg_stat_activity "
-                           "where application_name like 'env-%'").fetchone()
-    return int(row[0]) if row else 0
+        rows = conn.execute("select pid from pg_stat_activity "
+                            "where application_name like 'env-%'").fetchall()
+    return len(rows), sum(cpu_s_of(int(r[0])) for r in rows)
 
 
 async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path,
@@ -108,7 +119,8 @@ async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path,
         pss = [pss_kb(pid) for pid in pids]
         pool = emu.pools["db"]
         zygote_pss = pss_kb(pool.zygote.pid) if pool.zygote and pool.zygote.pid else 0
-        connections = await asyncio.to_thread(env_connections, admin_dsn)
+        env_cpu_s = sum(cpu_s_of(pid) for pid in pids)
+        connections, backend_cpu_s = await asyncio.to_thread(env_connections, admin_dsn)
         await arrivals
         results = await asyncio.gather(*calls)
         stats = emu.stats()
@@ -124,6 +136,8 @@ async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path,
         "peak_busy": peak_busy,
         "emulator_cpu_s_during_ramp": round(emulator_cpu_s, 2),
         "db_connections_from_envs": connections,
+        "cpu_s_environments": round(env_cpu_s, 1),
+        "cpu_s_their_postgres_backends": round(backend_cpu_s, 1),
         "pss_per_env_mb_median": round(statistics.median(pss) / 1024, 2) if pss else None,
         "pss_per_env_mb_mean": round(statistics.mean(pss) / 1024, 2) if pss else None,
         "pss_all_envs_mb": round(sum(pss) / 1024, 1),
