@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from connstorm import __version__
 from connstorm.errors import ConnstormError, ExitCode
-from connstorm.signals import Terminated, exit_on_sigterm
+from connstorm.signals import Terminated, exit_on_sigterm, received_sigterm
 
 COMMANDS = ("up", "run", "ui", "repro", "report", "capacity", "package")
 
@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         with exit_on_sigterm():
-            return int(args.func(args))
+            code = int(args.func(args))
+        if received_sigterm():
+            raise Terminated()
+        return code
     except ConnstormError as exc:
         sys.stderr.write(f"connstorm: error: {exc}\n")
         return int(exc.exit_code)

@@ -15,7 +15,6 @@ stack's servers and the live terminal view must not inherit. Promises:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -26,15 +25,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from connstorm.signals import held_while_forking
+from local_stack.process import set_parent_death_signal
+
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -73,9 +68,11 @@ class LocustProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         log.debug("starting %s", " ".join(self.argv))
-        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+        with held_while_forking():
+            self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
+                                         start_new_session=True,
+                                         preexec_fn=set_parent_death_signal)
 
     def poll(self) -> int | None:
         """Exit code, or None while running."""

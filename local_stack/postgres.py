@@ -36,6 +36,7 @@ from psycopg import sql
 
 from connstorm.errors import StackError
 from connstorm.scenario import PostgresConfig, SettingValue
+from connstorm.signals import held_while_forking
 from local_stack.credentials import make_dsn, new_password, scram_verifier
 from local_stack.os_user import TMPFS, chown_tree, server_user, shared_scratch_root
 from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
@@ -92,8 +93,9 @@ def _run_as(user: str | None, argv: list[str], *, cwd: Path, what: str,
             stdin: str | None = None) -> None:
     if user is not None:
         argv = ["/usr/sbin/runuser", "-u", user, "--", *argv]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
-                            cwd=cwd, input=stdin, preexec_fn=set_parent_death_signal)
+    with held_while_forking():
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
+                                cwd=cwd, input=stdin, preexec_fn=set_parent_death_signal)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
         raise StackError(f"{what} failed (status {result.returncode}):\n{tail}")

@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import IO, Self
 
 from connstorm.errors import StackError
+from connstorm.signals import held_while_forking, release_in_child
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def set_parent_death_signal() -> None:
 
     Pass it as ``preexec_fn`` to any subprocess that must not outlive us.
     """
+    release_in_child()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
@@ -118,10 +120,11 @@ class ManagedProcess:
         self._log = self.log_path.open("ab")
         log.debug("starting %s: %s", self.name, " ".join(argv))
         try:
-            self._popen = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                env=self.env, cwd=self.cwd, start_new_session=True, close_fds=True,
-                preexec_fn=set_parent_death_signal)
+            with held_while_forking():
+                self._popen = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                    env=self.env, cwd=self.cwd, start_new_session=True, close_fds=True,
+                    preexec_fn=set_parent_death_signal)
         except OSError as exc:
             self._log.close()
             self._log = None
