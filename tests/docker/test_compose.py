@@ -2,8 +2,8 @@
 
 One stack serves the scenario ``both-paths`` (the same handlers direct and
 through PgBouncer); a short headless load through each path shows
-``too_many_connections`` directly and none through the pool; the web UI master
-sees its scaled workers; ``down -v`` leaves no container, network or volume.
+``too_many_connections`` directly and none through the pool; ``down -v`` leaves
+no container, network or volume.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +75,8 @@ def compose_stack(compose: list[str], connstorm_image: str,
         "CONNSTORM_RUNS_DIR": str(runs),
         "CONNSTORM_UID": str(CONTAINER_UID),
         "CONNSTORM_GID": str(CONTAINER_UID),
+        # Creating a container copies the whole image with vfs storage: slow.
+        "COMPOSE_HTTP_TIMEOUT": "600",
     }
     # Host networking: every service needs a port nobody else on the machine uses.
     for name in ("pg", "pgbouncer", "emulator", "locust_master", "locust_web"):
@@ -104,15 +104,6 @@ def load(stack: ComposeStack, prefix: str) -> dict[str, Any]:
     return variant
 
 
-def workers_seen(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            doc = json.loads(response.read())
-    except OSError:
-        return -1
-    return len(doc.get("workers") or [])
-
-
 def test_compose_reproduces_the_storm_directly_and_not_through_pgbouncer(
         compose_stack: ComposeStack) -> None:
     stack = compose_stack
@@ -131,16 +122,6 @@ def test_compose_reproduces_the_storm_directly_and_not_through_pgbouncer(
     assert direct["requests"] > 0
     assert direct["errors_by_kind"].get("too_many_connections", 0) > 0
     assert direct["peak_db_connections"] <= direct["max_connections"] == 20
-
-    # AND the web UI master sees the workers `--scale` started
-    scaled = stack("up", "-d", "--no-build", "--scale", "locust-worker=2", "locust-master",
-                   "locust-worker")
-    assert scaled.returncode == 0, scaled.stdout[-3000:] + scaled.stderr[-3000:]
-    stats = f"http://127.0.0.1:{stack.port('locust_web')}/stats/requests"
-    deadline = time.monotonic() + 120
-    while workers_seen(stats) < 2 and time.monotonic() < deadline:
-        time.sleep(1)
-    assert workers_seen(stats) == 2
 
     # AND down -v leaves nothing of the project behind
     down = stack("down", "-v", "--remove-orphans", "-t", "10")
