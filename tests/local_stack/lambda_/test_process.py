@@ -95,7 +95,7 @@ def test_process_serves_invoke_api_stats_and_health(tmp_path: Path) -> None:
         server_pid = emu.pid
         assert server_pid is not None
     assert not alive(server_pid)
-    assert not any(alive(b["pid"]) for b in bodies)
+    assert wait_until(lambda: not any(alive(b["pid"]) for b in bodies), 5)
     assert (run_dir / "emulator-config.json").stat().st_mode & 0o777 == 0o600
     assert "s3cret" not in (run_dir / "logs" / "emulator.log").read_text()
     rows = (run_dir / "invocations.jsonl").read_text().splitlines()
