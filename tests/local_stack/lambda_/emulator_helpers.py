@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -65,3 +66,16 @@ def children_of(pid: int) -> list[int]:
             if ppid == pid:
                 out.append(int(entry))
     return out
+
+
+async def settled_state(pid: int, want: str = "T", timeout_s: float = 5.0) -> str | None:
+    """The process state once it is ``want``, or the last seen after ``timeout_s``.
+
+    SIGSTOP is delivered asynchronously: the target stops when next scheduled.
+    """
+    state = proc_state(pid)
+    deadline = time.monotonic() + timeout_s
+    while state != want and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        state = proc_state(pid)
+    return state

@@ -21,6 +21,7 @@ from tests.local_stack.lambda_.emulator_helpers import (
     emulator_config,
     function,
     proc_state,
+    settled_state,
     wait_until,
 )
 
@@ -107,12 +108,12 @@ def test_emulator_freezes_environment_between_invocations(tmp_path: Path) -> Non
             first = await _invoke(emu, "counter")
             pid = _body(first)["pid"]
             await _settled(emu)
-            stopped = proc_state(pid)
+            stopped = await settled_state(pid)
             second = await _invoke(emu, "counter")
             stats = await _settled(emu)
             assert stats["env_frozen"] == 1
             assert stats["env_busy"] == 0
-            return stopped, proc_state(pid), _body(second)["count"]
+            return stopped, await settled_state(pid), _body(second)["count"]
 
     stopped, after, count = _run(scenario())
     assert stopped == "T"

@@ -19,7 +19,7 @@ from tests.local_stack.lambda_.emulator_helpers import (
     alive,
     emulator_config,
     function,
-    proc_state,
+    settled_state,
 )
 
 N = 5
@@ -53,7 +53,7 @@ def test_pg_module_level_connections_sit_idle_in_frozen_environments_until_reape
                     await asyncio.sleep(0.01)
                 # THEN N idle connections, from N frozen environments
                 during = await asyncio.to_thread(_env_connections, pg.admin_dsn)
-                states = [proc_state(b["pid"]) for b in bodies]
+                states = [await settled_state(b["pid"]) for b in bodies]
                 # WHEN the environments outlive their idle lifetime, THEN the connections go
                 after = during
                 for _ in range(750):  # bounded: 15 s
