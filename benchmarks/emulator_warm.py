@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig  # noqa: E402
+from local_stack.deathsig import preexec_death_signal  # noqa: E402
 from local_stack.lambda_.config import EmulatorConfig  # noqa: E402
-from local_stack.lambda_.deathsig import preexec_death_signal  # noqa: E402
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from connstorm.signals import held_while_forking
-from local_stack.process import set_parent_death_signal
+from local_stack.deathsig import preexec_death_signal
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class LocustProcess:
             self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
                                          start_new_session=True,
-                                         preexec_fn=set_parent_death_signal)
+                                         preexec_fn=preexec_death_signal)
 
     def poll(self) -> int | None:
         """Exit code, or None while running."""

@@ -38,6 +38,7 @@ from connstorm.errors import StackError
 from connstorm.scenario import PostgresConfig, SettingValue
 from connstorm.signals import held_while_forking
 from local_stack.credentials import make_dsn, new_password, scram_verifier
+from local_stack.deathsig import preexec_death_signal
 from local_stack.os_user import TMPFS, chown_tree, server_user, shared_scratch_root
 from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
 from local_stack.postgres_binaries import (
@@ -47,7 +48,7 @@ from local_stack.postgres_binaries import (
     known_settings,
     validate_settings,
 )
-from local_stack.process import ManagedProcess, set_parent_death_signal
+from local_stack.process import ManagedProcess
 from local_stack.scratch import create_scratch, remove_scratch
 
 __all__ = [
@@ -95,7 +96,7 @@ def _run_as(user: str | None, argv: list[str], *, cwd: Path, what: str,
         argv = ["/usr/sbin/runuser", "-u", user, "--", *argv]
     with held_while_forking():
         result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
-                                cwd=cwd, input=stdin, preexec_fn=set_parent_death_signal)
+                                cwd=cwd, input=stdin, preexec_fn=preexec_death_signal)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
         raise StackError(f"{what} failed (status {result.returncode}):\n{tail}")

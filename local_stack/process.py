@@ -25,7 +25,6 @@ Three promises hold whatever happens to the toolkit:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -37,22 +36,12 @@ from types import TracebackType
 from typing import IO, Self
 
 from connstorm.errors import StackError
-from connstorm.signals import held_while_forking, release_in_child
+from connstorm.signals import held_while_forking
+from local_stack.deathsig import preexec_death_signal
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _RUNUSER = "/usr/sbin/runuser"
-
-
-def set_parent_death_signal() -> None:
-    """Runs in the child between fork and exec: die with the parent (thread).
-
-    Pass it as ``preexec_fn`` to any subprocess that must not outlive us.
-    """
-    release_in_child()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def read_tail(path: Path, lines: int = 20) -> str:
@@ -124,7 +113,7 @@ class ManagedProcess:
                 self._popen = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                     env=self.env, cwd=self.cwd, start_new_session=True, close_fds=True,
-                    preexec_fn=set_parent_death_signal)
+                    preexec_fn=preexec_death_signal)
         except OSError as exc:
             self._log.close()
             self._log = None

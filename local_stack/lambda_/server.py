@@ -30,8 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
+from local_stack.deathsig import set_parent_death_signal
 from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.deathsig import set_parent_death_signal
 from local_stack.lambda_.emulator import Emulator
 
 log = logging.getLogger(__name__)

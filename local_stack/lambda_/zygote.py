@@ -38,7 +38,7 @@ import time
 import traceback
 from typing import Any
 
-from local_stack.lambda_.deathsig import set_parent_death_signal
+from local_stack.deathsig import set_parent_death_signal
 
 #: Variables kept from the zygote's own environment; everything else is Lambda's.
 _INHERITED_VARS = ("PATH", "LD_LIBRARY_PATH", "LANG", "HOME")

@@ -13,7 +13,7 @@ import pytest
 from connstorm import cli
 from connstorm.errors import ExitCode
 from connstorm.signals import Terminated, exit_on_sigterm, held_while_forking
-from local_stack.process import set_parent_death_signal
+from local_stack.deathsig import preexec_death_signal
 
 
 def _signal_self_under_the_hold(steps: list[str]) -> None:
@@ -33,7 +33,7 @@ def test_signals_sigterm_held_while_forking_is_delivered_after() -> None:
 def test_signals_child_forked_under_the_hold_has_nothing_blocked() -> None:
     with held_while_forking():
         out = subprocess.run(["grep", "^SigBlk:", "/proc/self/status"], capture_output=True,
-                             text=True, check=True, preexec_fn=set_parent_death_signal).stdout
+                             text=True, check=True, preexec_fn=preexec_death_signal).stdout
     blocked = int(out.split()[1], 16)
     assert blocked & (1 << (signal.SIGTERM - 1)) == 0
     assert blocked & (1 << (signal.SIGINT - 1)) == 0

@@ -27,8 +27,8 @@ from typing import Any
 from aiohttp import web
 
 from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig
+from local_stack.deathsig import preexec_death_signal
 from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.deathsig import preexec_death_signal
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
