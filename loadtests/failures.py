@@ -16,6 +16,8 @@ from typing import Any
 
 from connstorm import error_kinds
 
+#: The emulator front's diagnostic header (``local_stack.lambda_.front.ERROR_KIND_HEADER``).
+ERROR_KIND_HEADER = "X-Connstorm-Error-Kind"
 _KIND_TAG = re.compile(r"\[([a-z_]+)\]")
 # Locust wraps a failure text in the exception's repr, e.g. CatchResponseError('...').
 _MAX_TEXT = 300
@@ -43,9 +45,16 @@ def body_error(body: str | bytes | None) -> tuple[str, str | None]:
     return " ".join(str(text).split())[:_MAX_TEXT], kind if isinstance(kind, str) else None
 
 
-def describe_failure(status: int, body: str | bytes | None) -> str:
-    """The failure text of a response: ``HTTP 500 [too_many_connections] connection failed...``."""
+def describe_failure(status: int, body: str | bytes | None,
+                     kind_header: str | None = None) -> str:
+    """The failure text of a response: ``HTTP 500 [too_many_connections] connection failed...``.
+
+    ``kind_header`` is the emulator's ``X-Connstorm-Error-Kind``: API Gateway's own
+    502 body says only "Internal server error", the header says why.
+    """
     text, kind = body_error(body)
+    if kind not in error_kinds.ALL_KINDS and kind_header in error_kinds.ALL_KINDS:
+        kind = kind_header
     if kind not in error_kinds.ALL_KINDS:
         kind = classify_failure(f"HTTP {status} {text}")
     return f"HTTP {status} [{kind}] {text}".rstrip()

@@ -22,7 +22,7 @@ from typing import Any
 from locust import FastHttpUser, LoadTestShape, task
 
 from loadtests import plugin  # noqa: F401  - registers connstorm's options, collectors and UI
-from loadtests.failures import describe_failure
+from loadtests.failures import ERROR_KIND_HEADER, describe_failure
 from loadtests.shapes import ShapeParams, target
 
 #: The workload's product categories (handlers/workload/schema.py).
@@ -55,7 +55,8 @@ class ApiUser(FastHttpUser):
         if response.status_code == 0 or response.status_code is None:
             response.failure(f"connection error: {response.error}")
         else:
-            response.failure(describe_failure(response.status_code, response.text))
+            response.failure(describe_failure(response.status_code, response.text,
+                                              response.headers.get(ERROR_KIND_HEADER)))
         return None
 
     @task(6)

@@ -44,6 +44,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from connstorm import error_kinds
 from local_stack.lambda_ import apigw_events, apigw_responses
 from local_stack.lambda_.apigw_events import ApiContext, HttpRequest
 from local_stack.lambda_.invocation import (
@@ -82,6 +83,8 @@ _HTTP_502 = _Answer(502, b'{"message":"Internal Server Error"}')
 _HTTP_503 = _Answer(503, b'{"message":"Service Unavailable"}')
 
 FRONT_KEY: web.AppKey[Front] = web.AppKey("connstorm_front")
+#: Diagnostic header on the front's own error answers: the classified error kind.
+ERROR_KIND_HEADER = "X-Connstorm-Error-Kind"
 
 
 class _TooLarge(Exception):
@@ -169,16 +172,20 @@ class Front:
 def map_result(result: InvocationResult, *, rest: bool, request_id: str) -> web.Response:
     """The client's answer for an invocation's outcome (see the module's table)."""
     if result.waited_out:
-        return _answer(_REST_504 if rest else _HTTP_503, request_id=request_id, rest=rest)
+        return _answer(_REST_504 if rest else _HTTP_503, request_id=request_id, rest=rest,
+                       kind=error_kinds.GATEWAY_TIMEOUT)
     if result.outcome == "throttled":
-        return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id, rest=rest)
+        return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id, rest=rest,
+                       kind=error_kinds.LAMBDA_THROTTLED)
     if result.outcome != "success":
-        return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest)
+        return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest,
+                       kind=_function_error_kind(result))
     try:
         mapped = apigw_responses.parse_response(result.payload, "1.0" if rest else "2.0")
     except apigw_responses.MalformedResponseError as exc:
         _note_malformed(result, str(exc))
-        return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest)
+        return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest,
+                       kind=error_kinds.HTTP_ERROR)
     headers: CIMultiDict[str] = CIMultiDict(mapped.headers)
     headers[_id_header(rest)] = request_id
     return web.Response(status=mapped.status, body=mapped.body, headers=headers)
@@ -201,10 +208,27 @@ def _id_header(rest: bool) -> str:
     return "x-amzn-RequestId" if rest else "apigw-requestid"
 
 
-def _answer(answer: _Answer, *, request_id: str | None, rest: bool) -> web.Response:
+def _function_error_kind(result: InvocationResult) -> str:
+    """The kind behind a 502: what the function's error message says (a handler that
+    could not connect at Init says ``too_many_connections``), else its errorType, else
+    what befell the environment."""
+    for text in (result.error_message, result.error_type):
+        kind = error_kinds.classify_message(text)
+        if kind != error_kinds.OTHER:
+            return kind
+    return {"timeout": error_kinds.LAMBDA_TIMEOUT, "crash": error_kinds.LAMBDA_CRASH,
+            "init_error": error_kinds.LAMBDA_INIT_ERROR}.get(result.outcome, error_kinds.OTHER)
+
+
+def _answer(answer: _Answer, *, request_id: str | None, rest: bool,
+            kind: str | None = None) -> web.Response:
     headers: dict[str, Any] = {"Content-Type": _JSON}
     if rest and answer.error_type is not None:
         headers["x-amzn-ErrorType"] = answer.error_type
+    if kind is not None:
+        # Not an AWS header: API Gateway's bodies hide why the integration failed,
+        # and a load test needs the kind per request (docs/emulator-http.md).
+        headers[ERROR_KIND_HEADER] = kind
     if request_id is not None:
         headers[_id_header(rest)] = request_id
     # An upload refused half-read is drained by aiohttp's lingering close

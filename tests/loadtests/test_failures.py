@@ -46,3 +46,13 @@ def test_classify_failure_of_locust_exception_reprs() -> None:
     assert classify_failure("ConnectionRefusedError(111, 'Connection refused')") == \
         "connection_refused"
     assert classify_failure(None) == "other"
+
+
+def test_describe_failure_takes_the_kind_from_the_emulator_header() -> None:
+    body = '{"message": "Internal server error"}'
+    assert describe_failure(502, body, "too_many_connections") == (
+        "HTTP 502 [too_many_connections] Internal server error")
+    # a body that names its own kind wins; an unknown header value is ignored
+    assert describe_failure(503, '{"error": "x", "kind": "connection_lost"}',
+                            "too_many_connections").startswith("HTTP 503 [connection_lost]")
+    assert describe_failure(502, body, "bogus") == "HTTP 502 [http_error] Internal server error"

@@ -43,6 +43,9 @@ def test_run_direct_above_max_connections_counts_too_many_connections(tmp_path: 
     assert summary["passed"] is False
     assert variant["db_path"] == "direct"
     assert variant["errors_by_kind"].get("too_many_connections", 0) > 0
+    # Locust itself classified the front's bare 502s, from X-Connstorm-Error-Kind
+    assert variant["client_errors_by_kind"].get("too_many_connections", 0) > 0
+    assert "http_error" not in variant["client_errors_by_kind"]
     assert variant["max_connections"] == 10
     assert variant["peak_db_connections"] <= 10
     # ... and visible in the samples: the emulator classified the invocations' errors

@@ -192,15 +192,19 @@ def test_front_handler_exception_and_crash_are_502(emulator: str) -> None:
     assert _call(emulator, "GET", "/http/raise")[:3:2] == (
         502, b'{"message":"Internal Server Error"}')
     assert _call(emulator, "GET", "/rest/exit")[0] == 502
+    # the diagnostic header says what the bodies hide
+    assert _call(emulator, "GET", "/rest/raise")[1]["X-Connstorm-Error-Kind"] == "other"
+    assert _call(emulator, "GET", "/rest/exit")[1]["X-Connstorm-Error-Kind"] == "lambda_crash"
     # the next request gets a working environment
     assert _call(emulator, "GET", "/rest/ok")[0] == 200
 
 
 @pytest.mark.slow
 def test_front_function_timeout_is_502(emulator: str) -> None:
-    status, _, body = _call(emulator, "GET", "/short/sleep?s=3")
+    status, headers, body = _call(emulator, "GET", "/short/sleep?s=3")
     assert status == 502
     assert _json(body) == {"message": "Internal server error"}
+    assert headers["X-Connstorm-Error-Kind"] == "lambda_timeout"
 
 
 @pytest.mark.slow
