@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from loadtests.samples import latest_by_collector, tail_samples
+from local_stack.resource import Resource
 
 #: Seconds between plain status lines when the output is not a terminal.
 PLAIN_EVERY_S = 5.0
@@ -81,7 +82,7 @@ def plain_line(f: dict[str, Any]) -> str:
             f"envs={_show(f['environments'])} errors={kinds} invocation_errors={inv}")
 
 
-class LiveView:
+class LiveView(Resource):
     """Shows the run's figures until :meth:`stop`; call :meth:`refresh` in the wait loop."""
 
     def __init__(self, samples_path: Path, title: str, console: Console | None = None) -> None:
@@ -113,9 +114,3 @@ class LiveView:
             self._live.stop()
             self._live = None
 
-    def __enter__(self) -> LiveView:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

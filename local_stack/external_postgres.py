@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import psycopg
 from psycopg import sql
@@ -24,11 +22,12 @@ from connstorm.errors import StackError
 from connstorm.scenario import PostgresConfig
 from local_stack.credentials import make_dsn, mask_dsn, new_password, scram_verifier
 from local_stack.postgres import APP_DB, APP_ROLE_COMMENT, APP_USER
+from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 
 
-class ExternalPostgres:
+class ExternalPostgres(Resource):
     """The server at ``config.url``, with the same properties as PostgresServer."""
 
     def __init__(self, config: PostgresConfig, run_dir: Path | None = None, *,
@@ -120,10 +119,3 @@ class ExternalPostgres:
     def stop(self) -> None:
         """Nothing to stop."""
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

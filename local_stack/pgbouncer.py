@@ -21,8 +21,7 @@ import shutil
 import signal
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 import psycopg
 
@@ -32,6 +31,7 @@ from local_stack.credentials import make_dsn, new_password, scram_verifier
 from local_stack.os_user import chown_tree, server_user
 from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
 from local_stack.process import ManagedProcess
+from local_stack.resource import Resource
 from local_stack.scratch import create_scratch, remove_scratch
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def render_auth_file(secrets_by_user: Mapping[str, str]) -> str:
     return "".join(f"{quoted(u)} {quoted(s)}\n" for u, s in secrets_by_user.items())
 
 
-class PgBouncerServer:
+class PgBouncerServer(Resource):
     """A PgBouncer of our own in front of ``postgres``, as a context manager.
 
     ``scratch_dir`` is the stack's private folder; without one the server makes
@@ -236,14 +236,3 @@ class PgBouncerServer:
                 else:
                     shutil.rmtree(self._scratch / "pgbouncer", ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

@@ -28,8 +28,6 @@ import signal
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import psycopg
 from psycopg import sql
@@ -49,6 +47,7 @@ from local_stack.postgres_binaries import (
     validate_settings,
 )
 from local_stack.process import ManagedProcess
+from local_stack.resource import Resource
 from local_stack.scratch import create_scratch, remove_scratch
 
 __all__ = [
@@ -167,7 +166,7 @@ def template_cluster(binaries: PostgresBinaries, user: str | None) -> tuple[Path
 # ---------------------------------------------------------------- the server
 
 
-class PostgresServer:
+class PostgresServer(Resource):
     """A PostgreSQL cluster of our own, as a context manager.
 
     ``scratch_dir`` is the stack's private folder for the data; without it the
@@ -331,14 +330,3 @@ class PostgresServer:
                     shutil.rmtree(self._scratch / "postgres", ignore_errors=True)
                     shutil.rmtree(self._scratch / "postgres-socket", ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

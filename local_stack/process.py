@@ -32,12 +32,12 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from connstorm.errors import StackError
 from connstorm.signals import held_while_forking
 from local_stack.deathsig import preexec_death_signal
+from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-class ManagedProcess:
+class ManagedProcess(Resource):
     """One long-running child process with its log file.
 
     ``run_as`` names an OS user to run the command as (via runuser); ``None``
@@ -226,10 +226,3 @@ class ManagedProcess:
         """The last lines the process wrote."""
         return read_tail(self.log_path, lines)
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

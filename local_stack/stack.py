@@ -24,8 +24,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from connstorm.errors import ConnstormError, StackError
 from connstorm.run_dir import create_run_dir, write_json, write_private_json
@@ -35,6 +34,7 @@ from local_stack.os_user import server_user
 from local_stack.pgbouncer import PgBouncerServer
 from local_stack.postgres import PostgresServer
 from local_stack.process import read_tail
+from local_stack.resource import Resource
 from local_stack.scratch import clean_stale, create_scratch, remove_scratch
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class Stack:
+class Stack(Resource):
     """Every server of one scenario, as one context manager.
 
     ``with_schema`` and ``with_emulator`` let tests leave parts out; by default
@@ -218,17 +218,6 @@ class Stack:
         if first is not None:
             raise first
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # ---------------------------------------------------------- what it offers
 

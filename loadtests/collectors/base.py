@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from loadtests.samples import Row, SampleWriter
+from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-class Collector(ABC):
+class Collector(ABC, Resource):
     """Base of the collectors; subclasses implement :meth:`sample` (and :meth:`close_target`).
 
     >>> with SampleWriter(path) as writer, PostgresCollector(writer, dsn) as c:
@@ -55,7 +56,7 @@ class Collector(ABC):
     def sample(self) -> dict[str, Any]:
         """Read the target once; raise on failure (the row becomes a gap)."""
 
-    def close_target(self) -> None:  # noqa: B027 - optional hook, most targets hold nothing
+    def close_target(self) -> None:
         """Drop any connection to the target; called on stop and after a failure."""
 
     def tick(self) -> Row:
@@ -105,13 +106,3 @@ class Collector(ABC):
             self._thread = None
         self.close_target()
 
-    def __enter__(self) -> Collector:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -29,12 +29,12 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from connstorm.errors import StackError
 from connstorm.scenario import Scenario
 from local_stack.lambda_.config import PROJECT_ROOT, EmulatorConfig
+from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
-class EmulatorProcess:
+class EmulatorProcess(Resource):
     """Start, wait for and stop the emulator server; exposes its three URLs."""
 
     def __init__(self, scenario: Scenario, run_dir: str | Path,
@@ -156,10 +156,3 @@ class EmulatorProcess:
             self._log_file = None
         self.ready_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
