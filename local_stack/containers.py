@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: The image both containers run; build it with ``docker build -t connstorm:latest .``.
 DEFAULT_IMAGE = "connstorm:latest"
+#: Engine calls can be slow: with vfs storage, creating or removing a container
+#: copies or deletes the whole image (seconds to minutes on a busy machine).
+ENGINE_TIMEOUT_S = 600
 OWNER_LABEL = "io.connstorm.owner-pid"
 ROLE_LABEL = "io.connstorm.role"
 
@@ -64,7 +67,7 @@ def docker_client() -> Any:
             "the docker backend needs the testcontainers package: "
             "pip install 'connstorm[test]' (or pip install testcontainers)") from None
     try:
-        client = docker.from_env(timeout=10)
+        client = docker.from_env(timeout=ENGINE_TIMEOUT_S)
         client.ping()
     except Exception as exc:
         raise EnvironmentProblemError(f"no Docker engine answers ({exc}); start one, or use "
@@ -157,12 +160,16 @@ class _ServiceContainer:
                 "(see the README's 'With Docker')") from None
         self._port = claim_port(self._requested_port)
         env = {"CONNSTORM_LISTEN_ADDR": HOST, **self._environment()}
-        container = DockerContainer(image, env=env)
+        container = DockerContainer(image, env=env,
+                                    docker_client_kw={"timeout": ENGINE_TIMEOUT_S})
         container.with_command(["python", "-m", "local_stack.container_entry", self.role])
         container.with_kwargs(network_mode="host",
                               labels={OWNER_LABEL: str(os.getpid()), ROLE_LABEL: self.role})
         self._container = container
-        container.start()
+        try:
+            container.start()
+        except Exception as exc:
+            raise self._failure(f"did not start ({exc})") from None
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             try:
