@@ -32,8 +32,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from connstorm.errors import EnvironmentProblemError, StackError
 from connstorm.scenario import PgBouncerConfig, PostgresConfig
@@ -41,6 +40,7 @@ from local_stack.credentials import make_dsn, new_password
 from local_stack.pgbouncer import ADMIN_DB, ADMIN_USER, Upstream
 from local_stack.ports import HOST, claim_port
 from local_stack.postgres import APP_DB, APP_USER, SUPERUSER
+from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class _ServiceContainer:
+class _ServiceContainer(Resource):
     """One service of the connstorm image in a container, with readiness and logs."""
 
     role = ""
@@ -217,12 +217,11 @@ class _ServiceContainer:
 
     def stop(self) -> None:
         """Stop the service (its own shutdown signal, then SIGKILL), keep its log, remove it."""
-        container, self._container = self._container, None
+        container = self._container
         if container is None:
             return
-        self._container = container
-        wrapped = self._wrapped()
         try:
+            wrapped = self._wrapped()
             if wrapped is not None:
                 with contextlib.suppress(Exception):
                     wrapped.stop(timeout=5)
@@ -231,18 +230,6 @@ class _ServiceContainer:
             self._container = None
             with contextlib.suppress(Exception):
                 container.stop(force=True, delete_volume=True)
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 class PostgresContainer(_ServiceContainer):
