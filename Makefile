@@ -10,9 +10,10 @@ demo:
 
 test:
 	@scripts/bootstrap.sh --with-test-tools
+	@scripts/docker-engine.sh
 	$(VENV)/ruff check .
 	$(VENV)/mypy
-	$(VENV)/pytest
+	TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/pytest
 
 lint:
 	$(VENV)/ruff check .

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from connstorm.errors import StackError
 from connstorm.run_dir import default_run_dir
-from connstorm.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
+from connstorm.scenario import BACKENDS, DEFAULT_SCENARIO, Scenario, load_scenario
 from local_stack.credentials import mask_dsn
 
 #: How often the foreground loop checks that every server is still alive.
@@ -40,6 +40,9 @@ def add_parser(sub: Any) -> None:
                    help="override a scenario setting, e.g. postgres.max_connections=30")
     p.add_argument("--out", metavar="DIR",
                    help="run folder (default: runs/<UTC yyyymmdd-HHMMSS>-<scenario>)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="run PostgreSQL and PgBouncer as processes (native) or containers "
+                        "(docker); default: the scenario's [postgres] backend")
     p.add_argument("--check", action="store_true",
                    help="show the stack working, stop it and exit")
     p.add_argument("--show-passwords", action="store_true",
@@ -47,11 +50,19 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    """The scenario the command line asks for: the file, its ``--set``s, then ``--backend``."""
+    overrides = list(args.overrides)
+    if args.backend is not None:
+        overrides.append(f'postgres.backend="{args.backend}"')
+    return load_scenario(args.scenario, overrides=overrides)
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the stack; wait for Ctrl-C/SIGTERM, or with --check show it and stop."""
     from local_stack.stack import Stack
 
-    scenario = load_scenario(args.scenario, overrides=args.overrides)
+    scenario = scenario_from_args(args)
     run_dir = default_run_dir(scenario.name) if args.out is None else Path(args.out)
     console = Console(highlight=False)
     console.print(f"connstorm up: starting [bold]{scenario.name}[/] in {run_dir} ...")

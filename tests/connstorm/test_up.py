@@ -160,3 +160,16 @@ def test_up_port_in_use_style_environment_error_exit_code(tmp_path: Path) -> Non
         "connstorm: error: PostgreSQL server binaries (initdb, postgres) not found; install "
         "them with: apt-get install -y postgresql (or set CONNSTORM_PG_BINDIR)"]
     assert not (tmp_path / "run" / LINK_NAME).exists()
+
+
+def test_up_backend_option_selects_containers_over_the_scenario() -> None:
+    from connstorm.cli import build_parser
+    from connstorm.commands.up import scenario_from_args
+
+    parser = build_parser()
+    assert scenario_from_args(parser.parse_args(["up"])).postgres.backend == "native"
+    chosen = scenario_from_args(parser.parse_args(["up", "--backend", "docker"]))
+    assert chosen.postgres.backend == "docker"
+    # an explicit --set of the same key loses to --backend, which is applied last
+    both = parser.parse_args(["up", "--set", 'postgres.backend="native"', "--backend", "docker"])
+    assert scenario_from_args(both).postgres.backend == "docker"
