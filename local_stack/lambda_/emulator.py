@@ -172,31 +172,39 @@ class Emulator:
     async def invoke(self, request: InvocationRequest) -> InvocationResult:
         """Run one invocation; see :class:`~local_stack.lambda_.invocation.Invoker`.
 
-        ``Event`` invocations are queued and answered at once (``success``, no
-        payload); ``DryRun`` only checks that the function exists.
+        A caller that goes away (its task cancelled) does not cancel the invocation.
+        """
+        return await asyncio.shield(self.submit(request))
+
+    def submit(self, request: InvocationRequest) -> asyncio.Future[InvocationResult]:
+        """Start one invocation now; its result arrives on the returned future.
+
+        The HTTP side's path: no coroutine, task, ``wait_for`` or ``shield`` per
+        request. Those cost about a third of the emulator's CPU per warm
+        invocation (BENCHMARKS.md). The future is the caller's own: cancelling it
+        changes nothing for the invocation. ``Event`` invocations are queued and
+        answered at once (``success``, no payload); ``DryRun`` only checks that the
+        function exists. With ``wait_timeout_s`` the caller is answered
+        ``waited_out`` when it expires, while the invocation runs on.
         """
         pool = self.pools.get(request.function)
         if pool is None:
             raise UnknownFunctionError(request.function)
+        loop = asyncio.get_running_loop()
         request_id = new_request_id()
-        if request.invocation_type == "DryRun":
-            return InvocationResult(request_id=request_id, outcome="success")
-        if request.invocation_type == "Event":
-            pool.events.put_nowait((request_id, request))
-            return InvocationResult(request_id=request_id, outcome="success")
-        inv = Invocation(request_id, request, asyncio.get_running_loop().create_future())
+        waiter: asyncio.Future[InvocationResult] = loop.create_future()
+        if request.invocation_type != "RequestResponse":
+            if request.invocation_type == "Event":
+                pool.events.put_nowait((request_id, request))
+            waiter.set_result(InvocationResult(request_id=request_id, outcome="success"))
+            return waiter
+        inv = Invocation(request_id, request, loop.create_future(), waiter=waiter)
         reason = self._begin(pool, inv)
         if reason is not None:
-            return self._throttled(pool, request_id, reason)
-        # shield: a caller that goes away must not cancel the invocation's bookkeeping.
-        if request.wait_timeout_s is None:
-            return await asyncio.shield(inv.future)
-        try:
-            return await asyncio.wait_for(asyncio.shield(inv.future), request.wait_timeout_s)
-        except TimeoutError:
-            env = inv.env
-            return InvocationResult(request_id=request_id, outcome="timeout", waited_out=True,
-                                    env_id=env.env_id if env else None, cold=inv.cold)
+            waiter.set_result(self._throttled(pool, request_id, reason))
+        elif request.wait_timeout_s is not None:
+            inv.wait_timer = loop.call_later(request.wait_timeout_s, _waited_out, inv)
+        return waiter
 
     # ------------------------------------------------------------ scheduling
 
@@ -385,6 +393,7 @@ class Emulator:
             env_id=env.env_id if env is not None else None, cold=inv.cold, init_ms=init_ms,
             duration_ms=duration_ms if inv.started else None)
         inv.future.set_result(result)
+        inv.release(result)
         self._record(pool, result)
         if env is not None and env.state == BUSY and outcome in ("success", "function_error"):
             pool.finishing.append(env)
@@ -483,7 +492,9 @@ class Emulator:
             self.inflight.discard(inv)
             reason = self._begin(pool, inv)
             if reason is not None:
-                inv.future.set_result(self._throttled(pool, inv.request_id, reason))
+                result = self._throttled(pool, inv.request_id, reason)
+                inv.future.set_result(result)
+                inv.release(result)
         elif inv is not None and not inv.done:
             message = (f"RequestId: {inv.request_id} Error: Runtime exited with error: "
                        f"{exit_reason(status)}")
@@ -663,6 +674,13 @@ class Emulator:
     def stats(self) -> dict[str, Any]:
         """Counters for ``GET /_connstorm/stats``: totals plus ``functions`` by name."""
         return aggregate_stats(self.pools, self.concurrency_peak)
+
+
+def _waited_out(inv: Invocation) -> None:
+    """The caller's wait (API Gateway's integration timeout) is over; the invocation runs on."""
+    env = inv.env
+    inv.release(InvocationResult(request_id=inv.request_id, outcome="timeout", waited_out=True,
+                                 env_id=env.env_id if env else None, cold=inv.cold))
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -48,11 +48,23 @@ class Invocation:
     started: float = 0.0
     log_offset: int = 0
     timer: asyncio.TimerHandle | None = None
+    #: The caller's future (:meth:`Emulator.submit`): the result, or ``waited_out``.
+    waiter: asyncio.Future[InvocationResult] | None = None
+    wait_timer: asyncio.TimerHandle | None = None
 
     @property
     def done(self) -> bool:
         """Whether a result has been given (a second answer must change nothing)."""
         return self.future.done()
+
+    def release(self, result: InvocationResult) -> None:
+        """Answer the caller, once (the result, or that its wait expired)."""
+        if self.wait_timer is not None:
+            self.wait_timer.cancel()
+            self.wait_timer = None
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(result)
 
 
 @dataclass(eq=False)
