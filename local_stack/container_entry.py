@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from connstorm.errors import ConnstormError, StackError
 from connstorm.scenario import Scenario, SettingValue, load_scenario
@@ -313,45 +313,11 @@ def run_emulator(scenario: Scenario, env: ServiceEnv) -> None:
     run_dir = Path(env.runs_dir) / "emulator"
     config = EmulatorConfig.from_scenario(scenario, run_dir, function_env(scenario, env, secrets),
                                           host=env.listen_addr)
-    import uvloop
+    from local_stack.lambda_ import server
 
-    from local_stack.lambda_.server import raise_nofile_limit
-
-    raise_nofile_limit()
-    uvloop.run(_serve_emulator(config, env.emulator_port))
-
-
-async def _serve_emulator(config: Any, port: int) -> None:
-    """The emulator server of ``local_stack.lambda_.server`` on a fixed port.
-
-    The server module binds a free port and reports it in a ready file, which
-    suits a process the toolkit owns; a compose service needs a port known in
-    advance, so this builds the same app and binds ``port``.
-    """
-    import asyncio
-    import signal
-
-    from aiohttp import web
-
-    from local_stack.lambda_.emulator import Emulator
-    from local_stack.lambda_.server import build_app
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    emulator = Emulator(config)
-    await emulator.start()
-    runner = web.AppRunner(build_app(emulator), access_log=None, handle_signals=False)
-    try:
-        await runner.setup()
-        await web.TCPSite(runner, config.host, port, backlog=1024).start()
-        log.info("emulator: listening on http://%s:%d (%d functions)", config.host, port,
-                 len(config.functions))
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        await emulator.stop()
+    # The server binds a free port for a process the toolkit owns; a compose
+    # service needs the port known in advance.
+    server.run(config, port=env.emulator_port)
 
 
 def write_stack_json(scenario: Scenario, env: ServiceEnv, run_dir: Path) -> Path:

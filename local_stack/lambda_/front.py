@@ -25,15 +25,14 @@ REST APIs say ``{"message": "Internal server error"}``, HTTP APIs
 Nothing a client sends can take the server down: every failure while handling a
 request becomes an answer (500 at worst) and a log line.
 
-The core's server calls :func:`add_front_routes` once, after its own routes::
-
-    app = web.Application()
-    add_invoke_routes(app, invoker)
-    add_front_routes(app, invoker, scenario.routes)
+The emulator's server hands it every request that is not its own
+(``/_connstorm/*``, the Invoke API): :meth:`Front.handle` answers at once, or
+with a :class:`~local_stack.lambda_.http_server.Later` while the invocation runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -41,17 +40,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiohttp import web
-from multidict import CIMultiDict
 
 from connstorm import error_kinds
 from local_stack.lambda_ import apigw_events, apigw_responses
 from local_stack.lambda_.apigw_events import ApiContext, HttpRequest
+from local_stack.lambda_.http_server import Later, Request, Response
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
     Invoker,
     UnknownFunctionError,
+    start_invocation,
 )
 from local_stack.lambda_.routes import RouteMatch, RouteSpec, RouteTable
 
@@ -82,61 +81,47 @@ _HTTP_500 = _Answer(500, b'{"message":"Internal Server Error"}')
 _HTTP_502 = _Answer(502, b'{"message":"Internal Server Error"}')
 _HTTP_503 = _Answer(503, b'{"message":"Service Unavailable"}')
 
-FRONT_KEY: web.AppKey[Front] = web.AppKey("connstorm_front")
 #: Diagnostic header on the front's own error answers: the classified error kind.
 ERROR_KIND_HEADER = "X-Connstorm-Error-Kind"
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class Front:
     """Routes, event building and response mapping for one emulator's API.
 
-    One instance serves every route; :func:`add_front_routes` registers its
-    :meth:`handle` as the application's catch-all.
+    One instance serves every route: the server passes it each request that is
+    not its own.
     """
 
     def __init__(self, invoker: Invoker, routes: Sequence[RouteSpec],
                  api: ApiContext | None = None) -> None:
+        if api is None:
+            # Same region as the emulator's own ARNs when the invoker knows it.
+            region = getattr(getattr(invoker, "account", None), "region", None)
+            api = ApiContext(region=str(region)) if region else apigw_events.DEFAULT_API
         self.invoker = invoker
         self.table = RouteTable(routes)
-        self.api = api or apigw_events.DEFAULT_API
-        self._listen_port: int | None = None
+        self.api = api
 
-    def _port(self, request: web.Request) -> int:
-        # The port clients reached (X-Forwarded-Port); one listener, so ask once.
-        if self._listen_port is None:
-            sockname = request.transport.get_extra_info("sockname") if request.transport else None
-            if isinstance(sockname, tuple) and len(sockname) >= 2:
-                self._listen_port = int(sockname[1])
-            else:
-                return 80
-        return self._listen_port
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    def handle(self, request: Request) -> Response | Later:
         """Answer one request; never raises (a failure becomes a 500 and a log line)."""
         try:
-            return await self._handle(request)
+            return self._handle(request)
         except Exception:
             log.exception("front: %s %s failed", request.method, request.path)
             return _answer(_REST_500, request_id=None, rest=True)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    def _handle(self, request: Request) -> Response | Later:
         method = request.method
         match = self.table.match(method, request.path) if method in METHODS else None
         if match is None:
             return _answer(_NOT_FOUND, request_id=None, rest=False)
         rest = match.route.payload == "1.0"
-        length = request.content_length
-        if length is not None and length > MAX_PAYLOAD_BYTES:
+        if request.oversize:
             return _answer(_TOO_LARGE, request_id=None, rest=rest)
-        try:
-            body = await _read_body(request) if request.body_exists else b""
-        except _TooLarge:
-            return _answer(_TOO_LARGE, request_id=None, rest=rest)
-        http_request = _to_http_request(request, body, self._port(request))
+        http_request = HttpRequest(
+            method=method, path=request.path, query_string=request.query_string,
+            headers=request.headers, body=request.body, source_ip=request.remote,
+            protocol=f"HTTP/{request.version}", port=request.local_port)
         if rest:
             request_id = apigw_events.uuid4()
             event = apigw_events.rest_event(http_request, match.route.path,
@@ -150,26 +135,34 @@ class Front:
         payload = dumps_event(event)
         if len(payload) > MAX_PAYLOAD_BYTES:
             return _answer(_TOO_LARGE, request_id=request_id, rest=rest)
-        return await self._invoke(match, payload, request_id, rest)
-
-    async def _invoke(self, match: RouteMatch, payload: bytes, request_id: str,
-                      rest: bool) -> web.Response:
         try:
-            result = await self.invoker.invoke(InvocationRequest(
+            future = start_invocation(self.invoker, InvocationRequest(
                 function=match.route.function, payload=payload,
                 wait_timeout_s=match.timeout_s))
         except UnknownFunctionError:
-            log.error("front: route %s names unknown function %r", match.route_key,
-                      match.route.function)
-            return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id, rest=rest)
+            return self._unknown_function(match, rest, request_id)
+        return Later(future, lambda done: self._answer(done, match, rest, request_id))
+
+    def _answer(self, done: asyncio.Future[InvocationResult], match: RouteMatch, rest: bool,
+                request_id: str) -> Response:
+        try:
+            result = done.result()
+        except UnknownFunctionError:
+            return self._unknown_function(match, rest, request_id)
         except Exception:
             # The invoke was rejected by a failure of the service: API Gateway says 500.
             log.exception("front: invoking %s failed", match.route.function)
             return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id, rest=rest)
         return map_result(result, rest=rest, request_id=request_id)
 
+    @staticmethod
+    def _unknown_function(match: RouteMatch, rest: bool, request_id: str) -> Response:
+        log.error("front: route %s names unknown function %r", match.route_key,
+                  match.route.function)
+        return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id, rest=rest)
 
-def map_result(result: InvocationResult, *, rest: bool, request_id: str) -> web.Response:
+
+def map_result(result: InvocationResult, *, rest: bool, request_id: str) -> Response:
     """The client's answer for an invocation's outcome (see the module's table)."""
     if result.waited_out:
         return _answer(_REST_504 if rest else _HTTP_503, request_id=request_id, rest=rest,
@@ -186,9 +179,11 @@ def map_result(result: InvocationResult, *, rest: bool, request_id: str) -> web.
         _note_malformed(result, str(exc))
         return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest,
                        kind=error_kinds.HTTP_ERROR)
-    headers: CIMultiDict[str] = CIMultiDict(mapped.headers)
-    headers[_id_header(rest)] = request_id
-    return web.Response(status=mapped.status, body=mapped.body, headers=headers)
+    id_header = _id_header(rest)
+    lowered = id_header.lower()
+    headers = [h for h in mapped.headers if h[0].lower() != lowered]
+    headers.append((id_header, request_id))
+    return Response(mapped.status, mapped.body, headers)
 
 
 _malformed_seen: set[str] = set()
@@ -221,34 +216,17 @@ def _function_error_kind(result: InvocationResult) -> str:
 
 
 def _answer(answer: _Answer, *, request_id: str | None, rest: bool,
-            kind: str | None = None) -> web.Response:
-    headers: dict[str, Any] = {"Content-Type": _JSON}
+            kind: str | None = None) -> Response:
+    headers = [("Content-Type", _JSON)]
     if rest and answer.error_type is not None:
-        headers["x-amzn-ErrorType"] = answer.error_type
+        headers.append(("x-amzn-ErrorType", answer.error_type))
     if kind is not None:
         # Not an AWS header: API Gateway's bodies hide why the integration failed,
         # and a load test needs the kind per request (docs/emulator-http.md).
-        headers[ERROR_KIND_HEADER] = kind
+        headers.append((ERROR_KIND_HEADER, kind))
     if request_id is not None:
-        headers[_id_header(rest)] = request_id
-    # An upload refused half-read is drained by aiohttp's lingering close
-    # (bounded in time), so the client reads its 413 instead of a reset.
-    return web.Response(status=answer.status, body=answer.body, headers=headers)
-
-
-async def _read_body(request: web.Request) -> bytes:
-    # request.read() stops at the app's client_max_size (1 MB by default); the
-    # limit that matters here is Lambda's, so read the stream with our own.
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_PAYLOAD_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
+        headers.append((_id_header(rest), request_id))
+    return Response(answer.status, answer.body, headers)
 
 
 def dumps_event(event: dict[str, Any]) -> bytes:
@@ -258,35 +236,3 @@ def dumps_event(event: dict[str, Any]) -> bytes:
         return orjson.dumps(event)
     except orjson.JSONEncodeError:
         return json.dumps(event, separators=(",", ":")).encode()
-
-
-def _to_http_request(request: web.Request, body: bytes, port: int) -> HttpRequest:
-    version = request.version
-    return HttpRequest(
-        method=request.method,
-        path=request.path,
-        query_string=request.query_string,
-        headers=list(request.headers.items()),
-        body=body,
-        source_ip=request.remote or "127.0.0.1",
-        protocol=f"HTTP/{version.major}.{version.minor}",
-        port=port,
-    )
-
-
-def add_front_routes(app: web.Application, invoker: Invoker,
-                     routes: Sequence[RouteSpec], *, api: ApiContext | None = None) -> Front:
-    """Serve the scenario's API Gateway routes on ``app``, as its catch-all.
-
-    Routes the application registers itself (the Invoke API, ``/_connstorm/stats``)
-    take precedence: aiohttp resolves the longest literal prefix first. Raises
-    :class:`~local_stack.lambda_.routes.RouteTemplateError` for a bad template.
-    """
-    if api is None:
-        # Same region as the emulator's own ARNs when the invoker knows it.
-        region = getattr(getattr(invoker, "account", None), "region", None)
-        api = ApiContext(region=str(region)) if region else None
-    front = Front(invoker, routes, api)
-    app[FRONT_KEY] = front
-    app.router.add_route("*", "/{tail:.*}", front.handle)
-    return front

@@ -7,6 +7,7 @@ types, so either can change without the other.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -82,3 +83,19 @@ class Invoker(Protocol):
     async def invoke(self, request: InvocationRequest) -> InvocationResult:
         """Run one invocation; raises :class:`UnknownFunctionError` for an unknown function."""
         ...
+
+
+def start_invocation(invoker: Invoker, request: InvocationRequest
+                     ) -> asyncio.Future[InvocationResult]:
+    """Start ``request`` on ``invoker`` and return the future of its result.
+
+    The emulator's ``submit`` starts it without a task (its hot path); any other
+    :class:`Invoker` gets a task around ``invoke``. Raises
+    :class:`UnknownFunctionError` at once when ``submit`` knows the name is unknown;
+    through a task it arrives as the future's exception instead.
+    """
+    submit = getattr(invoker, "submit", None)
+    if submit is not None:
+        future: asyncio.Future[InvocationResult] = submit(request)
+        return future
+    return asyncio.ensure_future(invoker.invoke(request))

@@ -38,21 +38,23 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
-
-from aiohttp import web
+from urllib.parse import parse_qsl
 
 from local_stack.lambda_.config import ACCOUNT_ID
+from local_stack.lambda_.http_server import Later, Request, Response
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
     InvocationType,
     Invoker,
     UnknownFunctionError,
+    start_invocation,
 )
 
 log = logging.getLogger(__name__)
 
-INVOKE_PATH = "/2015-03-31/functions/{FunctionName}/invocations"
+INVOKE_PREFIX = "/2015-03-31/functions/"
+INVOKE_SUFFIX = "/invocations"
 #: Lambda's payload limits: 6 MB synchronous, 1 MB asynchronous (``Event``).
 MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 MAX_ASYNC_PAYLOAD_BYTES = 1024 * 1024
@@ -67,9 +69,6 @@ _QUALIFIER = re.compile(r"^[A-Za-z0-9$_-]{1,128}$")
 _ARN = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
                   r"function:(?P<rest>.+)$")
 _PARTIAL_ARN = re.compile(r"^(?P<account>\d{12}):function:(?P<rest>.+)$")
-
-INVOKE_API_KEY: web.AppKey[InvokeApi] = web.AppKey("connstorm_invoke_api")
-
 
 class InvokeApiError(Exception):
     """An error answer of the Invoke API: status, AWS error code, message."""
@@ -137,28 +136,44 @@ def log_result(tail: str | None) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-class InvokeApi:
-    """The ``Invoke`` operation on an aiohttp application; see the module docstring."""
+def invoke_function_name(path: str) -> str | None:
+    """The ``{FunctionName}`` of an Invoke path, or None for any other path."""
+    if path.startswith(INVOKE_PREFIX) and path.endswith(INVOKE_SUFFIX):
+        name = path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)]
+        if name and "/" not in name:
+            return name
+    return None
 
-    def __init__(self, invoker: Invoker, *, region: str = "us-east-1",
+
+class InvokeApi:
+    """The ``Invoke`` operation; see the module docstring.
+
+    :meth:`handle` answers at once, or with a
+    :class:`~local_stack.lambda_.http_server.Later` while the invocation runs.
+    """
+
+    def __init__(self, invoker: Invoker, *, region: str | None = None,
                  account_id: str = ACCOUNT_ID) -> None:
+        if region is None:
+            # ARNs must name the emulator's own region when the invoker knows it.
+            region = str(getattr(getattr(invoker, "account", None), "region", "us-east-1"))
         self.invoker = invoker
         self.region = region
         self.account_id = account_id
-        # Asynchronous (Event) invocations still running: kept so they are not
-        # garbage-collected mid-flight, and cancelled when the server stops.
-        self._background: set[asyncio.Task[InvocationResult | None]] = set()
+        # Asynchronous (Event) invocations still running through an invoker without
+        # ``submit``: kept so they are not garbage-collected mid-flight.
+        self._background: set[asyncio.Future[InvocationResult]] = set()
 
     def arn(self, name: str, qualifier: str | None = None) -> str:
         """The function's ARN, as error messages quote it."""
         base = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
         return f"{base}:{qualifier}" if qualifier else base
 
-    async def handle(self, request: web.Request) -> web.Response:
+    def handle(self, request: Request, function_name: str) -> Response | Later:
         """Answer one Invoke call; never raises (a failure becomes 500 ServiceException)."""
         request_id = str(uuid.uuid4())
         try:
-            return await self._handle(request, request_id)
+            return self._handle(request, function_name, request_id)
         except InvokeApiError as exc:
             return _error(exc, request_id)
         except Exception:
@@ -166,82 +181,104 @@ class InvokeApi:
             return _error(InvokeApiError(500, "ServiceException", "Internal error",
                                          Type="Service"), request_id)
 
-    async def _handle(self, request: web.Request, request_id: str) -> web.Response:
-        ref = parse_function_name(request.match_info["FunctionName"],
-                                  request.query.get("Qualifier"),
+    def _handle(self, request: Request, function_name: str,
+                request_id: str) -> Response | Later:
+        ref = parse_function_name(function_name, _query_value(request.query_string, "Qualifier"),
                                   region=self.region, account_id=self.account_id)
         if ref.qualifier not in (None, LATEST) or not self.invoker.has_function(ref.name):
-            raise InvokeApiError(404, "ResourceNotFoundException",
-                                 f"Function not found: {self.arn(ref.name, ref.qualifier)}",
-                                 Type="User")
-        kind = _INVOCATION_TYPES.get(request.headers.get("X-Amz-Invocation-Type",
-                                                         "RequestResponse"))
+            raise self._not_found(ref.name, ref.qualifier)
+        kind = _INVOCATION_TYPES.get(request.header("X-Amz-Invocation-Type")
+                                     or "RequestResponse")
         if kind is None:
             raise InvokeApiError(400, "InvalidParameterValueException",
                                  "X-Amz-Invocation-Type must be RequestResponse, Event or "
                                  "DryRun", Type="User")
-        log_type = request.headers.get("X-Amz-Log-Type", "None")
+        log_type = request.header("X-Amz-Log-Type") or "None"
         if log_type not in ("None", "Tail"):
             raise InvokeApiError(400, "InvalidParameterValueException",
                                  "X-Amz-Log-Type must be None or Tail", Type="User")
-        client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
+        client_context = _client_context(request.header("X-Amz-Client-Context"))
         limit = MAX_ASYNC_PAYLOAD_BYTES if kind == "Event" else MAX_SYNC_PAYLOAD_BYTES
-        payload = await _read_payload(request, limit)
+        payload = _payload(request, limit)
         if kind == "DryRun":
-            return web.Response(status=204, headers={"x-amzn-RequestId": request_id})
+            return Response(204, b"", (("x-amzn-RequestId", request_id),))
         invocation = InvocationRequest(function=ref.name, payload=payload,
                                        invocation_type=kind, log_tail=log_type == "Tail",
                                        client_context=client_context)
-        if kind == "Event":
-            task = asyncio.get_running_loop().create_task(self._run_event(invocation))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
         try:
-            result = await self.invoker.invoke(invocation)
+            future = start_invocation(self.invoker, invocation)
         except UnknownFunctionError:
-            raise InvokeApiError(404, "ResourceNotFoundException",
-                                 f"Function not found: {self.arn(ref.name)}",
-                                 Type="User") from None
-        return self._answer(result, request_id, log_type == "Tail")
+            raise self._not_found(ref.name, None) from None
+        if kind == "Event":
+            if not future.done():
+                self._background.add(future)
+            future.add_done_callback(self._event_done)
+            return Response(202, b"", (("x-amzn-RequestId", request_id),))
+        tail = log_type == "Tail"
+        return Later(future, lambda done: self._answer(done, ref.name, request_id, tail))
 
-    async def _run_event(self, invocation: InvocationRequest) -> InvocationResult | None:
+    def _not_found(self, name: str, qualifier: str | None) -> InvokeApiError:
+        return InvokeApiError(404, "ResourceNotFoundException",
+                              f"Function not found: {self.arn(name, qualifier)}", Type="User")
+
+    def _event_done(self, future: asyncio.Future[InvocationResult]) -> None:
         # Lambda queues asynchronous events and retries throttles itself; the
         # caller already has its 202, so an outcome here is only logged.
-        try:
-            result = await self.invoker.invoke(invocation)
-        except Exception:
-            log.exception("invoke api: Event invocation of %s failed", invocation.function)
-            return None
+        self._background.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            log.error("invoke api: Event invocation failed: %s", exc)
+            return
+        result = future.result()
         if result.outcome != "success":
-            log.info("invoke api: Event invocation of %s ended %s (%s)", invocation.function,
-                     result.outcome, result.error_type or result.throttle_reason or "")
-        return result
+            log.info("invoke api: Event invocation ended %s (%s)", result.outcome,
+                     result.error_type or result.throttle_reason or "")
 
-    def _answer(self, result: InvocationResult, request_id: str,
-                tail: bool) -> web.Response:
+    def _answer(self, done: asyncio.Future[InvocationResult], name: str, request_id: str,
+                tail: bool) -> Response:
+        try:
+            result = done.result()
+        except UnknownFunctionError:
+            return _error(self._not_found(name, None), request_id)
+        except Exception:
+            log.exception("invoke api: invoking %s failed", name)
+            return _error(InvokeApiError(500, "ServiceException", "Internal error",
+                                         Type="Service"), request_id)
         if result.outcome == "throttled":
-            raise InvokeApiError(429, "TooManyRequestsException", "Rate Exceeded.", Type="User",
-                                 Reason=result.throttle_reason
-                                 or "ConcurrentInvocationLimitExceeded")
-        headers = {"Content-Type": "application/json", "x-amzn-RequestId": result.request_id
-                   or request_id, "X-Amz-Executed-Version": result.executed_version}
+            return _error(InvokeApiError(
+                429, "TooManyRequestsException", "Rate Exceeded.", Type="User",
+                Reason=result.throttle_reason or "ConcurrentInvocationLimitExceeded"),
+                request_id)
+        headers = [("Content-Type", "application/json"),
+                   ("x-amzn-RequestId", result.request_id or request_id),
+                   ("X-Amz-Executed-Version", result.executed_version)]
         body = result.payload
         if result.function_error is not None:
-            headers["X-Amz-Function-Error"] = result.function_error
+            headers.append(("X-Amz-Function-Error", result.function_error))
             if not body:
                 body = json.dumps({"errorMessage": result.error_message or "",
                                    "errorType": result.error_type or "Unhandled"}).encode()
         if tail:
-            headers["X-Amz-Log-Result"] = log_result(result.log_tail)
-        return web.Response(status=200, body=body, headers=headers)
+            headers.append(("X-Amz-Log-Result", log_result(result.log_tail)))
+        return Response(200, body, headers)
 
-    async def close(self, _app: web.Application | None = None) -> None:
+    async def close(self) -> None:
         """Cancel asynchronous invocations still running (the server is stopping)."""
-        for task in list(self._background):
-            task.cancel()
+        for future in list(self._background):
+            future.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _query_value(query_string: str, name: str) -> str | None:
+    if not query_string:
+        return None
+    for key, value in parse_qsl(query_string, keep_blank_values=True):
+        if key == name:
+            return value
+    return None
 
 
 def _client_context(value: str | None) -> str | None:
@@ -257,21 +294,12 @@ def _client_context(value: str | None) -> str | None:
     return text
 
 
-async def _read_payload(request: web.Request, limit: int) -> bytes:
-    too_large = InvokeApiError(413, "RequestTooLargeException",
-                               f"Request must be smaller than {limit} bytes for the "
-                               f"InvokeFunction operation", Type="User")
-    length = request.content_length
-    if length is not None and length > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    payload = b"".join(chunks)
+def _payload(request: Request, limit: int) -> bytes:
+    if request.oversize or len(request.body) > limit:
+        raise InvokeApiError(413, "RequestTooLargeException",
+                             f"Request must be smaller than {limit} bytes for the "
+                             f"InvokeFunction operation", Type="User")
+    payload = request.body
     if not payload.strip():
         # An Invoke without a payload hands the function an empty object.
         return b"{}"
@@ -284,25 +312,9 @@ async def _read_payload(request: web.Request, limit: int) -> bytes:
     return payload
 
 
-def _error(exc: InvokeApiError, request_id: str) -> web.Response:
+def _error(exc: InvokeApiError, request_id: str) -> Response:
     doc: dict[str, Any] = {"Type": exc.fields.get("Type", "User"), "message": exc.message}
     doc.update({k: v for k, v in exc.fields.items() if k != "Type"})
-    return web.json_response(doc, status=exc.status, headers={
-        "x-amzn-ErrorType": exc.code, "x-amzn-RequestId": request_id})
-
-
-def add_invoke_routes(app: web.Application, invoker: Invoker, *, region: str | None = None,
-                      account_id: str = ACCOUNT_ID) -> InvokeApi:
-    """Serve the Invoke API on ``app`` (the core's server calls this before it starts).
-
-    ARNs must name this region and account: by default the region is the
-    emulator's own (``invoker.account.region`` when the invoker has one, as the
-    core's :class:`~local_stack.lambda_.emulator.Emulator` does), else us-east-1.
-    """
-    if region is None:
-        region = str(getattr(getattr(invoker, "account", None), "region", "us-east-1"))
-    api = InvokeApi(invoker, region=region, account_id=account_id)
-    app[INVOKE_API_KEY] = api
-    app.router.add_post(INVOKE_PATH, api.handle)
-    app.on_cleanup.append(api.close)
-    return api
+    return Response(exc.status, json.dumps(doc).encode(), (
+        ("Content-Type", "application/json"), ("x-amzn-ErrorType", exc.code),
+        ("x-amzn-RequestId", request_id)))

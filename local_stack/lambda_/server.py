@@ -1,16 +1,17 @@
 """The emulator server process: one asyncio (uvloop) process hosting everything.
 
 It runs the :class:`~local_stack.lambda_.emulator.Emulator` (zygotes, Runtime API
-listeners, scheduler) and one aiohttp app on a free 127.0.0.1 port with the API
-Gateway front and the Invoke API (the HTTP side's ``front.add_front_routes`` and
-``invoke_api.add_invoke_routes``, when they are importable) plus
-``GET /_connstorm/stats`` and ``GET /_connstorm/health``.
+listeners, scheduler) and one HTTP listener (:mod:`.http_server`) on 127.0.0.1
+that serves the Invoke API (``POST /2015-03-31/functions/{name}/invocations``),
+``GET /_connstorm/stats`` and ``GET /_connstorm/health``, and hands every other
+request to the API Gateway front.
 
 Started by :class:`~local_stack.lambda_.process.EmulatorProcess` as
-``python -m local_stack.lambda_ --config FILE --ready-file FILE``. When ready it
-writes ``{"port", "pid"}`` to the ready file (atomically), so the parent learns the
-port without racing for one. SIGTERM/SIGINT shut the environments down the
-Lambda way before exiting.
+``python -m local_stack.lambda_ --config FILE --ready-file FILE``: it binds a free
+port and, once ready, writes ``{"port", "pid"}`` to the ready file (atomically),
+so the parent learns the port without racing for one. A compose service, which
+needs a port known in advance, passes ``--port``. SIGTERM/SIGINT shut the
+environments down the Lambda way before exiting.
 """
 
 from __future__ import annotations
@@ -18,28 +19,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import os
 import resource
 import signal
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from local_stack.deathsig import set_parent_death_signal
 from local_stack.lambda_.config import EmulatorConfig
 from local_stack.lambda_.emulator import Emulator
+from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front
+from local_stack.lambda_.http_server import HttpServer, Later, Request, Response
+from local_stack.lambda_.invoke_api import InvokeApi, invoke_function_name
 
 log = logging.getLogger(__name__)
 
-#: Bodies up to this size reach the handlers, so the HTTP side can answer 413 itself
-#: for payloads over Lambda's 6 MB.
-CLIENT_MAX_SIZE = 8 * 1024 * 1024
-EMULATOR_KEY = web.AppKey("emulator", Emulator)
+_JSON = (("Content-Type", "application/json"),)
 
 
 def raise_nofile_limit() -> int:
@@ -50,37 +49,39 @@ def raise_nofile_limit() -> int:
     return hard
 
 
-async def _stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[EMULATOR_KEY].stats())
+class Routes:
+    """The listener's one handler: our own paths first, the front's catch-all last.
 
+    ``documents`` maps ``GET`` paths (``/_connstorm/stats``) to functions that
+    return the JSON document to answer.
+    """
 
-async def _health(request: web.Request) -> web.Response:
-    emulator = request.app[EMULATOR_KEY]
-    return web.json_response({"ok": True, "pid": os.getpid(),
-                              "functions": sorted(emulator.pools)})
+    def __init__(self, invoke_api: InvokeApi, front: Front,
+                 documents: Mapping[str, Callable[[], Any]]) -> None:
+        self.invoke_api = invoke_api
+        self.front = front
+        self.documents = dict(documents)
 
+    @classmethod
+    def of(cls, emulator: Emulator) -> Routes:
+        """The emulator's routes: stats, health, the Invoke API and its scenario's API."""
+        return cls(InvokeApi(emulator, region=emulator.account.region),
+                   Front(emulator, emulator.config.routes), {
+                       "/_connstorm/stats": emulator.stats,
+                       "/_connstorm/health": lambda: {"ok": True, "pid": os.getpid(),
+                                                      "functions": sorted(emulator.pools)}})
 
-def _optional(module: str, name: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        log.warning("%s.%s not available (%s): serving without it", module, name, exc)
-        return None
-
-
-def build_app(emulator: Emulator) -> web.Application:
-    """The aiohttp app: Invoke API and our endpoints first, the front's catch-all last."""
-    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
-    app[EMULATOR_KEY] = emulator
-    app.router.add_get("/_connstorm/stats", _stats)
-    app.router.add_get("/_connstorm/health", _health)
-    add_invoke = _optional("local_stack.lambda_.invoke_api", "add_invoke_routes")
-    if add_invoke is not None:
-        add_invoke(app, emulator, region=emulator.account.region)
-    add_front = _optional("local_stack.lambda_.front", "add_front_routes")
-    if add_front is not None:
-        add_front(app, emulator, emulator.config.routes)
-    return app
+    def __call__(self, request: Request) -> Response | Later:
+        path = request.path
+        if request.method == "GET":
+            document = self.documents.get(path)
+            if document is not None:
+                return Response(200, json.dumps(document()).encode(), _JSON)
+        elif request.method == "POST":
+            name = invoke_function_name(path)
+            if name is not None:
+                return self.invoke_api.handle(request, name)
+        return self.front.handle(request)
 
 
 def _write_ready(path: Path, port: int) -> None:
@@ -89,22 +90,19 @@ def _write_ready(path: Path, port: int) -> None:
     tmp.replace(path)
 
 
-async def serve(config: EmulatorConfig, ready_file: Path | None) -> None:
-    """Run until SIGTERM/SIGINT, then stop the app and the environments."""
+async def serve(config: EmulatorConfig, ready_file: Path | None, port: int = 0) -> None:
+    """Run until SIGTERM/SIGINT, then stop the listener and the environments."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     emulator = Emulator(config)
     await emulator.start()
-    runner = web.AppRunner(build_app(emulator), access_log=None, handle_signals=False)
+    routes = Routes.of(emulator)
+    # Bodies up to Lambda's 6 MB reach the handlers; over it they answer 413 themselves.
+    http = HttpServer(routes, max_body_bytes=MAX_PAYLOAD_BYTES)
     try:
-        await runner.setup()
-        site = web.TCPSite(runner, config.host, 0, backlog=1024)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        port = await http.start(config.host, port)
         log.info("emulator listening on http://%s:%d (%d functions)", config.host, port,
                  len(config.functions))
         if ready_file is not None:
@@ -113,16 +111,28 @@ async def serve(config: EmulatorConfig, ready_file: Path | None) -> None:
         log.info("emulator stopping")
     finally:
         with contextlib.suppress(Exception):
-            await runner.cleanup()
+            await http.stop()
+        with contextlib.suppress(Exception):
+            await routes.invoke_api.close()
         await emulator.stop()
 
 
+def run(config: EmulatorConfig, ready_file: Path | None = None, port: int = 0) -> None:
+    """Serve ``config`` on uvloop until SIGTERM/SIGINT (the process's main job)."""
+    raise_nofile_limit()
+    import uvloop
+
+    uvloop.run(serve(config, ready_file, port))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m local_stack.lambda_ --config FILE [--ready-file FILE]``."""
+    """``python -m local_stack.lambda_ --config FILE [--ready-file FILE] [--port N]``."""
     parser = argparse.ArgumentParser(prog="python -m local_stack.lambda_",
                                      description="connstorm's Lambda emulator server")
     parser.add_argument("--config", required=True, help="EmulatorConfig JSON file")
     parser.add_argument("--ready-file", help="where to write {port, pid} once serving")
+    parser.add_argument("--port", type=int, default=0,
+                        help="listen on this port (default: a free one, see --ready-file)")
     parser.add_argument("--parent-pid", type=int,
                         help="die (SIGTERM) with this process, even if it is SIGKILLed")
     args = parser.parse_args(argv)
@@ -135,8 +145,5 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.error("cannot read the emulator config %s: %s", args.config, exc)
         return 3
-    raise_nofile_limit()
-    import uvloop
-
-    uvloop.run(serve(config, Path(args.ready_file) if args.ready_file else None))
+    run(config, Path(args.ready_file) if args.ready_file else None, args.port)
     return 0

@@ -1,4 +1,4 @@
-"""Test helpers for the HTTP side: the real emulator, an aiohttp server, a scripted Invoker.
+"""Test helpers for the HTTP side: the real emulator, our HTTP server, a scripted Invoker.
 
 :class:`ScriptedInvoker` is pure-logic scaffolding: it stands in for the
 emulator core where a test is about how the front and the Invoke API map an
@@ -24,11 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig
 from local_stack.deathsig import preexec_death_signal
 from local_stack.lambda_.config import EmulatorConfig
+from local_stack.lambda_.front import MAX_PAYLOAD_BYTES
+from local_stack.lambda_.http_server import Handler, HttpServer
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
@@ -73,30 +73,24 @@ def returns(payload: bytes | str, **fields: Any) -> Script:
 
 
 @contextmanager
-def served(app: web.Application) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 (free port) from a thread; yields the base URL."""
+def served(handler: Handler) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 (free port) from a thread; yields the base URL."""
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
+    server = HttpServer(handler, max_body_bytes=MAX_PAYLOAD_BYTES)
     started = threading.Event()
     box: dict[str, Any] = {}
-
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        box["port"] = runner.addresses[0][1]
 
     def main() -> None:
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(start())
+            box["port"] = loop.run_until_complete(server.start())
         except BaseException as exc:
             box["error"] = exc
             started.set()
             return
         started.set()
         loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
+        loop.run_until_complete(server.stop())
         loop.close()
 
     thread = threading.Thread(target=main, name="test-http-server", daemon=True)

@@ -22,13 +22,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiohttp import web
 
 from connstorm.scenario import RouteConfig
-from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, add_front_routes, dumps_event
+from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front, dumps_event
 from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
-from local_stack.lambda_.invoke_api import add_invoke_routes
+from local_stack.lambda_.invoke_api import InvokeApi
 from local_stack.lambda_.routes import SimpleRoute
+from local_stack.lambda_.server import Routes
 from tests.local_stack.lambda_.http_harness import (
     ScriptedInvoker,
     emulator_config,
@@ -246,7 +246,7 @@ def test_front_body_over_6_mb_is_413(emulator: str) -> None:
 
 
 def test_front_large_body_under_limit_passes(emulator: str) -> None:
-    # Over aiohttp's 1 MB default client_max_size, under Lambda's 6 MB.
+    # Over the 1 MB default body limit of common servers, under Lambda's 6 MB.
     text = b"x" * (3 * 1024 * 1024)
     status, _, body = _call(emulator, "POST", "/upload", body=text,
                             headers={"Content-Type": "text/plain"})
@@ -358,15 +358,9 @@ ROUTES = [
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, ScriptedInvoker]]:
     invoker = ScriptedInvoker(dict(FUNCTIONS))
-    app = web.Application()
-
-    async def stats(_: web.Request) -> web.Response:
-        return web.json_response({"stats": True})
-
-    app.router.add_get("/_connstorm/stats", stats)
-    add_invoke_routes(app, invoker)
-    add_front_routes(app, invoker, ROUTES)
-    with served(app) as url:
+    routes = Routes(InvokeApi(invoker), Front(invoker, ROUTES),
+                    {"/_connstorm/stats": lambda: {"stats": True}})
+    with served(routes) as url:
         yield url, invoker
 
 

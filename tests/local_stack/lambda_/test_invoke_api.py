@@ -16,20 +16,21 @@ from typing import Any
 
 import boto3
 import pytest
-from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from local_stack.lambda_.front import Front
 from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from local_stack.lambda_.invoke_api import (
     LOG_TAIL_BYTES,
     MAX_ASYNC_PAYLOAD_BYTES,
     MAX_SYNC_PAYLOAD_BYTES,
+    InvokeApi,
     InvokeApiError,
-    add_invoke_routes,
     log_result,
     parse_function_name,
 )
+from local_stack.lambda_.server import Routes
 from tests.local_stack.lambda_.http_harness import (
     ScriptedInvoker,
     emulator_config,
@@ -277,9 +278,7 @@ FUNCTIONS = {
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[Any, ScriptedInvoker, str]]:
     invoker = ScriptedInvoker(dict(FUNCTIONS))
-    app = web.Application()
-    add_invoke_routes(app, invoker)
-    with served(app) as url:
+    with served(Routes(InvokeApi(invoker), Front(invoker, []), {})) as url:
         client = boto3.client("lambda", endpoint_url=url, region_name="us-east-1",
                               aws_access_key_id="test", aws_secret_access_key="test",
                               config=Config(retries={"total_max_attempts": 1},

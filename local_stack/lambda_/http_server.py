@@ -1,0 +1,374 @@
+"""The emulator's public HTTP/1.1 listener: a small server on ``httptools``.
+
+The API Gateway front, the Invoke API and ``/_connstorm/*`` all answer on one
+port. Every warm invocation crosses this listener, and on a 2-core machine the
+emulator process is the serial part of each invocation. aiohttp spent about a
+third of that process's CPU per invocation on a task, a ``Request``, a
+``Response`` and their header multidicts (BENCHMARKS.md, "Warm invocations").
+So this is a bare ``asyncio.Protocol``, like the Runtime API's. A handler
+answers at once with a :class:`Response`, or later with a :class:`Later`: a
+future plus the function that turns its result into a response. No coroutine
+or task is made per request.
+
+What HTTP/1.1 asks of a server, and nothing more:
+
+- keep-alive and pipelining: answers go out in request order, and reading
+  pauses while ``MAX_PENDING`` answers are owed on one connection;
+- bodies with Content-Length or chunked, ``Expect: 100-continue``;
+- a body over ``max_body_bytes`` is read and dropped, and the handler gets
+  ``Request.oversize`` so that it can answer its own 413. A body that goes on
+  past ``MAX_DISCARD_BYTES`` gets that answer at once, and the connection closes;
+- request heads over 64 KB get 431; malformed requests get 400, and that
+  connection closes;
+- ``HEAD`` answers carry no body; ``Date`` and ``Content-Length`` are always
+  set by the server.
+
+A handler that raises, or whose future fails, yields a 500 and a log line.
+Nothing a client sends can stop the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+
+log = logging.getLogger(__name__)
+
+#: Request line plus headers, per request.
+MAX_HEAD_BYTES = 64 * 1024
+#: Past this many body bytes an oversize request is answered at once and the
+#: connection closed, instead of reading the rest to keep the connection.
+MAX_DISCARD_BYTES = 64 * 1024 * 1024
+#: Answers owed on one connection before reading from it pauses.
+MAX_PENDING = 64
+
+_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "date",
+                         "keep-alive"})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@dataclass(slots=True)
+class Request:
+    """One HTTP request, as a handler sees it.
+
+    ``path`` is percent-decoded; ``query_string`` is as sent (without ``?``).
+    ``headers`` holds every header line in order, names as sent (decoded as
+    UTF-8, with undecodable bytes kept as surrogates). ``oversize`` means that
+    the body went over the server's limit and was dropped (``body`` is empty).
+    """
+
+    method: str
+    path: str
+    query_string: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    remote: str = "127.0.0.1"
+    version: str = "1.1"
+    local_port: int = 0
+    oversize: bool = False
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of a header, matched case-insensitively."""
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return default
+
+
+@dataclass(slots=True)
+class Response:
+    """An answer: status, headers (Content-Length and Date are the server's), body."""
+
+    status: int
+    body: bytes = b""
+    headers: Sequence[tuple[str, str]] = ()
+
+
+@dataclass(slots=True)
+class Later:
+    """An answer still to come: ``then(future)`` makes the response once ``future`` is done."""
+
+    future: asyncio.Future[Any]
+    then: Callable[[asyncio.Future[Any]], Response]
+
+
+Handler = Callable[[Request], "Response | Later"]
+
+_SERVER_ERROR = Response(500, b'{"message":"Internal Server Error"}',
+                         (("Content-Type", "application/json"),))
+
+
+class _Oversize(Exception):
+    """The request head is over MAX_HEAD_BYTES."""
+
+
+class _Slot:
+    """One request's place in its connection's answer queue."""
+
+    __slots__ = ("head_only", "keep_alive", "response")
+
+    def __init__(self, head_only: bool, keep_alive: bool) -> None:
+        self.response: Response | None = None
+        self.head_only = head_only
+        self.keep_alive = keep_alive
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parse, dispatch, answer in order."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.handler = server.handler
+        self.max_body = server.max_body_bytes
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.slots: collections.deque[_Slot] = collections.deque()
+        self.closing = False  # no more requests are read (Connection: close, an error)
+        self.paused = False
+        self.remote = "127.0.0.1"
+        self.local_port = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+        self.head_size = 0
+        self.body_size = 0
+        self.content_length = -1
+        self.expect_continue = False
+        self.oversize = False
+        self.answered_early = False
+
+    # ------------------------------------------------------- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self.remote = str(peer[0])
+        self.local_port = self.server.port
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # The request before the upgrade was dispatched; nothing after it is HTTP.
+            self.closing = True
+        except httptools.HttpParserError as exc:
+            too_large = isinstance(exc.__context__, _Oversize)
+            self._fail(431 if too_large else 400)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.slots.clear()
+        self.server.connections.discard(self)
+
+    # ------------------------------------------------------- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._reset()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.head_size += len(url)
+        if self.head_size > MAX_HEAD_BYTES:
+            raise _Oversize
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > MAX_HEAD_BYTES:
+            raise _Oversize
+        key = name.decode("utf-8", "surrogateescape")
+        if len(name) == 14 and key.lower() == "content-length":
+            self.content_length = int(value) if value.isdigit() else -1
+        elif len(name) == 6 and key.lower() == "expect":
+            self.expect_continue = value.lower() == b"100-continue"
+        self.headers.append((key, value.decode("utf-8", "surrogateescape")))
+
+    def on_headers_complete(self) -> None:
+        if not self.expect_continue or self.transport is None:
+            return
+        if self.content_length > self.max_body:
+            # Answer now: the client has not sent the body and will not.
+            self.oversize = True
+            self.answered_early = True
+            self.closing = True
+            self._dispatch(keep_alive=False)
+        else:
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.oversize:
+            if self.body_size > MAX_DISCARD_BYTES and not self.answered_early:
+                self.answered_early = True
+                self.closing = True
+                self._dispatch(keep_alive=False)
+            return
+        if self.body_size > self.max_body:
+            self.oversize = True
+            self.body = []
+            return
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.answered_early:
+            return
+        keep_alive = self.parser.should_keep_alive()
+        if not keep_alive:
+            self.closing = True
+        self._dispatch(keep_alive)
+
+    # ------------------------------------------------------- dispatch and answers
+
+    def _dispatch(self, keep_alive: bool) -> None:
+        parser = self.parser
+        method = parser.get_method().decode("ascii", "replace")
+        raw_path, _, query = self.url.partition(b"?")
+        path = raw_path.decode("utf-8", "surrogateescape")
+        if "%" in path:
+            path = unquote(path, errors="surrogateescape")
+        request = Request(method, path, query.partition(b"#")[0].decode("latin-1"),
+                          self.headers, b"".join(self.body), self.remote,
+                          parser.get_http_version(), self.local_port, self.oversize)
+        slot = _Slot(method == "HEAD", keep_alive)
+        self.slots.append(slot)
+        try:
+            answer = self.handler(request)
+        except Exception:
+            log.exception("http: %s %s failed", method, path)
+            answer = _SERVER_ERROR
+        if isinstance(answer, Response):
+            slot.response = answer
+            self._flush()
+        else:
+            answer.future.add_done_callback(lambda fut: self._resolve(slot, answer, fut))
+        if len(self.slots) >= MAX_PENDING and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def _resolve(self, slot: _Slot, later: Later, future: asyncio.Future[Any]) -> None:
+        try:
+            slot.response = later.then(future)
+        except Exception:
+            log.exception("http: answering a request failed")
+            slot.response = _SERVER_ERROR
+        self._flush()
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        out: list[bytes] = []
+        close = False
+        slots = self.slots
+        while slots and slots[0].response is not None:
+            slot = slots.popleft()
+            out.append(_serialize(slot.response, slot.head_only,  # type: ignore[arg-type]
+                                  slot.keep_alive))
+            if not slot.keep_alive:
+                close = True
+                slots.clear()
+                break
+        if out:
+            transport.write(b"".join(out) if len(out) > 1 else out[0])
+        if close:
+            transport.close()
+        elif self.paused and len(slots) < MAX_PENDING // 2:
+            self.paused = False
+            transport.resume_reading()
+
+    def _fail(self, status: int) -> None:
+        """A request we cannot parse: answer it (after those before it) and close."""
+        self.closing = True
+        slot = _Slot(False, False)
+        phrase = _phrase(status)
+        slot.response = Response(status, f'{{"message":"{phrase}"}}'.encode(),
+                                 (("Content-Type", "application/json"),))
+        self.slots.append(slot)
+        self._flush()
+
+
+_phrases: dict[int, str] = {}
+
+
+def _phrase(status: int) -> str:
+    phrase = _phrases.get(status)
+    if phrase is None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        _phrases[status] = phrase
+    return phrase
+
+
+_date = ["", -1]
+
+
+def _http_date() -> str:
+    now = int(time.time())
+    if _date[1] != now:
+        _date[0], _date[1] = formatdate(now, usegmt=True), now
+    return str(_date[0])
+
+
+def _serialize(response: Response, head_only: bool, keep_alive: bool) -> bytes:
+    status = response.status
+    body = response.body
+    lines = [f"HTTP/1.1 {status} {_phrase(status)}\r\n"]
+    for name, value in response.headers:
+        if name.lower() not in _HOP_BY_HOP:
+            lines.append(f"{name}: {value}\r\n")
+    lines.append(f"Content-Length: {len(body)}\r\nDate: {_http_date()}\r\n")
+    if not keep_alive:
+        lines.append("Connection: close\r\n")
+    lines.append("\r\n")
+    head = "".join(lines).encode("utf-8", "surrogateescape")
+    return head if head_only or not body else head + body
+
+
+class HttpServer:
+    """Serves ``handler`` on one listening socket; ``start()`` returns the port."""
+
+    def __init__(self, handler: Handler, *, max_body_bytes: int) -> None:
+        self.handler = handler
+        self.max_body_bytes = max_body_bytes
+        self.connections: set[_Connection] = set()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *,
+                    backlog: int = 1024) -> int:
+        """Listen on ``host:port`` (0: a free port); raises OSError if it is taken."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port,
+                                                backlog=backlog)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection (answers still owed are dropped)."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
