@@ -156,6 +156,10 @@ class LambdaConfig:
     init_timeout_s: float = 10.0
     shutdown_timeout_s: float = 2.0
     region: str = "us-east-1"
+    #: Lambda's request-rate limit: a reserved function may start 10 x its reserved
+    #: concurrency invocations per second, the unreserved functions together 10 x
+    #: ``concurrency_limit``. On by default, as on AWS; a function can override it.
+    request_rate_limit: bool = True
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,13 @@ class FunctionConfig:
     #: Modules the environment's parent imports before forking, to make cold
     #: starts cheap; the handler module itself is always imported in the environment.
     preload: tuple[str, ...] = ("psycopg", "psycopg_pool", "boto3", "botocore.session")
+    #: This function's request-rate limit on or off; ``None`` follows ``[lambda]``.
+    request_rate_limit: bool | None = None
+    #: Retries of a failed ``Event`` invocation (MaximumRetryAttempts, 0-2).
+    event_retry_attempts: int = 2
+    #: Wait before the first retry of a failed ``Event`` invocation; the second
+    #: waits twice as long (AWS: about 1 then 2 minutes).
+    event_retry_delay_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -562,6 +573,7 @@ def _parse_lambda(s: _Section) -> LambdaConfig:
         init_timeout_s=s.num("init_timeout_s", d.init_timeout_s, 0.1, 600),
         shutdown_timeout_s=s.num("shutdown_timeout_s", d.shutdown_timeout_s, 0, 60),
         region=s.str_("region", d.region),
+        request_rate_limit=s.bool_("request_rate_limit", d.request_rate_limit),
     )
     s.reject_unknown()
     return cfg
@@ -599,6 +611,9 @@ def _parse_functions(value: Any, source: str) -> list[FunctionConfig]:
         elif not (isinstance(preload, list) and all(isinstance(m, str) for m in preload)):
             raise s.fail("preload", "expected a list of module names")
         reserved = s.int_("reserved_concurrency", None, 0, 100_000)
+        rate_limit = s.raw("request_rate_limit")
+        if rate_limit is not None:
+            rate_limit = s.bool_("request_rate_limit", True)
         fn = FunctionConfig(
             name=name, handler=handler, pattern=pattern,
             code_dir=s.str_("code_dir", d.code_dir),
@@ -610,6 +625,9 @@ def _parse_functions(value: Any, source: str) -> list[FunctionConfig]:
             max_lifetime_s=s.num("max_lifetime_s", None, 0.1),
             env={str(k): _env_str(v) for k, v in env.items()},
             preload=tuple(preload),
+            request_rate_limit=rate_limit,
+            event_retry_attempts=s.int_("event_retry_attempts", d.event_retry_attempts, 0, 2),
+            event_retry_delay_s=s.num("event_retry_delay_s", d.event_retry_delay_s, 0, 21_600),
         )
         s.reject_unknown()
         out.append(fn)

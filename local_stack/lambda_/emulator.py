@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -48,6 +49,7 @@ from local_stack.lambda_.environment import (
     Environment,
     Invocation,
 )
+from local_stack.lambda_.event_queue import QueuedEvent
 from local_stack.lambda_.function_pool import FunctionPool, aggregate_stats
 from local_stack.lambda_.invocation import (
     InvocationRequest,
@@ -71,14 +73,14 @@ from local_stack.lambda_.runtime_env import (
 from local_stack.lambda_.scaling import (
     concurrency_reason,
     rate_reason,
+    request_rate_buckets,
     scaling_bucket,
 )
 from local_stack.lambda_.zygote_client import ZygoteClient
 
 log = logging.getLogger(__name__)
 
-#: Async (``Event``) invocations retry throttles this often, backing off to 1 s.
-EVENT_MAX_ATTEMPTS = 40
+
 class Emulator:
     """Lambda's execution environments for a set of functions; an async context manager."""
 
@@ -100,10 +102,12 @@ class Emulator:
         self._emulator_log_fd: int | None = None
         account_bucket = scaling_bucket(self.account) if self.account.scaling == "legacy" else None
         runtime_root = runtime_dir()
+        rate_buckets = request_rate_buckets(self.account, config.functions)
         for fn in config.functions:
             bucket = account_bucket or scaling_bucket(self.account)
             self.pools[fn.name] = FunctionPool(
-                fn, bucket, function_environment(fn, self.account.region, runtime_root))
+                fn, bucket, function_environment(fn, self.account.region, runtime_root),
+                rate_bucket=rate_buckets[fn.name])
 
     # ------------------------------------------------------------ lifecycle
 
@@ -123,7 +127,9 @@ class Emulator:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._reaper()))
         for pool in self.pools.values():
-            self._tasks.append(loop.create_task(self._event_dispatcher(pool)))
+            self._tasks.append(loop.create_task(pool.events.run(
+                functools.partial(self._start_event, pool),
+                functools.partial(self._give_up_event, pool))))
 
     async def _start_zygote(self, pool: FunctionPool) -> None:
         zygote = ZygoteClient(pool.fn.name, {
@@ -185,7 +191,8 @@ class Emulator:
         changes nothing for the invocation. ``Event`` invocations are queued and
         answered at once (``success``, no payload); ``DryRun`` only checks that the
         function exists. With ``wait_timeout_s`` the caller is answered
-        ``waited_out`` when it expires, while the invocation runs on.
+        ``waited_out`` when it expires, while the invocation runs on. Over the
+        request-rate limit the answer is ``throttled`` at once.
         """
         pool = self.pools.get(request.function)
         if pool is None:
@@ -195,8 +202,12 @@ class Emulator:
         waiter: asyncio.Future[InvocationResult] = loop.create_future()
         if request.invocation_type != "RequestResponse":
             if request.invocation_type == "Event":
-                pool.events.put_nowait((request_id, request))
+                pool.events.put(request_id, request)
             waiter.set_result(InvocationResult(request_id=request_id, outcome="success"))
+            return waiter
+        rate = pool.rate_bucket
+        if rate is not None and not rate.take():
+            waiter.set_result(self._throttled(pool, request_id, rate_reason(pool.fn)))
             return waiter
         inv = Invocation(request_id, request, loop.create_future(), waiter=waiter)
         reason = self._begin(pool, inv)
@@ -254,6 +265,22 @@ class Emulator:
         self._launch(pool, env)
         return None
 
+    def _start_event(self, pool: FunctionPool, event: QueuedEvent) -> str | None:
+        """Run one attempt of a queued ``Event`` invocation; the throttle reason if it cannot."""
+        rate = pool.rate_bucket
+        if rate is not None and not rate.take():
+            return rate_reason(pool.fn)
+        inv = Invocation(event.request_id, event.request,
+                         asyncio.get_running_loop().create_future(), attempt=event.attempt)
+        reason = self._begin(pool, inv)
+        if reason is None:
+            inv.future.add_done_callback(
+                lambda done: pool.events.finished(event, done.result()))
+        return reason
+
+    def _give_up_event(self, pool: FunctionPool, event: QueuedEvent, reason: str) -> None:
+        self._throttled(pool, event.request_id, reason, event.attempt)
+
     def _note_peak(self) -> None:
         now = sum(p.concurrency for p in self.pools.values())
         self.concurrency_peak = max(self.concurrency_peak, now)
@@ -274,7 +301,8 @@ class Emulator:
                 raise OSError("the function's zygote is not running")
             sock = runtime_api.bind(self.config.host)
         except OSError as exc:
-            pool.bucket.give_back()
+            if not env.suppressed_init:
+                pool.bucket.give_back()
             self._fail_init(env, "Runtime.InitError", f"cannot start environment: {exc}")
             self._on_env_dead(env, 1)
             return
@@ -287,7 +315,9 @@ class Emulator:
             "AWS_LAMBDA_LOG_STREAM_NAME": stream,
         }, env.log_path)
         loop = asyncio.get_running_loop()
-        env.init_timer = loop.call_later(self.account.init_timeout_s, self._on_init_timeout, env)
+        if not env.suppressed_init:  # bounded by the invocation's timeout instead
+            env.init_timer = loop.call_later(self.account.init_timeout_s,
+                                             self._on_init_timeout, env)
         task = loop.create_task(self._serve(env, sock))
         self._launching.add(task)  # the loop keeps only a weak reference to tasks
         task.add_done_callback(self._launching.discard)
@@ -313,14 +343,22 @@ class Emulator:
         env.uses += 1
         inv.env = env
         env.thaw()
-        if inv.request.log_tail:
-            inv.log_offset = env.log_size()
         rid = inv.request_id
-        env.log(start_line(rid))
         fn = pool.fn
-        inv.started = time.monotonic()
+        now = time.monotonic()
+        timeout_s = fn.timeout_s
+        suppressed = inv.started != 0.0
+        if suppressed:
+            # A suppressed init ran inside this invocation (START is logged, the
+            # timer armed): its time counts against the function timeout.
+            timeout_s -= now - inv.started
+        else:
+            if inv.request.log_tail:
+                inv.log_offset = env.log_size()
+            env.log(start_line(rid))
+            inv.started = now
         headers = {
-            "Lambda-Runtime-Deadline-Ms": str(int((time.time() + fn.timeout_s) * 1000)),
+            "Lambda-Runtime-Deadline-Ms": str(int((time.time() + timeout_s) * 1000)),
             "Lambda-Runtime-Invoked-Function-Arn": function_arn(self.account.region, fn.name),
             "Lambda-Runtime-Trace-Id": trace_id(),
         }
@@ -334,9 +372,11 @@ class Emulator:
                            error_message=f"RequestId: {rid} Error: Runtime exited with error: "
                                          f"connection lost")
             return
+        if suppressed:
+            return
         if inv.timer is not None:
             inv.timer.cancel()
-        inv.timer = asyncio.get_running_loop().call_later(fn.timeout_s, self._on_timeout, inv)
+        inv.timer = asyncio.get_running_loop().call_later(timeout_s, self._on_timeout, inv)
 
     def _park(self, pool: FunctionPool, env: Environment) -> None:
         """An environment finished (or finished Init) and waits: freeze it, stack it."""
@@ -353,10 +393,11 @@ class Emulator:
             pool.set_state(env, IDLE)
         pool.idle.append(env)
 
-    def _throttled(self, pool: FunctionPool, request_id: str, reason: str) -> InvocationResult:
+    def _throttled(self, pool: FunctionPool, request_id: str, reason: str,
+                   attempt: int = 1) -> InvocationResult:
         result = InvocationResult(request_id=request_id, outcome="throttled",
                                   throttle_reason=reason)
-        self._record(pool, result)
+        self._record(pool, result, attempt)
         return result
 
     # ------------------------------------------------------------ endings
@@ -394,11 +435,11 @@ class Emulator:
             duration_ms=duration_ms if inv.started else None)
         inv.future.set_result(result)
         inv.release(result)
-        self._record(pool, result)
+        self._record(pool, result, inv.attempt)
         if env is not None and env.state == BUSY and outcome in ("success", "function_error"):
             pool.finishing.append(env)
 
-    def _record(self, pool: FunctionPool, result: InvocationResult) -> None:
+    def _record(self, pool: FunctionPool, result: InvocationResult, attempt: int = 1) -> None:
         if result.outcome == "throttled":
             pool.throttles += 1
         else:
@@ -412,13 +453,15 @@ class Emulator:
         if kind is not None:
             pool.errors_by_kind[kind] += 1
         if self.invocation_log is not None:
-            self.invocation_log.add(make_record(pool.fn.name, result))
+            record = make_record(pool.fn.name, result)
+            record["attempt"] = attempt
+            self.invocation_log.add(record)
 
     def _fail_init(self, env: Environment, error_type: str, message: str,
                    payload: bytes | None = None, *, status: str = "error") -> None:
         """Init failed: INIT_REPORT into the log stream, the pending invocation fails."""
         init_ms = (time.monotonic() - env.spawned) * 1000
-        env.log(init_report_line(init_ms, status, error_type))
+        env.log(_init_report(env, init_ms, status, error_type))
         inv = env.invocation
         if inv is not None and not inv.done:
             self._complete(inv, "init_error", error_type=error_type, error_message=message,
@@ -429,6 +472,9 @@ class Emulator:
         fn = self.pools[inv.request.function].fn
         seconds = f"{fn.timeout_s:.2f}"
         if env is not None:
+            if env.state == INITIALIZING:  # a suppressed init that ran out of time
+                env.log(_init_report(env, (time.monotonic() - env.spawned) * 1000, "timeout",
+                                     "Sandbox.Timedout"))
             env.log(timeout_line(inv.request_id, fn.timeout_s))
         self._complete(inv, "timeout", error_type="Sandbox.Timedout",
                        error_message=f"RequestId: {inv.request_id} Error: Task timed out "
@@ -437,14 +483,43 @@ class Emulator:
             self._kill(env)
 
     def _on_init_timeout(self, env: Environment) -> None:
+        """Init ran out of ``init_timeout_s``: Lambda retries it inside the invocation.
+
+        The environment is discarded (INIT_REPORT ``Status: timeout``); a fresh one
+        takes over the invocation at once, its Init now bounded by the function's
+        timeout and counted in the invocation's Duration, and its REPORT without
+        ``Init Duration`` (a "suppressed init"). An invocation that is gone, or a
+        retry that also fails, fails as before.
+        """
         if env.state != INITIALIZING:
             return
         inv = env.invocation
         rid = inv.request_id if inv is not None else ""
-        self._fail_init(env, "Runtime.InitError",
-                        f"RequestId: {rid} Error: Runtime init timed out after "
-                        f"{self.account.init_timeout_s:.2f} seconds", status="timeout")
+        if inv is None or inv.done or env.suppressed_init or self._stopping:
+            self._fail_init(env, "Runtime.InitError",
+                            f"RequestId: {rid} Error: Runtime init timed out after "
+                            f"{self.account.init_timeout_s:.2f} seconds", status="timeout")
+            self._kill(env)
+            return
+        pool = self.pools[env.function]
+        env.log(_init_report(env, (time.monotonic() - env.spawned) * 1000, "timeout",
+                             "Runtime.InitError"))
+        env.invocation = None  # its death must not fail the invocation
         self._kill(env)
+        retry = self._new_environment(pool)
+        retry.suppressed_init = True
+        retry.invocation = inv
+        inv.env = retry
+        inv.log_offset = 0
+        retry.log(start_line(rid))
+        inv.started = time.monotonic()
+        if inv.timer is not None:
+            inv.timer.cancel()
+        inv.timer = asyncio.get_running_loop().call_later(pool.fn.timeout_s, self._on_timeout,
+                                                          inv)
+        log.info("%s: init of %s ran out of %.2f s; retrying it in invocation %s",
+                 pool.fn.name, env.env_id, self.account.init_timeout_s, rid)
+        self._launch(pool, retry)
 
     def _kill(self, env: Environment) -> None:
         """Discard an environment at once (timeout, crash, init failure)."""
@@ -531,7 +606,8 @@ class Emulator:
         env = self.by_id.get(env_id)
         if env is None:
             return
-        self.pools[env.function].bucket.give_back()
+        if not env.suppressed_init:
+            self.pools[env.function].bucket.give_back()
         self._fail_init(env, "Runtime.InitError", f"cannot start environment: {error}")
         self._on_env_dead(env, 1)
 
@@ -565,7 +641,8 @@ class Emulator:
         env.next_conn = conn
         pool = self.pools[env.function]
         if env.state == INITIALIZING:
-            env.init_ms = (time.monotonic() - env.spawned) * 1000
+            if not env.suppressed_init:
+                env.init_ms = (time.monotonic() - env.spawned) * 1000
             if env.init_timer is not None:
                 env.init_timer.cancel()
             inv = env.invocation
@@ -652,23 +729,6 @@ class Emulator:
                             max_s is not None and now - env.spawned >= max_s):
                         self._shutdown(env)
 
-    async def _event_dispatcher(self, pool: FunctionPool) -> None:
-        """Run queued ``Event`` invocations in order, retrying throttles with backoff."""
-        loop = asyncio.get_running_loop()
-        while True:
-            request_id, request = await pool.events.get()
-            delay_s = 0.02
-            reason: str | None = None
-            for _ in range(EVENT_MAX_ATTEMPTS):
-                inv = Invocation(request_id, request, loop.create_future())
-                reason = self._begin(pool, inv)
-                if reason is None:
-                    break
-                await asyncio.sleep(delay_s)
-                delay_s = min(1.0, delay_s * 2)
-            if reason is not None:
-                self._throttled(pool, request_id, reason)
-
     # ------------------------------------------------------------ stats
 
     def stats(self) -> dict[str, Any]:
@@ -681,6 +741,14 @@ def _waited_out(inv: Invocation) -> None:
     env = inv.env
     inv.release(InvocationResult(request_id=inv.request_id, outcome="timeout", waited_out=True,
                                  env_id=env.env_id if env else None, cold=inv.cold))
+
+
+def _init_report(env: Environment, init_ms: float, status: str, error_type: str) -> str:
+    """INIT_REPORT; a suppressed init (retried inside an invocation) says ``Phase: invoke``."""
+    line = init_report_line(init_ms, status, error_type)
+    if env.suppressed_init:
+        line = line.replace("\tPhase: init\t", "\tPhase: invoke\t", 1)
+    return line
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

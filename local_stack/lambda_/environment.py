@@ -51,6 +51,8 @@ class Invocation:
     #: The caller's future (:meth:`Emulator.submit`): the result, or ``waited_out``.
     waiter: asyncio.Future[InvocationResult] | None = None
     wait_timer: asyncio.TimerHandle | None = None
+    #: Which run of an ``Event`` invocation this is (1, then 2 and 3 for its retries).
+    attempt: int = 1
 
     @property
     def done(self) -> bool:
@@ -91,6 +93,10 @@ class Environment:
     freeze_pending: bool = False
     init_error: tuple[str, bytes] | None = None
     init_timer: asyncio.TimerHandle | None = None
+    #: Started to retry an Init that ran out of ``init_timeout_s``, inside the
+    #: invocation (a "suppressed init"): bounded by the function timeout instead,
+    #: and its REPORT shows no ``Init Duration``.
+    suppressed_init: bool = False
     kill_timer: asyncio.TimerHandle | None = None
     uses: int = 0
     _hwm_mb: int = 0

@@ -7,7 +7,6 @@ by state are kept incrementally so concurrency checks cost nothing per request.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from local_stack.lambda_.environment import (
     STOPPING,
     Environment,
 )
-from local_stack.lambda_.invocation import InvocationRequest
+from local_stack.lambda_.event_queue import EventQueue
 from local_stack.lambda_.scaling import TokenBucket
 from local_stack.lambda_.zygote_client import ZygoteClient
 
@@ -36,11 +35,15 @@ STAT_KEYS = ("env_initializing", "env_busy", "env_frozen", "env_idle", "env_stop
 
 
 class FunctionPool:
-    """A function's environments (by id), its idle stack, scaling bucket and counters."""
+    """A function's environments (by id), its idle stack, buckets, event queue and counters."""
 
-    def __init__(self, fn: FunctionConfig, bucket: TokenBucket, base_env: dict[str, str]) -> None:
+    def __init__(self, fn: FunctionConfig, bucket: TokenBucket, base_env: dict[str, str],
+                 rate_bucket: TokenBucket | None = None) -> None:
         self.fn = fn
         self.bucket = bucket
+        #: The request-rate limit's bucket of invocations (shared by the unreserved
+        #: functions), or ``None`` when the function's request rate is not limited.
+        self.rate_bucket = rate_bucket
         self.base_env = base_env
         self.zygote: ZygoteClient | None = None
         self.envs: dict[str, Environment] = {}
@@ -49,7 +52,7 @@ class FunctionPool:
         #: asked for the next event yet (a few hundred microseconds).
         self.finishing: list[Environment] = []
         self.counts: Counter[str] = Counter(dict.fromkeys(STATES, 0))
-        self.events: asyncio.Queue[tuple[str, InvocationRequest]] = asyncio.Queue()
+        self.events = EventQueue(fn)
         self.reaped = 0
         self.concurrency_peak = 0
         self.invocations = 0

@@ -22,12 +22,23 @@ Scaling models, both token buckets of *new environments*:
   then ``legacy_per_minute`` more per minute. Modelling it as a bucket of new
   environments (rather than a moving concurrency ceiling) gives the documented
   burst-then-linear ramp from a standing start, which is what load tests see.
+
+Request rate ("Request rate is limited to 10 x concurrency"), a third bucket,
+of *invocations* (warm ones too): a function with reserved concurrency R may
+start 10 x R invocations per second, its own bucket; the unreserved functions
+share one bucket of 10 x the account ``concurrency_limit``. Over it the reason
+is again ``ReservedFunctionInvocationRateLimitExceeded`` or
+``FunctionInvocationRateLimitExceeded``, the names AWS gives this very limit.
+The bucket refills continuously and holds one second's worth, so a steady rate
+just under the limit never throttles and a burst is absorbed up to 1 s of it.
+A function reserving 0 has no rate bucket: its concurrency limit already
+refuses everything, with the reason that says so.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from connstorm.scenario import FunctionConfig, LambdaConfig
 
@@ -35,6 +46,8 @@ RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 RATE_LIMIT = "FunctionInvocationRateLimitExceeded"
 RESERVED_RATE_LIMIT = "ReservedFunctionInvocationRateLimitExceeded"
+#: Invocations per second allowed per unit of concurrency (AWS Lambda quotas).
+REQUESTS_PER_CONCURRENCY = 10
 
 
 class TokenBucket:
@@ -78,6 +91,46 @@ def scaling_bucket(account: LambdaConfig,
     if account.scaling == "legacy":
         return TokenBucket(account.legacy_burst, account.legacy_per_minute / 60.0, clock)
     return TokenBucket(account.scaling_per_10s, account.scaling_per_10s / 10.0, clock)
+
+
+def request_rate_limited(fn: FunctionConfig, account: LambdaConfig) -> bool:
+    """Whether ``fn`` is subject to the request-rate limit (its own setting, else the account's)."""
+    if fn.request_rate_limit is not None:
+        return fn.request_rate_limit
+    return account.request_rate_limit
+
+
+def request_rate_bucket(concurrency: int,
+                        clock: Callable[[], float] = time.monotonic) -> TokenBucket | None:
+    """A bucket of invocations for ``concurrency``: 10 x it per second, one second banked.
+
+    ``None`` for a concurrency of 0 (nothing to limit: the concurrency limit refuses all).
+    """
+    if concurrency <= 0:
+        return None
+    per_s = REQUESTS_PER_CONCURRENCY * concurrency
+    return TokenBucket(per_s, per_s, clock)
+
+
+def request_rate_buckets(account: LambdaConfig, functions: Iterable[FunctionConfig],
+                         clock: Callable[[], float] = time.monotonic,
+                         ) -> dict[str, TokenBucket | None]:
+    """Each function's request-rate bucket by name (``None``: not limited).
+
+    Reserved functions get their own; the unreserved ones share the account's.
+    """
+    account_bucket: TokenBucket | None = None
+    out: dict[str, TokenBucket | None] = {}
+    for fn in functions:
+        if not request_rate_limited(fn, account):
+            out[fn.name] = None
+        elif fn.reserved_concurrency is not None:
+            out[fn.name] = request_rate_bucket(fn.reserved_concurrency, clock)
+        else:
+            if account_bucket is None:
+                account_bucket = request_rate_bucket(account.concurrency_limit, clock)
+            out[fn.name] = account_bucket
+    return out
 
 
 def concurrency_reason(fn: FunctionConfig, fn_concurrency: int, unreserved_concurrency: int,

@@ -64,6 +64,15 @@ MISTAKES = [
     ("override of an unknown key", GOOD, ["load.user=5"], "[load] user: unknown key"),
     ("malformed route template", GOOD.replace('path = "/items/{id}"', 'path = "/items/{id}x"'),
      [], "[[routes]] #1 path:"),
+    ("request rate limit not a boolean", GOOD, ["lambda.request_rate_limit=1"],
+     "[lambda] request_rate_limit: expected true or false, got 1"),
+    ("function request rate limit not a boolean", GOOD,
+     ['functions.api.request_rate_limit="off"'],
+     '[[functions]] api: request_rate_limit: expected true or false, got "off"'),
+    ("too many event retries", GOOD, ["functions.api.event_retry_attempts=3"],
+     "[[functions]] api: event_retry_attempts: must be at most 2, got 3"),
+    ("negative event retry delay", GOOD, ["functions.api.event_retry_delay_s=-1"],
+     "[[functions]] api: event_retry_delay_s: must be at least 0, got -1"),
 ]
 
 
@@ -79,6 +88,30 @@ def test_scenario_mistake_is_one_clear_line(tmp_path: Path, kind: str, text: str
     assert message.startswith(str(path) + ": "), message
     assert expected in message
     assert "\n" not in message
+
+
+def test_scenario_lambda_limits_default_to_aws(tmp_path: Path) -> None:
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    s = load_scenario(path)
+    assert s.lambda_.request_rate_limit is True
+    fn = s.function("api")
+    assert fn.request_rate_limit is None  # follows [lambda]
+    assert fn.event_retry_attempts == 2
+    assert fn.event_retry_delay_s == 60.0
+
+
+def test_scenario_lambda_limits_can_be_set(tmp_path: Path) -> None:
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    s = load_scenario(path, overrides=[
+        "lambda.request_rate_limit=false", "functions.api.request_rate_limit=true",
+        "functions.api.event_retry_attempts=0", "functions.api.event_retry_delay_s=0.5"])
+    assert s.lambda_.request_rate_limit is False
+    fn = s.function("api")
+    assert fn.request_rate_limit is True
+    assert fn.event_retry_attempts == 0
+    assert fn.event_retry_delay_s == 0.5
 
 
 def test_scenario_missing_file_lists_builtins() -> None:

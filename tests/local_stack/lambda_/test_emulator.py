@@ -313,18 +313,135 @@ def test_emulator_import_error_gives_init_error_and_discards_environment(
     assert "Status: error\tError Type: Runtime.ImportModuleError" in log_text
 
 
-def test_emulator_init_over_timeout_fails_with_init_error(tmp_path: Path) -> None:
-    config = emulator_config(tmp_path, function("slow_init", "slow_init_handler"),
+def _log_texts(run_dir: Path, fn: str) -> dict[str, str]:
+    return {p.stem: p.read_text() for p in (run_dir / "logs" / "lambda" / fn).glob("*.log")}
+
+
+def test_emulator_init_over_timeout_is_retried_inside_the_invocation(tmp_path: Path) -> None:
+    # GIVEN an Init (1.5 s) longer than init_timeout_s (1 s) but shorter than the
+    # function timeout (3 s)
+    config = emulator_config(tmp_path, function("sleepy", "sleepy_init_handler", timeout_s=3,
+                                                env={"INIT_SLEEP_S": "1.5"}),
+                             init_timeout_s=1)
+
+    async def scenario() -> tuple[InvocationResult, dict[str, Any]]:
+        async with Emulator(config) as emu:
+            result = await _invoke(emu, "sleepy", log_tail=True)
+            return result, await _settled(emu)
+
+    # WHEN it is invoked
+    result, stats = _run(scenario())
+    # THEN Lambda's "suppressed init": the Init is retried in a fresh runtime inside
+    # the invocation, which succeeds; its time is in Duration, not Init Duration
+    assert result.outcome == "success"
+    assert result.cold
+    assert result.init_ms is None
+    assert result.duration_ms is not None
+    assert result.duration_ms >= 1500  # the retried Init's sleep is part of it
+    body = _body(result)
+    assert 0 < body["remaining_ms"] < 3000 - 1400  # the Init used the function's time
+    assert stats["cold_starts"] == 1
+    assert stats["errors"] == 0
+    logs = _log_texts(tmp_path, "sleepy")
+    assert len(logs) == 2
+    retried = logs.pop(result.env_id or "")
+    (first,) = logs.values()
+    assert "INIT_REPORT Init Duration:" in first
+    assert "\tPhase: init\tStatus: timeout" in first
+    assert "START RequestId:" not in first
+    assert f"START RequestId: {result.request_id}" in retried
+    report = next(line for line in retried.splitlines() if line.startswith("REPORT"))
+    assert "Init Duration" not in report
+    assert "INIT_REPORT" not in retried
+    assert (result.log_tail or "").startswith(f"START RequestId: {result.request_id}")
+    rows = [json.loads(line) for line in (tmp_path / "invocations.jsonl").read_text()
+            .splitlines()]
+    assert [(r["outcome"], r["cold"], r["init_ms"]) for r in rows] == [("success", True, None)]
+
+
+def test_emulator_suppressed_init_over_function_timeout_times_out(tmp_path: Path) -> None:
+    # GIVEN an Init (30 s) longer than init_timeout_s (0.5 s) and the function timeout (1 s)
+    config = emulator_config(tmp_path, function("slow_init", "slow_init_handler", timeout_s=1),
                              init_timeout_s=0.5)
 
-    async def scenario() -> InvocationResult:
+    async def scenario() -> tuple[InvocationResult, dict[str, Any]]:
         async with Emulator(config) as emu:
-            return await _invoke(emu, "slow_init")
+            result = await _invoke(emu, "slow_init")
+            for _ in range(250):  # bounded: both runtimes gone
+                if emu.stats()["env_total"] == 0:
+                    break
+                await asyncio.sleep(0.02)
+            return result, emu.stats()
 
-    result = _run(scenario())
-    assert result.outcome == "init_error"
-    assert result.error_type == "Runtime.InitError"
-    assert "timed out after 0.50 seconds" in (result.error_message or "")
+    result, stats = _run(scenario())
+    # THEN the retried Init runs into the function timeout: Sandbox.Timedout
+    rid = result.request_id
+    assert result.outcome == "timeout"
+    assert result.function_error == "Unhandled"
+    assert json.loads(result.payload) == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {rid} Error: Task timed out after 1.00 seconds"}
+    assert result.init_ms is None
+    assert stats["env_total"] == 0
+    assert stats["timeouts"] == 1
+    retried = _log_texts(tmp_path, "slow_init")[result.env_id or ""]
+    assert "\tPhase: invoke\tStatus: timeout" in retried
+    assert f"{rid} Task timed out after 1.00 seconds" in retried
+    assert "Status: timeout\tError Type: Sandbox.Timedout" in retried
+
+
+@pytest.mark.parametrize(
+    ("reserved", "account", "rate_reason", "limit_reason"),
+    [
+        (1, {}, "ReservedFunctionInvocationRateLimitExceeded",
+         "ReservedFunctionConcurrentInvocationLimitExceeded"),
+        (None, {"concurrency_limit": 1}, "FunctionInvocationRateLimitExceeded",
+         "ConcurrentInvocationLimitExceeded"),
+    ],
+    ids=["reserved", "unreserved"],
+)
+def test_emulator_request_rate_limit_is_ten_times_concurrency(
+        tmp_path: Path, reserved: int | None, account: dict[str, Any], rate_reason: str,
+        limit_reason: str) -> None:
+    # GIVEN a function whose concurrency (reserved, or the account's) is 1: 10 requests/s
+    config = emulator_config(tmp_path, function("f", "counter_handler",
+                                                reserved_concurrency=reserved), **account)
+
+    async def scenario() -> list[InvocationResult]:
+        async with Emulator(config) as emu:
+            # WHEN 20 requests arrive at once (submit is synchronous: no time passes)
+            waiters = [emu.submit(InvocationRequest("f", b'{"sleep_s": 0.2}'))
+                       for _ in range(20)]
+            return list(await asyncio.gather(*waiters))
+
+    results = _run(scenario())
+    reasons = [r.throttle_reason for r in results if r.outcome == "throttled"]
+    # THEN one runs, the next nine (one second's worth of the rate in all) find the
+    # concurrency taken, and the rest are over the request rate
+    assert [r.outcome for r in results].count("success") == 1
+    assert len(reasons) == 19
+    assert set(reasons) == {limit_reason, rate_reason}
+    assert reasons.count(rate_reason) >= 9  # refill while submitting is far below 1 token
+    assert reasons[:9] == [limit_reason] * 9
+
+
+@pytest.mark.parametrize(("account", "fn_setting"), [({"request_rate_limit": False}, None),
+                                                     ({}, False)],
+                         ids=["account-off", "function-off"])
+def test_emulator_request_rate_limit_can_be_turned_off(tmp_path: Path, account: dict[str, Any],
+                                                       fn_setting: bool | None) -> None:
+    config = emulator_config(tmp_path, function("f", "counter_handler", reserved_concurrency=1,
+                                                request_rate_limit=fn_setting), **account)
+
+    async def scenario() -> list[InvocationResult]:
+        async with Emulator(config) as emu:
+            waiters = [emu.submit(InvocationRequest("f", b'{"sleep_s": 0.2}'))
+                       for _ in range(20)]
+            return list(await asyncio.gather(*waiters))
+
+    results = _run(scenario())
+    assert [r.throttle_reason for r in results[1:]] == [
+        "ReservedFunctionConcurrentInvocationLimitExceeded"] * 19
 
 
 def test_emulator_log_tail_holds_the_invocations_log(tmp_path: Path) -> None:
@@ -413,7 +530,8 @@ def test_emulator_records_every_invocation_and_stats_keys(tmp_path: Path) -> Non
     for row in rows:
         assert set(row) == {"t", "request_id", "function", "env_id", "cold", "init_ms",
                             "duration_ms", "outcome", "error_type", "error_message",
-                            "error_kind"}
+                            "error_kind", "attempt"}
+        assert row["attempt"] == 1
     assert rows[0]["error_kind"] == "lambda_throttled"
     assert rows[1]["cold"] is True
     assert rows[1]["init_ms"] > 0

@@ -11,6 +11,8 @@ from local_stack.lambda_.scaling import (
     TokenBucket,
     concurrency_reason,
     rate_reason,
+    request_rate_buckets,
+    request_rate_limited,
     scaling_bucket,
 )
 
@@ -69,3 +71,38 @@ def test_scaling_reasons_for_reserved_and_unreserved_functions() -> None:
 def test_scaling_reserved_zero_always_throttles() -> None:
     fn = FunctionConfig(name="r", handler="m.h", reserved_concurrency=0)
     assert concurrency_reason(fn, 0, 0, 1000) == RESERVED_LIMIT
+
+
+def test_request_rate_buckets_reserved_own_unreserved_shared() -> None:
+    clock = Clock()
+    reserved = FunctionConfig(name="r", handler="m.h", reserved_concurrency=3)
+    a = FunctionConfig(name="a", handler="m.h")
+    b = FunctionConfig(name="b", handler="m.h")
+    buckets = request_rate_buckets(LambdaConfig(concurrency_limit=50), (reserved, a, b), clock)
+    assert buckets["a"] is buckets["b"]
+    own, shared = buckets["r"], buckets["a"]
+    assert own is not None
+    assert shared is not None
+    assert sum(own.take() for _ in range(100)) == 30  # one second of 10 x 3
+    assert sum(shared.take() for _ in range(1000)) == 500  # 10 x concurrency_limit
+    clock.now += 0.5  # refilled continuously
+    assert sum(own.take() for _ in range(100)) == 15
+    clock.now += 3600  # never more than one second's worth banked
+    assert sum(own.take() for _ in range(100)) == 30
+
+
+def test_request_rate_limit_off_by_account_or_function_and_none_for_reserved_zero() -> None:
+    on = FunctionConfig(name="on", handler="m.h", request_rate_limit=True)
+    off = FunctionConfig(name="off", handler="m.h", request_rate_limit=False)
+    follows = FunctionConfig(name="follows", handler="m.h")
+    zero = FunctionConfig(name="zero", handler="m.h", reserved_concurrency=0)
+    assert request_rate_limited(follows, LambdaConfig())
+    assert not request_rate_limited(follows, LambdaConfig(request_rate_limit=False))
+    assert request_rate_limited(on, LambdaConfig(request_rate_limit=False))
+    assert not request_rate_limited(off, LambdaConfig())
+    buckets = request_rate_buckets(LambdaConfig(request_rate_limit=False),
+                                   (on, off, follows, zero))
+    assert buckets["on"] is not None
+    assert buckets["off"] is None
+    assert buckets["follows"] is None
+    assert request_rate_buckets(LambdaConfig(), (zero,))["zero"] is None
