@@ -4,8 +4,10 @@ Run: ``.venv/bin/python benchmarks/emulator_warm.py [--duration-s 10]``
 
 Starts, in one run on this machine:
 
-- a baseline: a minimal aiohttp "hello" server on uvloop (the same stack the
-  emulator's HTTP side runs on), in its own process;
+- a baseline: a minimal aiohttp "hello" server on uvloop, in its own process (the
+  issue's yardstick; the emulator's own listener is a bare httptools protocol);
+- the front alone (``local_stack.lambda_.front`` on ``http_server``) in front of an
+  invoker that answers at once: what the HTTP side costs by itself;
 - the real emulator server process (``python -m local_stack.lambda_``) with one
   no-op function (``benchmarks/handlers/noop_handler.py``) behind a payload 2.0
   route, a payload 1.0 route and the Invoke API; real awslambdaric environments,
@@ -92,33 +94,30 @@ uvloop.run(main(sys.argv[1]))
 # The front alone, in front of an invoker that answers at once: what the HTTP side
 # itself costs, with no execution environment behind it.
 FRONT_ONLY = r"""
-import json, os, sys
+import asyncio, json, os, sys
 import uvloop
-from aiohttp import web
-from local_stack.lambda_.front import add_front_routes
+from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front
+from local_stack.lambda_.http_server import HttpServer
 from local_stack.lambda_.invocation import InvocationResult
 from local_stack.lambda_.routes import SimpleRoute
 
 class Instant:
     def has_function(self, name):
         return True
-    async def invoke(self, request):
-        return InvocationResult(request_id="r", outcome="success",
-                                payload=b'{"statusCode": 200, "body": "ok"}')
+    def submit(self, request):
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(InvocationResult(request_id="r", outcome="success",
+                                           payload=b'{"statusCode": 200, "body": "ok"}'))
+        return future
 
 async def main(ready):
-    app = web.Application()
-    add_front_routes(app, Instant(), [SimpleRoute("GET", "/noop", "noop", "2.0")])
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    front = Front(Instant(), [SimpleRoute("GET", "/noop", "noop", "2.0")])
+    server = HttpServer(front.handle, max_body_bytes=MAX_PAYLOAD_BYTES)
+    port = await server.start("127.0.0.1", 0)
     tmp = ready + ".tmp"
     with open(tmp, "w") as f:
         json.dump({"port": port, "pid": os.getpid()}, f)
     os.replace(tmp, ready)
-    import asyncio
     await asyncio.Event().wait()
 
 uvloop.run(main(sys.argv[1]))
