@@ -3,14 +3,14 @@
 Each environment is its own OS process, one request at a time, frozen between
 invocations, reaped when idle, throttled at its concurrency limit, as
 ``../shared/guide/lambda.md`` describes. The API Gateway front and the Invoke
-API sit on one aiohttp server in front of it.
+API sit on one small HTTP server (:mod:`.http_server`) in front of it.
 
 Where things are:
 
 * :mod:`.process` -- :class:`~.process.EmulatorProcess`, what the stack starts;
-* :mod:`.server` -- the server process (``python -m local_stack.lambda_``): the
-  aiohttp app with the front, the Invoke API, ``/_connstorm/stats`` and
-  ``/_connstorm/health``;
+* :mod:`.server` -- the server process (``python -m local_stack.lambda_``): one
+  listener with the front, the Invoke API, ``/_connstorm/stats`` and
+  ``/_connstorm/health``; :mod:`.http_server` -- that listener's HTTP/1.1;
 * :mod:`.emulator` -- the core, :class:`~.emulator.Emulator` (the
   :class:`~.invocation.Invoker` the HTTP side calls): scheduling, lifecycle,
   timeouts, crashes, records;
