@@ -116,12 +116,15 @@ class _Oversize(Exception):
 class _Slot:
     """One request's place in its connection's answer queue."""
 
-    __slots__ = ("head_only", "keep_alive", "response")
+    __slots__ = ("continue_after", "head_only", "keep_alive", "response")
 
     def __init__(self, head_only: bool, keep_alive: bool) -> None:
         self.response: Response | None = None
         self.head_only = head_only
         self.keep_alive = keep_alive
+        # A later pipelined request asked for 100 Continue while this answer was
+        # owed: the interim answer goes right after this one, never before it.
+        self.continue_after = False
 
 
 class _Connection(asyncio.Protocol):
@@ -138,6 +141,8 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.remote = "127.0.0.1"
         self.local_port = 0
+        self.messages = 0  # requests begun on this connection
+        self.in_head = False  # between a request's first byte and the end of its head
         self._reset()
 
     def _reset(self) -> None:
@@ -145,6 +150,7 @@ class _Connection(asyncio.Protocol):
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.head_size = 0
+        self.head_reads = 0
         self.body_size = 0
         self.content_length = -1
         self.expect_continue = False
@@ -164,14 +170,27 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        in_head = self.in_head
+        messages = self.messages
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            # The request before the upgrade was dispatched; nothing after it is HTTP.
+            # The upgrade request was dispatched, to be answered with Connection:
+            # close (on_message_complete); nothing after its head is HTTP.
             self.closing = True
+            return
         except httptools.HttpParserError as exc:
-            too_large = isinstance(exc.__context__, _Oversize)
-            self._fail(431 if too_large else 400)
+            # Once closing (data after ``Connection: close``), nothing more is answered.
+            if not self.closing:
+                self._fail(431 if isinstance(exc.__context__, _Oversize) else 400)
+            return
+        if in_head and self.in_head and messages == self.messages:
+            # This whole read lies inside one request head. httptools buffers a
+            # header line until it ends, and on_header only counts it then, so an
+            # endless line is bounded here (the read a head began in is not counted).
+            self.head_reads += len(data)
+            if self.head_reads > MAX_HEAD_BYTES:
+                self._fail(431)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -182,6 +201,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._reset()
+        self.in_head = True
+        self.messages += 1
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -201,6 +222,7 @@ class _Connection(asyncio.Protocol):
         self.headers.append((key, value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         if not self.expect_continue or self.transport is None:
             return
         if self.content_length > self.max_body:
@@ -209,6 +231,8 @@ class _Connection(asyncio.Protocol):
             self.answered_early = True
             self.closing = True
             self._dispatch(keep_alive=False)
+        elif self.slots:
+            self.slots[-1].continue_after = True
         else:
             self.transport.write(_CONTINUE)
 
@@ -229,7 +253,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.answered_early:
             return
-        keep_alive = self.parser.should_keep_alive()
+        parser = self.parser
+        # We speak only HTTP/1.1: an upgrade request is answered and the connection closed.
+        keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
         if not keep_alive:
             self.closing = True
         self._dispatch(keep_alive)
@@ -265,7 +291,7 @@ class _Connection(asyncio.Protocol):
     def _resolve(self, slot: _Slot, later: Later, future: asyncio.Future[Any]) -> None:
         try:
             slot.response = later.then(future)
-        except Exception:
+        except (Exception, asyncio.CancelledError):  # a cancelled future fails too
             log.exception("http: answering a request failed")
             slot.response = _SERVER_ERROR
         self._flush()
@@ -281,6 +307,8 @@ class _Connection(asyncio.Protocol):
             slot = slots.popleft()
             out.append(_serialize(slot.response, slot.head_only,  # type: ignore[arg-type]
                                   slot.keep_alive))
+            if slot.continue_after and slot.keep_alive:
+                out.append(_CONTINUE)
             if not slot.keep_alive:
                 close = True
                 slots.clear()

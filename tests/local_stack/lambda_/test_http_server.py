@@ -1,0 +1,623 @@
+"""The emulator's HTTP/1.1 listener (``http_server.py``) over real sockets on 127.0.0.1.
+
+Each test runs the real :class:`HttpServer` on its own event loop in a thread,
+on plain asyncio and on uvloop (what the emulator process runs), with a small
+handler written in the test, and talks to it with ``http.client`` or a raw
+socket, so that what goes over the wire (pipelined answers, ``100 Continue``,
+connection closes) is what is asserted. Waits are bounded; nothing is timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import http.client
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, TypeVar
+
+import pytest
+import uvloop
+
+from local_stack.lambda_.http_server import (
+    MAX_HEAD_BYTES,
+    MAX_PENDING,
+    Handler,
+    HttpServer,
+    Later,
+    Request,
+    Response,
+)
+
+T = TypeVar("T")
+
+#: Small, so that oversize bodies are cheap to send.
+MAX_BODY = 1024
+#: Every socket read and every wait for the server's thread is bounded by this.
+WAIT_S = 5.0
+
+
+class _Served:
+    """An HttpServer on its own loop in a thread; ``call`` runs code on that loop."""
+
+    def __init__(self, handler: Handler, loop_kind: str, max_body_bytes: int) -> None:
+        self.loop = uvloop.new_event_loop() if loop_kind == "uvloop" else asyncio.new_event_loop()
+        self.server = HttpServer(handler, max_body_bytes=max_body_bytes)
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-http-server",
+                                       daemon=True)
+        self.port = 0
+
+    def start(self) -> None:
+        self.thread.start()
+        self.port = self.run(self.server.start())
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(WAIT_S)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop (where handlers and futures live)."""
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def go() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:
+                done.set_exception(exc)
+        self.loop.call_soon_threadsafe(go)
+        return done.result(WAIT_S)
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.run(self.server.stop())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(WAIT_S)
+        self.loop.close()
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=WAIT_S)
+
+    def client(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT_S)
+
+    def connection_count(self) -> int:
+        return self.call(lambda: len(self.server.connections))
+
+
+Serve = Callable[..., _Served]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def serve(request: pytest.FixtureRequest) -> Iterator[Serve]:
+    """Start servers for ``handler``; all of them are stopped after the test."""
+    started: list[_Served] = []
+
+    def make(handler: Handler, max_body_bytes: int = MAX_BODY) -> _Served:
+        served = _Served(handler, request.param, max_body_bytes)
+        started.append(served)
+        served.start()
+        return served
+    yield make
+    for served in started:
+        served.stop()
+
+
+@dataclass
+class _Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        values = self.headers_named(name)
+        return values[0] if values else None
+
+    def headers_named(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+
+def _read_answer(stream: BinaryIO, head_only: bool = False) -> _Answer:
+    """One answer off a connection: status line, headers, Content-Length bytes of body."""
+    line = stream.readline()
+    if not line:
+        raise EOFError("the server closed the connection instead of answering")
+    version, status, _ = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    assert version == "HTTP/1.1"
+    headers = []
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("utf-8", "surrogateescape").partition(":")
+        headers.append((name, value.strip()))
+    answer = _Answer(int(status), headers)
+    if answer.status >= 200:
+        # The server promises both on every final answer.
+        assert len(answer.headers_named("Content-Length")) == 1, headers
+        assert len(answer.headers_named("Date")) == 1, headers
+        if not head_only:
+            answer.body = stream.read(int(answer.header("Content-Length") or 0))
+    return answer
+
+
+def _closed(stream: BinaryIO) -> bool:
+    """True when the server closed the connection (EOF); a socket timeout fails the test."""
+    try:
+        return stream.read(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def _request(method: str, path: str, headers: dict[str, str] | None = None,
+             body: bytes = b"", version: str = "1.1") -> bytes:
+    lines = [f"{method} {path} HTTP/{version}", "Host: test"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _echo(request: Request) -> Response:
+    """Answers with what it got: method, path and body."""
+    return Response(200, f"{request.method} {request.path} ".encode("utf-8", "surrogateescape")
+                    + request.body,
+                    (("Content-Type", "text/plain"),))
+
+
+@dataclass
+class _Recorder:
+    """A handler that records every request and answers like ``_echo``."""
+
+    requests: list[Request] = field(default_factory=list)
+
+    def __call__(self, request: Request) -> Response:
+        self.requests.append(request)
+        if request.oversize:
+            return Response(413, b"too big")
+        return _echo(request)
+
+
+# ---------------------------------------------------------------- keep-alive
+
+
+def test_http_server_keep_alive_serves_several_requests_on_one_connection(serve: Serve) -> None:
+    served = serve(_echo)
+    conn = served.client()
+    try:
+        conn.request("GET", "/one")
+        assert conn.getresponse().read() == b"GET /one "
+        sock = conn.sock
+        for n in range(3):
+            conn.request("POST", f"/n{n}", body=b"x" * n)
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (200, f"POST /n{n} ".encode() + b"x" * n)
+            assert resp.getheader("Connection") is None
+            assert conn.sock is sock  # http.client reconnects if the server closed
+    finally:
+        conn.close()
+
+
+def test_http_server_http_1_0_without_keep_alive_closes(serve: Serve) -> None:
+    served = serve(_echo)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", "/old", version="1.0"))
+        answer = _read_answer(stream)
+        assert (answer.status, answer.body) == (200, b"GET /old ")
+        assert answer.header("Connection") == "close"
+        assert _closed(stream)
+
+
+def test_http_server_http_1_0_with_keep_alive_stays_open(serve: Serve) -> None:
+    served = serve(_echo)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        for path in ("/a", "/b"):
+            sock.sendall(_request("GET", path, {"Connection": "keep-alive"}, version="1.0"))
+            assert _read_answer(stream).body == f"GET {path} ".encode()
+
+
+def test_http_server_connection_close_closes_after_the_answer(serve: Serve) -> None:
+    recorder = _Recorder()
+    served = serve(recorder)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        # A request pipelined after the closing one is neither handled nor answered.
+        sock.sendall(_request("GET", "/last", {"Connection": "close"})
+                     + _request("GET", "/after"))
+        answer = _read_answer(stream)
+        assert (answer.status, answer.body) == (200, b"GET /last ")
+        assert answer.header("Connection") == "close"
+        assert _closed(stream)
+    assert [r.path for r in recorder.requests] == ["/last"]
+
+
+# ---------------------------------------------------------------- pipelining
+
+
+def test_http_server_pipelined_answers_keep_request_order(serve: Serve) -> None:
+    # GIVEN /slow answers Later, resolved only once /fast has answered at once
+    pending: list[asyncio.Future[bytes]] = []
+
+    def handler(request: Request) -> Response | Later:
+        if request.path == "/slow":
+            future = asyncio.get_running_loop().create_future()
+            pending.append(future)
+            return Later(future, lambda fut: Response(200, b"slow:" + fut.result()))
+        if pending:
+            asyncio.get_running_loop().call_soon(pending.pop().set_result, b"done")
+        return _echo(request)
+    served = serve(handler)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        # WHEN three requests go in one write
+        sock.sendall(_request("GET", "/slow") + _request("GET", "/fast")
+                     + _request("POST", "/third", body=b"3"))
+        # THEN the answers come in request order
+        assert [_read_answer(stream).body for _ in range(3)] == [
+            b"slow:done", b"GET /fast ", b"POST /third 3"]
+
+
+def test_http_server_more_than_max_pending_pipelined_all_answered(serve: Serve) -> None:
+    # GIVEN a handler that holds its answers until MAX_PENDING are owed (so reading
+    # must pause) and then releases them together
+    count = 4 * MAX_PENDING
+    held: list[asyncio.Future[None]] = []
+    paused_when_full: list[bool] = []
+    served: _Served
+
+    def release(batch: list[asyncio.Future[None]]) -> None:
+        paused_when_full.append(all(c.paused for c in served.server.connections))
+        for future in batch:
+            future.set_result(None)
+
+    def handler(request: Request) -> Response | Later:
+        if request.path == "/more":
+            return _echo(request)
+        future = asyncio.get_running_loop().create_future()
+        held.append(future)
+        if len(held) == MAX_PENDING:
+            asyncio.get_running_loop().call_soon(release, held[:])
+            held.clear()
+        return Later(future, lambda _: _echo(request))
+    served = serve(handler)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        # WHEN many more than MAX_PENDING requests go in one write
+        sock.sendall(b"".join(_request("GET", f"/{n}") for n in range(count)))
+        # THEN every one is answered, in order; reading paused and resumed
+        bodies = [_read_answer(stream).body for _ in range(count)]
+        assert bodies == [f"GET /{n} ".encode() for n in range(count)]
+        assert paused_when_full == [True] * 4
+        assert served.call(lambda: [c.paused for c in served.server.connections]) == [False]
+        sock.sendall(_request("GET", "/more"))
+        assert _read_answer(stream).body == b"GET /more "
+
+
+# ---------------------------------------------------------------- bodies
+
+
+def test_http_server_content_length_and_chunked_bodies(serve: Serve) -> None:
+    served = serve(_echo)
+    conn = served.client()
+    try:
+        conn.request("POST", "/len", body=b"a" * 1000)
+        assert conn.getresponse().read() == b"POST /len " + b"a" * 1000
+        conn.request("POST", "/chunked", body=iter([b"ab", b"", b"cd" * 200]),
+                     encode_chunked=True)
+        assert conn.getresponse().read() == b"POST /chunked " + b"ab" + b"cd" * 200
+    finally:
+        conn.close()
+
+
+def test_http_server_expect_100_continue_then_answer(serve: Serve) -> None:
+    served = serve(_echo)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("POST", "/up", {"Expect": "100-continue",
+                                              "Content-Length": "5"}))
+        assert _read_answer(stream).status == 100
+        sock.sendall(b"hello")
+        answer = _read_answer(stream)
+        assert (answer.status, answer.body) == (200, b"POST /up hello")
+        assert answer.header("Connection") is None
+
+
+def test_http_server_expect_100_continue_keeps_pipelined_order(serve: Serve) -> None:
+    # GIVEN a first request whose answer is still owed when the second asks to continue
+    pending: list[asyncio.Future[None]] = []
+
+    def handler(request: Request) -> Response | Later:
+        if request.path == "/slow":
+            future = asyncio.get_running_loop().create_future()
+            pending.append(future)
+            return Later(future, lambda _: Response(200, b"slow"))
+        return _echo(request)
+    served = serve(handler)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", "/slow") + _request(
+            "POST", "/up", {"Expect": "100-continue", "Content-Length": "2"}))
+
+        def expecting() -> bool:
+            return any(c.expect_continue for c in served.server.connections)
+        for _ in range(int(WAIT_S / 0.01)):
+            if served.call(expecting):
+                break
+            threading.Event().wait(0.01)
+        served.call(lambda: pending[0].set_result(None))
+        # THEN the first answer comes before the second's 100 Continue
+        assert _read_answer(stream).body == b"slow"
+        assert _read_answer(stream).status == 100
+        sock.sendall(b"ok")
+        assert _read_answer(stream).body == b"POST /up ok"
+
+
+def test_http_server_expect_over_limit_answered_at_once_and_closed(serve: Serve) -> None:
+    recorder = _Recorder()
+    served = serve(recorder)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("PUT", "/big", {"Expect": "100-continue",
+                                              "Content-Length": str(MAX_BODY + 1)}))
+        answer = _read_answer(stream)
+        assert (answer.status, answer.body) == (413, b"too big")
+        assert answer.header("Connection") == "close"
+        assert _closed(stream)
+    assert [(r.path, r.oversize, r.body) for r in recorder.requests] == [("/big", True, b"")]
+
+
+def test_http_server_body_over_limit_reaches_handler_and_connection_stays(
+        serve: Serve) -> None:
+    recorder = _Recorder()
+    served = serve(recorder)
+    conn = served.client()
+    try:
+        conn.request("POST", "/big", body=b"x" * (MAX_BODY + 1))
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (413, b"too big")
+        sock = conn.sock
+        conn.request("POST", "/chunked-big", body=iter([b"y" * 600, b"y" * 600]),
+                     encode_chunked=True)
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (413, b"too big")
+        conn.request("POST", "/small", body=b"x" * MAX_BODY)
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, b"POST /small " + b"x" * MAX_BODY)
+        assert conn.sock is sock
+    finally:
+        conn.close()
+    assert [(r.oversize, len(r.body)) for r in recorder.requests] == [
+        (True, 0), (True, 0), (False, MAX_BODY)]
+
+
+# ---------------------------------------------------------------- answers
+
+
+def test_http_server_head_has_length_of_body_but_no_body(serve: Serve) -> None:
+    served = serve(_echo)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        # A body sent after the HEAD answer would be read as the next answer's head.
+        sock.sendall(_request("HEAD", "/page") + _request("GET", "/page"))
+        head = _read_answer(stream, head_only=True)
+        assert (head.status, head.header("Content-Length")) == (200, str(len(b"HEAD /page ")))
+        assert head.header("Content-Type") == "text/plain"
+        assert _read_answer(stream).body == b"GET /page "
+
+
+def test_http_server_replaces_hop_by_hop_headers_of_the_handler(serve: Serve) -> None:
+    def handler(request: Request) -> Response:
+        return Response(201, b"body", (
+            ("Content-Length", "999"), ("connection", "close"),
+            ("Transfer-Encoding", "chunked"), ("Date", "yesterday"), ("X-Kept", "yes")))
+    served = serve(handler)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        for _ in range(2):  # the connection stays open despite the handler's "close"
+            sock.sendall(_request("GET", "/"))
+            answer = _read_answer(stream)
+            assert (answer.status, answer.body) == (201, b"body")
+            assert answer.header("Content-Length") == "4"
+            assert answer.header("Connection") is None
+            assert answer.header("Transfer-Encoding") is None
+            assert answer.header("Date") != "yesterday"
+            assert answer.header("X-Kept") == "yes"
+
+
+# ---------------------------------------------------------------- bad requests
+
+
+def test_http_server_head_over_64kb_is_431_and_closes(serve: Serve) -> None:
+    recorder = _Recorder()
+    served = serve(recorder)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", "/", {"X-Big": "a" * MAX_HEAD_BYTES}))
+        assert _read_answer(stream).status == 431
+        assert _closed(stream)
+    assert recorder.requests == []
+
+
+def test_http_server_long_url_is_431(serve: Serve) -> None:
+    served = serve(_echo)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", "/" + "u" * MAX_HEAD_BYTES))
+        assert _read_answer(stream).status == 431
+        assert _closed(stream)
+
+
+def test_http_server_head_that_never_ends_is_431(serve: Serve) -> None:
+    # GIVEN a header line that goes on and on (httptools buffers a header until it ends)
+    served = serve(_echo)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sent = 0
+        piece = b"GET / HTTP/1.1\r\nX-Endless: " + b"e" * 16384
+        try:
+            while sent < 64 * MAX_HEAD_BYTES:
+                sock.sendall(piece)
+                sent += len(piece)
+                piece = b"e" * 16384
+                if _readable(sock):
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        # THEN the server answers 431 long before and closes
+        assert sent < 64 * MAX_HEAD_BYTES
+        assert _read_answer(stream).status == 431
+
+
+def _readable(sock: socket.socket) -> bool:
+    import select
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_http_server_malformed_request_is_400_and_closes(serve: Serve) -> None:
+    recorder = _Recorder()
+    served = serve(recorder)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        answer = _read_answer(stream)
+        assert (answer.status, answer.header("Connection")) == (400, "close")
+        assert _closed(stream)
+    assert recorder.requests == []
+
+
+def test_http_server_good_request_before_garbage_answered_first(serve: Serve) -> None:
+    def handler(request: Request) -> Later:
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(future.set_result, b"late")
+        return Later(future, lambda fut: Response(200, fut.result()))
+    served = serve(handler)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", "/good") + b"\x00\x01 garbage\r\n\r\n")
+        assert _read_answer(stream).body == b"late"
+        assert _read_answer(stream).status == 400
+        assert _closed(stream)
+
+
+def test_http_server_upgrade_request_answered_and_closed(serve: Serve) -> None:
+    recorder = _Recorder()
+    served = serve(recorder)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        # We speak nothing but HTTP/1.1: the handler answers, and the connection ends.
+        sock.sendall(_request("GET", "/ws", {"Connection": "Upgrade", "Upgrade": "websocket"})
+                     + b"\x81\x05hello")
+        answer = _read_answer(stream)
+        assert (answer.status, answer.body) == (200, b"GET /ws ")
+        assert answer.header("Connection") == "close"
+        assert _closed(stream)
+    assert [r.path for r in recorder.requests] == ["/ws"]
+
+
+# ---------------------------------------------------------------- failing handlers
+
+
+def _failing_handler(request: Request) -> Response | Later:
+    loop = asyncio.get_running_loop()
+    if request.path == "/raise":
+        raise RuntimeError("handler bug")
+    future: asyncio.Future[bytes] = loop.create_future()
+    if request.path == "/future-fails":
+        loop.call_soon(future.set_exception, RuntimeError("invocation failed"))
+    elif request.path == "/future-cancelled":
+        loop.call_soon(future.cancel)
+    else:
+        loop.call_soon(future.set_result, b"fine")
+    if request.path == "/then-raises":
+        def then(fut: asyncio.Future[bytes]) -> Response:
+            raise ValueError("cannot make a response")
+        return Later(future, then)
+    return Later(future, lambda fut: Response(200, fut.result()))
+
+
+@pytest.mark.parametrize("path", ["/raise", "/future-fails", "/future-cancelled",
+                                  "/then-raises"])
+def test_http_server_failing_handler_is_500_and_server_keeps_serving(
+        serve: Serve, path: str, caplog: pytest.LogCaptureFixture) -> None:
+    served = serve(_failing_handler)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", path) + _request("GET", "/ok"))
+        answer = _read_answer(stream)
+        assert (answer.status, answer.header("Content-Type")) == (500, "application/json")
+        assert answer.body == b'{"message":"Internal Server Error"}'
+        # The same connection and a new one are both still served.
+        assert _read_answer(stream).body == b"fine"
+    conn = served.client()
+    try:
+        conn.request("GET", "/ok")
+        assert conn.getresponse().read() == b"fine"
+    finally:
+        conn.close()
+    assert any(r.name == "local_stack.lambda_.http_server" for r in caplog.records)
+
+
+def test_http_server_client_gone_while_later_pending(
+        serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a request whose answer is owed when its client disconnects
+    pending: list[asyncio.Future[bytes]] = []
+
+    def handler(request: Request) -> Response | Later:
+        if request.path == "/slow":
+            future = asyncio.get_running_loop().create_future()
+            pending.append(future)
+            return Later(future, lambda fut: Response(200, fut.result()))
+        return _echo(request)
+    served = serve(handler)
+    with served.connect() as sock:
+        sock.sendall(_request("GET", "/slow"))
+        for _ in range(int(WAIT_S / 0.01)):
+            if served.call(lambda: len(pending)):
+                break
+            threading.Event().wait(0.01)
+    for _ in range(int(WAIT_S / 0.01)):
+        if served.connection_count() == 0:
+            break
+        threading.Event().wait(0.01)
+    assert served.connection_count() == 0
+    # WHEN the answer comes after all
+    served.call(lambda: pending[0].set_result(b"too late"))
+    # THEN nothing fails and others are still served
+    conn = served.client()
+    try:
+        conn.request("GET", "/next")
+        assert conn.getresponse().read() == b"GET /next "
+    finally:
+        conn.close()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+# ---------------------------------------------------------------- what a handler sees
+
+
+def test_http_server_request_fields(serve: Serve) -> None:
+    recorder = _Recorder()
+    served = serve(recorder)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(b"GET /a%20b/%E2%82%AC/%ff?x=%20y&z=%E2#frag HTTP/1.1\r\nHost: t\r\n"
+                     b"X-Bin: caf\xe9\r\nx-bin: second\r\n\r\n")
+        assert _read_answer(stream).status == 200
+        local = sock.getsockname()
+    request, = recorder.requests
+    assert (request.method, request.version) == ("GET", "1.1")
+    assert request.path == "/a b/\u20ac/\udcff"
+    assert request.query_string == "x=%20y&z=%E2"
+    assert request.headers == [("Host", "t"), ("X-Bin", "caf\udce9"), ("x-bin", "second")]
+    assert request.header("X-BIN") == "caf\udce9"
+    assert (request.header("X-Bin") or "").encode("utf-8", "surrogateescape") == b"caf\xe9"
+    assert request.header("missing", "d") == "d"
+    assert (request.remote, request.local_port) == (local[0], served.port)
+    assert (request.body, request.oversize) == (b"", False)
+
+
+# ---------------------------------------------------------------- start and stop
+
+
+def test_http_server_stop_closes_open_connections(serve: Serve) -> None:
+    served = serve(_echo)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", "/"))
+        assert _read_answer(stream).status == 200
+        served.run(served.server.stop())
+        assert _closed(stream)
+    assert served.connection_count() == 0
+    with pytest.raises(ConnectionRefusedError):
+        served.connect().close()
+
+
+def test_http_server_start_on_a_port_in_use_raises_oserror() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = HttpServer(_echo, max_body_bytes=MAX_BODY)
+        with pytest.raises(OSError, match="in use"):
+            asyncio.run(server.start(port=taken.getsockname()[1]))
