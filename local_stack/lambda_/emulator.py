@@ -254,6 +254,12 @@ class Emulator:
             self.inflight.add(inv)
             self._dispatch(pool, env, inv)
             return None
+        if pool.resets and pool.take_reset(time.monotonic()):
+            self.inflight.add(inv)
+            inv.cold = True
+            self._reinit(pool, inv)
+            self._note_peak()
+            return None
         if not pool.bucket.take():
             return rate_reason(pool.fn)
         self.inflight.add(inv)
@@ -480,6 +486,8 @@ class Emulator:
                        error_message=f"RequestId: {inv.request_id} Error: Task timed out "
                                      f"after {seconds} seconds")
         if env is not None:
+            if env.state not in (STOPPING, DEAD) and not self._stopping:
+                self.pools[env.function].resets.append(time.monotonic())
             self._kill(env)
 
     def _on_init_timeout(self, env: Environment) -> None:
@@ -506,20 +514,30 @@ class Emulator:
                              "Runtime.InitError"))
         env.invocation = None  # its death must not fail the invocation
         self._kill(env)
-        retry = self._new_environment(pool)
-        retry.suppressed_init = True
-        retry.invocation = inv
-        inv.env = retry
+        log.info("%s: init of %s ran out of %.2f s; retrying it in invocation %s",
+                 pool.fn.name, env.env_id, self.account.init_timeout_s, rid)
+        self._reinit(pool, inv)
+
+    def _reinit(self, pool: FunctionPool, inv: Invocation) -> None:
+        """Run a suppressed init for ``inv``: a fresh runtime whose Init is part of the invocation.
+
+        Lambda does this when a sandbox's Init ran out of time, and on the first
+        invocation of a sandbox reset by a timeout or crash. The invocation starts
+        now (START, Duration, the function timeout's clock); the Init has no time
+        limit of its own and its REPORT no ``Init Duration``.
+        """
+        env = self._new_environment(pool)
+        env.suppressed_init = True
+        env.invocation = inv
+        inv.env = env
         inv.log_offset = 0
-        retry.log(start_line(rid))
+        env.log(start_line(inv.request_id))
         inv.started = time.monotonic()
         if inv.timer is not None:
             inv.timer.cancel()
         inv.timer = asyncio.get_running_loop().call_later(pool.fn.timeout_s, self._on_timeout,
                                                           inv)
-        log.info("%s: init of %s ran out of %.2f s; retrying it in invocation %s",
-                 pool.fn.name, env.env_id, self.account.init_timeout_s, rid)
-        self._launch(pool, retry)
+        self._launch(pool, env)
 
     def _kill(self, env: Environment) -> None:
         """Discard an environment at once (timeout, crash, init failure)."""
@@ -579,6 +597,8 @@ class Emulator:
             else:
                 self._complete(inv, "crash", error_type="Runtime.ExitError",
                                error_message=message)
+                if not self._stopping:
+                    pool.resets.append(time.monotonic())
         pool.envs.pop(env.env_id, None)
         self.by_id.pop(env.env_id, None)
         if env.pid is not None:

@@ -51,6 +51,10 @@ class FunctionPool:
         #: Busy environments whose invocation has its answer but whose runtime has not
         #: asked for the next event yet (a few hundred microseconds).
         self.finishing: list[Environment] = []
+        #: When sandboxes were reset by a timeout or crash (oldest first): each is
+        #: re-initialised by the next invocation that finds no idle environment, as a
+        #: suppressed init, with no scaling token (the sandbox still exists on AWS).
+        self.resets: list[float] = []
         self.counts: Counter[str] = Counter(dict.fromkeys(STATES, 0))
         self.events = EventQueue(fn)
         self.reaped = 0
@@ -100,6 +104,16 @@ class FunctionPool:
             if env.state == BUSY and env.invocation is not None and env.invocation.done:
                 return env
         return None
+
+    def take_reset(self, now: float) -> bool:
+        """Take the most recently reset sandbox, if one has not outlived its idle lifetime."""
+        resets = self.resets
+        while resets and now - resets[0] >= self.fn.idle_lifetime_s:
+            resets.pop(0)
+        if resets:
+            resets.pop()
+            return True
+        return False
 
     def unfinish(self, env: Environment) -> None:
         """Take ``env`` off the finishing list."""

@@ -229,6 +229,7 @@ def test_emulator_timeout_kills_environment_with_sandbox_timedout(tmp_path: Path
     assert f"{rid} Task timed out after 0.50 seconds" in log_text
     assert after.outcome == "success"
     assert after.cold
+    assert after.init_ms is None  # the reset sandbox's re-init is a suppressed init
     assert after.env_id != timed_out.env_id
     assert _body(after)["count"] == 1
     assert stats["timeouts"] == 1
@@ -388,6 +389,33 @@ def test_emulator_suppressed_init_over_function_timeout_times_out(tmp_path: Path
     assert "\tPhase: invoke\tStatus: timeout" in retried
     assert f"{rid} Task timed out after 1.00 seconds" in retried
     assert "Status: timeout\tError Type: Sandbox.Timedout" in retried
+
+
+@pytest.mark.slow
+def test_emulator_reinit_after_a_crash_counts_against_the_timeout(tmp_path: Path) -> None:
+    # GIVEN a function whose Init (1.2 s) is longer than its timeout (1 s)
+    config = emulator_config(tmp_path, function("sleepy", "sleepy_init_handler", timeout_s=1,
+                                                env={"INIT_SLEEP_S": "1.2"}))
+
+    async def scenario() -> list[InvocationResult]:
+        async with Emulator(config) as emu:
+            return [await _invoke(emu, "sleepy", event) for event in ({}, {"exit": 1}, {}, {})]
+
+    first, crashed, reinit, again = _run(scenario())
+    # THEN the first Init is outside the function timeout, as on any cold start
+    assert first.outcome == "success"
+    assert first.init_ms is not None
+    assert first.init_ms >= 1200
+    assert crashed.outcome == "crash"
+    # AND after the crash the sandbox re-initialises inside the next invocation, under
+    # its timeout: it times out, and so does every one after (Lambda's "doom loop")
+    for result in (reinit, again):
+        assert result.outcome == "timeout"
+        assert result.error_type == "Sandbox.Timedout"
+        assert result.cold
+        assert result.init_ms is None
+    log_text = _log_texts(tmp_path, "sleepy")[again.env_id or ""]
+    assert "\tPhase: invoke\tStatus: timeout" in log_text
 
 
 @pytest.mark.parametrize(
