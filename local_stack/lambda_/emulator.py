@@ -4,7 +4,13 @@
 protocol for the HTTP side. Per function it keeps a zygote (fork server), a LIFO
 of frozen environments and a scaling bucket. A request takes the most recently
 used idle environment, else a new one if the limits allow (see
-:mod:`local_stack.lambda_.scaling`), else it is throttled. Each environment
+:mod:`local_stack.lambda_.scaling`), else it is throttled; before any of that,
+the request-rate limit (10 x concurrency per second) may throttle it. An Init
+over ``init_timeout_s``, and the first invocation of a sandbox reset by a
+timeout or crash, run a "suppressed init": a fresh runtime whose Init counts
+against the invocation's timeout (:meth:`Emulator._reinit`). ``Event``
+invocations wait in the function's :class:`~.event_queue.EventQueue`, which
+retries failed runs. Each environment
 talks to its own Runtime API listener (:mod:`local_stack.lambda_.runtime_api`);
 between invocations it is SIGSTOPped, as Lambda freezes its microVM.
 
