@@ -1,8 +1,18 @@
-"""Scaling rate and concurrency limits: pure logic, with a fake clock."""
+"""Scaling rate, request rate and concurrency limits: pure logic with a fake clock, and
+the request-rate throttle as boto3 sees it from the real emulator server."""
 
 from __future__ import annotations
 
-from connstorm.scenario import FunctionConfig, LambdaConfig
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from connstorm.scenario import FunctionConfig, LambdaConfig, load_scenario
+from local_stack.lambda_.process import EmulatorProcess
 from local_stack.lambda_.scaling import (
     ACCOUNT_LIMIT,
     RATE_LIMIT,
@@ -15,6 +25,7 @@ from local_stack.lambda_.scaling import (
     request_rate_limited,
     scaling_bucket,
 )
+from tests.local_stack.lambda_.emulator_helpers import FIXTURES
 
 
 class Clock:
@@ -106,3 +117,39 @@ def test_request_rate_limit_off_by_account_or_function_and_none_for_reserved_zer
     assert buckets["off"] is None
     assert buckets["follows"] is None
     assert request_rate_buckets(LambdaConfig(), (zero,))["zero"] is None
+
+
+@pytest.mark.slow
+def test_scaling_request_rate_throttle_reaches_boto3_with_its_reason(tmp_path: Path) -> None:
+    # GIVEN the emulator server with a function reserving 1 (10 requests/s, 1 s banked)
+    path = tmp_path / "rate.toml"
+    path.write_text(f"""
+name = "rate"
+[[functions]]
+name = "limited"
+handler = "counter_handler.lambda_handler"
+code_dir = "{FIXTURES}"
+database = "none"
+preload = []
+reserved_concurrency = 1
+""", encoding="utf-8")
+    with EmulatorProcess(load_scenario(path), tmp_path / "run") as proc:
+        client = boto3.client("lambda", endpoint_url=proc.invoke_url, region_name="us-east-1",
+                              aws_access_key_id="x", aws_secret_access_key="x",
+                              config=Config(retries={"total_max_attempts": 1}))
+
+        def call(_: int) -> str:
+            try:
+                client.invoke(FunctionName="limited", Payload=b'{"sleep_s": 1}')
+            except client.exceptions.TooManyRequestsException as exc:
+                return str(exc.response.get("Reason"))
+            return "ok"
+
+        # WHEN 40 requests arrive together (far more than 10 within a second)
+        with ThreadPoolExecutor(40) as pool:
+            answers = Counter(pool.map(call, range(40)))
+    # THEN boto3 sees 429s with the rate reason beside the concurrency ones
+    assert answers["ok"] >= 1
+    assert answers["ReservedFunctionInvocationRateLimitExceeded"] >= 10
+    assert set(answers) <= {"ok", "ReservedFunctionInvocationRateLimitExceeded",
+                            "ReservedFunctionConcurrentInvocationLimitExceeded"}
