@@ -21,7 +21,8 @@ What HTTP/1.1 asks of a server, and nothing more:
 - request heads over 64 KB get 431; malformed requests get 400, and that
   connection closes;
 - ``HEAD`` answers carry no body; ``Date`` and ``Content-Length`` are always
-  set by the server.
+  set by the server, except that 1xx, 204 and 304 answers have neither body
+  nor Content-Length.
 
 A handler that raises, or whose future fails, yields a 500 and a log line.
 Nothing a client sends can stop the server.
@@ -332,18 +333,24 @@ class _Connection(asyncio.Protocol):
         self._flush()
 
 
-_phrases: dict[int, str] = {}
-
-
 def _phrase(status: int) -> str:
-    phrase = _phrases.get(status)
-    if phrase is None:
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Unknown"
-        _phrases[status] = phrase
-    return phrase
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+#: status -> (status line, whether answers with it carry content), made once per status.
+_status_lines: dict[int, tuple[str, bool]] = {}
+
+
+def _status_line(status: int) -> tuple[str, bool]:
+    # 1xx, 204 and 304 answers end at their head: a body sent with one would be
+    # read as the next answer, and a Content-Length on them is wrong (RFC 9110, 8.6).
+    line = (f"HTTP/1.1 {status} {_phrase(status)}\r\n",
+            not (status < 200 or status == 204 or status == 304))
+    _status_lines[status] = line
+    return line
 
 
 _date = ["", -1]
@@ -359,11 +366,16 @@ def _http_date() -> str:
 def _serialize(response: Response, head_only: bool, keep_alive: bool) -> bytes:
     status = response.status
     body = response.body
-    lines = [f"HTTP/1.1 {status} {_phrase(status)}\r\n"]
+    start, content = _status_lines.get(status) or _status_line(status)
+    lines = [start]
     for name, value in response.headers:
         if name.lower() not in _HOP_BY_HOP:
             lines.append(f"{name}: {value}\r\n")
-    lines.append(f"Content-Length: {len(body)}\r\nDate: {_http_date()}\r\n")
+    if content:
+        lines.append(f"Content-Length: {len(body)}\r\nDate: {_http_date()}\r\n")
+    else:
+        lines.append(f"Date: {_http_date()}\r\n")
+        body = b""
     if not keep_alive:
         lines.append("Connection: close\r\n")
     lines.append("\r\n")

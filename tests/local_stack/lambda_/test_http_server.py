@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, TypeVar
 import pytest
 import uvloop
 
+from local_stack.lambda_ import http_server
 from local_stack.lambda_.http_server import (
     MAX_HEAD_BYTES,
     MAX_PENDING,
@@ -131,8 +132,12 @@ def _read_answer(stream: BinaryIO, head_only: bool = False) -> _Answer:
         name, _, value = line.decode("utf-8", "surrogateescape").partition(":")
         headers.append((name, value.strip()))
     answer = _Answer(int(status), headers)
-    if answer.status >= 200:
-        # The server promises both on every final answer.
+    if answer.status in (204, 304):
+        # No content, ever: a Content-Length would be wrong (RFC 9110, 8.6).
+        assert answer.headers_named("Content-Length") == [], headers
+        assert len(answer.headers_named("Date")) == 1, headers
+    elif answer.status >= 200:
+        # The server promises both on every other final answer.
         assert len(answer.headers_named("Content-Length")) == 1, headers
         assert len(answer.headers_named("Date")) == 1, headers
         if not head_only:
@@ -383,6 +388,30 @@ def test_http_server_body_over_limit_reaches_handler_and_connection_stays(
         (True, 0), (True, 0), (False, MAX_BODY)]
 
 
+def test_http_server_body_past_discard_limit_answered_at_once_and_closed(
+        serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a body that would go on far past what the server reads to keep a connection
+    monkeypatch.setattr(http_server, "MAX_DISCARD_BYTES", 256 * 1024)
+    recorder = _Recorder()
+    served = serve(recorder)
+    declared = 64 * 1024 * 1024
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("POST", "/huge", {"Content-Length": str(declared)}))
+        sent = 0
+        try:
+            while sent < declared and not _readable(sock):
+                sock.sendall(b"z" * 65536)
+                sent += 65536
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        # THEN the handler's answer comes before the body ends, and the connection closes
+        assert sent < declared
+        answer = _read_answer(stream)
+        assert (answer.status, answer.header("Connection")) == (413, "close")
+        assert _closed(stream)
+    assert [(r.path, r.oversize, r.body) for r in recorder.requests] == [("/huge", True, b"")]
+
+
 # ---------------------------------------------------------------- answers
 
 
@@ -413,6 +442,30 @@ def test_http_server_replaces_hop_by_hop_headers_of_the_handler(serve: Serve) ->
             assert answer.header("Transfer-Encoding") is None
             assert answer.header("Date") != "yesterday"
             assert answer.header("X-Kept") == "yes"
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_http_server_no_content_answers_drop_the_body(serve: Serve, status: int) -> None:
+    # A Lambda may return statusCode 204 with a body: sent, it would be read as
+    # the start of the next answer on the connection.
+    def handler(request: Request) -> Response:
+        if request.path == "/none":
+            return Response(status, b"dropped", (("ETag", '"1"'),))
+        return _echo(request)
+    served = serve(handler)
+    conn = served.client()
+    try:
+        conn.request("GET", "/none")
+        resp = conn.getresponse()
+        assert (resp.status, resp.read(), resp.getheader("ETag")) == (status, b"", '"1"')
+        conn.request("GET", "/next")
+        assert conn.getresponse().read() == b"GET /next "
+    finally:
+        conn.close()
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", "/none") + _request("GET", "/next"))
+        assert _read_answer(stream).status == status
+        assert _read_answer(stream).body == b"GET /next "
 
 
 # ---------------------------------------------------------------- bad requests
