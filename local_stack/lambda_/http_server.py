@@ -142,8 +142,10 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.remote = "127.0.0.1"
         self.local_port = 0
-        self.messages = 0  # requests begun on this connection
-        self.in_head = False  # between a request's first byte and the end of its head
+        # In a request head, or in a chunk's head (the last chunk's is the
+        # trailer section); ``sections`` counts those begun on this connection.
+        self.in_head = False
+        self.sections = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -172,7 +174,8 @@ class _Connection(asyncio.Protocol):
         if self.closing:
             return
         in_head = self.in_head
-        messages = self.messages
+        sections = self.sections
+        body_size = self.body_size
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -185,10 +188,12 @@ class _Connection(asyncio.Protocol):
             if not self.closing:
                 self._fail(431 if isinstance(exc.__context__, _Oversize) else 400)
             return
-        if in_head and self.in_head and messages == self.messages:
-            # This whole read lies inside one request head. httptools buffers a
-            # header line until it ends, and on_header only counts it then, so an
-            # endless line is bounded here (the read a head began in is not counted).
+        if (in_head and self.in_head and sections == self.sections
+                and body_size == self.body_size):
+            # This whole read lies inside one request head or trailer section.
+            # httptools buffers a header line until it ends, and on_header only
+            # counts it then, so an endless line is bounded here (the read the
+            # section began in is not counted).
             self.head_reads += len(data)
             if self.head_reads > MAX_HEAD_BYTES:
                 self._fail(431)
@@ -203,7 +208,7 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._reset()
         self.in_head = True
-        self.messages += 1
+        self.sections += 1
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -250,6 +255,13 @@ class _Connection(asyncio.Protocol):
             self.body = []
             return
         self.body.append(body)
+
+    def on_chunk_header(self) -> None:
+        self.in_head = True
+        self.sections += 1
+
+    def on_chunk_complete(self) -> None:
+        self.in_head = False
 
     def on_message_complete(self) -> None:
         if self.answered_early:

@@ -298,7 +298,7 @@ def test_http_server_more_than_max_pending_pipelined_all_answered(serve: Serve) 
 
 
 def test_http_server_content_length_and_chunked_bodies(serve: Serve) -> None:
-    served = serve(_echo)
+    served = serve(_echo, max_body_bytes=1024 * 1024)
     conn = served.client()
     try:
         conn.request("POST", "/len", body=b"a" * 1000)
@@ -306,8 +306,22 @@ def test_http_server_content_length_and_chunked_bodies(serve: Serve) -> None:
         conn.request("POST", "/chunked", body=iter([b"ab", b"", b"cd" * 200]),
                      encode_chunked=True)
         assert conn.getresponse().read() == b"POST /chunked " + b"ab" + b"cd" * 200
+        # Bodies far larger than a head, in many reads, are no head (no 431).
+        big = bytes(range(256)) * 3000
+        conn.request("POST", "/big", body=big)
+        assert conn.getresponse().read() == b"POST /big " + big
+        conn.request("POST", "/big-chunked", body=iter([big[:100], big[100:]]),
+                     encode_chunked=True)
+        assert conn.getresponse().read() == b"POST /big-chunked " + big
     finally:
         conn.close()
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        # Trailers end the last chunk; one byte per write puts every part in its own read.
+        request = (b"POST /trailers HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"2\r\nhi\r\n1;ext=1\r\n!\r\n0\r\nX-Trailer: t\r\n\r\n")
+        for n in range(len(request)):
+            sock.sendall(request[n:n + 1])
+        assert _read_answer(stream).body == b"POST /trailers hi!"
 
 
 def test_http_server_expect_100_continue_then_answer(serve: Serve) -> None:
@@ -489,12 +503,17 @@ def test_http_server_long_url_is_431(serve: Serve) -> None:
         assert _closed(stream)
 
 
-def test_http_server_head_that_never_ends_is_431(serve: Serve) -> None:
-    # GIVEN a header line that goes on and on (httptools buffers a header until it ends)
+@pytest.mark.parametrize("start", [
+    b"GET / HTTP/1.1\r\nX-Endless: ",
+    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: ",
+], ids=["header", "trailer"])
+def test_http_server_head_that_never_ends_is_431(serve: Serve, start: bytes) -> None:
+    # GIVEN a header or trailer line that goes on and on (httptools buffers a
+    # header until it ends)
     served = serve(_echo)
     with served.connect() as sock, sock.makefile("rb") as stream:
         sent = 0
-        piece = b"GET / HTTP/1.1\r\nX-Endless: " + b"e" * 16384
+        piece = start + b"e" * 16384
         try:
             while sent < 64 * MAX_HEAD_BYTES:
                 sock.sendall(piece)
