@@ -14,9 +14,11 @@ Reported: time until all N environments finished Init and hold their event
 emulator core, by the environments and by their PostgreSQL backends (who the
 bottleneck is), proportional memory
 (PSS, ``/proc/<pid>/smaps_rollup``) per environment and of the zygote, the Init
-Duration distribution, and every failure. Usage::
+Duration distribution, and every failure. ``--without-db`` runs the same ramp
+with a handler that opens nothing (``benchmarks/handlers/sleep_handler.py``):
+what the environments alone cost, without libpq's and PostgreSQL's share. Usage::
 
-    .venv/bin/python benchmarks/emulator_scale.py --envs 1000
+    .venv/bin/python benchmarks/emulator_scale.py --envs 1000 [--without-db]
 """
 
 from __future__ import annotations
@@ -81,10 +83,16 @@ def env_connections(admin_dsn: str) -> tuple[int, float]:
 
 
 async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path,
-               arrival_per_s: float = 0.0) -> dict[str, object]:
+               arrival_per_s: float = 0.0, with_db: bool = True) -> dict[str, object]:
     """Send ``n`` invocations (at ``arrival_per_s``, 0 = at once); measure until all hold one."""
-    fn = FunctionConfig(name="db", handler="pg_handler.lambda_handler", code_dir=str(FIXTURES),
-                        preload=("psycopg",), timeout_s=hold_s + 120, env={"FIXTURE_DSN": dsn})
+    if with_db:
+        fn = FunctionConfig(name="db", handler="pg_handler.lambda_handler",
+                            code_dir=str(FIXTURES), preload=("psycopg",),
+                            timeout_s=hold_s + 120, env={"FIXTURE_DSN": dsn})
+    else:
+        fn = FunctionConfig(name="db", handler="sleep_handler.lambda_handler",
+                            code_dir=str(ROOT / "benchmarks" / "handlers"), preload=(),
+                            database="none", timeout_s=hold_s + 120)
     config = EmulatorConfig(account=LambdaConfig(init_timeout_s=60), functions=(fn,),
                             run_dir=str(run_dir))
     async with Emulator(config) as emu:
@@ -131,6 +139,7 @@ async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path,
                        if r.outcome != "success")
     return {
         "envs_requested": n,
+        "database_connection_per_env": with_db,
         "arrival_per_s": arrival_per_s or "all at once",
         "time_to_all_busy_s": None if reached_s is None else round(reached_s, 2),
         "peak_busy": peak_busy,
@@ -160,6 +169,8 @@ def main() -> None:
     parser.add_argument("--arrival-per-s", type=float, default=100.0,
                         help="requests per second (default: Lambda's scaling rate, "
                              "1,000 per 10 s); 0 sends all at once")
+    parser.add_argument("--without-db", action="store_true",
+                        help="environments that open no database connection")
     args = parser.parse_args()
     raise_nofile_limit()
     with tempfile.TemporaryDirectory(prefix="connstorm-scale-") as tmp:
@@ -168,7 +179,8 @@ def main() -> None:
                                              "superuser_reserved_connections": 3})
         with PostgresServer(pg_config, Path(tmp) / "pg") as pg:
             figures = uvloop.run(ramp(args.envs, args.hold_s, pg.app_dsn, pg.admin_dsn,
-                                      Path(tmp) / "run", args.arrival_per_s))
+                                      Path(tmp) / "run", args.arrival_per_s,
+                                      not args.without_db))
     print(json.dumps(figures, indent=1))
 
 
