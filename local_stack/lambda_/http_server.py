@@ -13,7 +13,8 @@ or task is made per request.
 What HTTP/1.1 asks of a server, and nothing more:
 
 - keep-alive and pipelining: answers go out in request order, and reading
-  pauses while ``MAX_PENDING`` answers are owed on one connection;
+  pauses while ``MAX_PENDING`` answers are owed on one connection, or while
+  the client does not read its answers (the transport's buffer is full);
 - bodies with Content-Length or chunked, ``Expect: 100-continue``;
 - a body over ``max_body_bytes`` is read and dropped, and the handler gets
   ``Request.oversize`` so that it can answer its own 413. A body that goes on
@@ -139,7 +140,9 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.slots: collections.deque[_Slot] = collections.deque()
         self.closing = False  # no more requests are read (Connection: close, an error)
-        self.paused = False
+        self.paused = False  # MAX_PENDING answers owed
+        self.write_paused = False  # the transport's buffer is full: the client is not reading
+        self.reading = True
         self.remote = "127.0.0.1"
         self.local_port = 0
         # In a request head, or in a chunk's head (the last chunk's is the
@@ -297,9 +300,9 @@ class _Connection(asyncio.Protocol):
             self._flush()
         else:
             answer.future.add_done_callback(lambda fut: self._resolve(slot, answer, fut))
-        if len(self.slots) >= MAX_PENDING and not self.paused and self.transport is not None:
+        if len(self.slots) >= MAX_PENDING and not self.paused:
             self.paused = True
-            self.transport.pause_reading()
+            self._read_or_not()
 
     def _resolve(self, slot: _Slot, later: Later, future: asyncio.Future[Any]) -> None:
         try:
@@ -332,7 +335,31 @@ class _Connection(asyncio.Protocol):
             transport.close()
         elif self.paused and len(slots) < MAX_PENDING // 2:
             self.paused = False
-            transport.resume_reading()
+            self._read_or_not()
+
+    def pause_writing(self) -> None:
+        # A client that pipelines requests but does not read the answers would
+        # otherwise grow the transport's buffer without bound: stop reading its
+        # requests until it takes its answers.
+        self.write_paused = True
+        self._read_or_not()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._read_or_not()
+
+    def _read_or_not(self) -> None:
+        """Read requests only while few answers are owed and the client takes them."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        reading = not (self.paused or self.write_paused)
+        if reading != self.reading:
+            self.reading = reading
+            if reading:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
 
     def _fail(self, status: int) -> None:
         """A request we cannot parse: answer it (after those before it) and close."""

@@ -294,6 +294,53 @@ def test_http_server_more_than_max_pending_pipelined_all_answered(serve: Serve) 
         assert _read_answer(stream).body == b"GET /more "
 
 
+def test_http_server_stops_reading_from_a_client_that_does_not_read(serve: Serve) -> None:
+    # GIVEN big answers, and a client that pipelines requests without reading any
+    answer_bytes = 16 * 1024
+    handled: list[str] = []
+
+    def handler(request: Request) -> Response:
+        handled.append(request.path)
+        return Response(200, b"r" * answer_bytes)
+    served = serve(handler)
+    request = _request("GET", "/")
+    batch = 16
+    limit = 2000  # without flow control, the server would buffer 32 MB by then
+
+    def state() -> tuple[bool, int]:
+        """Whether the server reads from this client, and the bytes it has buffered."""
+        if not served.server.connections:
+            return True, 0  # not accepted yet
+        conn, = served.server.connections
+        assert conn.transport is not None
+        return conn.transport.is_reading(), conn.transport.get_write_buffer_size()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(WAIT_S)
+    sock.connect(("127.0.0.1", served.port))
+    with sock, sock.makefile("rb") as stream:
+        sent = 0
+        reading, buffered = True, 0
+        while reading and sent < limit:
+            sock.sendall(request * batch)
+            sent += batch
+            # One batch per read: wait until it is handled, or reading stopped.
+            for _ in range(int(WAIT_S / 0.005)):
+                reading, buffered = served.call(state)
+                if not reading or served.call(lambda: len(handled)) == sent:
+                    break
+                threading.Event().wait(0.005)
+        # THEN the server stopped reading, its buffer holding little more than a batch
+        assert not reading, f"still reading after {sent} requests, {buffered} bytes buffered"
+        assert buffered < 2 * batch * answer_bytes + 64 * 1024
+        # and once the client reads, every answer comes and reading resumes
+        for _ in range(sent):
+            assert _read_answer(stream).body == b"r" * answer_bytes
+        sock.sendall(_request("GET", "/last"))
+        assert _read_answer(stream).status == 200
+        assert served.call(state)[0]
+
+
 # ---------------------------------------------------------------- bodies
 
 
