@@ -234,6 +234,8 @@ class _Connection(asyncio.Protocol):
         self.in_head = False
         if not self.expect_continue or self.transport is None:
             return
+        if self.parser.get_http_version() == "1.0":
+            return  # an HTTP/1.0 client does not wait for 100 Continue (RFC 9110, 10.1.1)
         if self.content_length > self.max_body:
             # Answer now: the client has not sent the body and will not.
             self.oversize = True

@@ -383,6 +383,23 @@ def test_http_server_expect_100_continue_then_answer(serve: Serve) -> None:
         assert answer.header("Connection") is None
 
 
+def test_http_server_expect_100_continue_ignored_for_http_1_0(serve: Serve) -> None:
+    recorder = _Recorder()
+    served = serve(recorder)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        # An HTTP/1.0 client knows no 100 Continue: it sends its body at once.
+        sock.sendall(_request("POST", "/old", {"Expect": "100-continue"}, b"hello", "1.0"))
+        answer = _read_answer(stream)
+        assert (answer.status, answer.body) == (200, b"POST /old hello")
+        assert _closed(stream)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("POST", "/big", {"Expect": "100-continue"}, b"x" * (MAX_BODY + 1),
+                              "1.0"))
+        assert _read_answer(stream).status == 413
+    assert [(r.path, r.oversize) for r in recorder.requests] == [
+        ("/old", False), ("/big", True)]
+
+
 def test_http_server_expect_100_continue_keeps_pipelined_order(serve: Serve) -> None:
     # GIVEN a first request whose answer is still owed when the second asks to continue
     pending: list[asyncio.Future[None]] = []
