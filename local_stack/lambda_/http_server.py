@@ -300,15 +300,24 @@ class _Connection(asyncio.Protocol):
         if isinstance(answer, Response):
             slot.response = answer
             self._flush()
-        else:
+        elif isinstance(answer, Later):
             answer.future.add_done_callback(lambda fut: self._resolve(slot, answer, fut))
+        else:
+            # Left as it was, the slot would hold every later answer back for good.
+            log.error("http: %s %s: the handler returned %r, not a Response or Later",
+                      method, path, answer)
+            slot.response = _SERVER_ERROR
+            self._flush()
         if len(self.slots) >= MAX_PENDING and not self.paused:
             self.paused = True
             self._read_or_not()
 
     def _resolve(self, slot: _Slot, later: Later, future: asyncio.Future[Any]) -> None:
         try:
-            slot.response = later.then(future)
+            response = later.then(future)
+            if not isinstance(response, Response):
+                raise TypeError(f"then() returned {response!r}, not a Response")
+            slot.response = response
         except (Exception, asyncio.CancelledError):  # a cancelled future fails too
             log.exception("http: answering a request failed")
             slot.response = _SERVER_ERROR

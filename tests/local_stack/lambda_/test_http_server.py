@@ -642,6 +642,8 @@ def _failing_handler(request: Request) -> Response | Later:
     loop = asyncio.get_running_loop()
     if request.path == "/raise":
         raise RuntimeError("handler bug")
+    if request.path == "/returns-none":
+        return None  # type: ignore[return-value]
     future: asyncio.Future[bytes] = loop.create_future()
     if request.path == "/future-fails":
         loop.call_soon(future.set_exception, RuntimeError("invocation failed"))
@@ -653,11 +655,13 @@ def _failing_handler(request: Request) -> Response | Later:
         def then(fut: asyncio.Future[bytes]) -> Response:
             raise ValueError("cannot make a response")
         return Later(future, then)
+    if request.path == "/then-returns-bytes":
+        return Later(future, lambda fut: fut.result())  # type: ignore[arg-type,return-value]
     return Later(future, lambda fut: Response(200, fut.result()))
 
 
-@pytest.mark.parametrize("path", ["/raise", "/future-fails", "/future-cancelled",
-                                  "/then-raises"])
+@pytest.mark.parametrize("path", ["/raise", "/returns-none", "/future-fails",
+                                  "/future-cancelled", "/then-raises", "/then-returns-bytes"])
 def test_http_server_failing_handler_is_500_and_server_keeps_serving(
         serve: Serve, path: str, caplog: pytest.LogCaptureFixture) -> None:
     served = serve(_failing_handler)
