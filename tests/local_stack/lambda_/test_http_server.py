@@ -597,11 +597,24 @@ def _readable(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
 
 
-def test_http_server_malformed_request_is_400_and_closes(serve: Serve) -> None:
+@pytest.mark.parametrize("data", [
+    b"THIS IS NOT HTTP\r\n\r\n",
+    # The ways to smuggle a request past a proxy are refused, not guessed at.
+    b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    b"POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+    b"GET / HTTP/9.9\r\n\r\n",
+], ids=["not-http", "length-and-chunked", "two-lengths", "bad-length", "chunked-not-last",
+        "bad-chunk-size", "space-before-colon", "nul-in-value", "bad-version"])
+def test_http_server_malformed_request_is_400_and_closes(serve: Serve, data: bytes) -> None:
     recorder = _Recorder()
     served = serve(recorder)
     with served.connect() as sock, sock.makefile("rb") as stream:
-        sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        sock.sendall(data)
         answer = _read_answer(stream)
         assert (answer.status, answer.header("Connection")) == (400, "close")
         assert _closed(stream)
