@@ -53,6 +53,11 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_DISCARD_BYTES = 64 * 1024 * 1024
 #: Answers owed on one connection before reading from it pauses.
 MAX_PENDING = 64
+#: How long a connection we close still reads, and drops, what its client sends.
+LINGER_S = 2.0
+#: A bigger read is parsed this much at a time, so that a pause takes effect
+#: within it: one read can hold thousands of small pipelined requests.
+FEED_BYTES = 16 * 1024
 
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "date",
                          "keep-alive"})
@@ -143,6 +148,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False  # MAX_PENDING answers owed
         self.write_paused = False  # the transport's buffer is full: the client is not reading
         self.reading = True
+        self.backlog = b""  # read, but not parsed because reading paused
         self.remote = "127.0.0.1"
         self.local_port = 0
         # In a request head, or in a chunk's head (the last chunk's is the
@@ -176,6 +182,9 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        if len(data) > FEED_BYTES or self.backlog:
+            self._feed_pieces(data)
+            return
         in_head = self.in_head
         sections = self.sections
         body_size = self.body_size
@@ -201,8 +210,27 @@ class _Connection(asyncio.Protocol):
             if self.head_reads > MAX_HEAD_BYTES:
                 self._fail(431)
 
+    def _feed_pieces(self, data: bytes) -> None:
+        """Parse a big read (after what was held back) a piece at a time, stopping
+        between pieces once reading pauses; the rest waits in ``backlog``."""
+        if self.backlog:
+            data = self.backlog + data
+            self.backlog = b""
+        for start in range(0, len(data), FEED_BYTES):
+            if self.closing:
+                return
+            if not self.reading:
+                self.backlog = data[start:]
+                return
+            self.data_received(data[start:start + FEED_BYTES])
+
+    def _drain_backlog(self) -> None:
+        if self.backlog and self.reading and self.transport is not None:
+            self.data_received(b"")
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.backlog = b""
         self.slots.clear()
         self.server.connections.discard(self)
 
@@ -343,10 +371,30 @@ class _Connection(asyncio.Protocol):
         if out:
             transport.write(b"".join(out) if len(out) > 1 else out[0])
         if close:
-            transport.close()
+            self._linger(transport)
         elif self.paused and len(slots) < MAX_PENDING // 2:
             self.paused = False
             self._read_or_not()
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Close after the last answer without losing it.
+
+        Closing a socket with unread data in it (the rest of a body or a head
+        we refused, pipelined requests after ``Connection: close``) makes the
+        kernel send a reset, and a reset can destroy the answer before the
+        client reads it. So send our end-of-stream after the answer, drop what
+        still comes (``closing``), and close when the client does, or after
+        LINGER_S.
+        """
+        self.closing = True
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        if not self.reading:
+            self.reading = True
+            transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_S, transport.close)
 
     def pause_writing(self) -> None:
         # A client that pipelines requests but does not read the answers would
@@ -369,6 +417,8 @@ class _Connection(asyncio.Protocol):
             self.reading = reading
             if reading:
                 transport.resume_reading()
+                if self.backlog:  # parsed before anything read from now on
+                    asyncio.get_running_loop().call_soon(self._drain_backlog)
             else:
                 transport.pause_reading()
 

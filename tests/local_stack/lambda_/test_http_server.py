@@ -24,6 +24,7 @@ import uvloop
 
 from local_stack.lambda_ import http_server
 from local_stack.lambda_.http_server import (
+    FEED_BYTES,
     MAX_HEAD_BYTES,
     MAX_PENDING,
     Handler,
@@ -234,6 +235,24 @@ def test_http_server_connection_close_closes_after_the_answer(serve: Serve) -> N
     assert [r.path for r in recorder.requests] == ["/last"]
 
 
+@pytest.mark.parametrize("closing", [
+    _request("GET", "/last", {"Connection": "close"}),
+    b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+], ids=["connection-close", "malformed"])
+def test_http_server_answer_survives_data_after_it(serve: Serve, closing: bytes) -> None:
+    # GIVEN a client that sends more after a request that ends the connection
+    served = serve(_echo)
+    with served.connect() as sock:
+        sock.sendall(closing + b"x" * 200_000)
+        sock.shutdown(socket.SHUT_WR)
+        # THEN its answer is not lost to a reset: the whole answer, then the end
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 ")
+    assert received.endswith(b"GET /last " if b"close" in closing else b'"Bad Request"}')
+
+
 # ---------------------------------------------------------------- pipelining
 
 
@@ -292,6 +311,40 @@ def test_http_server_more_than_max_pending_pipelined_all_answered(serve: Serve) 
         assert served.call(lambda: [c.paused for c in served.server.connections]) == [False]
         sock.sendall(_request("GET", "/more"))
         assert _read_answer(stream).body == b"GET /more "
+
+
+def test_http_server_pause_takes_effect_within_one_big_read(serve: Serve) -> None:
+    # GIVEN answers held back, and thousands of small requests sent in one write
+    hold = [True]
+    held: list[asyncio.Future[None]] = []
+
+    def handler(request: Request) -> Response | Later:
+        if not hold[0]:
+            return _echo(request)
+        future = asyncio.get_running_loop().create_future()
+        held.append(future)
+        return Later(future, lambda _: _echo(request))
+    served = serve(handler)
+    requests = [_request("GET", f"/{n}") for n in range(3000)]
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(b"".join(requests))
+        for _ in range(int(WAIT_S / 0.005)):
+            if served.call(lambda: len(held)) >= MAX_PENDING:
+                break
+            threading.Event().wait(0.005)
+        # THEN the handler saw about MAX_PENDING requests, not all in the read
+        seen = served.call(lambda: len(held))
+        assert MAX_PENDING <= seen <= MAX_PENDING + FEED_BYTES // len(requests[0]) + 1
+        assert served.call(lambda: [c.reading for c in served.server.connections]) == [False]
+
+        def release() -> None:
+            hold[0] = False
+            for future in held:
+                future.set_result(None)
+        served.call(release)
+        # and once answered, the rest is read: every request answered, in order
+        bodies = [_read_answer(stream).body for _ in requests]
+        assert bodies == [f"GET /{n} ".encode() for n in range(len(requests))]
 
 
 def test_http_server_stops_reading_from_a_client_that_does_not_read(serve: Serve) -> None:
