@@ -14,13 +14,15 @@ What HTTP/1.1 asks of a server, and nothing more:
 
 - keep-alive and pipelining: answers go out in request order, and reading
   pauses while ``MAX_PENDING`` answers are owed on one connection, or while
-  the client does not read its answers (the transport's buffer is full);
+  the client does not read its answers (the transport's buffer is full); an
+  upgrade request is answered, and its connection closed;
 - bodies with Content-Length or chunked, ``Expect: 100-continue``;
 - a body over ``max_body_bytes`` is read and dropped, and the handler gets
   ``Request.oversize`` so that it can answer its own 413. A body that goes on
   past ``MAX_DISCARD_BYTES`` gets that answer at once, and the connection closes;
-- request heads over 64 KB get 431; malformed requests get 400, and that
-  connection closes;
+- request heads (or trailers) over 64 KB get 431; malformed requests get 400,
+  and that connection closes: after its last answer the server half-closes and
+  drops what still comes, so that a reset does not destroy the answer;
 - ``HEAD`` answers carry no body; ``Date`` and ``Content-Length`` are always
   set by the server, except that 1xx, 204 and 304 answers have neither body
   nor Content-Length.
