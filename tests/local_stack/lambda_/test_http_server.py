@@ -13,10 +13,13 @@ import asyncio
 import concurrent.futures
 import http.client
 import logging
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, BinaryIO, TypeVar
 
 import pytest
@@ -87,6 +90,14 @@ class _Served:
 
     def connection_count(self) -> int:
         return self.call(lambda: len(self.server.connections))
+
+    def wait(self, check: Callable[[], object], what: str) -> None:
+        """Poll ``check`` on the server's loop until true; fail after WAIT_S."""
+        deadline = time.monotonic() + WAIT_S
+        while not self.call(check):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {WAIT_S} s waiting for {what}")
+            time.sleep(0.005)
 
 
 Serve = Callable[..., _Served]
@@ -161,6 +172,11 @@ def _request(method: str, path: str, headers: dict[str, str] | None = None,
     if body:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether the server has answered (or closed) yet, without waiting."""
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def _echo(request: Request) -> Response:
@@ -328,10 +344,7 @@ def test_http_server_pause_takes_effect_within_one_big_read(serve: Serve) -> Non
     requests = [_request("GET", f"/{n}") for n in range(3000)]
     with served.connect() as sock, sock.makefile("rb") as stream:
         sock.sendall(b"".join(requests))
-        for _ in range(int(WAIT_S / 0.005)):
-            if served.call(lambda: len(held)) >= MAX_PENDING:
-                break
-            threading.Event().wait(0.005)
+        served.wait(lambda: len(held) >= MAX_PENDING, "MAX_PENDING requests handled")
         # THEN the handler saw about MAX_PENDING requests, not all in the read
         seen = served.call(lambda: len(held))
         assert MAX_PENDING <= seen <= MAX_PENDING + FEED_BYTES // len(requests[0]) + 1
@@ -367,6 +380,9 @@ def test_http_server_stops_reading_from_a_client_that_does_not_read(serve: Serve
         conn, = served.server.connections
         assert conn.transport is not None
         return conn.transport.is_reading(), conn.transport.get_write_buffer_size()
+
+    def batch_done(sent: int) -> bool:
+        return not state()[0] or len(handled) == sent
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(WAIT_S)
@@ -378,11 +394,8 @@ def test_http_server_stops_reading_from_a_client_that_does_not_read(serve: Serve
             sock.sendall(request * batch)
             sent += batch
             # One batch per read: wait until it is handled, or reading stopped.
-            for _ in range(int(WAIT_S / 0.005)):
-                reading, buffered = served.call(state)
-                if not reading or served.call(lambda: len(handled)) == sent:
-                    break
-                threading.Event().wait(0.005)
+            served.wait(partial(batch_done, sent), "the batch handled, or reading stopped")
+            reading, buffered = served.call(state)
         # THEN the server stopped reading, its buffer holding little more than a batch
         assert not reading, f"still reading after {sent} requests, {buffered} bytes buffered"
         assert buffered < 2 * batch * answer_bytes + 64 * 1024
@@ -470,10 +483,7 @@ def test_http_server_expect_100_continue_keeps_pipelined_order(serve: Serve) -> 
 
         def expecting() -> bool:
             return any(c.expect_continue for c in served.server.connections)
-        for _ in range(int(WAIT_S / 0.01)):
-            if served.call(expecting):
-                break
-            threading.Event().wait(0.01)
+        served.wait(expecting, "the second request's head")
         served.call(lambda: pending[0].set_result(None))
         # THEN the first answer comes before the second's 100 Continue
         assert _read_answer(stream).body == b"slow"
@@ -645,11 +655,6 @@ def test_http_server_head_that_never_ends_is_431(serve: Serve, start: bytes) -> 
         assert _read_answer(stream).status == 431
 
 
-def _readable(sock: socket.socket) -> bool:
-    import select
-    return bool(select.select([sock], [], [], 0)[0])
-
-
 @pytest.mark.parametrize("data", [
     b"THIS IS NOT HTTP\r\n\r\n",
     # The ways to smuggle a request past a proxy are refused, not guessed at.
@@ -761,15 +766,8 @@ def test_http_server_client_gone_while_later_pending(
     served = serve(handler)
     with served.connect() as sock:
         sock.sendall(_request("GET", "/slow"))
-        for _ in range(int(WAIT_S / 0.01)):
-            if served.call(lambda: len(pending)):
-                break
-            threading.Event().wait(0.01)
-    for _ in range(int(WAIT_S / 0.01)):
-        if served.connection_count() == 0:
-            break
-        threading.Event().wait(0.01)
-    assert served.connection_count() == 0
+        served.wait(lambda: pending, "the request handled")
+    served.wait(lambda: not served.server.connections, "the connection gone")
     # WHEN the answer comes after all
     served.call(lambda: pending[0].set_result(b"too late"))
     # THEN nothing fails and others are still served
