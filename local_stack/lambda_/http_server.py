@@ -5,17 +5,23 @@ port. Every warm invocation crosses this listener, and on a 2-core machine the
 emulator process is the serial part of each invocation. aiohttp spent about a
 third of that process's CPU per invocation on a task, a ``Request``, a
 ``Response`` and their header multidicts (BENCHMARKS.md, "Warm invocations").
-So this is a bare ``asyncio.Protocol``, like the Runtime API's. A handler
-answers at once with a :class:`Response`, or later with a :class:`Later`: a
-future plus the function that turns its result into a response. No coroutine
-or task is made per request.
+So each connection is a bare ``asyncio.Protocol`` (:mod:`.http_connection`),
+like the Runtime API's. A handler answers at once with a :class:`Response`, or
+later with a :class:`Later`: a future plus the function that turns its result
+into a response (:mod:`.http_messages`). No coroutine or task is made per
+request.
 
 What HTTP/1.1 asks of a server, and nothing more:
 
 - keep-alive and pipelining: answers go out in request order, and reading
   pauses while ``MAX_PENDING`` answers are owed on one connection, or while
   the client does not read its answers (the transport's buffer is full); an
-  upgrade request is answered, and its connection closed;
+  upgrade request is answered, and its connection closed; an HTTP/1.0 client
+  that asks for keep-alive gets ``Connection: keep-alive`` and keeps its
+  connection;
+- a connection idle for ``keepalive_timeout_s`` (no answer owed, nothing
+  received) is closed, by one sweep per server every few seconds rather than a
+  timer per connection or request;
 - bodies with Content-Length or chunked, ``Expect: 100-continue``;
 - a body over ``max_body_bytes`` is read and dropped, and the handler gets
   ``Request.oversize`` so that it can answer its own 413. A body that goes on
@@ -27,485 +33,111 @@ What HTTP/1.1 asks of a server, and nothing more:
   set by the server, except that 1xx, 204 and 304 answers have neither body
   nor Content-Length.
 
-A handler that raises, or whose future fails, yields a 500 and a log line.
-Nothing a client sends can stop the server.
+A handler that raises, or whose future fails, yields a 500 and a log line
+with the exception; an answer cancelled because the server is stopping yields
+one DEBUG line. Nothing a client sends can stop the server.
+
+Example::
+
+    server = HttpServer(lambda request: Response(200, b"hi"), max_body_bytes=6 * 2**20)
+    port = await server.start()  # http://127.0.0.1:<port>/
+    ...
+    await server.stop()
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from email.utils import formatdate
-from http import HTTPStatus
-from typing import Any
-from urllib.parse import unquote
 
-import httptools
+from local_stack.lambda_.http_connection import (
+    FEED_BYTES,
+    LINGER_S,
+    MAX_DISCARD_BYTES,
+    MAX_HEAD_BYTES,
+    MAX_PENDING,
+    _Connection,
+)
+from local_stack.lambda_.http_messages import Handler, Later, Request, Response
+
+__all__ = ["FEED_BYTES", "KEEPALIVE_TIMEOUT_S", "LINGER_S", "MAX_DISCARD_BYTES",
+           "MAX_HEAD_BYTES", "MAX_PENDING", "SWEEP_S", "Handler", "HttpServer", "Later",
+           "Request", "Response"]
 
 log = logging.getLogger(__name__)
 
-#: Request line plus headers, per request.
-MAX_HEAD_BYTES = 64 * 1024
-#: Past this many body bytes an oversize request is answered at once and the
-#: connection closed, instead of reading the rest to keep the connection.
-MAX_DISCARD_BYTES = 64 * 1024 * 1024
-#: Answers owed on one connection before reading from it pauses.
-MAX_PENDING = 64
-#: How long a connection we close still reads, and drops, what its client sends.
-LINGER_S = 2.0
-#: A bigger read is parsed this much at a time, so that a pause takes effect
-#: within it: one read can hold thousands of small pipelined requests.
-FEED_BYTES = 16 * 1024
-
-_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "date",
-                         "keep-alive"})
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-@dataclass(slots=True)
-class Request:
-    """One HTTP request, as a handler sees it.
-
-    ``path`` is percent-decoded; ``query_string`` is as sent (without ``?``).
-    ``headers`` holds every header line in order, names as sent (decoded as
-    UTF-8, with undecodable bytes kept as surrogates). ``oversize`` means that
-    the body went over the server's limit and was dropped (``body`` is empty).
-    """
-
-    method: str
-    path: str
-    query_string: str
-    headers: list[tuple[str, str]]
-    body: bytes = b""
-    remote: str = "127.0.0.1"
-    version: str = "1.1"
-    local_port: int = 0
-    oversize: bool = False
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """The first value of a header, matched case-insensitively."""
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return default
-
-
-@dataclass(slots=True)
-class Response:
-    """An answer: status, headers (Content-Length and Date are the server's), body."""
-
-    status: int
-    body: bytes = b""
-    headers: Sequence[tuple[str, str]] = ()
-
-
-@dataclass(slots=True)
-class Later:
-    """An answer still to come: ``then(future)`` makes the response once ``future`` is done."""
-
-    future: asyncio.Future[Any]
-    then: Callable[[asyncio.Future[Any]], Response]
-
-
-Handler = Callable[[Request], "Response | Later"]
-
-_SERVER_ERROR = Response(500, b'{"message":"Internal Server Error"}',
-                         (("Content-Type", "application/json"),))
-
-
-class _Oversize(Exception):
-    """The request head is over MAX_HEAD_BYTES."""
-
-
-class _Slot:
-    """One request's place in its connection's answer queue."""
-
-    __slots__ = ("continue_after", "head_only", "keep_alive", "response")
-
-    def __init__(self, head_only: bool, keep_alive: bool) -> None:
-        self.response: Response | None = None
-        self.head_only = head_only
-        self.keep_alive = keep_alive
-        # A later pipelined request asked for 100 Continue while this answer was
-        # owed: the interim answer goes right after this one, never before it.
-        self.continue_after = False
-
-
-class _Connection(asyncio.Protocol):
-    """One client connection: parse, dispatch, answer in order."""
-
-    def __init__(self, server: HttpServer) -> None:
-        self.server = server
-        self.handler = server.handler
-        self.max_body = server.max_body_bytes
-        self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.slots: collections.deque[_Slot] = collections.deque()
-        self.closing = False  # no more requests are read (Connection: close, an error)
-        self.paused = False  # MAX_PENDING answers owed
-        self.write_paused = False  # the transport's buffer is full: the client is not reading
-        self.reading = True
-        self.backlog = b""  # read, but not parsed because reading paused
-        self.remote = "127.0.0.1"
-        self.local_port = 0
-        # In a request head, or in a chunk's head (the last chunk's is the
-        # trailer section); ``sections`` counts those begun on this connection.
-        self.in_head = False
-        self.sections = 0
-        self._reset()
-
-    def _reset(self) -> None:
-        self.url = b""
-        self.headers: list[tuple[str, str]] = []
-        self.body: list[bytes] = []
-        self.head_size = 0
-        self.head_reads = 0
-        self.body_size = 0
-        self.content_length = -1
-        self.expect_continue = False
-        self.oversize = False
-        self.answered_early = False
-
-    # ------------------------------------------------------- asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.server.connections.add(self)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and peer:
-            self.remote = str(peer[0])
-        self.local_port = self.server.port
-
-    def data_received(self, data: bytes) -> None:
-        if self.closing:
-            return
-        if len(data) > FEED_BYTES or self.backlog:
-            self._feed_pieces(data)
-            return
-        in_head = self.in_head
-        sections = self.sections
-        body_size = self.body_size
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # The upgrade request was dispatched, to be answered with Connection:
-            # close (on_message_complete); nothing after its head is HTTP.
-            self.closing = True
-            return
-        except httptools.HttpParserError as exc:
-            # Once closing (data after ``Connection: close``), nothing more is answered.
-            if not self.closing:
-                self._fail(431 if isinstance(exc.__context__, _Oversize) else 400)
-            return
-        if (in_head and self.in_head and sections == self.sections
-                and body_size == self.body_size):
-            # This whole read lies inside one request head or trailer section.
-            # httptools buffers a header line until it ends, and on_header only
-            # counts it then, so an endless line is bounded here (the read the
-            # section began in is not counted).
-            self.head_reads += len(data)
-            if self.head_reads > MAX_HEAD_BYTES:
-                self._fail(431)
-
-    def _feed_pieces(self, data: bytes) -> None:
-        """Parse a big read (after what was held back) a piece at a time, stopping
-        between pieces once reading pauses; the rest waits in ``backlog``."""
-        if self.backlog:
-            data = self.backlog + data
-            self.backlog = b""
-        for start in range(0, len(data), FEED_BYTES):
-            if self.closing:
-                return
-            if not self.reading:
-                self.backlog = data[start:]
-                return
-            self.data_received(data[start:start + FEED_BYTES])
-
-    def _drain_backlog(self) -> None:
-        if self.backlog and self.reading and self.transport is not None:
-            self.data_received(b"")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self.backlog = b""
-        self.slots.clear()
-        self.server.connections.discard(self)
-
-    # ------------------------------------------------------- httptools callbacks
-
-    def on_message_begin(self) -> None:
-        self._reset()
-        self.in_head = True
-        self.sections += 1
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-        self.head_size += len(url)
-        if self.head_size > MAX_HEAD_BYTES:
-            raise _Oversize
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_size += len(name) + len(value) + 4
-        if self.head_size > MAX_HEAD_BYTES:
-            raise _Oversize
-        key = name.decode("utf-8", "surrogateescape")
-        if len(name) == 14 and key.lower() == "content-length":
-            self.content_length = int(value) if value.isdigit() else -1
-        elif len(name) == 6 and key.lower() == "expect":
-            self.expect_continue = value.lower() == b"100-continue"
-        self.headers.append((key, value.decode("utf-8", "surrogateescape")))
-
-    def on_headers_complete(self) -> None:
-        self.in_head = False
-        if not self.expect_continue or self.transport is None:
-            return
-        if self.parser.get_http_version() == "1.0":
-            return  # an HTTP/1.0 client does not wait for 100 Continue (RFC 9110, 10.1.1)
-        if self.content_length > self.max_body:
-            # Answer now: the client has not sent the body and will not.
-            self.oversize = True
-            self.answered_early = True
-            self.closing = True
-            self._dispatch(keep_alive=False)
-        elif self.slots:
-            self.slots[-1].continue_after = True
-        else:
-            self.transport.write(_CONTINUE)
-
-    def on_body(self, body: bytes) -> None:
-        self.body_size += len(body)
-        if self.oversize:
-            if self.body_size > MAX_DISCARD_BYTES and not self.answered_early:
-                self.answered_early = True
-                self.closing = True
-                self._dispatch(keep_alive=False)
-            return
-        if self.body_size > self.max_body:
-            self.oversize = True
-            self.body = []
-            return
-        self.body.append(body)
-
-    def on_chunk_header(self) -> None:
-        self.in_head = True
-        self.sections += 1
-
-    def on_chunk_complete(self) -> None:
-        self.in_head = False
-
-    def on_message_complete(self) -> None:
-        if self.answered_early:
-            return
-        parser = self.parser
-        # We speak only HTTP/1.1: an upgrade request is answered and the connection closed.
-        keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
-        if not keep_alive:
-            self.closing = True
-        self._dispatch(keep_alive)
-
-    # ------------------------------------------------------- dispatch and answers
-
-    def _dispatch(self, keep_alive: bool) -> None:
-        parser = self.parser
-        method = parser.get_method().decode("ascii", "replace")
-        raw_path, _, query = self.url.partition(b"?")
-        path = raw_path.decode("utf-8", "surrogateescape")
-        if "%" in path:
-            path = unquote(path, errors="surrogateescape")
-        request = Request(method, path, query.partition(b"#")[0].decode("latin-1"),
-                          self.headers, b"".join(self.body), self.remote,
-                          parser.get_http_version(), self.local_port, self.oversize)
-        slot = _Slot(method == "HEAD", keep_alive)
-        self.slots.append(slot)
-        try:
-            answer = self.handler(request)
-        except Exception:
-            log.exception("http: %s %s failed", method, path)
-            answer = _SERVER_ERROR
-        if isinstance(answer, Response):
-            slot.response = answer
-            self._flush()
-        elif isinstance(answer, Later):
-            answer.future.add_done_callback(lambda fut: self._resolve(slot, answer, fut))
-        else:
-            # Left as it was, the slot would hold every later answer back for good.
-            log.error("http: %s %s: the handler returned %r, not a Response or Later",
-                      method, path, answer)
-            slot.response = _SERVER_ERROR
-            self._flush()
-        if len(self.slots) >= MAX_PENDING and not self.paused:
-            self.paused = True
-            self._read_or_not()
-
-    def _resolve(self, slot: _Slot, later: Later, future: asyncio.Future[Any]) -> None:
-        try:
-            response = later.then(future)
-            if not isinstance(response, Response):
-                raise TypeError(f"then() returned {response!r}, not a Response")
-            slot.response = response
-        except (Exception, asyncio.CancelledError):  # a cancelled future fails too
-            log.exception("http: answering a request failed")
-            slot.response = _SERVER_ERROR
-        self._flush()
-
-    def _flush(self) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        out: list[bytes] = []
-        close = False
-        slots = self.slots
-        while slots and slots[0].response is not None:
-            slot = slots.popleft()
-            out.append(_serialize(slot.response, slot.head_only,  # type: ignore[arg-type]
-                                  slot.keep_alive))
-            if slot.continue_after and slot.keep_alive:
-                out.append(_CONTINUE)
-            if not slot.keep_alive:
-                close = True
-                slots.clear()
-                break
-        if out:
-            transport.write(b"".join(out) if len(out) > 1 else out[0])
-        if close:
-            self._linger(transport)
-        elif self.paused and len(slots) < MAX_PENDING // 2:
-            self.paused = False
-            self._read_or_not()
-
-    def _linger(self, transport: asyncio.Transport) -> None:
-        """Close after the last answer without losing it.
-
-        Closing a socket with unread data in it (the rest of a body or a head
-        we refused, pipelined requests after ``Connection: close``) makes the
-        kernel send a reset, and a reset can destroy the answer before the
-        client reads it. So send our end-of-stream after the answer, drop what
-        still comes (``closing``), and close when the client does, or after
-        LINGER_S.
-        """
-        self.closing = True
-        if not transport.can_write_eof():
-            transport.close()
-            return
-        transport.write_eof()
-        if not self.reading:
-            self.reading = True
-            transport.resume_reading()
-        asyncio.get_running_loop().call_later(LINGER_S, transport.close)
-
-    def pause_writing(self) -> None:
-        # A client that pipelines requests but does not read the answers would
-        # otherwise grow the transport's buffer without bound: stop reading its
-        # requests until it takes its answers.
-        self.write_paused = True
-        self._read_or_not()
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self._read_or_not()
-
-    def _read_or_not(self) -> None:
-        """Read requests only while few answers are owed and the client takes them."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        reading = not (self.paused or self.write_paused)
-        if reading != self.reading:
-            self.reading = reading
-            if reading:
-                transport.resume_reading()
-                if self.backlog:  # parsed before anything read from now on
-                    asyncio.get_running_loop().call_soon(self._drain_backlog)
-            else:
-                transport.pause_reading()
-
-    def _fail(self, status: int) -> None:
-        """A request we cannot parse: answer it (after those before it) and close."""
-        self.closing = True
-        slot = _Slot(False, False)
-        phrase = _phrase(status)
-        slot.response = Response(status, f'{{"message":"{phrase}"}}'.encode(),
-                                 (("Content-Type", "application/json"),))
-        self.slots.append(slot)
-        self._flush()
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
-#: status -> (status line, whether answers with it carry content), made once per status.
-_status_lines: dict[int, tuple[str, bool]] = {}
-
-
-def _status_line(status: int) -> tuple[str, bool]:
-    # 1xx, 204 and 304 answers end at their head: a body sent with one would be
-    # read as the next answer, and a Content-Length on them is wrong (RFC 9110, 8.6).
-    line = (f"HTTP/1.1 {status} {_phrase(status)}\r\n",
-            not (status < 200 or status == 204 or status == 304))
-    _status_lines[status] = line
-    return line
-
-
-_date = ["", -1]
-
-
-def _http_date() -> str:
-    now = int(time.time())
-    if _date[1] != now:
-        _date[0], _date[1] = formatdate(now, usegmt=True), now
-    return str(_date[0])
-
-
-def _serialize(response: Response, head_only: bool, keep_alive: bool) -> bytes:
-    status = response.status
-    body = response.body
-    start, content = _status_lines.get(status) or _status_line(status)
-    lines = [start]
-    for name, value in response.headers:
-        if name.lower() not in _HOP_BY_HOP:
-            lines.append(f"{name}: {value}\r\n")
-    if content:
-        lines.append(f"Content-Length: {len(body)}\r\nDate: {_http_date()}\r\n")
-    else:
-        lines.append(f"Date: {_http_date()}\r\n")
-        body = b""
-    if not keep_alive:
-        lines.append("Connection: close\r\n")
-    lines.append("\r\n")
-    head = "".join(lines).encode("utf-8", "surrogateescape")
-    return head if head_only or not body else head + body
+#: Idle keep-alive connections are closed after this long (nginx's default is
+#: 75 s; API Gateway and load balancers use 60-350 s).
+KEEPALIVE_TIMEOUT_S = 75.0
+#: The idle sweep runs this often at most, more often for a short timeout, so
+#: that an idle connection closes between its timeout and about 1.25 times it.
+SWEEP_S = 5.0
 
 
 class HttpServer:
-    """Serves ``handler`` on one listening socket; ``start()`` returns the port."""
+    """Serves ``handler`` on one listening socket; ``start()`` returns the port.
 
-    def __init__(self, handler: Handler, *, max_body_bytes: int) -> None:
+    ``keepalive_timeout_s``: how long a connection may stay idle (no answer
+    owed, nothing received) before the server closes it.
+    """
+
+    def __init__(self, handler: Handler, *, max_body_bytes: int,
+                 keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S) -> None:
+        if not keepalive_timeout_s > 0:
+            raise ValueError(f"keepalive_timeout_s must be positive, not {keepalive_timeout_s!r}")
         self.handler = handler
         self.max_body_bytes = max_body_bytes
+        self.keepalive_timeout_s = keepalive_timeout_s
+        self.sweep_s = min(SWEEP_S, keepalive_timeout_s / 4)
         self.connections: set[_Connection] = set()
         self.port = 0
+        #: Set by ``stop()``: answers cancelled from then on are expected, not failures.
+        self.stopping = False
         self._server: asyncio.Server | None = None
+        self._sweep_timer: asyncio.TimerHandle | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *,
                     backlog: int = 1024) -> int:
         """Listen on ``host:port`` (0: a free port); raises OSError if it is taken."""
         loop = asyncio.get_running_loop()
+        self.stopping = False
         self._server = await loop.create_server(lambda: _Connection(self), host, port,
                                                 backlog=backlog)
         self.port = int(self._server.sockets[0].getsockname()[1])
+        self._sweep_timer = loop.call_later(self.sweep_s, self._sweep)
         return self.port
+
+    def _sweep(self) -> None:
+        """Close connections idle for ``keepalive_timeout_s``; runs every ``sweep_s``.
+
+        One timer per server, instead of one per connection or request, keeps
+        the request path free of timers. A connection that owes an answer is
+        busy however long its invocation runs: the sweep stamps it, so that once
+        answered it gets a whole timeout (less one sweep) to send its next request.
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        oldest = now - self.keepalive_timeout_s
+        idle = []
+        for conn in self.connections:
+            if conn.slots:
+                conn.last_active = now
+            elif conn.last_active <= oldest and not conn.closing:
+                idle.append(conn)
+        for conn in idle:
+            if conn.transport is not None:
+                log.debug("http: closing a connection from %s idle for %.0f s",
+                          conn.remote, now - conn.last_active)
+                conn.closing = True
+                conn.transport.close()
+        self._sweep_timer = loop.call_later(self.sweep_s, self._sweep)
 
     async def stop(self) -> None:
         """Stop listening and close every connection (answers still owed are dropped)."""
+        self.stopping = True
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, TypeVar
 import pytest
 import uvloop
 
-from local_stack.lambda_ import http_server
+from local_stack.lambda_ import http_connection
 from local_stack.lambda_.http_server import (
     FEED_BYTES,
     MAX_HEAD_BYTES,
@@ -532,7 +532,7 @@ def test_http_server_body_over_limit_reaches_handler_and_connection_stays(
 def test_http_server_body_past_discard_limit_answered_at_once_and_closed(
         serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a body that would go on far past what the server reads to keep a connection
-    monkeypatch.setattr(http_server, "MAX_DISCARD_BYTES", 256 * 1024)
+    monkeypatch.setattr(http_connection, "MAX_DISCARD_BYTES", 256 * 1024)
     recorder = _Recorder()
     served = serve(recorder)
     declared = 64 * 1024 * 1024
@@ -749,7 +749,8 @@ def test_http_server_failing_handler_is_500_and_server_keeps_serving(
         assert conn.getresponse().read() == b"fine"
     finally:
         conn.close()
-    assert any(r.name == "local_stack.lambda_.http_server" for r in caplog.records)
+    assert any(r.name == "local_stack.lambda_.http_connection" and r.levelno >= logging.ERROR
+               for r in caplog.records)
 
 
 def test_http_server_client_gone_while_later_pending(
