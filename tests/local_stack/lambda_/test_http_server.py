@@ -28,6 +28,7 @@ import uvloop
 from local_stack.lambda_ import http_connection
 from local_stack.lambda_.http_server import (
     FEED_BYTES,
+    KEEPALIVE_TIMEOUT_S,
     MAX_HEAD_BYTES,
     MAX_PENDING,
     Handler,
@@ -48,9 +49,11 @@ WAIT_S = 5.0
 class _Served:
     """An HttpServer on its own loop in a thread; ``call`` runs code on that loop."""
 
-    def __init__(self, handler: Handler, loop_kind: str, max_body_bytes: int) -> None:
+    def __init__(self, handler: Handler, loop_kind: str, max_body_bytes: int,
+                 keepalive_timeout_s: float) -> None:
         self.loop = uvloop.new_event_loop() if loop_kind == "uvloop" else asyncio.new_event_loop()
-        self.server = HttpServer(handler, max_body_bytes=max_body_bytes)
+        self.server = HttpServer(handler, max_body_bytes=max_body_bytes,
+                                 keepalive_timeout_s=keepalive_timeout_s)
         self.thread = threading.Thread(target=self.loop.run_forever, name="test-http-server",
                                        daemon=True)
         self.port = 0
@@ -108,8 +111,9 @@ def serve(request: pytest.FixtureRequest) -> Iterator[Serve]:
     """Start servers for ``handler``; all of them are stopped after the test."""
     started: list[_Served] = []
 
-    def make(handler: Handler, max_body_bytes: int = MAX_BODY) -> _Served:
-        served = _Served(handler, request.param, max_body_bytes)
+    def make(handler: Handler, max_body_bytes: int = MAX_BODY,
+             keepalive_timeout_s: float = KEEPALIVE_TIMEOUT_S) -> _Served:
+        served = _Served(handler, request.param, max_body_bytes, keepalive_timeout_s)
         started.append(served)
         served.start()
         return served
@@ -230,11 +234,74 @@ def test_http_server_http_1_0_without_keep_alive_closes(serve: Serve) -> None:
 
 
 def test_http_server_http_1_0_with_keep_alive_stays_open(serve: Serve) -> None:
-    served = serve(_echo)
+    # GIVEN an HTTP/1.0 client that asks for keep-alive (ab -k): it closes unless told
+    recorder = _Recorder()
+    served = serve(recorder)
     with served.connect() as sock, sock.makefile("rb") as stream:
         for path in ("/a", "/b"):
             sock.sendall(_request("GET", path, {"Connection": "keep-alive"}, version="1.0"))
-            assert _read_answer(stream).body == f"GET {path} ".encode()
+            # THEN each answer says keep-alive, and the same connection serves the next
+            answer = _read_answer(stream)
+            assert (answer.body, answer.header("Connection")) == (
+                f"GET {path} ".encode(), "keep-alive")
+        sock.sendall(_request("HEAD", "/c", {"Connection": "Keep-Alive"}, version="1.0")
+                     + _request("GET", "/last", version="1.0"))
+        assert _read_answer(stream, head_only=True).header("Connection") == "keep-alive"
+        # and a request that does not ask for it is the last
+        assert _read_answer(stream).header("Connection") == "close"
+        assert _closed(stream)
+    assert [(r.path, r.version) for r in recorder.requests] == [
+        ("/a", "1.0"), ("/b", "1.0"), ("/c", "1.0"), ("/last", "1.0")]
+
+
+def test_http_server_idle_keep_alive_connection_closed_after_timeout(serve: Serve) -> None:
+    # GIVEN a server with a tiny keep-alive timeout, and a client that goes quiet
+    served = serve(_echo, keepalive_timeout_s=0.5)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", "/"))
+        answer = _read_answer(stream)
+        assert (answer.status, answer.header("Connection")) == (200, None)
+        # THEN the server closes the connection without a word (bounded by WAIT_S)
+        assert stream.read() == b""
+    served.wait(lambda: not served.server.connections, "the idle connection gone")
+
+
+def test_http_server_connection_owing_an_answer_is_not_idle(serve: Serve) -> None:
+    # GIVEN an answer owed for several keep-alive timeouts (a long invocation)
+    # Long enough that the client's next request comes well within it on a busy machine.
+    timeout_s = 0.5
+    pending: list[asyncio.Future[bytes]] = []
+
+    def handler(request: Request) -> Response | Later:
+        if request.path == "/slow":
+            future = asyncio.get_running_loop().create_future()
+            pending.append(future)
+            return Later(future, lambda fut: Response(200, fut.result()))
+        return _echo(request)
+    served = serve(handler, keepalive_timeout_s=timeout_s)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(_request("GET", "/slow"))
+        served.wait(lambda: pending, "the request handled")
+        start = served.call(served.loop.time)
+        served.wait(lambda: served.loop.time() > start + 3 * timeout_s,
+                    "three keep-alive timeouts")
+        # THEN the connection is still there, gets its answer, and serves the next
+        assert served.connection_count() == 1
+        served.call(lambda: pending[0].set_result(b"at last"))
+        assert _read_answer(stream).body == b"at last"
+        # and what the client sends stamps it active (nothing is owed here, so
+        # the sweep cannot have stamped it)
+        before = served.call(served.loop.time)
+        sock.sendall(_request("GET", "/next"))
+        assert _read_answer(stream).body == b"GET /next "
+        assert served.call(lambda: [c.last_active >= before for c in served.server.connections]
+                           ) == [True]
+
+
+def test_http_server_keepalive_timeout_must_be_positive() -> None:
+    assert HttpServer(_echo, max_body_bytes=MAX_BODY).keepalive_timeout_s == 75.0
+    with pytest.raises(ValueError, match="keepalive_timeout_s"):
+        HttpServer(_echo, max_body_bytes=MAX_BODY, keepalive_timeout_s=0)
 
 
 def test_http_server_connection_close_closes_after_the_answer(serve: Serve) -> None:
@@ -749,8 +816,41 @@ def test_http_server_failing_handler_is_500_and_server_keeps_serving(
         assert conn.getresponse().read() == b"fine"
     finally:
         conn.close()
-    assert any(r.name == "local_stack.lambda_.http_connection" and r.levelno >= logging.ERROR
-               for r in caplog.records)
+    errors = [r for r in caplog.records
+              if r.name == "local_stack.lambda_.http_connection" and r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    # A failure carries its exception; a cancelled future or a junk answer has none to show.
+    assert (errors[0].exc_info is not None) == (
+        path in ("/raise", "/future-fails", "/then-raises", "/then-returns-bytes"))
+
+
+def test_http_server_answers_cancelled_by_stop_log_one_line_each(
+        serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN three answers owed (invocations running) when the server stops
+    caplog.set_level(logging.DEBUG, logger="local_stack.lambda_.http_connection")
+    pending: list[asyncio.Future[bytes]] = []
+
+    def handler(request: Request) -> Later:
+        future = asyncio.get_running_loop().create_future()
+        pending.append(future)
+        return Later(future, lambda fut: Response(200, fut.result()))
+    served = serve(handler)
+    with served.connect() as sock, sock.makefile("rb") as stream:
+        sock.sendall(b"".join(_request("GET", f"/{n}") for n in range(3)))
+        served.wait(lambda: len(pending) == 3, "three requests handled")
+        # WHEN the server stops and then the invocations are cancelled
+        served.run(served.server.stop())
+        assert _closed(stream)
+
+    def cancel() -> None:
+        for future in pending:
+            future.cancel()
+    served.call(cancel)
+    served.call(lambda: None)  # the futures' done callbacks ran before this
+    # THEN one DEBUG line per answer, no traceback, nothing louder
+    records = [r for r in caplog.records if r.name.startswith("local_stack.lambda_.http")]
+    assert [(r.levelno, r.exc_info) for r in records] == [(logging.DEBUG, None)] * 3
+    assert all("cancelled" in r.getMessage() for r in records)
 
 
 def test_http_server_client_gone_while_later_pending(
