@@ -915,6 +915,7 @@ def test_http_server_stop_closes_open_connections(serve: Serve) -> None:
         served.run(served.server.stop())
         assert _closed(stream)
     assert served.connection_count() == 0
+    assert served.call(lambda: served.server._sweep_timer) is None  # the idle sweep ends too
     with pytest.raises(ConnectionRefusedError):
         served.connect().close()
 
