@@ -12,8 +12,14 @@ Where things are:
   listener with the front, the Invoke API, ``/_connstorm/stats`` and
   ``/_connstorm/health``; :mod:`.http_server` -- that listener's HTTP/1.1;
 * :mod:`.emulator` -- the core, :class:`~.emulator.Emulator` (the
-  :class:`~.invocation.Invoker` the HTTP side calls): scheduling, lifecycle,
-  timeouts, crashes, records;
+  :class:`~.invocation.Invoker` the HTTP side calls): its state, start and stop,
+  made of three mixins, one per kind of transition:
+  :mod:`.scheduler` -- ``submit``, placing, throttling, dispatching and parking,
+  and the one place an invocation gets its result and is recorded;
+  :mod:`.lifecycle` -- environments from fork to death: Init and its timeout,
+  the invocation timeout, suppressed init and re-init, kill, shutdown, the
+  zygote's reports, the reaper;
+  :mod:`.runtime_callbacks` -- what the runtimes' Runtime API calls do;
 * :mod:`.function_pool`, :mod:`.environment` -- per-function state, one
   environment, one invocation;
 * :mod:`.scaling` -- concurrency limits, scaling-rate buckets, throttle reasons;

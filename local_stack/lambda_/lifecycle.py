@@ -1,0 +1,336 @@
+"""The environments' lifecycle: spawn, Init, freeze, reset, shutdown, death.
+
+An environment is forked by its function's zygote (:mod:`.zygote_client`), runs
+Init under ``init_timeout_s``, and after each invocation is SIGSTOPped, as Lambda
+freezes its microVM; the reaper shuts it down when idle or old, a timeout or
+crash kills it. An Init over ``init_timeout_s``, and the first invocation of a
+sandbox reset by a timeout or crash, run a "suppressed init": a fresh runtime
+whose Init counts against the invocation's timeout (:meth:`EnvironmentLifecycle._reinit`).
+
+The zygote's reports (``on_spawned``, ``on_spawn_failed``, ``on_exit``,
+``on_zygote_lost``) arrive here; a death ends what the environment held through
+the scheduler's ``_complete``, so it cannot give a second result.
+:class:`EnvironmentLifecycle` is a mixin of
+:class:`~local_stack.lambda_.emulator.Emulator`, as :mod:`.scheduler` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from local_stack.lambda_ import runtime_api
+from local_stack.lambda_.config import EmulatorConfig
+from local_stack.lambda_.environment import (
+    DEAD,
+    INITIALIZING,
+    STOPPING,
+    Environment,
+    Invocation,
+)
+from local_stack.lambda_.function_pool import FunctionPool
+from local_stack.lambda_.invocation import InvocationResult, Outcome
+from local_stack.lambda_.log_stream import init_report_line, start_line, timeout_line
+from local_stack.lambda_.runtime_env import exit_reason, new_env_id, stream_name
+from local_stack.lambda_.zygote_client import ZygoteClient
+
+if TYPE_CHECKING:
+    import socket
+
+    from connstorm.scenario import LambdaConfig
+
+log = logging.getLogger(__name__)
+
+
+class EnvironmentLifecycle:
+    """Environments from fork to death, the zygotes and the reaper (a mixin of ``Emulator``)."""
+
+    # The emulator's state this part reads and writes (set in Emulator.__init__).
+    config: EmulatorConfig
+    account: LambdaConfig
+    run_dir: Path
+    pools: dict[str, FunctionPool]
+    by_id: dict[str, Environment]
+    by_pid: dict[int, Environment]
+    inflight: set[Invocation]
+    _tasks: list[asyncio.Task[None]]
+    _launching: set[asyncio.Task[None]]
+    _stopping: bool
+
+    if TYPE_CHECKING:
+        # The scheduler's part (:mod:`.scheduler`).
+        def _begin(self, pool: FunctionPool, inv: Invocation) -> str | None: ...
+        def _complete(self, inv: Invocation, outcome: Outcome, *,
+                      payload: bytes | None = None, error_type: str | None = None,
+                      error_message: str | None = None) -> None: ...
+        def _throttled(self, pool: FunctionPool, request_id: str, reason: str,
+                       attempt: int = 1) -> InvocationResult: ...
+        # The Runtime API's part (:mod:`.runtime_callbacks`).
+        async def _serve(self, env: Environment, sock: socket.socket) -> None: ...
+
+    # ------------------------------------------------------------ environments
+
+    async def _start_zygote(self, pool: FunctionPool) -> None:
+        zygote = ZygoteClient(pool.fn.name, {
+            "handler": pool.fn.handler, "code_dir": pool.fn.code_dir,
+            "env": pool.base_env, "preload": list(pool.fn.preload)}, self)
+        pool.zygote = zygote
+        await zygote.start()
+
+    def _new_environment(self, pool: FunctionPool) -> Environment:
+        env_id = new_env_id()
+        log_path = str(self.run_dir / "logs" / "lambda" / pool.fn.name / f"{env_id}.log")
+        fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        env = Environment(env_id=env_id, function=pool.fn.name, log_path=log_path, log_fd=fd)
+        pool.add(env)
+        self.by_id[env_id] = env
+        return env
+
+    def _launch(self, pool: FunctionPool, env: Environment) -> None:
+        """Bind the environment's Runtime API port and have the zygote fork it, now."""
+        try:
+            if pool.zygote is None or not pool.zygote.alive:
+                raise OSError("the function's zygote is not running")
+            sock = runtime_api.bind(self.config.host)
+        except OSError as exc:
+            if not env.suppressed_init:
+                pool.bucket.give_back()
+            self._fail_init(env, "Runtime.InitError", f"cannot start environment: {exc}")
+            self._on_env_dead(env, 1)
+            return
+        env.listen_sock = sock
+        env.port = int(sock.getsockname()[1])
+        stream = stream_name(env.env_id)
+        env.spawned = time.monotonic()
+        pool.zygote.spawn(env.env_id, {
+            "AWS_LAMBDA_RUNTIME_API": f"{self.config.host}:{env.port}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+        }, env.log_path)
+        loop = asyncio.get_running_loop()
+        if not env.suppressed_init:  # bounded by the invocation's timeout instead
+            env.init_timer = loop.call_later(self.account.init_timeout_s,
+                                             self._on_init_timeout, env)
+        task = loop.create_task(self._serve(env, sock))
+        self._launching.add(task)  # the loop keeps only a weak reference to tasks
+        task.add_done_callback(self._launching.discard)
+
+    # ------------------------------------------------------------ failures, timeouts, deaths
+
+    def _fail_init(self, env: Environment, error_type: str, message: str,
+                   payload: bytes | None = None, *, status: str = "error") -> None:
+        """Init failed: INIT_REPORT into the log stream, the pending invocation fails."""
+        init_ms = (time.monotonic() - env.spawned) * 1000
+        env.log(_init_report(env, init_ms, status, error_type))
+        inv = env.invocation
+        if inv is not None and not inv.done:
+            self._complete(inv, "init_error", error_type=error_type, error_message=message,
+                           payload=payload)
+
+    def _on_timeout(self, inv: Invocation) -> None:
+        env = inv.env
+        fn = self.pools[inv.request.function].fn
+        seconds = f"{fn.timeout_s:.2f}"
+        if env is not None:
+            if env.state == INITIALIZING:  # a suppressed init that ran out of time
+                env.log(_init_report(env, (time.monotonic() - env.spawned) * 1000, "timeout",
+                                     "Sandbox.Timedout"))
+            env.log(timeout_line(inv.request_id, fn.timeout_s))
+        self._complete(inv, "timeout", error_type="Sandbox.Timedout",
+                       error_message=f"RequestId: {inv.request_id} Error: Task timed out "
+                                     f"after {seconds} seconds")
+        if env is not None:
+            if env.state not in (STOPPING, DEAD) and not self._stopping:
+                self.pools[env.function].resets.append(time.monotonic())
+            self._kill(env)
+
+    def _on_init_timeout(self, env: Environment) -> None:
+        """Init ran out of ``init_timeout_s``: Lambda retries it inside the invocation.
+
+        The environment is discarded (INIT_REPORT ``Status: timeout``); a fresh one
+        takes over the invocation at once, its Init now bounded by the function's
+        timeout and counted in the invocation's Duration, and its REPORT without
+        ``Init Duration`` (a "suppressed init"). An invocation that is gone, or a
+        retry that also fails, fails as before.
+        """
+        if env.state != INITIALIZING:
+            return
+        inv = env.invocation
+        rid = inv.request_id if inv is not None else ""
+        if inv is None or inv.done or env.suppressed_init or self._stopping:
+            self._fail_init(env, "Runtime.InitError",
+                            f"RequestId: {rid} Error: Runtime init timed out after "
+                            f"{self.account.init_timeout_s:.2f} seconds", status="timeout")
+            self._kill(env)
+            return
+        pool = self.pools[env.function]
+        env.log(_init_report(env, (time.monotonic() - env.spawned) * 1000, "timeout",
+                             "Runtime.InitError"))
+        env.invocation = None  # its death must not fail the invocation
+        self._kill(env)
+        log.info("%s: init of %s ran out of %.2f s; retrying it in invocation %s",
+                 pool.fn.name, env.env_id, self.account.init_timeout_s, rid)
+        self._reinit(pool, inv)
+
+    def _reinit(self, pool: FunctionPool, inv: Invocation) -> None:
+        """Run a suppressed init for ``inv``: a fresh runtime whose Init is part of the invocation.
+
+        Lambda does this when a sandbox's Init ran out of time, and on the first
+        invocation of a sandbox reset by a timeout or crash. The invocation starts
+        now (START, Duration, the function timeout's clock); the Init has no time
+        limit of its own and its REPORT no ``Init Duration``.
+        """
+        env = self._new_environment(pool)
+        env.suppressed_init = True
+        env.invocation = inv
+        inv.env = env
+        inv.log_offset = 0
+        env.log(start_line(inv.request_id))
+        inv.started = time.monotonic()
+        if inv.timer is not None:
+            inv.timer.cancel()
+        inv.timer = asyncio.get_running_loop().call_later(pool.fn.timeout_s, self._on_timeout,
+                                                          inv)
+        self._launch(pool, env)
+
+    def _kill(self, env: Environment) -> None:
+        """Discard an environment at once (timeout, crash, init failure)."""
+        if env.state in (STOPPING, DEAD):
+            return
+        pool = self.pools[env.function]
+        pool.unpark(env)
+        pool.unfinish(env)
+        pool.set_state(env, STOPPING)
+        env.signal_group(signal.SIGKILL)
+
+    def _shutdown(self, env: Environment, *, reaped: bool = True) -> None:
+        """Lambda's shutdown: SIGTERM (continued if frozen), SIGKILL after the grace time."""
+        if env.state in (STOPPING, DEAD):
+            return
+        pool = self.pools[env.function]
+        pool.unpark(env)
+        pool.unfinish(env)
+        pool.set_state(env, STOPPING)
+        if reaped:
+            pool.reaped += 1
+        env.signal_group(signal.SIGTERM)
+        env.signal_group(signal.SIGCONT)
+        env.frozen = False
+        env.kill_timer = asyncio.get_running_loop().call_later(
+            self.account.shutdown_timeout_s, env.signal_group, signal.SIGKILL)
+
+    def _on_env_dead(self, env: Environment, status: int) -> None:
+        """The process is gone: fail what it held, forget it, free its sockets."""
+        if env.state == DEAD:
+            return
+        pool = self.pools[env.function]
+        pool.unpark(env)
+        was_initializing = env.state == INITIALIZING
+        pool.set_state(env, DEAD)
+        pool.unfinish(env)
+        inv = env.invocation
+        if inv is not None and not inv.done and not inv.started and not inv.cold \
+                and not self._stopping:
+            # Queued on an environment that died before taking it: place it again.
+            inv.env = None
+            if inv.timer is not None:
+                inv.timer.cancel()
+                inv.timer = None
+            self.inflight.discard(inv)
+            reason = self._begin(pool, inv)
+            if reason is not None:
+                result = self._throttled(pool, inv.request_id, reason)
+                inv.future.set_result(result)
+                inv.release(result)
+        elif inv is not None and not inv.done:
+            message = (f"RequestId: {inv.request_id} Error: Runtime exited with error: "
+                       f"{exit_reason(status)}")
+            env.log(f"{message}\n")
+            if was_initializing:
+                self._fail_init(env, "Runtime.ExitError", message)
+            else:
+                self._complete(inv, "crash", error_type="Runtime.ExitError",
+                               error_message=message)
+                if not self._stopping:
+                    pool.resets.append(time.monotonic())
+        pool.envs.pop(env.env_id, None)
+        self.by_id.pop(env.env_id, None)
+        if env.pid is not None:
+            self.by_pid.pop(env.pid, None)
+        env.close_resources()
+
+    # ------------------------------------------------------------ zygote reports
+
+    def on_spawned(self, env_id: str, pid: int) -> None:
+        """The zygote forked the environment."""
+        env = self.by_id.get(env_id)
+        if env is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        env.pid = pid
+        self.by_pid[pid] = env
+        if env.state == STOPPING:
+            env.signal_group(signal.SIGKILL)
+        elif env.freeze_pending:
+            env.freeze()
+
+    def on_spawn_failed(self, env_id: str, error: str) -> None:
+        """The fork failed."""
+        env = self.by_id.get(env_id)
+        if env is None:
+            return
+        if not env.suppressed_init:
+            self.pools[env.function].bucket.give_back()
+        self._fail_init(env, "Runtime.InitError", f"cannot start environment: {error}")
+        self._on_env_dead(env, 1)
+
+    def on_exit(self, pid: int, status: int) -> None:
+        """An environment process ended."""
+        env = self.by_pid.get(pid)
+        if env is not None:
+            self._on_env_dead(env, status)
+
+    def on_zygote_lost(self, function: str) -> None:
+        """Its environments died with it (PDEATHSIG); start a new one unless stopping."""
+        pool = self.pools[function]
+        for env in list(pool.envs.values()):
+            self._on_env_dead(env, -signal.SIGKILL)
+        if not self._stopping:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._restart(pool)))
+
+    async def _restart(self, pool: FunctionPool) -> None:
+        try:
+            await self._start_zygote(pool)
+        except Exception:
+            log.exception("cannot restart the zygote of %s", pool.fn.name)
+
+    # ------------------------------------------------------------ background
+
+    async def _reaper(self) -> None:
+        lifetimes = [p.fn.idle_lifetime_s for p in self.pools.values()] + [
+            p.fn.max_lifetime_s for p in self.pools.values() if p.fn.max_lifetime_s]
+        interval = min(1.0, max(0.05, min(lifetimes, default=1.0) / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for pool in self.pools.values():
+                idle_s, max_s = pool.fn.idle_lifetime_s, pool.fn.max_lifetime_s
+                for env in list(pool.idle):
+                    if now - env.last_used >= idle_s or (
+                            max_s is not None and now - env.spawned >= max_s):
+                        self._shutdown(env)
+
+
+def _init_report(env: Environment, init_ms: float, status: str, error_type: str) -> str:
+    """INIT_REPORT; a suppressed init (retried inside an invocation) says ``Phase: invoke``."""
+    line = init_report_line(init_ms, status, error_type)
+    if env.suppressed_init:
+        line = line.replace("\tPhase: init\t", "\tPhase: invoke\t", 1)
+    return line
+
