@@ -24,10 +24,16 @@ that each hold one kind of transition, joined here as mixins of one class:
 
 "Exactly one result" stays checkable in one place: every ending in those
 modules goes through ``Scheduler._complete``, which does nothing for an
-invocation that has its result, and ``_throttled``, for a request that never
-became one. Mixins rather than objects that call each other, because the warm
-path must not pay a call or attribute hop per invocation for the split. This
-module holds the state they share and the resource's start and stop; the pieces
+invocation that has its result. The only other answers are given in ``submit``
+(an ``Event`` or ``DryRun`` answered at once, a throttle) and in
+``_on_env_dead`` (an invocation queued on an environment that died before taking
+it, throttled if it cannot be placed again); ``grep -n set_result`` over the
+three modules lists every one.
+
+Mixins rather than objects that call each other, because the warm path must not
+pay a call or attribute hop per invocation for the split (the methods were moved
+verbatim; their bytecode is the same as when this was one class). This module
+holds the state they share and the resource's start and stop; the pieces
 without state live beside it (:mod:`.runtime_env`, :mod:`.log_stream`,
 :mod:`.scaling`, :mod:`.function_pool`).
 
