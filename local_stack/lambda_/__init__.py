@@ -10,7 +10,9 @@ Where things are:
 * :mod:`.process` -- :class:`~.process.EmulatorProcess`, what the stack starts;
 * :mod:`.server` -- the server process (``python -m local_stack.lambda_``): one
   listener with the front, the Invoke API, ``/_connstorm/stats`` and
-  ``/_connstorm/health``; :mod:`.http_server` -- that listener's HTTP/1.1;
+  ``/_connstorm/health``; :mod:`.http_server` -- that listener's HTTP/1.1
+  (:mod:`.http_connection` one client connection, :mod:`.http_messages` the
+  request and response types and their wire form);
 * :mod:`.emulator` -- the core, :class:`~.emulator.Emulator` (the
   :class:`~.invocation.Invoker` the HTTP side calls): its state, start and stop,
   made of three mixins, one per kind of transition:
