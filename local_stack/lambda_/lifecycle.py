@@ -198,24 +198,26 @@ class EnvironmentLifecycle:
                                                           inv)
         self._launch(pool, env)
 
-    def _kill(self, env: Environment) -> None:
-        """Discard an environment at once (timeout, crash, init failure)."""
+    def _retire(self, env: Environment) -> FunctionPool | None:
+        """Take ``env`` out of service, once: its pool, or None if it already was."""
         if env.state in (STOPPING, DEAD):
-            return
+            return None
         pool = self.pools[env.function]
         pool.unpark(env)
         pool.unfinish(env)
         pool.set_state(env, STOPPING)
-        env.signal_group(signal.SIGKILL)
+        return pool
+
+    def _kill(self, env: Environment) -> None:
+        """Discard an environment at once (timeout, crash, init failure)."""
+        if self._retire(env) is not None:
+            env.signal_group(signal.SIGKILL)
 
     def _shutdown(self, env: Environment, *, reaped: bool = True) -> None:
         """Lambda's shutdown: SIGTERM (continued if frozen), SIGKILL after the grace time."""
-        if env.state in (STOPPING, DEAD):
+        pool = self._retire(env)
+        if pool is None:
             return
-        pool = self.pools[env.function]
-        pool.unpark(env)
-        pool.unfinish(env)
-        pool.set_state(env, STOPPING)
         if reaped:
             pool.reaped += 1
         env.signal_group(signal.SIGTERM)

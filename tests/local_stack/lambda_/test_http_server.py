@@ -190,6 +190,18 @@ def _echo(request: Request) -> Response:
                     (("Content-Type", "text/plain"),))
 
 
+def _slow_or_echo(pending: list[asyncio.Future[bytes]]) -> Handler:
+    """``/slow`` answers Later, with what its future (kept in ``pending``) is given;
+    anything else is echoed at once."""
+    def handler(request: Request) -> Response | Later:
+        if request.path == "/slow":
+            future = asyncio.get_running_loop().create_future()
+            pending.append(future)
+            return Later(future, lambda fut: Response(200, fut.result()))
+        return _echo(request)
+    return handler
+
+
 @dataclass
 class _Recorder:
     """A handler that records every request and answers like ``_echo``."""
@@ -271,13 +283,7 @@ def test_http_server_connection_owing_an_answer_is_not_idle(serve: Serve) -> Non
     # Long enough that the client's next request comes well within it on a busy machine.
     timeout_s = 0.5
     pending: list[asyncio.Future[bytes]] = []
-
-    def handler(request: Request) -> Response | Later:
-        if request.path == "/slow":
-            future = asyncio.get_running_loop().create_future()
-            pending.append(future)
-            return Later(future, lambda fut: Response(200, fut.result()))
-        return _echo(request)
+    handler = _slow_or_echo(pending)
     served = serve(handler, keepalive_timeout_s=timeout_s)
     with served.connect() as sock, sock.makefile("rb") as stream:
         sock.sendall(_request("GET", "/slow"))
@@ -857,13 +863,7 @@ def test_http_server_client_gone_while_later_pending(
         serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
     # GIVEN a request whose answer is owed when its client disconnects
     pending: list[asyncio.Future[bytes]] = []
-
-    def handler(request: Request) -> Response | Later:
-        if request.path == "/slow":
-            future = asyncio.get_running_loop().create_future()
-            pending.append(future)
-            return Later(future, lambda fut: Response(200, fut.result()))
-        return _echo(request)
+    handler = _slow_or_echo(pending)
     served = serve(handler)
     with served.connect() as sock:
         sock.sendall(_request("GET", "/slow"))
