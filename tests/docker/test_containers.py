@@ -82,7 +82,8 @@ def test_stack_serves_both_paths_and_leaves_nothing_behind(backend: str, tmp_pat
             assert len(mine()) == 2
     # AND after stop nothing listens and no container is left
     assert not any(port_in_use(p) for p in ports)
-    assert mine() == []
+    if backend == "docker":  # the native stack never asks for an engine
+        assert mine() == []
     assert (tmp_path / "run" / "logs" / "postgres.log").is_file()
 
 
