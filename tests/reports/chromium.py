@@ -24,6 +24,8 @@ from typing import Any
 
 import websocket  # websocket-client
 
+from local_stack.resource import Resource
+
 _PR_SET_PDEATHSIG = 1
 _DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
 
@@ -45,7 +47,7 @@ class PageVisit:
     requests: list[str] = field(default_factory=list)
 
 
-class Chromium:
+class Chromium(Resource):
     """One headless Chromium with one page; ``open(url)`` loads it and records events.
 
     ``timeout_s`` bounds every wait; it is generous because the test machines are
@@ -137,16 +139,6 @@ class Chromium:
             self._profile.cleanup()
             self._profile = None
 
-    def __enter__(self) -> Chromium:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ protocol
 
