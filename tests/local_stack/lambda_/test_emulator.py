@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from local_stack.lambda_.config import EmulatorConfig
 from local_stack.lambda_.emulator import Emulator
 from local_stack.lambda_.invocation import InvocationRequest, InvocationResult, UnknownFunctionError
 from tests.local_stack.lambda_.emulator_helpers import (
@@ -435,14 +436,8 @@ def test_emulator_request_rate_limit_is_ten_times_concurrency(
     config = emulator_config(tmp_path, function("f", "counter_handler",
                                                 reserved_concurrency=reserved), **account)
 
-    async def scenario() -> list[InvocationResult]:
-        async with Emulator(config) as emu:
-            # WHEN 20 requests arrive at once (submit is synchronous: no time passes)
-            waiters = [emu.submit(InvocationRequest("f", b'{"sleep_s": 0.2}'))
-                       for _ in range(20)]
-            return list(await asyncio.gather(*waiters))
-
-    results = _run(scenario())
+    # WHEN 20 requests arrive at once
+    results = _twenty_at_once(config)
     reasons = [r.throttle_reason for r in results if r.outcome == "throttled"]
     # THEN one runs, the next nine (one second's worth of the rate in all) find the
     # concurrency taken, and the rest are over the request rate
@@ -453,6 +448,18 @@ def test_emulator_request_rate_limit_is_ten_times_concurrency(
     assert reasons[:9] == [limit_reason] * 9
 
 
+def _twenty_at_once(config: EmulatorConfig) -> list[InvocationResult]:
+    """Submit 20 invocations of ``f`` at once (submit is synchronous: no time passes)."""
+    async def scenario() -> list[InvocationResult]:
+        async with Emulator(config) as emu:
+            waiters = [emu.submit(InvocationRequest("f", b'{"sleep_s": 0.2}'))
+                       for _ in range(20)]
+            return list(await asyncio.gather(*waiters))
+
+    results: list[InvocationResult] = _run(scenario())
+    return results
+
+
 @pytest.mark.parametrize(("account", "fn_setting"), [({"request_rate_limit": False}, None),
                                                      ({}, False)],
                          ids=["account-off", "function-off"])
@@ -461,13 +468,7 @@ def test_emulator_request_rate_limit_can_be_turned_off(tmp_path: Path, account: 
     config = emulator_config(tmp_path, function("f", "counter_handler", reserved_concurrency=1,
                                                 request_rate_limit=fn_setting), **account)
 
-    async def scenario() -> list[InvocationResult]:
-        async with Emulator(config) as emu:
-            waiters = [emu.submit(InvocationRequest("f", b'{"sleep_s": 0.2}'))
-                       for _ in range(20)]
-            return list(await asyncio.gather(*waiters))
-
-    results = _run(scenario())
+    results = _twenty_at_once(config)
     assert [r.throttle_reason for r in results[1:]] == [
         "ReservedFunctionConcurrentInvocationLimitExceeded"] * 19
 
