@@ -141,10 +141,10 @@ class Front:
                 wait_timeout_s=match.timeout_s))
         except UnknownFunctionError:
             return self._unknown_function(match, rest, request_id)
-        return Later(future, lambda done: self._answer(done, match, rest, request_id))
+        return Later(future, lambda done: self._answer_result(done, match, rest, request_id))
 
-    def _answer(self, done: asyncio.Future[InvocationResult], match: RouteMatch, rest: bool,
-                request_id: str) -> Response:
+    def _answer_result(self, done: asyncio.Future[InvocationResult], match: RouteMatch,
+                       rest: bool, request_id: str) -> Response:
         try:
             result = done.result()
         except UnknownFunctionError:

@@ -54,16 +54,23 @@ class RuntimeApiHandler(Protocol):
         """A connection closed (while it may have had a pending ``/next``)."""
 
 
-def _status_line(status: int) -> bytes:
-    return f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
-
-
 _ERROR_BODIES = {
     400: b'{"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"}',
     403: b'{"errorMessage":"State transition is not allowed","errorType":"InvalidStateTransition"}',
     404: b'{"errorMessage":"Not Found","errorType":"NotFound"}',
     405: b'{"errorMessage":"Method Not Allowed","errorType":"MethodNotAllowed"}',
 }
+
+
+def _status_answer(status: int) -> bytes:
+    body = b'{"status":"OK"}' if status < 300 else _ERROR_BODIES.get(status, b"{}")
+    return b"".join((f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode(),
+                     b"Content-Type: application/json\r\nContent-Length: ",
+                     str(len(body)).encode(), b"\r\n\r\n", body))
+
+
+#: Every answer to a POST, made once: the 202 goes out on every warm invocation.
+_STATUS_ANSWERS = {status: _status_answer(status) for status in (202, *_ERROR_BODIES)}
 
 
 class RuntimeConnection(asyncio.Protocol):
@@ -172,10 +179,8 @@ class RuntimeConnection(asyncio.Protocol):
         """Answer a POST with a status and a small JSON body, in one write."""
         if self.transport is None or self.transport.is_closing():
             return
-        body = b'{"status":"OK"}' if status < 300 else _ERROR_BODIES.get(status, b"{}")
-        self.transport.write(b"".join((
-            _status_line(status), b"Content-Type: application/json\r\nContent-Length: ",
-            str(len(body)).encode(), b"\r\n\r\n", body)))
+        answer = _STATUS_ANSWERS.get(status)
+        self.transport.write(answer if answer is not None else _status_answer(status))
         if not self.parser.should_keep_alive():
             self.transport.close()
 
