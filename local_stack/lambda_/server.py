@@ -145,5 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.error("cannot read the emulator config %s: %s", args.config, exc)
         return 3
-    run(config, Path(args.ready_file) if args.ready_file else None, args.port)
+    try:
+        run(config, Path(args.ready_file) if args.ready_file else None, args.port)
+    except OSError as exc:
+        # A port in use (or not ours to bind); the environments were already stopped.
+        log.error("cannot listen on %s:%d: %s", config.host, args.port, exc.strerror or exc)
+        return 5
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -18,6 +19,7 @@ from botocore.config import Config
 
 from connstorm.errors import StackError
 from connstorm.scenario import load_scenario
+from local_stack.lambda_.config import EmulatorConfig
 from local_stack.lambda_.process import EmulatorProcess
 from tests.local_stack.lambda_.emulator_helpers import FIXTURES, alive, children_of, wait_until
 
@@ -38,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 from connstorm.scenario import load_scenario
+from local_stack.lambda_.config import EmulatorConfig
 from local_stack.lambda_.process import EmulatorProcess
 
 proc = EmulatorProcess(load_scenario(sys.argv[1]), sys.argv[2])
@@ -121,6 +124,26 @@ def test_server_unreadable_config_exits_3_with_one_line(tmp_path: Path) -> None:
     assert out.returncode == 3
     assert "cannot read the emulator config" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_server_port_in_use_exits_5_with_one_line(tmp_path: Path) -> None:
+    # GIVEN a port someone else listens on
+    scenario = load_scenario(_scenario_file(tmp_path))
+    config = EmulatorConfig.from_scenario(scenario, tmp_path / "run", {})
+    config.write(tmp_path / "config.json")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # WHEN the emulator server is told to listen there
+        out = subprocess.run([sys.executable, "-m", "local_stack.lambda_", "--config",
+                              str(tmp_path / "config.json"), "--port", str(port)],
+                             capture_output=True, text=True, timeout=60, check=False)
+    # THEN it says so in one line, with its own exit code, and leaves nothing running
+    assert out.returncode == 5
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not children_of(os.getpid())
 
 
 @pytest.mark.slow
