@@ -126,6 +126,19 @@ def test_server_unreadable_config_exits_3_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
+def _python_processes() -> list[tuple[int, list[str]]]:
+    """Every process's pid and argv (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                raw = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            out.append((int(entry), raw.decode(errors="replace").split("\0")))
+    return out
+
+
 def test_server_port_in_use_exits_5_with_one_line(tmp_path: Path) -> None:
     # GIVEN a port someone else listens on
     scenario = load_scenario(_scenario_file(tmp_path))
@@ -136,14 +149,17 @@ def test_server_port_in_use_exits_5_with_one_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         # WHEN the emulator server is told to listen there
-        out = subprocess.run([sys.executable, "-m", "local_stack.lambda_", "--config",
-                              str(tmp_path / "config.json"), "--port", str(port)],
-                             capture_output=True, text=True, timeout=60, check=False)
-    # THEN it says so in one line, with its own exit code, and leaves nothing running
-    assert out.returncode == 5
-    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
-    assert "Traceback" not in out.stderr
-    assert not children_of(os.getpid())
+        server = subprocess.Popen([sys.executable, "-m", "local_stack.lambda_", "--config",
+                                   str(tmp_path / "config.json"), "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _, stderr = server.communicate(timeout=60)
+    # THEN it says so in one line, with its own exit code, and leaves nothing running:
+    # no zygote of that server (a zygote's argv names its emulator's pid)
+    assert server.returncode == 5
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+    assert "Traceback" not in stderr
+    assert not [pid for pid, argv in _python_processes()
+                if "local_stack.lambda_.zygote" in argv and str(server.pid) in argv]
 
 
 @pytest.mark.slow
