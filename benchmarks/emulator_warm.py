@@ -11,7 +11,10 @@ Starts, in one run on this machine:
 - the real emulator server process (``python -m local_stack.lambda_``) with one
   no-op function (``benchmarks/handlers/noop_handler.py``) behind a payload 2.0
   route, a payload 1.0 route and the Invoke API; real awslambdaric environments,
-  freeze on (SIGSTOP/SIGCONT around every invocation).
+  freeze on (SIGSTOP/SIGCONT around every invocation);
+- the same server with ``[lambda] realtime_priority = false``, on the payload 2.0
+  route: what the emulator's real-time priority (``local_stack/lambda_/priority.py``)
+  buys, side by side.
 
 Then drives each with ``wrk -t1`` at 1 and 32 connections after a warm-up that
 creates the environments, and prints throughput and p50/p99 latency (wrk's own
@@ -177,11 +180,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _stats(url: str) -> dict[str, Any]:
+def _all_stats(url: str) -> dict[str, Any]:
     import urllib.request
     with urllib.request.urlopen(f"{url}/_connstorm/stats", timeout=10) as resp:
-        doc: dict[str, Any] = json.loads(resp.read())["functions"]["noop"]
+        doc: dict[str, Any] = json.loads(resp.read())
         return doc
+
+
+def _stats(url: str) -> dict[str, Any]:
+    doc: dict[str, Any] = _all_stats(url)["functions"]["noop"]
+    return doc
+
+
+def _scheduling(url: str) -> str:
+    return str(_all_stats(url).get("scheduling", "normal"))
 
 
 def main() -> int:
@@ -206,23 +218,35 @@ def main() -> int:
         config = EmulatorConfig(account=LambdaConfig(freeze=True), functions=(fn,),
                                 routes=routes, run_dir=str(work / "run"))
         config.write(work / "emulator.json")
+        normal = EmulatorConfig(account=LambdaConfig(freeze=True, realtime_priority=False),
+                                functions=(fn,), routes=routes, run_dir=str(work / "run-normal"))
+        normal.write(work / "normal.json")
         hello_argv = [sys.executable, "-c", HELLO, str(work / "hello.ready")]
         emu_argv = [sys.executable, "-m", "local_stack.lambda_", "--config",
                     str(work / "emulator.json"), "--ready-file", str(work / "emu.ready"),
                     "--parent-pid", str(os.getpid())]
+        normal_argv = [sys.executable, "-m", "local_stack.lambda_", "--config",
+                       str(work / "normal.json"), "--ready-file", str(work / "normal.ready"),
+                       "--parent-pid", str(os.getpid())]
         front_argv = [sys.executable, "-c", FRONT_ONLY, str(work / "front.ready")]
         with _server(hello_argv, work / "hello.ready", work / "hello.log") as (hello, hello_pid), \
                 _server(front_argv, work / "front.ready", work / "fr.log") as (front, front_pid), \
-                _server(emu_argv, work / "emu.ready", work / "emulator.log") as (emu, emu_pid):
+                _server(emu_argv, work / "emu.ready", work / "emulator.log") as (emu, emu_pid), \
+                _server(normal_argv, work / "normal.ready", work / "normal.log") as (
+                    slow, slow_pid):
+            scheduling = {"emulator": _scheduling(emu), "normal": _scheduling(slow)}
             targets = [
                 ("aiohttp hello (baseline)", f"{hello}/", None, hello_pid),
                 ("front alone, instant invoker", f"{front}/noop", None, front_pid),
                 ("front, payload 2.0", f"{emu}/noop", None, emu_pid),
+                (f"front, payload 2.0, {scheduling['normal']} priority", f"{slow}/noop", None,
+                 slow_pid),
                 ("front, payload 1.0", f"{emu}/noop-rest", None, emu_pid),
                 ("Invoke API", f"{emu}/2015-03-31/functions/noop/invocations", "POST", emu_pid),
             ]
             # Warm-up: create as many environments as the widest run needs.
             wrk(f"{emu}/noop", max(conns), args.warmup_s, lua)
+            wrk(f"{slow}/noop", max(conns), args.warmup_s, lua)
             wrk(f"{hello}/", max(conns), args.warmup_s, lua)
             before = _stats(emu)
             results: list[dict[str, Any]] = []
@@ -238,7 +262,9 @@ def main() -> int:
             after = _stats(emu)
     base = {r["connections"]: r["rps"] for r in results if "baseline" in r["target"]}
     print(f"wrk -t1, {args.duration_s:g} s per run, warm environments, freeze on\n")
-    print(f"load average before: {load_before}, after: {os.getloadavg()[0]:.1f}\n")
+    print(f"load average before: {load_before}, after: {os.getloadavg()[0]:.1f}")
+    print(f"emulator scheduling: {scheduling['emulator']} (the second one: "
+          f"{scheduling['normal']})\n")
     print("| target | clients | req/s | x baseline | p50 ms | p90 ms | p99 ms | server CPU "
           "us/req | errors |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -160,6 +160,11 @@ class LambdaConfig:
     #: concurrency invocations per second, the unreserved functions together 10 x
     #: ``concurrency_limit``. On by default, as on AWS; a function can override it.
     request_rate_limit: bool = True
+    #: Run the emulator's event loop at real-time priority (SCHED_FIFO 1) over its
+    #: environments, as AWS runs the invoke path on CPUs the sandboxes never share;
+    #: needs CAP_SYS_NICE, else it stays at the normal priority (see
+    #: ``local_stack/lambda_/priority.py``).
+    realtime_priority: bool = True
 
 
 @dataclass(frozen=True)
@@ -574,6 +579,7 @@ def _parse_lambda(s: _Section) -> LambdaConfig:
         shutdown_timeout_s=s.num("shutdown_timeout_s", d.shutdown_timeout_s, 0, 60),
         region=s.str_("region", d.region),
         request_rate_limit=s.bool_("request_rate_limit", d.request_rate_limit),
+        realtime_priority=s.bool_("realtime_priority", d.realtime_priority),
     )
     s.reject_unknown()
     return cfg

@@ -57,6 +57,7 @@ from local_stack.lambda_.function_pool import FunctionPool, aggregate_stats
 from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from local_stack.lambda_.invocation_log import InvocationLog
 from local_stack.lambda_.lifecycle import EnvironmentLifecycle
+from local_stack.lambda_.priority import NORMAL
 from local_stack.lambda_.runtime_callbacks import RuntimeCallbacks
 from local_stack.lambda_.runtime_env import function_environment, runtime_dir
 from local_stack.lambda_.scaling import request_rate_buckets, scaling_bucket
@@ -75,6 +76,8 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks):
         self.by_pid: dict[int, Environment] = {}
         self.inflight: set[Invocation] = set()
         self.concurrency_peak = 0
+        #: The server thread's CPU priority (:mod:`.priority`), reported in the stats.
+        self.scheduling = NORMAL
         self.unreserved_limit = self.account.concurrency_limit - sum(
             fn.reserved_concurrency or 0 for fn in config.functions)
         self.invocation_log: InvocationLog | None = None
@@ -161,7 +164,8 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks):
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``GET /_connstorm/stats``: totals plus ``functions`` by name."""
-        return aggregate_stats(self.pools, self.concurrency_peak)
+        return {**aggregate_stats(self.pools, self.concurrency_peak),
+                "scheduling": self.scheduling}
 
 
 __all__ = ["Emulator"]

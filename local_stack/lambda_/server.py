@@ -35,6 +35,7 @@ from local_stack.lambda_.emulator import Emulator
 from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front
 from local_stack.lambda_.http_server import HttpServer, Later, Request, Response
 from local_stack.lambda_.invoke_api import InvokeApi, invoke_function_name
+from local_stack.lambda_.priority import raise_priority
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ async def serve(config: EmulatorConfig, ready_file: Path | None, port: int = 0) 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     emulator = Emulator(config)
+    if config.account.realtime_priority:
+        # Before the zygotes start: nothing forked after this inherits the policy.
+        emulator.scheduling = raise_priority()
     await emulator.start()
     routes = Routes.of(emulator)
     # Bodies up to Lambda's 6 MB reach the handlers; over it they answer 413 themselves.

@@ -1,0 +1,114 @@
+"""The emulator server's real-time priority: on for it, never for what it forks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from connstorm.scenario import load_scenario
+from local_stack.lambda_.process import EmulatorProcess
+from tests.local_stack.lambda_.emulator_helpers import FIXTURES, children_of
+
+SCENARIO = f"""
+name = "priority"
+{{lambda_section}}
+[[functions]]
+name = "counter"
+handler = "counter_handler.lambda_handler"
+code_dir = "{FIXTURES}"
+database = "none"
+preload = []
+"""
+
+TRY_FIFO = """
+import os, sys
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(1))
+except OSError:
+    sys.exit(1)
+"""
+
+#: Imports as the caller, then drops every capability (root to nobody) and asks.
+UNPRIVILEGED = """
+import logging, os, sys
+from local_stack.lambda_.priority import raise_priority
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+if os.geteuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)
+print(raise_priority())
+print(os.sched_getscheduler(0))
+"""
+
+
+def _fifo_permitted() -> bool:
+    """Whether this machine lets a process like ours ask for SCHED_FIFO (root here)."""
+    return subprocess.run([sys.executable, "-c", TRY_FIFO], check=False).returncode == 0
+
+
+def _policy(pid: int) -> int:
+    return os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK
+
+
+def _stats(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _env_pids(invoke_url: str, n: int) -> set[int]:
+    client = boto3.client("lambda", endpoint_url=invoke_url, region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="x",
+                          config=Config(retries={"total_max_attempts": 1}))
+    with ThreadPoolExecutor(n) as pool:
+        outs = list(pool.map(lambda _: client.invoke(
+            FunctionName="counter", Payload=b'{"sleep_s": 0.3}'), range(n)))
+    return {json.loads(o["Payload"].read())["pid"] for o in outs}
+
+
+def _start(tmp_path: Path, lambda_section: str) -> EmulatorProcess:
+    path = tmp_path / "priority.toml"
+    path.write_text(SCENARIO.format(lambda_section=lambda_section), encoding="utf-8")
+    return EmulatorProcess(load_scenario(path), tmp_path / "run")
+
+
+def test_server_runs_realtime_and_nothing_it_forks_does(tmp_path: Path) -> None:
+    permitted = _fifo_permitted()
+    with _start(tmp_path, "") as emu:
+        assert emu.pid is not None
+        envs = _env_pids(emu.invoke_url, 2)
+        assert len(envs) == 2
+        stats = _stats(emu.stats_url)
+        assert stats["scheduling"] == ("realtime" if permitted else "normal")
+        assert _policy(emu.pid) == (os.SCHED_FIFO if permitted else os.SCHED_OTHER)
+        # The zygote and the environments compete like any process, as handlers do on AWS.
+        forked = set(children_of(emu.pid)) | envs
+        assert envs <= forked
+        assert {pid: _policy(pid) for pid in forked} == dict.fromkeys(forked, os.SCHED_OTHER)
+    log = (tmp_path / "run" / "logs" / "emulator.log").read_text()
+    assert f"emulator scheduling: {'realtime' if permitted else 'normal'}" in log
+
+
+def test_realtime_priority_false_keeps_the_normal_policy(tmp_path: Path) -> None:
+    with _start(tmp_path, "[lambda]\nrealtime_priority = false") as emu:
+        assert emu.pid is not None
+        _env_pids(emu.invoke_url, 1)
+        assert _stats(emu.stats_url)["scheduling"] == "normal"
+        assert _policy(emu.pid) == os.SCHED_OTHER
+
+
+def test_without_the_privilege_it_stays_normal_and_says_why() -> None:
+    out = subprocess.run([sys.executable, "-c", UNPRIVILEGED], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3])
+    answer, policy = out.stdout.split()
+    assert answer == "normal"
+    assert int(policy) == os.SCHED_OTHER
+    assert "real-time priority not permitted: Operation not permitted" in out.stderr
