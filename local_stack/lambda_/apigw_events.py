@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import random
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
+
+from local_stack.lambda_.ids import root_trace_id, short_request_id, uuid4
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Content types API Gateway treats as text; anything else (or bytes that are not
@@ -120,29 +120,15 @@ def _request_time(second: int) -> str:
 
 
 @lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def resource_id(template: str) -> str:
     """A stable six-character REST ``resourceId`` for a path template."""
     return hashlib.sha1(template.encode(), usedforsecurity=False).hexdigest()[:6]
 
 
-# Request and trace ids identify, they protect nothing: a seeded PRNG instead of
-# os.urandom saves a system call each, on every request of a load test.
-_ids = random.Random()
-
-
-def uuid4() -> str:
-    """A random (version 4) UUID as text, for request ids."""
-    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
-
-
-def short_request_id() -> str:
-    """An HTTP API request id (``apigw-requestid``), like ``JKJaXmPLvHcESHA=``."""
-    return base64.b64encode(_ids.getrandbits(80).to_bytes(10, "big")).decode("ascii")
-
-
 def trace_id(epoch_s: float) -> str:
     """An X-Ray trace header value, as API Gateway adds in ``X-Amzn-Trace-Id``."""
-    return f"Root=1-{int(epoch_s):08x}-{_ids.getrandbits(96):024x}"
+    return root_trace_id(epoch_s)
 
 
 def _query_pairs(query_string: str) -> list[tuple[str, str]]:

@@ -45,6 +45,7 @@ from connstorm import error_kinds
 from local_stack.lambda_ import apigw_events, apigw_responses
 from local_stack.lambda_.apigw_events import ApiContext, HttpRequest
 from local_stack.lambda_.http_server import Later, Request, Response
+from local_stack.lambda_.ids import short_request_id, uuid4
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
@@ -123,12 +124,12 @@ class Front:
             headers=request.headers, body=request.body, source_ip=request.remote,
             protocol=f"HTTP/{request.version}", port=request.local_port)
         if rest:
-            request_id = apigw_events.uuid4()
+            request_id = uuid4()
             event = apigw_events.rest_event(http_request, match.route.path,
                                             match.path_parameters, api=self.api,
                                             request_id=request_id)
         else:
-            request_id = apigw_events.short_request_id()
+            request_id = short_request_id()
             event = apigw_events.http_event(http_request, match.route_key,
                                             match.path_parameters, api=self.api,
                                             request_id=request_id)

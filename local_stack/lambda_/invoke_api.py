@@ -35,13 +35,13 @@ import binascii
 import json
 import logging
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from local_stack.lambda_.config import ACCOUNT_ID
 from local_stack.lambda_.http_server import Later, Request, Response
+from local_stack.lambda_.ids import uuid4
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
@@ -171,7 +171,7 @@ class InvokeApi:
 
     def handle(self, request: Request, function_name: str) -> Response | Later:
         """Answer one Invoke call; never raises (a failure becomes 500 ServiceException)."""
-        request_id = str(uuid.uuid4())
+        request_id = uuid4()
         try:
             return self._handle(request, function_name, request_id)
         except InvokeApiError as exc:

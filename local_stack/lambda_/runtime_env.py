@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import signal
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from connstorm.scenario import FunctionConfig
 from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, DUMMY_SESSION_TOKEN
+from local_stack.lambda_.ids import hex_id, root_trace_id, segment_id, uuid4
 
-#: Ids and trace ids identify, they protect nothing: a PRNG saves a getrandom()
-#: syscall per id on the hot path.
-_rng = random.Random()
 _SIGNAL_NAMES = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated",
                  signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
                  signal.SIGINT: "interrupt", signal.SIGBUS: "bus error"}
@@ -72,20 +68,15 @@ def stream_name(env_id: str) -> str:
     return f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{env_id}"
 
 
-def new_request_id() -> str:
-    """A version-4 UUID string, as Lambda's request ids are."""
-    return str(uuid.UUID(int=_rng.getrandbits(128), version=4))
-
-
-def new_env_id() -> str:
-    """32 hex digits, the environment id in log stream names."""
-    return uuid.UUID(int=_rng.getrandbits(128), version=4).hex
+#: A version-4 UUID string, as Lambda's request ids are.
+new_request_id = uuid4
+#: 32 hex digits, the environment id in log stream names.
+new_env_id = hex_id
 
 
 def trace_id() -> str:
     """An X-Ray trace header value (``Lambda-Runtime-Trace-Id``)."""
-    return (f"Root=1-{int(time.time()):08x}-{_rng.getrandbits(96):024x};"
-            f"Parent={_rng.getrandbits(64):016x};Sampled=0")
+    return f"{root_trace_id(time.time())};Parent={segment_id()};Sampled=0"
 
 
 def client_context_header(raw: str | None) -> str | None:
