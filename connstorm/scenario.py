@@ -165,6 +165,11 @@ class LambdaConfig:
     #: needs CAP_SYS_NICE, else it stays at the normal priority (see
     #: ``local_stack/lambda_/priority.py``).
     realtime_priority: bool = True
+    #: Kill an environment whose resident memory passes its function's ``memory_mb``,
+    #: as Lambda does (``Runtime.ExitError``, ``signal: killed``). Checked every
+    #: ``memory_check_interval_s`` (a fast allocation can overshoot in between).
+    enforce_memory: bool = True
+    memory_check_interval_s: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -580,6 +585,9 @@ def _parse_lambda(s: _Section) -> LambdaConfig:
         region=s.str_("region", d.region),
         request_rate_limit=s.bool_("request_rate_limit", d.request_rate_limit),
         realtime_priority=s.bool_("realtime_priority", d.realtime_priority),
+        enforce_memory=s.bool_("enforce_memory", d.enforce_memory),
+        memory_check_interval_s=s.num("memory_check_interval_s", d.memory_check_interval_s,
+                                      0.01, 10),
     )
     s.reject_unknown()
     return cfg

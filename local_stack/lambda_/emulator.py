@@ -111,6 +111,8 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks):
             raise
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._reaper()))
+        if self.account.enforce_memory:
+            self._tasks.append(loop.create_task(self._memory_watch()))
         for pool in self.pools.values():
             self._tasks.append(loop.create_task(pool.events.run(
                 functools.partial(self._start_event, pool),

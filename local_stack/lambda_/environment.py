@@ -35,6 +35,8 @@ STOPPING = "stopping"
 DEAD = "dead"
 STATES = (INITIALIZING, BUSY, FROZEN, IDLE, STOPPING, DEAD)
 
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
 
 @dataclass(eq=False)
 class Invocation:
@@ -167,6 +169,25 @@ class Environment:
         self._hwm_read_at = now
         self._hwm_mb = self._read_hwm_mb()
         return self._hwm_mb
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process now (``/proc/<pid>/statm``), 0 if unknown.
+
+        Like Lambda's "Max Memory Used", it counts the pages the zygote shares
+        with the environment: the runtime is part of the function's memory on AWS too.
+        """
+        if self.pid is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self.pid}/statm", "rb") as fh:
+                return int(fh.read().split()[1]) * _PAGE_MB
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def note_peak_mb(self, mb: float) -> None:
+        """Make the REPORT line show at least ``mb`` (the process may be gone by then)."""
+        self._hwm_mb = max(self._hwm_mb, int(mb))
+        self._hwm_read_at = time.monotonic()
 
     def _read_hwm_mb(self) -> int:
         if self.pid is None:

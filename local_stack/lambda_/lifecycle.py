@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from local_stack.lambda_ import runtime_api
 from local_stack.lambda_.config import EmulatorConfig
 from local_stack.lambda_.environment import (
+    BUSY,
     DEAD,
     INITIALIZING,
     STOPPING,
@@ -327,6 +328,41 @@ class EnvironmentLifecycle:
                     if now - env.last_used >= idle_s or (
                             max_s is not None and now - env.spawned >= max_s):
                         self._shutdown(env)
+
+
+    async def _memory_watch(self) -> None:
+        """Lambda's memory limit: kill a running environment whose RSS passes ``memory_mb``.
+
+        On AWS the kernel's OOM killer ends the sandbox; the invocation fails with
+        ``Runtime.ExitError`` / ``signal: killed`` and the REPORT shows the memory
+        size used up. Here a poll of the running (busy or initializing)
+        environments does it; frozen and idle ones cannot grow. At most
+        ``_MEMORY_CHECKS_PER_TICK`` are read per tick, in turn, so that a thousand
+        busy environments cost the event loop a bounded share.
+        """
+        cursor = 0
+        while True:
+            await asyncio.sleep(self.account.memory_check_interval_s)
+            running = [env for pool in self.pools.values() for env in pool.envs.values()
+                       if env.state in (BUSY, INITIALIZING) and env.pid is not None]
+            if not running:
+                continue
+            cursor %= len(running)
+            batch = (running[cursor:] + running[:cursor])[:_MEMORY_CHECKS_PER_TICK]
+            cursor += len(batch)
+            for env in batch:
+                limit_mb = self.pools[env.function].fn.memory_mb
+                used_mb = env.rss_mb()
+                if used_mb > limit_mb:
+                    log.warning("environment %s of %s uses %.0f MB, over its memory size of "
+                                "%d MB: killed, as Lambda does", env.env_id, env.function,
+                                used_mb, limit_mb)
+                    env.note_peak_mb(used_mb)
+                    self._kill(env)
+
+
+#: Environments whose memory one tick of :meth:`EnvironmentLifecycle._memory_watch` reads.
+_MEMORY_CHECKS_PER_TICK = 100
 
 
 def _init_report(env: Environment, init_ms: float, status: str, error_type: str) -> str:
