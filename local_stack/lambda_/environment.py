@@ -103,6 +103,9 @@ class Environment:
     uses: int = 0
     _hwm_mb: int = 0
     _hwm_read_at: float = -1e9
+    #: ``/proc/<pid>/statm``, kept open: one ``pread`` per memory check, and it
+    #: stays bound to this process even if its pid is reused after it dies.
+    _statm_fd: int = -1
 
     @property
     def alive(self) -> bool:
@@ -179,8 +182,9 @@ class Environment:
         if self.pid is None:
             return 0.0
         try:
-            with open(f"/proc/{self.pid}/statm", "rb") as fh:
-                return int(fh.read().split()[1]) * _PAGE_MB
+            if self._statm_fd < 0:
+                self._statm_fd = os.open(f"/proc/{self.pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
+            return int(os.pread(self._statm_fd, 128, 0).split()[1]) * _PAGE_MB
         except (OSError, ValueError, IndexError):
             return 0.0
 
@@ -202,7 +206,7 @@ class Environment:
         return 0
 
     def close_resources(self) -> None:
-        """Close the listener and the log fd (after the process is gone)."""
+        """Close the listener, the log fd and the statm fd (after the process is gone)."""
         for timer in (self.init_timer, self.kill_timer):
             if timer is not None:
                 timer.cancel()
@@ -215,7 +219,8 @@ class Environment:
         if self.next_conn is not None:
             self.next_conn.close()
             self.next_conn = None
-        if self.log_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self.log_fd)
-            self.log_fd = -1
+        for fd in (self.log_fd, self._statm_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.log_fd = self._statm_fd = -1
