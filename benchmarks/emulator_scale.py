@@ -83,7 +83,8 @@ def env_connections(admin_dsn: str) -> tuple[int, float]:
 
 
 async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path,
-               arrival_per_s: float = 0.0, with_db: bool = True) -> dict[str, object]:
+               arrival_per_s: float = 0.0, with_db: bool = True,
+               enforce_memory: bool = True) -> dict[str, object]:
     """Send ``n`` invocations (at ``arrival_per_s``, 0 = at once); measure until all hold one."""
     if with_db:
         fn = FunctionConfig(name="db", handler="pg_handler.lambda_handler",
@@ -93,7 +94,8 @@ async def ramp(n: int, hold_s: float, dsn: str, admin_dsn: str, run_dir: Path,
         fn = FunctionConfig(name="db", handler="sleep_handler.lambda_handler",
                             code_dir=str(ROOT / "benchmarks" / "handlers"), preload=(),
                             database="none", timeout_s=hold_s + 120)
-    config = EmulatorConfig(account=LambdaConfig(init_timeout_s=60), functions=(fn,),
+    config = EmulatorConfig(account=LambdaConfig(init_timeout_s=60, enforce_memory=enforce_memory),
+                            functions=(fn,),
                             run_dir=str(run_dir))
     async with Emulator(config) as emu:
         payload = json.dumps({"sleep_s": hold_s}).encode()
@@ -171,6 +173,8 @@ def main() -> None:
                              "1,000 per 10 s); 0 sends all at once")
     parser.add_argument("--without-db", action="store_true",
                         help="environments that open no database connection")
+    parser.add_argument("--no-memory-limit", action="store_true",
+                        help="[lambda] enforce_memory = false: no memory checks (their cost)")
     args = parser.parse_args()
     raise_nofile_limit()
     with tempfile.TemporaryDirectory(prefix="connstorm-scale-") as tmp:
@@ -180,7 +184,7 @@ def main() -> None:
         with PostgresServer(pg_config, Path(tmp) / "pg") as pg:
             figures = uvloop.run(ramp(args.envs, args.hold_s, pg.app_dsn, pg.admin_dsn,
                                       Path(tmp) / "run", args.arrival_per_s,
-                                      not args.without_db))
+                                      not args.without_db, not args.no_memory_limit))
     print(json.dumps(figures, indent=1))
 
 
