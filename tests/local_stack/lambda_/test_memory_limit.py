@@ -49,7 +49,8 @@ def test_over_its_memory_size_the_environment_is_killed_as_on_lambda(
         "errorType": "Runtime.ExitError",
         "errorMessage": f"RequestId: {over.request_id} Error: Runtime exited with error: "
                         "signal: killed"}
-    assert over.duration_ms is not None and over.duration_ms < 30_000
+    assert over.duration_ms is not None
+    assert over.duration_ms < 30_000
     size, used = _report_memory(tmp_path, over)
     assert size == 128
     assert used > 128
@@ -72,7 +73,8 @@ def test_within_its_memory_size_the_environment_stays_warm(tmp_path: Path) -> No
 
     first, second = uvloop.run(scenario())
     assert (first.outcome, second.outcome) == ("success", "success")
-    assert second.env_id == first.env_id and not second.cold
+    assert second.env_id == first.env_id
+    assert not second.cold
     size, used = _report_memory(tmp_path, second)
     assert size == 128
     assert 20 < used < 128
