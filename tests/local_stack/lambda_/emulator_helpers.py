@@ -14,6 +14,19 @@ from local_stack.lambda_.config import EmulatorConfig
 
 FIXTURES = Path(__file__).resolve().parent / "fixture_handlers"
 
+#: A scenario with one function, ``counter`` (``fixture_handlers/counter_handler.py``),
+#: for tests that run the emulator server as the stack does.
+COUNTER_SCENARIO = f"""
+name = "emulator-process"
+[[functions]]
+name = "counter"
+handler = "counter_handler.lambda_handler"
+code_dir = "{FIXTURES}"
+database = "none"
+preload = []
+env = {{FIXTURE_VAR = "scenario"}}
+"""
+
 
 def function(name: str, module: str, **kw: Any) -> FunctionConfig:
     """A function over ``fixture_handlers/<module>.py``; no preloads (fast zygote)."""

@@ -16,18 +16,7 @@ from botocore.config import Config
 
 from connstorm.scenario import load_scenario
 from local_stack.lambda_.process import EmulatorProcess
-from tests.local_stack.lambda_.emulator_helpers import FIXTURES, children_of
-
-SCENARIO = f"""
-name = "priority"
-{{lambda_section}}
-[[functions]]
-name = "counter"
-handler = "counter_handler.lambda_handler"
-code_dir = "{FIXTURES}"
-database = "none"
-preload = []
-"""
+from tests.local_stack.lambda_.emulator_helpers import COUNTER_SCENARIO, children_of
 
 TRY_FIFO = """
 import os, sys
@@ -76,7 +65,7 @@ def _env_pids(invoke_url: str, n: int) -> set[int]:
 
 def _start(tmp_path: Path, lambda_section: str) -> EmulatorProcess:
     path = tmp_path / "priority.toml"
-    path.write_text(SCENARIO.format(lambda_section=lambda_section), encoding="utf-8")
+    path.write_text(f"{COUNTER_SCENARIO}\n{lambda_section}\n", encoding="utf-8")
     return EmulatorProcess(load_scenario(path), tmp_path / "run")
 
 

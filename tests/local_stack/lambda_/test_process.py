@@ -21,18 +21,15 @@ from connstorm.errors import StackError
 from connstorm.scenario import load_scenario
 from local_stack.lambda_.config import EmulatorConfig
 from local_stack.lambda_.process import EmulatorProcess
-from tests.local_stack.lambda_.emulator_helpers import FIXTURES, alive, children_of, wait_until
+from tests.local_stack.lambda_.emulator_helpers import (
+    COUNTER_SCENARIO,
+    FIXTURES,
+    alive,
+    children_of,
+    wait_until,
+)
 
-SCENARIO = f"""
-name = "emulator-process"
-[[functions]]
-name = "counter"
-handler = "counter_handler.lambda_handler"
-code_dir = "{FIXTURES}"
-database = "none"
-preload = []
-env = {{FIXTURE_VAR = "scenario"}}
-"""
+SCENARIO = COUNTER_SCENARIO
 
 HELPER = """
 import json, sys, time
