@@ -19,9 +19,10 @@ function on a busy AWS host would with its neighbours. The kernel's real-time
 throttling (``sched_rt_runtime_us``, 95 % by default) and its fair server keep
 ordinary processes running even if the emulator were to spin.
 
-Only a process with ``CAP_SYS_NICE`` (or an ``RLIMIT_RTPRIO`` above 0) may ask;
-without it the emulator runs at the ordinary priority and says so in its log
-and its stats. ``[lambda] realtime_priority = false`` turns it off.
+Only a process with ``CAP_SYS_NICE`` (or an ``RLIMIT_RTPRIO`` above 0) may ask,
+and only where it may use two CPUs or more; otherwise the emulator runs at the
+ordinary priority and says why in its log and its stats.
+``[lambda] realtime_priority = false`` turns it off.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ NORMAL = "normal"
 
 def raise_priority() -> str:
     """Put the calling thread on ``SCHED_FIFO`` 1, children excluded; what it got."""
+    cpus = len(os.sched_getaffinity(0))
+    if cpus < 2:
+        # On one CPU a busy real-time emulator would leave everything else,
+        # the environments and the user's shell included, the 5 % the kernel keeps.
+        log.info("emulator scheduling: normal (real-time priority needs 2 CPUs; this "
+                 "process may use %d)", cpus)
+        return NORMAL
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(1))
     except OSError as exc:

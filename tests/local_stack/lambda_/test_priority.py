@@ -40,7 +40,9 @@ print(os.sched_getscheduler(0))
 
 
 def _fifo_permitted() -> bool:
-    """Whether this machine lets a process like ours ask for SCHED_FIFO (root here)."""
+    """Whether the server may run real-time here: 2+ CPUs, and leave to ask (root here)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        return False
     return subprocess.run([sys.executable, "-c", TRY_FIFO], check=False).returncode == 0
 
 
@@ -92,6 +94,25 @@ def test_realtime_priority_false_keeps_the_normal_policy(tmp_path: Path) -> None
         _env_pids(emu.invoke_url, 1)
         assert _stats(emu.stats_url)["scheduling"] == "normal"
         assert _policy(emu.pid) == os.SCHED_OTHER
+
+
+ONE_CPU = """
+import logging, os, sys
+from local_stack.lambda_.priority import raise_priority
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+print(raise_priority())
+print(os.sched_getscheduler(0))
+"""
+
+
+def test_on_one_cpu_it_stays_normal_and_says_why() -> None:
+    out = subprocess.run([sys.executable, "-c", ONE_CPU], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[3])
+    answer, policy = out.stdout.split()
+    assert answer == "normal"
+    assert int(policy) == os.SCHED_OTHER
+    assert "real-time priority needs 2 CPUs; this process may use 1" in out.stderr
 
 
 def test_without_the_privilege_it_stays_normal_and_says_why() -> None:
