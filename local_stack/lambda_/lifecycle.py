@@ -329,7 +329,6 @@ class EnvironmentLifecycle:
                             max_s is not None and now - env.spawned >= max_s):
                         self._shutdown(env)
 
-
     async def _memory_watch(self) -> None:
         """Lambda's memory limit: kill a running environment whose RSS passes ``memory_mb``.
 

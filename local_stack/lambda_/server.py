@@ -99,7 +99,7 @@ async def serve(config: EmulatorConfig, ready_file: Path | None, port: int = 0) 
         loop.add_signal_handler(sig, stop.set)
     emulator = Emulator(config)
     if config.account.realtime_priority:
-        # Before the zygotes start: nothing forked after this inherits the policy.
+        # This thread only: SCHED_RESET_ON_FORK keeps it from the zygotes and environments.
         emulator.scheduling = raise_priority()
     await emulator.start()
     routes = Routes.of(emulator)
