@@ -122,9 +122,7 @@ def main() -> int:
                                     routes=(RouteConfig("GET", "/noop", "noop", "2.0"),),
                                     run_dir=str(work / "run"))
             config.write(work / "emulator.json")
-            argv = [sys.executable, "-m", "local_stack.lambda_", "--config",
-                    str(work / "emulator.json"), "--ready-file", str(work / "emu.ready"),
-                    "--parent-pid", str(os.getpid())]
+            argv = warm.emulator_argv(work / "emulator.json", work / "emu.ready")
             with warm._server(argv, work / "emu.ready", work / "emulator.log") as (url, pid):
                 warm.wrk(f"{url}/noop", c, 3, lua)
                 envs = descendants(pid)

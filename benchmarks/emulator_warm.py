@@ -180,6 +180,12 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def emulator_argv(config: Path, ready: Path) -> list[str]:
+    """The emulator server, as the stack starts it, dying with this process."""
+    return [sys.executable, "-m", "local_stack.lambda_", "--config", str(config),
+            "--ready-file", str(ready), "--parent-pid", str(os.getpid())]
+
+
 def _all_stats(url: str) -> dict[str, Any]:
     import urllib.request
     with urllib.request.urlopen(f"{url}/_connstorm/stats", timeout=10) as resp:
@@ -222,12 +228,8 @@ def main() -> int:
                                 functions=(fn,), routes=routes, run_dir=str(work / "run-normal"))
         normal.write(work / "normal.json")
         hello_argv = [sys.executable, "-c", HELLO, str(work / "hello.ready")]
-        emu_argv = [sys.executable, "-m", "local_stack.lambda_", "--config",
-                    str(work / "emulator.json"), "--ready-file", str(work / "emu.ready"),
-                    "--parent-pid", str(os.getpid())]
-        normal_argv = [sys.executable, "-m", "local_stack.lambda_", "--config",
-                       str(work / "normal.json"), "--ready-file", str(work / "normal.ready"),
-                       "--parent-pid", str(os.getpid())]
+        emu_argv = emulator_argv(work / "emulator.json", work / "emu.ready")
+        normal_argv = emulator_argv(work / "normal.json", work / "normal.ready")
         front_argv = [sys.executable, "-c", FRONT_ONLY, str(work / "front.ready")]
         with _server(hello_argv, work / "hello.ready", work / "hello.log") as (hello, hello_pid), \
                 _server(front_argv, work / "front.ready", work / "fr.log") as (front, front_pid), \

@@ -120,15 +120,9 @@ def _request_time(second: int) -> str:
 
 
 @lru_cache(maxsize=1024)
-@lru_cache(maxsize=256)
 def resource_id(template: str) -> str:
     """A stable six-character REST ``resourceId`` for a path template."""
     return hashlib.sha1(template.encode(), usedforsecurity=False).hexdigest()[:6]
-
-
-def trace_id(epoch_s: float) -> str:
-    """An X-Ray trace header value, as API Gateway adds in ``X-Amzn-Trace-Id``."""
-    return root_trace_id(epoch_s)
 
 
 def _query_pairs(query_string: str) -> list[tuple[str, str]]:
@@ -149,7 +143,7 @@ def _forwarding(req: HttpRequest, last: Mapping[str, str],
         ("X-Forwarded-For", f"{xff}, {req.source_ip}" if xff else req.source_ip),
         ("X-Forwarded-Port", str(req.port)),
         ("X-Forwarded-Proto", "http"),
-        ("X-Amzn-Trace-Id", last.get("x-amzn-trace-id") or trace_id(epoch_s)),
+        ("X-Amzn-Trace-Id", last.get("x-amzn-trace-id") or root_trace_id(epoch_s)),
     )
 
 

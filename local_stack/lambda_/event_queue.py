@@ -79,8 +79,6 @@ class EventQueue:
         self.fn = fn
         self._queue: asyncio.Queue[QueuedEvent] = asyncio.Queue()
         self._retry_timers: set[asyncio.TimerHandle] = set()
-        #: Retries scheduled so far (for stats and tests).
-        self.retries = 0
         self._closed = False
 
     def put(self, request_id: str, request: InvocationRequest) -> None:
@@ -94,7 +92,6 @@ class EventQueue:
         delay_s = retry_delay_s(self.fn, event.attempt)
         if delay_s is None:
             return
-        self.retries += 1
         handle: asyncio.TimerHandle | None = None
 
         def requeue() -> None:
@@ -104,11 +101,6 @@ class EventQueue:
 
         handle = asyncio.get_running_loop().call_later(delay_s, requeue)
         self._retry_timers.add(handle)
-
-    @property
-    def pending_retries(self) -> int:
-        """Retries waiting out their delay."""
-        return len(self._retry_timers)
 
     async def run(self, start: StartFn, give_up: GiveUpFn) -> None:
         """Run queued events in order, forever (cancel the task to stop)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from botocore.config import Config
 
 from connstorm.scenario import load_scenario
@@ -26,21 +27,22 @@ except OSError:
     sys.exit(1)
 """
 
-#: Imports as the caller, then drops every capability (root to nobody) and asks.
-UNPRIVILEGED = """
+#: Asks for real-time priority in a child after ``{setup}``; prints the answer and policy.
+CHILD = """
 import logging, os, sys
 from local_stack.lambda_.priority import raise_priority
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-if os.geteuid() == 0:
-    os.setgid(65534)
-    os.setuid(65534)
+{setup}
 print(raise_priority())
 print(os.sched_getscheduler(0))
 """
+#: Drops every capability (root to nobody), after the imports.
+DROP_PRIVILEGE = "if os.geteuid() == 0:\n    os.setgid(65534)\n    os.setuid(65534)"
+ONE_CPU = "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})"
 
 
 def _fifo_permitted() -> bool:
-    """Whether the server may run real-time here: 2+ CPUs, and leave to ask (root here)."""
+    """Whether the server may run real-time here: 2+ CPUs, and the right to ask (root has it)."""
     if len(os.sched_getaffinity(0)) < 2:
         return False
     return subprocess.run([sys.executable, "-c", TRY_FIFO], check=False).returncode == 0
@@ -96,29 +98,14 @@ def test_realtime_priority_false_keeps_the_normal_policy(tmp_path: Path) -> None
         assert _policy(emu.pid) == os.SCHED_OTHER
 
 
-ONE_CPU = """
-import logging, os, sys
-from local_stack.lambda_.priority import raise_priority
-logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-print(raise_priority())
-print(os.sched_getscheduler(0))
-"""
-
-
-def test_on_one_cpu_it_stays_normal_and_says_why() -> None:
-    out = subprocess.run([sys.executable, "-c", ONE_CPU], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[3])
+@pytest.mark.parametrize(("setup", "why"), [
+    (DROP_PRIVILEGE, "real-time priority not permitted: Operation not permitted"),
+    (ONE_CPU, "real-time priority needs 2 CPUs; this process may use 1"),
+], ids=["without-the-privilege", "on-one-cpu"])
+def test_it_stays_normal_and_says_why(setup: str, why: str) -> None:
+    out = subprocess.run([sys.executable, "-c", CHILD.format(setup=setup)], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[3])
     answer, policy = out.stdout.split()
     assert answer == "normal"
     assert int(policy) == os.SCHED_OTHER
-    assert "real-time priority needs 2 CPUs; this process may use 1" in out.stderr
-
-
-def test_without_the_privilege_it_stays_normal_and_says_why() -> None:
-    out = subprocess.run([sys.executable, "-c", UNPRIVILEGED], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[3])
-    answer, policy = out.stdout.split()
-    assert answer == "normal"
-    assert int(policy) == os.SCHED_OTHER
-    assert "real-time priority not permitted: Operation not permitted" in out.stderr
+    assert why in out.stderr
