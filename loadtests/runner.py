@@ -325,8 +325,8 @@ class Run:
             table.add_column("value", justify="right")
             for key in ("requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms",
                         "peak_db_connections", "max_connections", "peak_pooler_clients",
-                        "peak_pooler_server_connections", "peak_environments", "cold_starts",
-                        "throttles"):
+                        "peak_pooler_server_connections", "peak_environments", "peak_concurrency",
+                        "cold_starts", "throttles"):
                 table.add_row(key, "–" if variant.get(key) is None else f"{variant[key]}")
             kinds = variant.get("errors_by_kind") or {}
             table.add_row("errors_by_kind",

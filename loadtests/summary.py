@@ -145,6 +145,9 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "max_connections": max_connections,
         "peak_pooler_clients": _peak(rows, "pgbouncer", "cl_active", "cl_waiting"),
         "peak_environments": _peak(rows, "emulator", "env_total"),
+        # The emulator's own running maximum of busy + initializing environments:
+        # exact, where peak_environments is only as fine as the sampling interval.
+        "peak_concurrency": _peak(rows, "emulator", "concurrency_peak"),
         "cold_starts": int(emulator.get("cold_starts") or 0),
         "throttles": int(emulator.get("throttles") or 0),
         "p50_ms": totals["p50_ms"],

@@ -21,6 +21,7 @@ VARIANT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("peak_pooler_clients", "peak pooler clients"),
     ("peak_pooler_server_connections", "pooler server conns / pool"),
     ("peak_environments", "peak envs"),
+    ("peak_concurrency", "peak concurrency"),
     ("cold_starts", "cold starts"),
     ("p50_ms", "p50 ms"),
     ("p95_ms", "p95 ms"),

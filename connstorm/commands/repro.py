@@ -42,7 +42,8 @@ _ROWS: tuple[tuple[str, str], ...] = (
     ("peak_db_connections", "peak DB connections / max"),
     ("peak_pooler_server_connections", "pooler server conns / pool"),
     ("peak_pooler_waiting", "peak clients waiting"),
-    ("peak_environments", "peak environments"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"),
+    ("peak_environments", "peak environments"),
+    ("peak_concurrency", "peak concurrency"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"),
     ("rps", "requests/s"),
 )
 

@@ -56,13 +56,16 @@ def test_repro_quick_shows_the_failure_the_fix_and_session_pinning(tmp_path: Pat
     assert refused(transaction) == 0
     assert transaction["failures"] == 0
     assert 0 < transaction["peak_pooler_server_connections"] <= transaction["pool_size"]
-    # AND connstorm capacity predicted both (the collector's superuser connection
-    # takes one ordinary slot: other_connections=1)
-    over = plan_capacity(CapacityRequest(concurrency=direct["peak_environments"],
+    # AND connstorm capacity predicted both, from the emulator's exact peak concurrency
+    # (the sampled peak_environments can miss it: environments whose Init was refused
+    # are discarded between samples), with the collector's superuser connection
+    # taking one ordinary slot: other_connections=1
+    assert direct["peak_concurrency"] >= direct["peak_db_app_connections"] + 1
+    over = plan_capacity(CapacityRequest(concurrency=direct["peak_concurrency"],
                                          max_connections=20, other_connections=1))
     assert not over.fits
     assert direct["peak_db_app_connections"] == over.usable
-    pooled = plan_capacity(CapacityRequest(concurrency=transaction["peak_environments"],
+    pooled = plan_capacity(CapacityRequest(concurrency=transaction["peak_concurrency"],
                                            max_connections=20, other_connections=1,
                                            pooler_pool_size=transaction["pool_size"]))
     assert pooled.fits

@@ -43,7 +43,8 @@ def _run_folder(tmp_path: Path) -> Path:
             w.write("postgres", {"ok": True, "db_total": total, "db_app": total - 1,
                                  "max_connections": 20}, t=float(i))
             w.write("emulator", {"ok": True, "env_total": 10 * i, "cold_starts": 7 * i,
-                                 "throttles": 0}, t=float(i))
+                                 "concurrency_peak": (3, 25, 25)[i], "throttles": 0},
+                    t=float(i))
         w.write("postgres", {"ok": False, "error": "gone"}, t=3.0)
     return run
 
@@ -61,6 +62,8 @@ def test_summary_variant_has_every_contract_key(tmp_path: Path) -> None:
     assert variant["peak_db_connections"] == 20
     assert variant["max_connections"] == 20
     assert variant["peak_environments"] == 20
+    # the emulator's exact running peak, finer than the sampled environment count
+    assert variant["peak_concurrency"] == 25
     assert variant["cold_starts"] == 14
     assert variant["sample_gaps"] == {"postgres": 1}
 
