@@ -103,6 +103,13 @@ def test_postgres_container_refuses_past_max_connections(connstorm_image: str,
             # The superuser still gets in through its reserved slots.
             with psycopg.connect(pg.admin_dsn) as admin:
                 assert admin.execute("SHOW max_connections").fetchone() == ("5",)
+                # The image leaves LLVM out: a query costed for JIT still runs,
+                # the server having turned JIT off for want of llvmjit.so
+                admin.execute("SET jit = on")
+                admin.execute("SET jit_above_cost = 0")
+                total = admin.execute("SELECT sum(g) FROM generate_series(1, 1000) g")
+                assert total.fetchone() == (500500,)
+                assert admin.execute("SELECT pg_jit_available()").fetchone() == (False,)
         finally:
             for conn in held:
                 conn.close()
