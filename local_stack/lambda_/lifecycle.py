@@ -36,9 +36,10 @@ from local_stack.lambda_.environment import (
     Invocation,
 )
 from local_stack.lambda_.function_pool import FunctionPool
+from local_stack.lambda_.ids import hex_id
 from local_stack.lambda_.invocation import InvocationResult, Outcome
 from local_stack.lambda_.log_stream import init_report_line, start_line, timeout_line
-from local_stack.lambda_.runtime_env import exit_reason, new_env_id, stream_name
+from local_stack.lambda_.runtime_env import exit_reason, stream_name
 from local_stack.lambda_.zygote_client import ZygoteClient
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
     from connstorm.scenario import LambdaConfig
 
 log = logging.getLogger(__name__)
+
+#: Environments whose memory one tick of :meth:`EnvironmentLifecycle._memory_watch` reads.
+_MEMORY_CHECKS_PER_TICK = 100
 
 
 class EnvironmentLifecycle:
@@ -85,7 +89,7 @@ class EnvironmentLifecycle:
         await zygote.start()
 
     def _new_environment(self, pool: FunctionPool) -> Environment:
-        env_id = new_env_id()
+        env_id = hex_id()
         log_path = str(self.run_dir / "logs" / "lambda" / pool.fn.name / f"{env_id}.log")
         fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         env = Environment(env_id=env_id, function=pool.fn.name, log_path=log_path, log_fd=fd)
@@ -358,10 +362,6 @@ class EnvironmentLifecycle:
                                 used_mb, limit_mb)
                     env.note_peak_mb(used_mb)
                     self._kill(env)
-
-
-#: Environments whose memory one tick of :meth:`EnvironmentLifecycle._memory_watch` reads.
-_MEMORY_CHECKS_PER_TICK = 100
 
 
 def _init_report(env: Environment, init_ms: float, status: str, error_type: str) -> str:

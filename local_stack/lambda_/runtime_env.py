@@ -17,7 +17,7 @@ from pathlib import Path
 
 from connstorm.scenario import FunctionConfig
 from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, DUMMY_SESSION_TOKEN
-from local_stack.lambda_.ids import hex_id, root_trace_id, segment_id, uuid4
+from local_stack.lambda_.ids import root_trace_id, segment_id
 
 _SIGNAL_NAMES = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated",
                  signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
@@ -66,12 +66,6 @@ def stream_name(env_id: str) -> str:
     Handlers derive the environment id from it (for ``application_name``).
     """
     return f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{env_id}"
-
-
-#: A version-4 UUID string, as Lambda's request ids are.
-new_request_id = uuid4
-#: 32 hex digits, the environment id in log stream names.
-new_env_id = hex_id
 
 
 def trace_id() -> str:

@@ -31,6 +31,7 @@ from local_stack.lambda_.config import function_arn
 from local_stack.lambda_.environment import BUSY, FROZEN, IDLE, Environment, Invocation
 from local_stack.lambda_.event_queue import QueuedEvent
 from local_stack.lambda_.function_pool import FunctionPool
+from local_stack.lambda_.ids import uuid4
 from local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
@@ -39,7 +40,7 @@ from local_stack.lambda_.invocation import (
 )
 from local_stack.lambda_.invocation_log import InvocationLog, error_kind, make_record
 from local_stack.lambda_.log_stream import end_lines, start_line
-from local_stack.lambda_.runtime_env import client_context_header, new_request_id, trace_id
+from local_stack.lambda_.runtime_env import client_context_header, trace_id
 from local_stack.lambda_.scaling import concurrency_reason, rate_reason
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class Scheduler:
         if pool is None:
             raise UnknownFunctionError(request.function)
         loop = asyncio.get_running_loop()
-        request_id = new_request_id()
+        request_id = uuid4()
         waiter: asyncio.Future[InvocationResult] = loop.create_future()
         if request.invocation_type != "RequestResponse":
             if request.invocation_type == "Event":

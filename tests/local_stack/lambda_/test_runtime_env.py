@@ -7,13 +7,12 @@ import re
 import signal
 
 from connstorm.scenario import FunctionConfig
+from local_stack.lambda_.ids import hex_id, uuid4
 from local_stack.lambda_.log_stream import end_lines
 from local_stack.lambda_.runtime_env import (
     client_context_header,
     exit_reason,
     function_environment,
-    new_env_id,
-    new_request_id,
     stream_name,
 )
 
@@ -32,11 +31,11 @@ def test_runtime_env_reserved_names_win_and_no_multi_concurrency() -> None:
 
 
 def test_runtime_env_ids_and_stream_name_have_lambdas_shapes() -> None:
-    env_id = new_env_id()
+    env_id = hex_id()
     assert re.fullmatch(r"[0-9a-f]{32}", env_id)
     assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", stream_name(env_id))
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
-                        new_request_id())
+                        uuid4())
 
 
 def test_runtime_env_exit_reason_uses_lambdas_wording() -> None:
