@@ -371,8 +371,7 @@ def run_loadtest(scenario_arg: str, env: ServiceEnv, cli_args: Sequence[str]) ->
     run against a live target that also knows the emulator's stats URL: the
     summary then explains the front's opaque 502s by the invocations' errors.
     """
-    from connstorm.cli import build_parser
-    from connstorm.commands.run import options_from_args
+    from loadtests.run_arguments import options_from_args, run_parser
     from loadtests.runner import Run, write_private_json
 
     urls = dsns(env, load_secrets(env, create=False))
@@ -389,8 +388,8 @@ def run_loadtest(scenario_arg: str, env: ServiceEnv, cli_args: Sequence[str]) ->
             write_private_json(path, doc)
             return path
 
-    args = build_parser().parse_args(
-        ["run", scenario_arg, "--target-url", urls["api_url"],
+    args = run_parser().parse_args(
+        [scenario_arg, "--target-url", urls["api_url"],
          "--postgres-admin-dsn", urls["postgres_admin_dsn"],
          "--pgbouncer-admin-dsn", urls["pgbouncer_admin_dsn"], *cli_args])
     ComposeRun(options_from_args(args, headless=True)).execute()

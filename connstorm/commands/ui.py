@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from connstorm.commands.run import add_common_arguments, options_from_args
+from loadtests.run_arguments import add_common_arguments, options_from_args
 
 
 def add_parser(sub: Any) -> None:

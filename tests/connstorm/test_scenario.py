@@ -63,7 +63,7 @@ MISTAKES = [
      "--set postgres.max_connections: expected section.key=value"),
     ("override of an unknown key", GOOD, ["load.user=5"], "[load] user: unknown key"),
     ("malformed route template", GOOD.replace('path = "/items/{id}"', 'path = "/items/{id}x"'),
-     [], "[[routes]] #1 path:"),
+     [], "[[routes]] GET /items/{id}x: path:"),
     ("request rate limit not a boolean", GOOD, ["lambda.request_rate_limit=1"],
      "[lambda] request_rate_limit: expected true or false, got 1"),
     ("function request rate limit not a boolean", GOOD,
@@ -212,3 +212,89 @@ max_fail_ratio = 0.01
     assert s.functions[0].env == {"LOG_LEVEL": "INFO"}
     assert s.routes[0].payload == "2.0"
     assert s.thresholds.max_fail_ratio == 0.01
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["load.userz=5"], "[load] userz: unknown key; did you mean users?"),
+    (["pgbouncer.default_pool_sise=5"],
+     "[pgbouncer] default_pool_sise: unknown PgBouncer setting; did you mean default_pool_size?"),
+    (["thresholds.too_many_conections=0"],
+     "[thresholds] too_many_conections: unknown key; did you mean too_many_connections?"),
+    (["functions.api.timeout=5"], "[[functions]] api: timeout: unknown key; did you mean "
+                                  "timeout_s?"),
+    (["functions.api.vpc={subnetz=2}"],
+     "[[functions]] api: vpc.subnetz: unknown key; did you mean subnets?"),
+    (["rds_proxy.max_conections_percent=5"],
+     "[rds_proxy] max_conections_percent: unknown key; did you mean max_connections_percent?"),
+])
+def test_scenario_unknown_key_suggests_the_nearest(tmp_path: Path, overrides: list[str],
+                                                   expected: str) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text(GOOD)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path, overrides=overrides)
+    assert str(err.value) == f"{path}: {expected}"
+
+
+def test_scenario_unknown_key_without_a_near_name_lists_the_keys(tmp_path: Path) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text(GOOD)
+    with pytest.raises(ScenarioError, match=r"\[load\] zzz: unknown key \(known: .*users"):
+        load_scenario(path, overrides=["load.zzz=1"])
+
+
+NEW_KEY_MISTAKES = [
+    (["functions.api.provisioned_concurrency=-1"],
+     "[[functions]] api: provisioned_concurrency: must be at least 0, got -1"),
+    (["functions.api.reserved_concurrency=2", "functions.api.provisioned_concurrency=3"],
+     "[[functions]] api: provisioned_concurrency: must not exceed reserved_concurrency (2)"),
+    (['functions.api.vpc={eni_model="per_env"}'],
+     "[[functions]] api: vpc.eni_model: must be one of hyperplane, per_environment"),
+    (["functions.api.vpc={subnets=0}"], "[[functions]] api: vpc.subnets: must be at least 1"),
+    (['timeline=[{at_s=5, action="deploy", target="nope"}]'],
+     "[[timeline]] #1: target: 'nope' is not defined in [[functions]]"),
+    (['timeline=[{at_s=5, action="kill_environments", target="api"}]'],
+     "[[timeline]] #1: count: missing; kill_environments needs count, target"),
+    (['timeline=[{at_s=5, action="freeze_database"}]'],
+     "[[timeline]] #1: seconds: missing"),
+    (['timeline=[{at_s=-1, action="restart_postgres"}]'],
+     "[[timeline]] #1: at_s: must be at least 0, got -1"),
+    (['timeline=[{at_s=1, action="restart_rds_proxy"}]'],
+     "[[timeline]] #1: action: restart_rds_proxy, but [rds_proxy] is not enabled"),
+    (['schedules=[{function="nope", every_s=5}]'],
+     "[[schedules]] #1: function: 'nope' is not defined in [[functions]]"),
+    (["rds_proxy.max_connections_percent=40", "rds_proxy.max_idle_connections_percent=60"],
+     "[rds_proxy] max_idle_connections_percent: must not exceed max_connections_percent (40)"),
+    (['rds_proxy.iam_auth="sometimes"'],
+     "[rds_proxy] iam_auth: must be one of required, disabled; got 'sometimes'"),
+    (["rds_proxy.connection_borrow_timeout_s=301"],
+     "[rds_proxy] connection_borrow_timeout_s: must be at most 300, got 301"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), NEW_KEY_MISTAKES,
+                         ids=[m[1].split(":")[1].strip() + ":" + m[0][-1][:30]
+                              for m in NEW_KEY_MISTAKES])
+def test_scenario_new_section_mistake_is_one_line(tmp_path: Path, overrides: list[str],
+                                                  expected: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path, overrides=overrides)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_scenario_rds_proxy_path_enables_the_stand_in(tmp_path: Path) -> None:
+    path = tmp_path / "proxy.toml"
+    path.write_text(GOOD)
+    s = load_scenario(path, overrides=["functions.api.database=rds_proxy"])
+    assert s.rds_proxy.enabled
+    assert s.rds_proxy.max_connections_percent == 100
+    assert s.rds_proxy.idle_percent == 50  # RDS Proxy: half of max_connections_percent
+    assert s.rds_proxy.connection_borrow_timeout_s == 120.0
+    assert s.rds_proxy.idle_client_timeout_s == 1800.0
+    assert s.rds_proxy.iam_auth == "disabled"
+    assert not load_scenario(path).rds_proxy.enabled

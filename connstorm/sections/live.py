@@ -1,0 +1,22 @@
+"""The ``[live]`` section: settings of ``connstorm live`` against a deployed stack."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from connstorm.sections.base import SECTION, Float, Int, Str
+
+
+@dataclass(frozen=True, config=SECTION)
+class LiveConfig:
+    """The ``[live]`` section: which deployed stack to load and how to read CloudWatch."""
+
+    stack_name: Str | None = None
+    """CloudFormation stack of deploy/template.yaml (``--stack-name`` wins)."""
+    region: Str | None = None
+    """The stack's region (``--region`` wins; else the boto3 chain's)."""
+    metrics_period_s: Int = Field(default=60, ge=1, le=3600)
+    """CloudWatch period of the metrics read (most are one-minute metrics)."""
+    wait_for_metrics_s: Float = Field(default=180.0, ge=0, le=1800)
+    """How long to wait after the load for the window's last data points."""

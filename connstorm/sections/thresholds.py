@@ -1,0 +1,57 @@
+"""The ``[thresholds]`` section: the limits a run is checked against at its end."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, Strict, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic.json_schema import SkipJsonSchema
+
+from connstorm import error_kinds
+from connstorm.sections.base import SECTION, Float, Int
+
+
+def _thresholds_schema(schema: dict[str, Any]) -> None:
+    properties = schema.setdefault("properties", {})
+    for kind in error_kinds.ALL_KINDS:
+        properties[kind] = {"type": "integer", "minimum": 0,
+                            "description": f"Most {kind} errors allowed."}
+
+
+@dataclass(frozen=True, config={**SECTION, "json_schema_extra": _thresholds_schema})
+class ThresholdsConfig:
+    """The ``[thresholds]`` section: limits checked at the end of a run (exit code 6 when broken).
+
+    Besides the keys below, each error kind is a key giving the most errors of
+    that kind allowed, for example ``too_many_connections = 0``.
+    """
+
+    #: Keys besides the fields: one per error kind (for "did you mean").
+    EXTRA_KEYS: ClassVar[tuple[str, ...]] = error_kinds.ALL_KINDS
+
+    max_fail_ratio: Float | None = Field(default=None, ge=0, le=1)
+    """Highest share of failed requests."""
+    p95_ms: Float | None = Field(default=None, ge=0)
+    """Highest 95th percentile response time."""
+    p99_ms: Float | None = Field(default=None, ge=0)
+    """Highest 99th percentile response time."""
+    min_rps: Float | None = Field(default=None, ge=0)
+    """Lowest mean requests per second."""
+    max_db_connections: Int | None = Field(default=None, ge=0)
+    """Most PostgreSQL client connections seen at once."""
+    max_errors: SkipJsonSchema[Mapping[str, Annotated[int, Strict(), Field(ge=0)]]] = dataclasses.field(default_factory=dict)
+    """Most errors allowed per kind, from the error-kind keys."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _error_kinds(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        kinds = {k: v for k, v in data.items() if k in error_kinds.ALL_KINDS}
+        rest = {k: v for k, v in data.items() if k not in kinds}
+        if kinds:
+            rest["max_errors"] = kinds
+        return rest
