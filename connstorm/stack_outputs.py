@@ -19,15 +19,20 @@ Required outputs, declared whatever the parameters:
 Optional outputs (present when the template's parameters create the resource,
 or informative only):
 
-=================  ==============================================================
-``RestApiUrl``     the REST API's stage URL, only when ``ApiType`` is ``REST``
-``LogGroupName``   the function's log group (``/aws/lambda/<FunctionName>``)
-``ProxyEndpoint``  the proxy's host name
-``DbEndpoint``     the instance's host name
-``SecretArn``      the Secrets Manager secret holding the database credentials
-``SchemaFunctionName``  the one-shot function that installs the schema and seed rows
-``ConnectMode``    ``proxy`` or ``direct``: where the functions connect
-=================  ==============================================================
+``RestApiUrl``
+    the REST API's stage URL, only when ``ApiType`` is ``HTTP_AND_REST``
+``LogGroupName``
+    the workload function's log group (``/aws/lambda/<FunctionName>``)
+``ProxyEndpoint``
+    the proxy's host name (private)
+``DbEndpoint``
+    the instance's host name (private)
+``SecretArn``
+    the Secrets Manager secret of the database credentials (the ARN, never the value)
+``SchemaFunctionName``
+    the one-shot function that installs the schema and seed rows
+``ConnectMode``
+    ``proxy`` or ``direct``: where the workload function connects
 """
 
 from __future__ import annotations
