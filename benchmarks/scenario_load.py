@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +94,8 @@ def main() -> None:
     print(f"{'model':30} {'cold import+load ms':>20} {'warm load ms':>14}")
     for label, cold_ms, warm_ms in rows:
         print(f"{label:30} {cold_ms:20.1f} {warm_ms:14.3f}")
-    print(f"ratio new/old: cold {rows[1][1] / rows[0][1]:.2f}x, warm {rows[1][2] / rows[0][2]:.2f}x")
+    (_, old_cold, old_warm), (_, new_cold, new_warm) = rows
+    print(f"ratio new/old: cold {new_cold / old_cold:.2f}x, warm {new_warm / old_warm:.2f}x")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def test_schema_command_prints_draft_2020_12(printed_schema: dict[str, object]) 
     assert isinstance(props, dict)
     assert {"postgres", "pgbouncer", "lambda", "functions", "routes", "load", "thresholds",
             "rds_proxy", "timeline", "schedules", "live"} <= set(props)
-    assert "source" not in props and "raw" not in props
+    assert "source" not in props
+    assert "raw" not in props
 
 
 @pytest.mark.parametrize("name", builtin_names())
@@ -59,7 +60,8 @@ def test_schema_rejects_wrong_keys_and_types(printed_schema: dict[str, object],
 def test_schema_carries_descriptions_defaults_and_enums() -> None:
     schema = scenario_schema.json_schema()
     pg = schema["$defs"]["PostgresConfig"]["properties"]["max_connections"]
-    assert pg["default"] == 20 and "connection limit" in pg["description"]
+    assert pg["default"] == 20
+    assert "connection limit" in pg["description"]
     fn = schema["$defs"]["FunctionConfig"]["properties"]["database"]
     assert fn["enum"] == ["direct", "pgbouncer", "rds_proxy", "none"]
 
