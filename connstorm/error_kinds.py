@@ -29,6 +29,11 @@ LAMBDA_THROTTLED: Final = "lambda_throttled"
 LAMBDA_TIMEOUT: Final = "lambda_timeout"
 LAMBDA_CRASH: Final = "lambda_crash"
 LAMBDA_INIT_ERROR: Final = "lambda_init_error"
+#: Invoke refused while a VPC function is ``Pending`` (409 ResourceConflictException).
+LAMBDA_PENDING: Final = "lambda_pending"
+#: No address left in the function's subnets (502 SubnetIPAddressLimitReachedException,
+#: or the account's ENILimitReachedException).
+LAMBDA_VPC_LIMIT: Final = "lambda_vpc_limit"
 GATEWAY_TIMEOUT: Final = "gateway_timeout"
 HTTP_ERROR: Final = "http_error"
 OTHER: Final = "other"
@@ -51,6 +56,8 @@ ALL_KINDS: Final[tuple[str, ...]] = (
     LAMBDA_TIMEOUT,
     LAMBDA_CRASH,
     LAMBDA_INIT_ERROR,
+    LAMBDA_PENDING,
+    LAMBDA_VPC_LIMIT,
     GATEWAY_TIMEOUT,
     HTTP_ERROR,
     OTHER,
@@ -96,6 +103,9 @@ _SUBSTRINGS: Final[tuple[tuple[str, str], ...]] = (
     ("rate exceeded", LAMBDA_THROTTLED),
     ("runtime.initerror", LAMBDA_INIT_ERROR),
     ("runtime.importmoduleerror", LAMBDA_INIT_ERROR),
+    ("currently in the following state: pending", LAMBDA_PENDING),
+    ("subnetipaddresslimitreachedexception", LAMBDA_VPC_LIMIT),
+    ("enilimitreachedexception", LAMBDA_VPC_LIMIT),
     ("endpoint request timed out", GATEWAY_TIMEOUT),
 )
 

@@ -28,6 +28,7 @@ from connstorm.scenario import (
     LambdaConfig,
     RouteConfig,
     Scenario,
+    ScheduleConfig,
     load_scenario,  # noqa: F401  (used by the doctest)
 )
 
@@ -49,6 +50,8 @@ class EmulatorConfig:
     account: LambdaConfig = field(default_factory=LambdaConfig)
     functions: tuple[FunctionConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+    #: ``[[schedules]]``: the emulator fires them (:mod:`.schedules`).
+    schedules: tuple[ScheduleConfig, ...] = ()
     run_dir: str = "."
     host: str = "127.0.0.1"
 
@@ -90,7 +93,8 @@ class EmulatorConfig:
             for fn in scenario.functions
         )
         return cls(account=scenario.lambda_, functions=functions, routes=scenario.routes,
-                   run_dir=str(Path(run_dir).resolve()), host=host)
+                   schedules=scenario.schedules, run_dir=str(Path(run_dir).resolve()),
+                   host=host)
 
     # ------------------------------------------------------------ JSON
 
@@ -106,6 +110,7 @@ class EmulatorConfig:
             account=LambdaConfig(**doc["account"]),
             functions=tuple(_function_from_dict(f) for f in doc["functions"]),
             routes=tuple(RouteConfig(**r) for r in doc["routes"]),
+            schedules=tuple(ScheduleConfig(**s) for s in doc.get("schedules", ())),
             run_dir=doc["run_dir"],
             host=doc["host"],
         )

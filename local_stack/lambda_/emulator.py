@@ -20,7 +20,13 @@ that each hold one kind of transition, joined here as mixins of one class:
   timeout, suppressed init and re-init, the invocation timeout, kill, shutdown,
   the zygote's reports and the reaper;
 * :mod:`.runtime_callbacks` -- the Runtime API's calls (``on_next``,
-  ``on_response``, ``on_error``, ``on_init_error``, ``on_connection_lost``).
+  ``on_response``, ``on_error``, ``on_init_error``, ``on_connection_lost``);
+* :mod:`.provisioning` -- provisioned concurrency, deploys, a VPC interface's
+  attach time, and what a dead environment gives back.
+
+Around them: :mod:`.vpc` (``Pending`` and subnet addresses), :mod:`.schedules`
+(``[[schedules]]`` pings, fired here) and :mod:`.cpu_shares` (each environment's
+share of a CPU by memory size).
 
 "Exactly one result" stays checkable in one place: every ending in those
 modules goes through ``Scheduler._complete``, which does nothing for an
@@ -46,25 +52,31 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from local_stack.lambda_.config import EmulatorConfig
+from local_stack.lambda_.cpu_shares import CpuShares
 from local_stack.lambda_.environment import DEAD, STOPPING, Environment, Invocation
 from local_stack.lambda_.function_pool import FunctionPool, aggregate_stats
 from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from local_stack.lambda_.invocation_log import InvocationLog
 from local_stack.lambda_.lifecycle import EnvironmentLifecycle
 from local_stack.lambda_.priority import NORMAL
+from local_stack.lambda_.provisioning import Provisioning
 from local_stack.lambda_.runtime_callbacks import RuntimeCallbacks
 from local_stack.lambda_.runtime_env import function_environment, runtime_dir
 from local_stack.lambda_.scaling import request_rate_buckets, scaling_bucket
 from local_stack.lambda_.scheduler import Scheduler
+from local_stack.lambda_.schedules import run_schedule
+
+log = logging.getLogger(__name__)
 
 
-class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks):
+class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks, Provisioning):
     """Lambda's execution environments for a set of functions; an async context manager."""
 
     def __init__(self, config: EmulatorConfig) -> None:
@@ -85,6 +97,8 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks):
         self._launching: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._emulator_log_fd: int | None = None
+        #: Per-environment CPU cgroups (``[lambda] cpu_shares``), when they can be made.
+        self.cpu_shares: CpuShares | None = None
         account_bucket = scaling_bucket(self.account) if self.account.scaling == "legacy" else None
         runtime_root = runtime_dir()
         rate_buckets = request_rate_buckets(self.account, config.functions)
@@ -105,11 +119,23 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks):
             for pool in self.pools.values():
                 (self.run_dir / "logs" / "lambda" / pool.fn.name).mkdir(parents=True,
                                                                        exist_ok=True)
+            if self.account.cpu_shares:
+                self.cpu_shares, where = CpuShares.open()
+                if self.cpu_shares is None:
+                    log.warning("cpu_shares: off, environments get whole CPUs: %s", where)
+                else:
+                    log.info("cpu_shares: each environment gets memory_mb / 1769 of a CPU "
+                             "(%s)", where)
             await asyncio.gather(*(self._start_zygote(p) for p in self.pools.values()))
+            await self._provision_all()
         except BaseException:
             await self.stop()
             raise
         loop = asyncio.get_running_loop()
+        for schedule in self.config.schedules:
+            self._tasks.append(loop.create_task(run_schedule(
+                schedule, self.account.region, self.submit,
+                functools.partial(self._count_scheduled, self.pools[schedule.function]))))
         self._tasks.append(loop.create_task(self._reaper()))
         if self.account.enforce_memory:
             self._tasks.append(loop.create_task(self._memory_watch()))
@@ -139,6 +165,8 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks):
             self._complete(inv, "crash", error_type="Runtime.ExitError",
                            error_message=f"RequestId: {inv.request_id} Error: "
                                          f"Runtime exited with error: signal: killed")
+        if self.cpu_shares is not None:
+            self.cpu_shares.close()
         if self.invocation_log is not None:
             self.invocation_log.close()
 
@@ -167,7 +195,11 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks):
     def stats(self) -> dict[str, Any]:
         """Counters for ``GET /_connstorm/stats``: totals plus ``functions`` by name."""
         return {**aggregate_stats(self.pools, self.concurrency_peak),
-                "scheduling": self.scheduling}
+                "scheduling": self.scheduling, "cpu_shares": self.cpu_shares is not None}
+
+    @staticmethod
+    def _count_scheduled(pool: FunctionPool) -> None:
+        pool.scheduled_invocations += 1
 
 
 __all__ = ["Emulator"]

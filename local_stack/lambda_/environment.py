@@ -101,6 +101,14 @@ class Environment:
     suppressed_init: bool = False
     kill_timer: asyncio.TimerHandle | None = None
     uses: int = 0
+    #: Initialised for provisioned concurrency: parked apart, never reaped while current.
+    provisioned: bool = False
+    #: The function's version it runs (:meth:`FunctionPool.deploy` starts a new one).
+    generation: int = 0
+    #: The subnet whose address it holds (``per_environment`` VPC model), else None.
+    subnet: int | None = None
+    #: Its CPU cgroup (``[lambda] cpu_shares``), removed when it is gone.
+    cgroup: str | None = None
     _hwm_mb: int = 0
     _hwm_read_at: float = -1e9
     #: ``/proc/<pid>/statm``, kept open: one ``pread`` per memory check, and it

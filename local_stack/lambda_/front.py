@@ -12,7 +12,9 @@ what happened                              client gets
 =========================================  ==========================================
 no route for method and path               404 ``{"message":"Not Found"}``
 body (or the event built from it) > 6 MB   413 ``{"message":"Request Entity Too Large"}``
-invoke throttled or rejected               500 ``Internal server error``
+invoke throttled or rejected (a VPC         500 ``Internal server error``
+function still ``Pending``)
+VPC subnets out of addresses               502 ``Internal server error``
 function error, timeout, crash, init       502 ``Internal server error``
 error, malformed proxy response
 integration timeout, REST (29 s)           504 ``{"message": "Endpoint request timed out"}``
@@ -42,7 +44,7 @@ from typing import Any
 import orjson
 
 from connstorm import error_kinds
-from local_stack.lambda_ import apigw_events, apigw_responses
+from local_stack.lambda_ import apigw_events, apigw_responses, vpc
 from local_stack.lambda_.apigw_events import ApiContext, HttpRequest
 from local_stack.lambda_.http_server import Later, Request, Response
 from local_stack.lambda_.ids import short_request_id, uuid4
@@ -171,6 +173,12 @@ def map_result(result: InvocationResult, *, rest: bool, request_id: str) -> Resp
     if result.outcome == "throttled":
         return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id, rest=rest,
                        kind=error_kinds.LAMBDA_THROTTLED)
+    if result.outcome == "rejected":
+        if result.error_type == vpc.PENDING:  # the invoke was rejected: 500
+            return _answer(_REST_500 if rest else _HTTP_500, request_id=request_id,
+                           rest=rest, kind=error_kinds.LAMBDA_PENDING)
+        return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest,
+                       kind=error_kinds.LAMBDA_VPC_LIMIT)
     if result.outcome != "success":
         return _answer(_REST_502 if rest else _HTTP_502, request_id=request_id, rest=rest,
                        kind=_function_error_kind(result))

@@ -3,6 +3,12 @@
 Lambda hands a request to the most recently used idle environment (so a few
 environments stay hot and the rest age out): the idle list is a stack. Counts
 by state are kept incrementally so concurrency checks cost nothing per request.
+
+Provisioned environments (``provisioned_concurrency``) wait on a stack of
+their own, taken first, so that on-demand environments only serve the
+spillover, as on Lambda. After a deploy (:mod:`.provisioning`) the previous
+version's idle environments wait in ``superseded``: alive, frozen, still
+connected, never handed a request again, until the reaper takes them.
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ from local_stack.lambda_.environment import (
 )
 from local_stack.lambda_.event_queue import EventQueue
 from local_stack.lambda_.scaling import TokenBucket
+from local_stack.lambda_.vpc import VpcAttachment
 from local_stack.lambda_.zygote_client import ZygoteClient
 
 #: Stats keys, as the ``emulator`` sample row of ``docs/run-folder.md`` names them.
 STAT_KEYS = ("env_initializing", "env_busy", "env_frozen", "env_idle", "env_stopping",
              "env_total", "env_reaped", "concurrency", "concurrency_peak", "invocations",
-             "cold_starts", "throttles", "timeouts", "errors", "errors_by_kind")
+             "cold_starts", "throttles", "timeouts", "errors", "errors_by_kind",
+             "provisioned", "provisioned_busy", "provisioned_invocations",
+             "spillover_invocations", "superseded", "deploys", "scheduled_invocations",
+             "rejections")
 
 
 class FunctionPool:
@@ -65,6 +75,20 @@ class FunctionPool:
         self.timeouts = 0
         self.errors = 0
         self.errors_by_kind: Counter[str] = Counter()
+        #: VPC state (``fn.vpc``), else None.
+        self.vpc = VpcAttachment(fn.vpc) if fn.vpc is not None else None
+        #: Idle provisioned environments (taken before ``idle``).
+        self.provisioned_idle: list[Environment] = []
+        #: Idle environments of an earlier version: frozen, connected, never used again.
+        self.superseded: list[Environment] = []
+        #: The version new environments run; each deploy adds one (AWS numbers from 1).
+        self.generation = 1
+        self.deploys = 0
+        self.provisioned_invocations = 0
+        self.spillover_invocations = 0
+        self.scheduled_invocations = 0
+        #: Invocations refused with an AWS error other than a throttle (VPC).
+        self.rejections = 0
 
     @property
     def concurrency(self) -> int:
@@ -86,7 +110,16 @@ class FunctionPool:
         self.concurrency_peak = max(self.concurrency_peak, self.concurrency)
 
     def pop_idle(self) -> Environment | None:
-        """The most recently parked environment that can take an event, if any."""
+        """The most recently parked environment that can take an event, if any.
+
+        Provisioned ones first: Lambda spills over to on-demand ones only when
+        every provisioned environment is busy.
+        """
+        while self.provisioned_idle:
+            env = self.provisioned_idle.pop()
+            if env.state in (FROZEN, IDLE) and env.next_conn is not None \
+                    and env.next_conn.waiting_next:
+                return env
         while self.idle:
             env = self.idle.pop()
             if env.state in (FROZEN, IDLE) and env.next_conn is not None \
@@ -101,7 +134,8 @@ class FunctionPool:
             env = self.finishing.pop()
             if max_s is not None and time.monotonic() - env.spawned >= max_s:
                 continue  # retired when it asks for its next event
-            if env.state == BUSY and env.invocation is not None and env.invocation.done:
+            if env.state == BUSY and env.invocation is not None and env.invocation.done \
+                    and env.generation == self.generation:
                 return env
         return None
 
@@ -121,9 +155,11 @@ class FunctionPool:
             self.finishing.remove(env)
 
     def unpark(self, env: Environment) -> None:
-        """Take ``env`` off the idle stack (reaped, killed, or died)."""
-        with contextlib.suppress(ValueError):
-            self.idle.remove(env)
+        """Take ``env`` off the idle stacks (reaped, killed, or died)."""
+        for stack in (self.idle, self.provisioned_idle, self.superseded):
+            with contextlib.suppress(ValueError):
+                stack.remove(env)
+                return
 
     def stats(self) -> dict[str, Any]:
         """This function's counters, keyed as ``STAT_KEYS``."""
@@ -144,6 +180,20 @@ class FunctionPool:
             "timeouts": self.timeouts,
             "errors": self.errors,
             "errors_by_kind": dict(self.errors_by_kind),
+            "provisioned": sum(1 for e in self.envs.values()
+                               if e.provisioned and e.state not in (STOPPING, DEAD)),
+            "provisioned_busy": sum(1 for e in self.envs.values()
+                                    if e.provisioned and e.state == BUSY),
+            "provisioned_invocations": self.provisioned_invocations,
+            "spillover_invocations": self.spillover_invocations,
+            "superseded": sum(1 for e in self.envs.values()
+                              if e.generation != self.generation
+                              and e.state not in (STOPPING, DEAD)),
+            "deploys": self.deploys,
+            "scheduled_invocations": self.scheduled_invocations,
+            "rejections": self.rejections,
+            "version": self.generation,
+            "vpc": self.vpc.stats() if self.vpc is not None else None,
         }
 
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 InvocationType = Literal["RequestResponse", "Event", "DryRun"]
-Outcome = Literal["success", "function_error", "timeout", "crash", "init_error", "throttled"]
+#: ``rejected``: the Invoke API refused it with an AWS error other than a throttle
+#: (``error_type`` is the code, e.g. a VPC function's ``ResourceConflictException``).
+Outcome = Literal["success", "function_error", "timeout", "crash", "init_error", "throttled",
+                  "rejected"]
 
 THROTTLE_REASONS = (
     "ConcurrentInvocationLimitExceeded",

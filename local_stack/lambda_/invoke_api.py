@@ -15,7 +15,10 @@ botocore turns them into ``client.exceptions.<Code>``:
 - 429 ``TooManyRequestsException`` with ``Reason`` (``e.response["Reason"]``);
 - 400 ``InvalidRequestContentException``: the payload is not JSON;
 - 400 ``InvalidParameterValueException``: a bad header or function name;
-- 413 ``RequestTooLargeException``: over 6 MB (1 MB for ``Event``).
+- 413 ``RequestTooLargeException``: over 6 MB (1 MB for ``Event``);
+- 409 ``ResourceConflictException``: a VPC function still ``Pending``, and 502
+  ``SubnetIPAddressLimitReachedException``: its subnets have no address left
+  for a new environment (:mod:`.vpc` says where these come from).
 
 >>> import boto3
 >>> from botocore.config import Config
@@ -50,6 +53,7 @@ from local_stack.lambda_.invocation import (
     UnknownFunctionError,
     start_invocation,
 )
+from local_stack.lambda_.vpc import PENDING, rejection
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +250,13 @@ class InvokeApi:
             log.exception("invoke api: invoking %s failed", name)
             return _error(InvokeApiError(500, "ServiceException", "Internal error",
                                          Type="Service"), request_id)
+        if result.outcome == "rejected":
+            # A VPC function Pending (409) or out of subnet addresses (502): see .vpc.
+            code = result.error_type or PENDING
+            status, message, member = rejection(code)
+            return _error(InvokeApiError(status, code, message, Type="User",
+                                         **({member: message} if member != "message" else {})),
+                          request_id)
         if result.outcome == "throttled":
             return _error(InvokeApiError(
                 429, "TooManyRequestsException", "Rate Exceeded.", Type="User",

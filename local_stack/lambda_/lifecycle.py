@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import socket
 
     from connstorm.scenario import LambdaConfig
+    from local_stack.lambda_.cpu_shares import CpuShares
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class EnvironmentLifecycle:
     _tasks: list[asyncio.Task[None]]
     _launching: set[asyncio.Task[None]]
     _stopping: bool
+    cpu_shares: CpuShares | None
 
     if TYPE_CHECKING:
         # The scheduler's part (:mod:`.scheduler`).
@@ -78,6 +80,8 @@ class EnvironmentLifecycle:
                        attempt: int = 1) -> InvocationResult: ...
         # The Runtime API's part (:mod:`.runtime_callbacks`).
         async def _serve(self, env: Environment, sock: socket.socket) -> None: ...
+        # Provisioning's part (:mod:`.provisioning`).
+        def _released(self, pool: FunctionPool, env: Environment) -> None: ...
 
     # ------------------------------------------------------------ environments
 
@@ -92,7 +96,8 @@ class EnvironmentLifecycle:
         env_id = hex_id()
         log_path = str(self.run_dir / "logs" / "lambda" / pool.fn.name / f"{env_id}.log")
         fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        env = Environment(env_id=env_id, function=pool.fn.name, log_path=log_path, log_fd=fd)
+        env = Environment(env_id=env_id, function=pool.fn.name, log_path=log_path, log_fd=fd,
+                          generation=pool.generation)
         pool.add(env)
         self.by_id[env_id] = env
         return env
@@ -113,10 +118,13 @@ class EnvironmentLifecycle:
         env.port = int(sock.getsockname()[1])
         stream = stream_name(env.env_id)
         env.spawned = time.monotonic()
-        pool.zygote.spawn(env.env_id, {
-            "AWS_LAMBDA_RUNTIME_API": f"{self.config.host}:{env.port}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-        }, env.log_path)
+        variables = {"AWS_LAMBDA_RUNTIME_API": f"{self.config.host}:{env.port}",
+                     "AWS_LAMBDA_LOG_STREAM_NAME": stream}
+        if env.provisioned:
+            variables["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
+        if self.cpu_shares is not None:
+            env.cgroup = self.cpu_shares.create(env.env_id, pool.fn.memory_mb)
+        pool.zygote.spawn(env.env_id, variables, env.log_path, cgroup=env.cgroup)
         loop = asyncio.get_running_loop()
         if not env.suppressed_init:  # bounded by the invocation's timeout instead
             env.init_timer = loop.call_later(self.account.init_timeout_s,
@@ -192,6 +200,8 @@ class EnvironmentLifecycle:
         """
         env = self._new_environment(pool)
         env.suppressed_init = True
+        if pool.vpc is not None:
+            env.subnet = pool.vpc.take()  # the reset sandbox kept its interface (see .vpc)
         env.invocation = inv
         inv.env = env
         inv.log_offset = 0
@@ -270,6 +280,7 @@ class EnvironmentLifecycle:
         if env.pid is not None:
             self.by_pid.pop(env.pid, None)
         env.close_resources()
+        self._released(pool, env)
 
     # ------------------------------------------------------------ zygote reports
 
@@ -328,7 +339,8 @@ class EnvironmentLifecycle:
             now = time.monotonic()
             for pool in self.pools.values():
                 idle_s, max_s = pool.fn.idle_lifetime_s, pool.fn.max_lifetime_s
-                for env in list(pool.idle):
+                # Provisioned environments are never reaped; an earlier version's are.
+                for env in pool.idle + pool.superseded:
                     if now - env.last_used >= idle_s or (
                             max_s is not None and now - env.spawned >= max_s):
                         self._shutdown(env)

@@ -42,6 +42,7 @@ from local_stack.lambda_.invocation_log import InvocationLog, error_kind, make_r
 from local_stack.lambda_.log_stream import end_lines, start_line
 from local_stack.lambda_.runtime_env import client_context_header, trace_id
 from local_stack.lambda_.scaling import concurrency_reason, rate_reason
+from local_stack.lambda_.vpc import PENDING, REJECTIONS, SUBNET_FULL
 
 if TYPE_CHECKING:
     from connstorm.scenario import LambdaConfig
@@ -63,6 +64,7 @@ class Scheduler:
         # The environment lifecycle's part (:mod:`.lifecycle`).
         def _new_environment(self, pool: FunctionPool) -> Environment: ...
         def _launch(self, pool: FunctionPool, env: Environment) -> None: ...
+        def _attach_and_launch(self, pool: FunctionPool, env: Environment) -> None: ...
         def _reinit(self, pool: FunctionPool, inv: Invocation) -> None: ...
         def _on_timeout(self, inv: Invocation) -> None: ...
         def _kill(self, env: Environment) -> None: ...
@@ -115,6 +117,9 @@ class Scheduler:
         """Place ``inv`` on a warm or a new environment; the throttle reason if neither."""
         if self._stopping:
             return "ConcurrentInvocationLimitExceeded"
+        vpc = pool.vpc
+        if vpc is not None and vpc.pending_until and vpc.pending():
+            return PENDING
         env = pool.pop_finishing()
         if env is not None:
             # It answered and is about to ask for its next event: queue this one on it
@@ -150,13 +155,20 @@ class Scheduler:
             return None
         if not pool.bucket.take():
             return rate_reason(pool.fn)
+        subnet = None
+        if vpc is not None and vpc.per_environment:
+            subnet = vpc.take()
+            if subnet is None:
+                pool.bucket.give_back()
+                return SUBNET_FULL
         self.inflight.add(inv)
         inv.cold = True
         env = self._new_environment(pool)
         env.invocation = inv
+        env.subnet = subnet
         inv.env = env
         self._note_peak()
-        self._launch(pool, env)
+        self._attach_and_launch(pool, env)
         return None
 
     def _start_event(self, pool: FunctionPool, event: QueuedEvent) -> str | None:
@@ -241,12 +253,22 @@ class Scheduler:
             env.freeze()
         else:
             pool.set_state(env, IDLE)
-        pool.idle.append(env)
+        if env.generation != pool.generation:
+            pool.superseded.append(env)  # an earlier version's: only the reaper takes it
+        elif env.provisioned:
+            pool.provisioned_idle.append(env)
+        else:
+            pool.idle.append(env)
 
     def _throttled(self, pool: FunctionPool, request_id: str, reason: str,
                    attempt: int = 1) -> InvocationResult:
-        result = InvocationResult(request_id=request_id, outcome="throttled",
-                                  throttle_reason=reason)
+        """A request refused before it ran: throttled, or rejected with a VPC error code."""
+        if reason in REJECTIONS:
+            result = InvocationResult(request_id=request_id, outcome="rejected",
+                                      error_type=reason, error_message=REJECTIONS[reason][1])
+        else:
+            result = InvocationResult(request_id=request_id, outcome="throttled",
+                                      throttle_reason=reason)
         self._record(pool, result, attempt)
         return result
 
@@ -285,6 +307,11 @@ class Scheduler:
             duration_ms=duration_ms if inv.started else None)
         inv.future.set_result(result)
         inv.release(result)
+        if pool.fn.provisioned_concurrency and env is not None:
+            if env.provisioned:
+                pool.provisioned_invocations += 1
+            else:
+                pool.spillover_invocations += 1
         self._record(pool, result, inv.attempt)
         if env is not None and env.state == BUSY and outcome in ("success", "function_error"):
             pool.finishing.append(env)
@@ -292,6 +319,8 @@ class Scheduler:
     def _record(self, pool: FunctionPool, result: InvocationResult, attempt: int = 1) -> None:
         if result.outcome == "throttled":
             pool.throttles += 1
+        elif result.outcome == "rejected":
+            pool.rejections += 1
         else:
             pool.invocations += 1
             pool.cold_starts += int(result.cold)

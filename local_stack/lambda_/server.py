@@ -3,8 +3,10 @@
 It runs the :class:`~local_stack.lambda_.emulator.Emulator` (zygotes, Runtime API
 listeners, scheduler) and one HTTP listener (:mod:`.http_server`) on 127.0.0.1
 that serves the Invoke API (``POST /2015-03-31/functions/{name}/invocations``),
-``GET /_connstorm/stats`` and ``GET /_connstorm/health``, and hands every other
-request to the API Gateway front.
+``GET /_connstorm/stats``, ``GET /_connstorm/health`` and
+``POST /_connstorm/functions/{name}/deploy`` (publish a new version, the
+timeline's ``deploy`` action), and hands every other request to the API
+Gateway front.
 
 Started by :class:`~local_stack.lambda_.process.EmulatorProcess` as
 ``python -m local_stack.lambda_ --config FILE --ready-file FILE``: it binds a free
@@ -58,10 +60,13 @@ class Routes:
     """
 
     def __init__(self, invoke_api: InvokeApi, front: Front,
-                 documents: Mapping[str, Callable[[], Any]]) -> None:
+                 documents: Mapping[str, Callable[[], Any]],
+                 deploy: Callable[[str], Any] | None = None) -> None:
         self.invoke_api = invoke_api
         self.front = front
         self.documents = dict(documents)
+        #: Publishes a new version of a function (``KeyError`` for an unknown one).
+        self.deploy = deploy
 
     @classmethod
     def of(cls, emulator: Emulator) -> Routes:
@@ -70,7 +75,8 @@ class Routes:
                    Front(emulator, emulator.config.routes), {
                        "/_connstorm/stats": emulator.stats,
                        "/_connstorm/health": lambda: {"ok": True, "pid": os.getpid(),
-                                                      "functions": sorted(emulator.pools)}})
+                                                      "functions": sorted(emulator.pools)}},
+                   deploy=emulator.deploy)
 
     def __call__(self, request: Request) -> Response | Later:
         path = request.path
@@ -82,7 +88,39 @@ class Routes:
             name = invoke_function_name(path)
             if name is not None:
                 return self.invoke_api.handle(request, name)
+            target = deploy_function_name(path)
+            if target is not None and self.deploy is not None:
+                return self._deploy(target)
         return self.front.handle(request)
+
+    def _deploy(self, name: str) -> Response:
+        """``POST /_connstorm/functions/{name}/deploy``: publish a new version of ``name``.
+
+        200 ``{"function", "version", "superseded"}`` (the new version number, and
+        the environments of earlier versions still alive, which linger frozen and
+        connected until reaped); 404 ``{"message"}`` for an unknown function. The
+        timeline's ``deploy`` action calls it (docs/emulator-http.md).
+        """
+        assert self.deploy is not None
+        try:
+            doc = self.deploy(name)
+        except KeyError:
+            return Response(404, json.dumps({"message": f"no function {name!r}"}).encode(),
+                            _JSON)
+        return Response(200, json.dumps(doc).encode(), _JSON)
+
+
+DEPLOY_PREFIX = "/_connstorm/functions/"
+DEPLOY_SUFFIX = "/deploy"
+
+
+def deploy_function_name(path: str) -> str | None:
+    """The ``{name}`` of ``/_connstorm/functions/{name}/deploy``, else None."""
+    if path.startswith(DEPLOY_PREFIX) and path.endswith(DEPLOY_SUFFIX):
+        name = path[len(DEPLOY_PREFIX):-len(DEPLOY_SUFFIX)]
+        if name and "/" not in name:
+            return name
+    return None
 
 
 def _write_ready(path: Path, port: int) -> None:

@@ -81,6 +81,14 @@ def _become_environment(cfg: dict[str, Any], msg: dict[str, Any], zygote_pid: in
     # Own session: a stopped (frozen) process group must not get SIGHUP/SIGCONT
     # from the kernel when it becomes orphaned.
     os.setsid()
+    cgroup = msg.get("cgroup")
+    if cgroup:
+        # Join the environment's CPU cgroup (its share of a CPU) before Init runs.
+        try:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w", encoding="ascii") as fh:
+                fh.write(str(os.getpid()))
+        except OSError as exc:
+            os.write(2, f"connstorm: cannot join cgroup {cgroup}: {exc}\n".encode())
     # SIGKILL, not SIGTERM: a frozen (SIGSTOPped) process ignores SIGTERM until continued.
     set_parent_death_signal(signal.SIGKILL, expected_parent=zygote_pid)
     env = {k: os.environ[k] for k in _INHERITED_VARS if k in os.environ}

@@ -119,9 +119,17 @@ class ZygoteClient:
             raise StackError(f"emulator: the zygote of function {self.function} is gone")
         self.transport.write(json.dumps(msg).encode() + b"\n")
 
-    def spawn(self, env_id: str, env: Mapping[str, str], log_path: str) -> None:
-        """Ask for one new environment; the answer comes as ``on_spawned``/``on_spawn_failed``."""
-        self.send({"op": "spawn", "env_id": env_id, "env": dict(env), "log": log_path})
+    def spawn(self, env_id: str, env: Mapping[str, str], log_path: str, *,
+              cgroup: str | None = None) -> None:
+        """Ask for one new environment; the answer comes as ``on_spawned``/``on_spawn_failed``.
+
+        ``cgroup``: a cgroup folder the environment joins before its Init (CPU shares).
+        """
+        msg: dict[str, Any] = {"op": "spawn", "env_id": env_id, "env": dict(env),
+                               "log": log_path}
+        if cgroup is not None:
+            msg["cgroup"] = cgroup
+        self.send(msg)
 
     @property
     def alive(self) -> bool:

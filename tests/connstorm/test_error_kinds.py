@@ -10,6 +10,13 @@ import pytest
 from connstorm import error_kinds as k
 
 MESSAGES = [
+    # Lambda's Invoke API for a VPC function (local_stack/lambda_/vpc.py)
+    ("ResourceConflictException: The operation cannot be performed at this time. The function "
+     "is currently in the following state: Pending", k.LAMBDA_PENDING),
+    ("SubnetIPAddressLimitReachedException: Lambda couldn't set up VPC access",
+     k.LAMBDA_VPC_LIMIT),
+    ("ENILimitReachedException: Lambda couldn't create an elastic network interface",
+     k.LAMBDA_VPC_LIMIT),
     # PostgreSQL 15, at connect (psycopg's wording, no SQLSTATE)
     ('connection failed: connection to server at "127.0.0.1", port 5 failed: FATAL:  sorry, '
      "too many clients already", k.TOO_MANY_CONNECTIONS),
