@@ -16,4 +16,5 @@ def lambda_handler(event, context):
     row = CONN.execute("select pg_backend_pid()").fetchone()
     if event.get("sleep_s"):
         time.sleep(float(event["sleep_s"]))
-    return {"backend_pid": row[0], "env_id": ENV_ID, "pid": os.getpid()}
+    return {"backend_pid": row[0], "env_id": ENV_ID, "pid": os.getpid(),
+            "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")}
