@@ -42,12 +42,22 @@ PIP_TIMEOUT_S = 600.0
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
+def default_out(arch: str) -> Path:
+    """Where ``connstorm package`` writes by default: ``dist/handlers-<arch>.zip``.
+
+    ``deploy/template.yaml`` names the x86_64 one as its ``CodeUri``
+    (``../dist/handlers-x86_64.zip``, relative to the template), so the default
+    build is exactly what ``sam deploy`` uploads.
+    """
+    return Path("dist") / f"handlers-{arch}.zip"
+
+
 @dataclass(frozen=True)
 class PackageSpec:
     """What to build: the architecture, the output file, and where things come from."""
 
     arch: str = "x86_64"
-    out: Path = Path("dist/handlers-x86_64.zip")
+    out: Path = field(default_factory=lambda: default_out("x86_64"))
     python_version: str = "3.11"
     handlers_dir: Path = HANDLERS_DIR
     requirements: tuple[str, ...] = REQUIREMENTS

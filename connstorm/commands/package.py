@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from connstorm.packaging import PLATFORMS, PackageSpec, build_package
+from connstorm.packaging import PLATFORMS, PackageSpec, build_package, default_out
 
 
 def add_parser(sub: Any) -> None:
@@ -35,7 +35,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the zip and print its path and size."""
-    out = args.out or Path("dist") / f"handlers-{args.arch}.zip"
+    out = args.out or default_out(args.arch)
     pip_args: tuple[str, ...] = ()
     if args.find_links is not None:
         pip_args = ("--no-index", "--find-links", str(args.find_links))
