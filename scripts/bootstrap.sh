@@ -52,3 +52,22 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+
+# cfn-lint and the SAM CLI (tests/deploy lint deploy/template.yaml with them)
+# get a virtual environment of their own: aws-sam-cli pins many dependencies
+# that would fight the project's, and cfn-lint brings sympy and networkx the
+# project venv was slimmed of. Pinned, so CI lints with the same rules; the
+# stamp holds the pins, so a changed pin reinstalls and an unchanged one is a no-op.
+if (( want_test_tools )); then
+  tools_spec="aws-sam-cli==1.170.0 cfn-lint==1.58.0"
+  tools_stamp=.venv-tools/.connstorm-installed
+  if [[ ! -x .venv-tools/bin/python ]]; then
+    python3 -m venv .venv-tools
+  fi
+  if [[ ! -f $tools_stamp || $(<"$tools_stamp") != "$tools_spec" ]]; then
+    echo "bootstrap: installing $tools_spec into .venv-tools..." >&2
+    # shellcheck disable=SC2086 # the spec is a list of requirements
+    .venv-tools/bin/python -m pip install -q --disable-pip-version-check $tools_spec
+    echo "$tools_spec" >"$tools_stamp"
+  fi
+fi
