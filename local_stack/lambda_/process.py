@@ -29,7 +29,7 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from connstorm.errors import StackError
 from connstorm.scenario import Scenario
@@ -108,6 +108,17 @@ class EmulatorProcess(Resource):
             self.stop()
             raise
         log.info("emulator ready at %s (pid %s)", self.api_url, self.pid)
+        if self.config.account.cpu_shares and not self._stats().get("cpu_shares", False):
+            log.warning("cpu_shares: off, no writable cgroup with a CPU controller here; "
+                        "environments get whole CPUs (logs/emulator.log says why)")
+
+    def _stats(self) -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(self.stats_url, timeout=5) as resp:
+                doc = json.loads(resp.read())
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
 
     def _wait_ready(self) -> None:
         assert self.proc is not None
