@@ -19,6 +19,10 @@ from loadtests.samples import SampleWriter
 
 ENV_STATES = ("initializing", "busy", "frozen", "idle", "stopping", "total", "reaped")
 COUNTERS = ("invocations", "cold_starts", "throttles", "timeouts", "errors")
+#: The lifecycle's figures (provisioned concurrency, deploys, schedules, VPC refusals).
+LIFECYCLE = ("provisioned", "provisioned_busy", "provisioned_invocations",
+             "spillover_invocations", "superseded", "deploys", "scheduled_invocations",
+             "rejections")
 
 
 def _int(value: Any) -> int:
@@ -46,7 +50,7 @@ def stats_to_row(stats: Mapping[str, Any]) -> dict[str, Any]:
     else:
         row["concurrency"] = _int(conc)
         row["concurrency_peak"] = _int(stats.get("concurrency_peak", 0))
-    for key in COUNTERS:
+    for key in COUNTERS + LIFECYCLE:
         row[key] = _int(stats.get(key, 0))
     kinds = stats.get("errors_by_kind")
     row["errors_by_kind"] = ({str(k): _int(v) for k, v in kinds.items()}

@@ -1,0 +1,56 @@
+"""summary.json's lambda_lifecycle from sample rows (pure logic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connstorm.scenario import load_scenario
+from loadtests.lifecycle_summary import lifecycle_figures
+
+SCENARIO = """
+name = "pc"
+[[functions]]
+name = "api"
+pattern = "module_level"
+database = "direct"
+provisioned_concurrency = 4
+"""
+
+
+def _emulator(provisioned: int, busy: int, spill: int, superseded: int = 0) -> dict[str, object]:
+    return {"collector": "emulator", "ok": True, "provisioned": provisioned,
+            "provisioned_busy": busy, "provisioned_invocations": 10,
+            "spillover_invocations": spill, "superseded": superseded, "deploys": 1,
+            "scheduled_invocations": 3, "rejections": 0}
+
+
+def test_lifecycle_figures_utilization_spillover_and_baseline(tmp_path: Path) -> None:
+    path = tmp_path / "pc.toml"
+    path.write_text(SCENARIO)
+    rows = [
+        {"collector": "postgres", "ok": True, "db_app": 4},  # before the load: the baseline
+        _emulator(4, 1, 0),
+        {"collector": "emulator", "ok": False},
+        _emulator(4, 4, 7, superseded=4),
+        {"collector": "postgres", "ok": True, "db_app": 11},
+        _emulator(4, 2, 9),
+    ]
+    out = lifecycle_figures(rows, load_scenario(path))
+    assert out["provisioned_concurrency"] == 4
+    assert out["baseline_db_connections"] == 4
+    assert out["provisioned_utilization"] == {"mean": round(7 / 12, 4), "max": 1.0}
+    assert out["spillover_invocations"] == 9
+    assert out["provisioned_invocations"] == 10
+    assert out["peak_superseded_environments"] == 4
+    assert out["deploys"] == 1
+    assert out["scheduled_invocations"] == 3
+
+
+def test_lifecycle_figures_without_provisioned_concurrency_or_samples(tmp_path: Path) -> None:
+    path = tmp_path / "pc.toml"
+    path.write_text(SCENARIO.replace("provisioned_concurrency = 4", ""))
+    out = lifecycle_figures([], load_scenario(path))
+    assert out["provisioned_concurrency"] == 0
+    assert out["provisioned_utilization"] is None
+    assert out["baseline_db_connections"] is None
+    assert out["spillover_invocations"] == 0
