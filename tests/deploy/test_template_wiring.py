@@ -139,9 +139,10 @@ def test_workload_environment_per_pattern_and_mode(mode: str, pattern: str) -> N
             "Fn::Sub": "{{resolve:secretsmanager:${DbSecret}:SecretString:password}}"}
     assert ("DB_SECRET_ARN" in env) == (pattern == "secrets_cached")
     assert (env.get("DB_IAM_AUTH") == "true") == (pattern == "iam_token")
-    iam_user = load()["Mappings"]["Database"]["Names"]["IamUser"]
-    user = iam_user if (pattern == "iam_token" and mode == "direct") else "connstorm"
-    assert r.pick(_map(r, env["DB_USER"])) == user
+    names = load()["Mappings"]["Database"]["Names"]
+    user = names["IamUser"] if (pattern == "iam_token" and mode == "direct") else \
+        names["MasterUser"]
+    assert _map(r, env["DB_USER"]) == user
     handler = r.resources()["WorkloadFunction"]["Properties"]["Handler"]
     assert handler == {"Fn::Sub": "handlers.${HandlerPattern}_handler.lambda_handler"}
 
@@ -186,7 +187,7 @@ def test_handler_parameter_offers_exactly_the_patterns_with_a_handler() -> None:
 
 
 @pytest.mark.parametrize(("mode", "resource"), [
-    ("proxy", "dbuser:${ProxyId}/connstorm"),
+    ("proxy", "dbuser:${ProxyId}/${User}"),
     ("direct", "dbuser:${Db.DbiResourceId}/${IamUser}"),
 ])
 def test_iam_connect_permission_names_the_user_the_function_logs_in_as(mode: str,
@@ -196,8 +197,11 @@ def test_iam_connect_permission_names_the_user_the_function_logs_in_as(mode: str
     assert [p["PolicyName"] for p in policies] == ["rds-iam-connect"]
     (statement,) = policies[0]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "rds-db:connect"
-    template, _names = statement["Resource"]["Fn::Sub"]
+    template, variables = statement["Resource"]["Fn::Sub"]
     assert template.endswith(resource)
+    # the user in the permission is the one the function logs in as
+    db_user = _map(r, env_of(r)["DB_USER"])
+    assert _map(r, variables.get("User", variables.get("IamUser"))) == db_user
     # Other patterns get no IAM connect permission; secrets_cached may read the secret.
     other = resolved(ConnectMode=mode, HandlerPattern="secrets_cached",
                      ProxyIamAuth="DISABLED").resources()["FunctionRole"]["Properties"]
@@ -219,6 +223,9 @@ def test_proxy_iam_tls_and_generated_secret() -> None:
     assert res["ProxyTargetGroup"]["Properties"]["DBInstanceIdentifiers"] == [{"Ref": "Db"}]
     secret = res["DbSecret"]["Properties"]["GenerateSecretString"]
     assert secret["GenerateStringKey"] == "password"
+    # the secret's user (the proxy's and the master user) is the mapping's MasterUser
+    text, variables = secret["SecretStringTemplate"]["Fn::Sub"]
+    assert text.replace("${User}", _map(r, variables["User"])) == '{"username": "connstorm"}'
     db = res["Db"]["Properties"]
     assert db["MasterUserPassword"] == {
         "Fn::Sub": "{{resolve:secretsmanager:${DbSecret}:SecretString:password}}"}
