@@ -109,9 +109,46 @@ def threshold_line(threshold: Mapping[str, Any]) -> str:
 
 
 def verdict(variant: Mapping[str, Any]) -> str:
-    """One line saying what happened to a variant (prefixed when it was cut short)."""
+    """One line saying what happened to a variant (prefixed when it was cut short).
+
+    When the run had provisioned concurrency, deploys, keep-warm pings or VPC
+    refusals, :func:`lifecycle_text` follows it.
+    """
     line = _verdict(variant)
+    lifecycle = lifecycle_text(variant)
+    if lifecycle:
+        line = f"{line}; {lifecycle}"
     return f"INTERRUPTED, so far {line}" if variant.get("interrupted") else line
+
+
+def lifecycle_text(variant: Mapping[str, Any]) -> str:
+    """What the Lambda lifecycle did to the connections (``lambda_lifecycle``), or ""."""
+    life = variant.get("lambda_lifecycle")
+    if not isinstance(life, Mapping):
+        return ""
+    parts = []
+    if _num(life.get("provisioned_concurrency")):
+        use = life.get("provisioned_utilization")
+        use = use if isinstance(use, Mapping) else {}
+        parts.append(f"provisioned concurrency {fmt(life.get('provisioned_concurrency'))} held "
+                     f"{fmt(life.get('baseline_db_connections'))} DB connections before any "
+                     f"request (utilisation mean {_percent(use.get('mean'))}, max "
+                     f"{_percent(use.get('max'))}; {fmt(life.get('spillover_invocations'))} "
+                     f"spillover invocations)")
+    if _num(life.get("deploys")):
+        parts.append(f"{fmt(life.get('deploys'))} deploy(s): up to "
+                     f"{fmt(life.get('peak_superseded_environments'))} environments of the old "
+                     f"version stayed connected beside the new ones (peak DB "
+                     f"{fmt(variant.get('peak_db_connections'))})")
+    if _num(life.get("scheduled_invocations")):
+        parts.append(f"{fmt(life.get('scheduled_invocations'))} scheduled pings")
+    if _num(life.get("rejections")):
+        parts.append(f"{fmt(life.get('rejections'))} invocations refused by the VPC set-up")
+    return "; ".join(parts)
+
+
+def _percent(value: Any) -> str:
+    return f"{_num(value):.0%}" if isinstance(value, int | float) else DASH
 
 
 def _verdict(variant: Mapping[str, Any]) -> str:

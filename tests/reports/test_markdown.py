@@ -54,3 +54,18 @@ def test_markdown_render_session_pooler_verdict_says_clients_waited() -> None:
     text = markdown.render(doc)
     assert ("ERRORS: 30 failed (9.1% of requests), mostly pool_query_wait_timeout; peak DB 20 "
             "of 20; up to 7 clients waited for 10 server connections (pool 10)") in text
+
+
+def test_markdown_render_verdict_shows_provisioned_baseline_and_deploy_overlap() -> None:
+    doc = summary("pgbouncer-transaction", failures=0, passed=True)
+    doc["variants"][0]["lambda_lifecycle"] = {
+        "provisioned_concurrency": 5, "baseline_db_connections": 5,
+        "provisioned_utilization": {"mean": 0.4, "max": 1.0}, "spillover_invocations": 12,
+        "deploys": 1, "peak_superseded_environments": 8, "scheduled_invocations": 0,
+        "rejections": 3}
+    text = markdown.render(doc)
+    assert ("provisioned concurrency 5 held 5 DB connections before any request (utilisation "
+            "mean 40%, max 100%; 12 spillover invocations)") in text
+    assert "1 deploy(s): up to 8 environments of the old version stayed connected" in text
+    assert "3 invocations refused by the VPC set-up" in text
+    assert "scheduled pings" not in text  # nothing said of what did not happen
