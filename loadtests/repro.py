@@ -82,6 +82,8 @@ class Variant:
     shows: str
     #: Part of ``--quick`` too (each variant costs a stack start and Locust's).
     quick: bool = True
+    #: Which comparison it belongs to (``connstorm repro --preset``).
+    preset: str = "connections"
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -93,7 +95,20 @@ VARIANTS: tuple[Variant, ...] = (
             "session pooling: frozen environments stay pinned to server connections"),
     Variant("direct-leaky", "direct-small", ('functions.api.pattern="leaky"',),
             "what bad code adds: a connection leaked per invocation", quick=False),
+    # The article's "Mistake 3": Lambda in too few subnets, one address per environment
+    # (the per_environment model): the same load, through the pooler, so that only
+    # the subnets can fail it.
+    Variant("vpc-one-subnet", "pgbouncer-transaction", (
+        'functions.api.vpc={subnets=1, free_ips_per_subnet=20, eni_model="per_environment", '
+        'eni_attach_ms=1000}',),
+            "too few subnets: new environments find no free address", preset="vpc"),
+    Variant("vpc-three-subnets", "pgbouncer-transaction", (
+        'functions.api.vpc={subnets=3, free_ips_per_subnet=20, eni_model="per_environment", '
+        'eni_attach_ms=1000}',),
+            "three subnets: an address for every environment", preset="vpc"),
 )
+#: ``connstorm repro --preset``: the database comparison, or the VPC one.
+PRESETS = ("connections", "vpc")
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,10 @@ EXPECTATIONS: tuple[Expectation, ...] = (
                 + _errors(e, error_kinds.POOL_QUERY_WAIT_TIMEOUT)),
     Expectation("direct-leaky", "too_many_connections errors", "at least",
                 lambda s: 1, lambda e: _errors(e, error_kinds.TOO_MANY_CONNECTIONS)),
+    Expectation("vpc-one-subnet", "lambda_vpc_limit errors", "at least",
+                lambda s: 1, lambda e: _errors(e, error_kinds.LAMBDA_VPC_LIMIT)),
+    Expectation("vpc-three-subnets", "failures", "at most",
+                lambda s: 0, lambda e: _num(e, "failures")),
 )
 
 
@@ -161,9 +180,9 @@ def check_out(out: Path) -> None:
                             f"appended, so two runs in one folder would mix)")
 
 
-def variants_for(*, quick: bool) -> tuple[Variant, ...]:
-    """The variants a run includes: all of them, or the ``--quick`` ones."""
-    return tuple(v for v in VARIANTS if v.quick or not quick)
+def variants_for(*, quick: bool, preset: str = "connections") -> tuple[Variant, ...]:
+    """The variants a run of ``preset`` includes: all of them, or the ``--quick`` ones."""
+    return tuple(v for v in VARIANTS if (v.quick or not quick) and v.preset == preset)
 
 
 def variant_scenario(variant: Variant, plan: LoadPlan) -> Scenario:
@@ -195,12 +214,13 @@ def _entry(variant: Variant, summary: Mapping[str, Any], run_dir: Path) -> dict[
 
 
 def build_summary(results: Sequence[tuple[Variant, Scenario, dict[str, Any]]], *,
-                  quick: bool, elapsed_s: float, complete: bool) -> dict[str, Any]:
+                  quick: bool, elapsed_s: float, complete: bool,
+                  name: str = REPRO_NAME) -> dict[str, Any]:
     """The comparison's summary.json: variants, and the expectations as its thresholds."""
     entries = [entry for _, _, entry in results]
     by_name = {variant.name: (scenario, entry) for variant, scenario, entry in results}
     checks = [exp.check(*by_name[exp.variant]) for exp in EXPECTATIONS if exp.variant in by_name]
-    return {"scenario": REPRO_NAME, "passed": complete and all(c["passed"] for c in checks),
+    return {"scenario": name, "passed": complete and all(c["passed"] for c in checks),
             "thresholds": checks, "variants": entries,
             "repro": {"quick": quick, "elapsed_s": round(elapsed_s, 1), "complete": complete},
             "versions": {"connstorm": __version__}}
@@ -210,7 +230,8 @@ ProgressHook = Callable[[int, Variant, str], None]
 
 
 def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
-              progress: ProgressHook | None = None) -> dict[str, Any]:
+              progress: ProgressHook | None = None,
+              preset: str = "connections") -> dict[str, Any]:
     """Run every variant into ``out/variants/<name>``; write and return the summary.
 
     ``progress(index, variant, phase)`` is called with phase "start" and "done".
@@ -220,7 +241,8 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
     from loadtests.runner import Run, RunOptions
 
     plan = QUICK if quick else FULL
-    chosen = variants_for(quick=quick)
+    chosen = variants_for(quick=quick, preset=preset)
+    name = REPRO_NAME if preset == "connections" else f"{REPRO_NAME}-{preset}"
     quiet = console or Console(quiet=True)
     check_out(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,7 +250,7 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
     results: list[tuple[Variant, Scenario, dict[str, Any]]] = []
     scenarios = [(variant, variant_scenario(variant, plan)) for variant in chosen]
     write_json(out / "scenario.json", {
-        "name": REPRO_NAME, "description": "the same stepped load on each variant, "
+        "name": name, "description": "the same stepped load on each variant, "
         "one after another on fresh local stacks",
         "variants": {v.name: dict(s.raw) for v, s in scenarios}})
     complete = False
@@ -257,7 +279,7 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
     finally:
         if results:
             doc = build_summary(results, quick=quick, elapsed_s=time.monotonic() - started,
-                                complete=complete)
+                                complete=complete, name=name)
             write_json(out / SUMMARY_FILE, doc)
             try:
                 import reports

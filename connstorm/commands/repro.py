@@ -3,6 +3,7 @@
     connstorm repro            # about 90 s
     connstorm repro --quick    # about 30 s
     connstorm repro --out runs/my-repro
+    connstorm repro --preset vpc   # one subnet against three, same load
 
 Runs the variants of :mod:`loadtests.repro` one after another on fresh local
 stacks, prints them side by side with a verdict each, and writes the
@@ -34,6 +35,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="run folder (default runs/<UTC time>-repro)")
     p.add_argument("--quick", action="store_true", help="shorter steps: about 30 s in all")
+    p.add_argument("--preset", choices=("connections", "vpc"), default="connections",
+                   help="what to compare: the database paths (default), or a VPC function "
+                        "in one subnet against three (the same load)")
     p.set_defaults(func=run)
 
 
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     plan = QUICK if args.quick else FULL
-    chosen = variants_for(quick=args.quick)
+    chosen = variants_for(quick=args.quick, preset=args.preset)
     limit = variant_scenario(chosen[0], plan).postgres.max_connections
     out: Path = args.out or default_run_dir("repro")
     check_out(out)
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 progress.update(task, advance=1)
 
-        summary = run_repro(out, quick=args.quick, progress=hook)
+        summary = run_repro(out, quick=args.quick, progress=hook, preset=args.preset)
         progress.update(task, description="done")
     console.print(comparison_table(summary))
     for entry in verdicts.variants(summary):

@@ -185,3 +185,39 @@ def test_repro_refuses_an_out_folder_that_holds_a_run(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         f"connstorm: error: {tmp_path}: already holds a run; give another --out (samples are "
         "appended, so two runs in one folder would mix)")
+
+
+def test_repro_vpc_preset_varies_only_the_subnets() -> None:
+    chosen = variants_for(quick=True, preset="vpc")
+    assert [v.name for v in chosen] == ["vpc-one-subnet", "vpc-three-subnets"]
+    one, three = (variant_scenario(v, QUICK) for v in chosen)
+    vpc_one, vpc_three = one.functions[0].vpc, three.functions[0].vpc
+    assert vpc_one is not None
+    assert vpc_three is not None
+    assert (vpc_one.subnets, vpc_three.subnets) == (1, 3)
+    assert vpc_one.eni_model == vpc_three.eni_model == "per_environment"
+    assert vpc_one.free_ips_per_subnet == vpc_three.free_ips_per_subnet
+    # one subnet holds fewer environments than the load has users; three hold them all
+    for plan in (QUICK, FULL):
+        assert vpc_one.free_ips_per_subnet < plan.users <= 3 * vpc_three.free_ips_per_subnet
+
+
+@pytest.mark.slow
+def test_repro_vpc_preset_one_subnet_fails_three_pass(tmp_path: Path) -> None:
+    # WHEN the VPC comparison runs, through the real command line
+    out = tmp_path / "repro-vpc"
+    done = subprocess.run([sys.executable, "-m", "connstorm", "repro", "--preset", "vpc",
+                           "--quick", "--out", str(out)], capture_output=True, text=True,
+                          timeout=400, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scenario"] == "repro-vpc"
+    one, three = summary["variants"]
+    # THEN in one subnet new environments found no address: 502s, under the same load
+    assert one["errors_by_kind"].get("lambda_vpc_limit", 0) > 0
+    assert one["peak_environments"] <= 20
+    assert one["lambda_lifecycle"]["rejections"] > 0
+    # AND three subnets had an address for every environment
+    assert three["failures"] == 0
+    assert three["peak_environments"] > 20
+    assert summary["passed"] is True
