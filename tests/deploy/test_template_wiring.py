@@ -17,8 +17,10 @@ import pytest
 from handlers.workload import schema_function, settings
 from tests.deploy.cfn import ROOT, Resolved, load
 
-PATTERNS = sorted(p.name.removesuffix("_handler.py")
-                  for p in (ROOT / "handlers").glob("*_handler.py"))
+#: The patterns the template offers (a test checks they are exactly the handlers).
+PATTERNS = sorted(load()["Parameters"]["HandlerPattern"]["AllowedValues"])
+HANDLER_FILES = sorted(p.name.removesuffix("_handler.py")
+                       for p in (ROOT / "handlers").glob("*_handler.py"))
 PASSWORD_PATTERNS = {"per_invocation", "leaky", "module_level", "module_level_resilient",
                      "in_process_pool"}
 PORT = 5432
@@ -176,7 +178,9 @@ def _source(module: Any) -> str:
 
 def test_handler_parameter_offers_exactly_the_patterns_with_a_handler() -> None:
     param = load()["Parameters"]["HandlerPattern"]
-    assert sorted(param["AllowedValues"]) == PATTERNS
+    # A new handlers/<pattern>_handler.py belongs in the template's AllowedValues
+    # (and, if it does not read DB_PASSWORD, in its PasswordPattern condition).
+    assert PATTERNS == HANDLER_FILES, "deploy/template.yaml HandlerPattern AllowedValues"
     assert param["Default"] == "iam_token"
     for module in [f"{p}_handler" for p in PATTERNS] + ["workload/schema_function"]:
         tree = ast.parse((ROOT / "handlers" / f"{module}.py").read_text("utf-8"))
