@@ -269,6 +269,22 @@ NEW_KEY_MISTAKES = [
      "[rds_proxy] iam_auth: must be one of required, disabled; got 'sometimes'"),
     (["rds_proxy.connection_borrow_timeout_s=301"],
      "[rds_proxy] connection_borrow_timeout_s: must be at most 300, got 301"),
+    # the Lambda lifecycle's keys (issue 14)
+    (["functions.api.vpc={free_ips_per_subnet=-1}"],
+     "[[functions]] api: vpc.free_ips_per_subnet: must be at least 0, got -1"),
+    (["functions.api.vpc={eni_attach_ms=-5}"],
+     "[[functions]] api: vpc.eni_attach_ms: must be at least 0, got -5"),
+    (['functions.api.vpc={subnets=2, zones="a"}'],
+     "[[functions]] api: vpc.zones: unknown key"),
+    (["functions.api.provisioned_concurrency=2000"],
+     "[[functions]] api: provisioned_concurrency: the functions take 2000 in all, more than "
+     "[lambda] concurrency_limit (1000)"),
+    (['schedules=[{function="api", every_s=0}]'],
+     "[[schedules]] #1: every_s: must be more than 0, got 0"),
+    (['schedules=[{function="api"}]'], "[[schedules]] #1: every_s: missing"),
+    (['timeline=[{at_s=1, action="deploy"}]'],
+     "[[timeline]] #1: target: missing; deploy needs target"),
+    (["lambda.cpu_shares=1"], "[lambda] cpu_shares: expected true or false, got 1"),
 ]
 
 
