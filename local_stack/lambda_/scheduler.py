@@ -1,9 +1,12 @@
 """The emulator's scheduler: where an invocation runs, and its one result.
 
-A request takes the most recently used idle environment, else a new one if the
-limits allow (see :mod:`local_stack.lambda_.scaling`), else it is throttled;
-before any of that, the request-rate limit (10 x concurrency per second) may
-throttle it. ``Event`` invocations wait in the function's
+A request takes the most recently used idle environment (a provisioned one
+first), else a new one if the limits allow (see :mod:`local_stack.lambda_.scaling`),
+else it is throttled; before any of that, the request-rate limit (10 x
+concurrency per second) may throttle it. A VPC function (:mod:`.vpc`) refuses
+it while ``Pending``, or when a new environment finds no subnet address: the
+result is ``rejected`` with the Invoke API's error code, recorded like a
+throttle. ``Event`` invocations wait in the function's
 :class:`~.event_queue.EventQueue`, which retries failed runs.
 
 Every result goes through :meth:`Scheduler._complete`, which gives an
