@@ -66,3 +66,19 @@ def test_config_env_for_unknown_function_is_a_scenario_error(tmp_path: Path) -> 
     path = _scenario(tmp_path, '[[functions]]\nname = "f"\nhandler = "m.h"\n')
     with pytest.raises(ScenarioError, match=r"unknown function.*ghost"):
         EmulatorConfig.from_scenario(load_scenario(path), tmp_path, {"ghost": {}})
+
+
+def test_config_round_trip_keeps_the_lifecycle_keys(tmp_path: Path) -> None:
+    scenario = load_scenario("direct-small", overrides=[
+        'functions.api.vpc={subnets=2, eni_model="per_environment", eni_attach_ms=50}',
+        "functions.api.provisioned_concurrency=2",
+        'schedules=[{function="api", every_s=5, payload={warmer=true}}]'])
+    config = EmulatorConfig.from_scenario(scenario, tmp_path, {})
+    back = EmulatorConfig.from_json(config.to_json())
+    assert back == config
+    fn = back.function("api")
+    assert fn.vpc is not None
+    assert (fn.vpc.subnets, fn.vpc.eni_model, fn.vpc.eni_attach_ms) == (2, "per_environment",
+                                                                        50.0)
+    assert fn.provisioned_concurrency == 2
+    assert back.schedules[0].payload == {"warmer": True}
