@@ -58,21 +58,66 @@ def image_name() -> str:
     return os.environ.get("CONNSTORM_IMAGE") or DEFAULT_IMAGE
 
 
+#: The one line a plain ``pip install connstorm`` gets for the docker backend.
+MISSING_EXTRA = ("the docker backend needs the testcontainers and docker packages: "
+                 "pip install 'connstorm[docker]'")
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An engine error as one short line: docker SDK messages span lines and URLs."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def require_backend_packages() -> None:
+    """Raise EnvironmentProblemError naming the extra when its packages are missing.
+
+    They are an optional dependency group (``connstorm[docker]``): the native
+    backend, the default, needs neither.
+    """
+    try:
+        import docker  # noqa: F401
+        import testcontainers.core.container  # noqa: F401
+    except ImportError:
+        raise EnvironmentProblemError(MISSING_EXTRA) from None
+
+
 def docker_client() -> Any:
     """A docker SDK client that has answered a ping; EnvironmentProblemError otherwise."""
-    try:
-        import docker
-    except ImportError:
-        raise EnvironmentProblemError(
-            "the docker backend needs the testcontainers package: "
-            "pip install 'connstorm[test]' (or pip install testcontainers)") from None
+    require_backend_packages()
+    import docker
+
     try:
         client = docker.from_env(timeout=ENGINE_TIMEOUT_S)
         client.ping()
     except Exception as exc:
-        raise EnvironmentProblemError(f"no Docker engine answers ({exc}); start one, or use "
-                                      "[postgres] backend = \"native\"") from None
+        raise EnvironmentProblemError(f"no Docker engine answers ({one_line(exc)}); start one, "
+                                      "or use [postgres] backend = \"native\"") from None
     return client
+
+
+def start_reaper() -> None:
+    """Start testcontainers' reaper (Ryuk) unless disabled; one line when it cannot.
+
+    Its image comes from a registry, so an engine without one fails here with a
+    pull error deep in testcontainers. Cleanup does not depend on the reaper
+    (``stop()`` and :func:`remove_orphans` remove containers), so the fix named is
+    to switch it off.
+    """
+    from testcontainers.core.config import testcontainers_config
+    from testcontainers.core.container import Reaper
+
+    if testcontainers_config.ryuk_disabled:
+        return
+    try:
+        Reaper.get_instance()
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            Reaper.delete_instance()
+        raise EnvironmentProblemError(
+            f"testcontainers' reaper (image {testcontainers_config.ryuk_image}) did not start "
+            f"({one_line(exc)}); set TESTCONTAINERS_RYUK_DISABLED=true: connstorm removes "
+            "its containers without it") from None
 
 
 def remove_orphans(client: Any) -> int:
@@ -134,9 +179,17 @@ class _ServiceContainer(Resource):
         return str(wrapped.id) if wrapped is not None else None
 
     def _wrapped(self) -> Any:
+        """The docker SDK container, or None when none was created (a half start).
+
+        testcontainers raises "Container is not started" there instead; every
+        caller (``stop()``, ``running()``, the logs of a failure) must work then.
+        """
         if self._container is None:
             return None
-        return self._container.get_wrapped_container()
+        try:
+            return self._container.get_wrapped_container()
+        except Exception:
+            return None
 
     def _environment(self) -> dict[str, str]:
         raise NotImplementedError
@@ -146,9 +199,9 @@ class _ServiceContainer(Resource):
 
     def start(self) -> None:
         """Start the container and wait until the service answers (StackError with logs)."""
+        client = docker_client()
         from testcontainers.core.container import DockerContainer
 
-        client = docker_client()
         with contextlib.suppress(Exception):
             remove_orphans(client)
         image = image_name()
@@ -158,6 +211,7 @@ class _ServiceContainer(Resource):
             raise EnvironmentProblemError(
                 f"docker image {image} not found; build it with: docker build -t {image} . "
                 "(see the README's 'With Docker')") from None
+        start_reaper()
         self._port = claim_port(self._requested_port)
         env = {"CONNSTORM_LISTEN_ADDR": HOST, **self._environment()}
         container = DockerContainer(image, env=env,
@@ -169,7 +223,7 @@ class _ServiceContainer(Resource):
         try:
             container.start()
         except Exception as exc:
-            raise self._failure(f"did not start ({exc})") from None
+            raise self._failure(f"did not start ({one_line(exc)})") from None
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             try:
@@ -177,16 +231,18 @@ class _ServiceContainer(Resource):
                 break
             except Exception as exc:
                 if not self.running():
-                    raise self._failure(f"exited during startup ({exc})") from None
+                    raise self._failure(f"exited during startup ({one_line(exc)})") from None
                 if time.monotonic() > deadline:
                     raise self._failure(f"did not answer within {self.startup_timeout_s:.0f} s "
-                                        f"({exc})") from None
+                                        f"({one_line(exc)})") from None
                 time.sleep(0.2)
         log.info("%s container ready on %s:%d", self.role, self.host, self.port)
 
     def _failure(self, what: str) -> StackError:
         self._save_logs()
         tail = "\n".join(self._logs().splitlines()[-15:])
+        if not tail:
+            return StackError(f"{self.role} container {what}")
         return StackError(f"{self.role} container {what}; last lines of {self.log_path}:\n{tail}")
 
     def _logs(self) -> str:
