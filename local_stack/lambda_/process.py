@@ -56,7 +56,13 @@ class EmulatorProcess(Resource):
         self.run_dir = Path(run_dir).resolve()
         self.config = EmulatorConfig.from_scenario(scenario, self.run_dir, function_env,
                                                    base_dir=base_dir)
-        self.startup_timeout_s = startup_timeout_s
+        # Provisioned environments are initialised before the server reports ready,
+        # after a hyperplane VPC function's Pending window: wait for those too.
+        provisioned = [fn for fn in self.config.functions if fn.provisioned_concurrency]
+        pending_s = max((fn.vpc.eni_attach_ms / 1000 for fn in provisioned
+                         if fn.vpc is not None), default=0.0)
+        self.startup_timeout_s = startup_timeout_s + (
+            pending_s + self.config.account.init_timeout_s if provisioned else 0.0)
         self.config_path = self.run_dir / "emulator-config.json"
         self.ready_path = self.run_dir / "emulator-ready.json"
         self.log_path = self.run_dir / "logs" / "emulator.log"
