@@ -1,11 +1,15 @@
-"""summary.json's lambda_lifecycle from sample rows (pure logic)."""
+"""summary.json's lambda_lifecycle: from sample rows (pure logic), and from a real run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from connstorm.scenario import load_scenario
 from loadtests.lifecycle_summary import lifecycle_figures
+from tests.loadtests.conftest import connstorm
 
 SCENARIO = """
 name = "pc"
@@ -54,3 +58,24 @@ def test_lifecycle_figures_without_provisioned_concurrency_or_samples(tmp_path: 
     assert out["provisioned_utilization"] is None
     assert out["baseline_db_connections"] is None
     assert out["spillover_invocations"] == 0
+
+
+@pytest.mark.slow
+def test_run_with_provisioned_concurrency_reports_baseline_and_spillover(tmp_path: Path) -> None:
+    run_dir = tmp_path / "pc"
+    # WHEN 8 users hit a function with 5 provisioned environments, straight to PostgreSQL
+    result = connstorm("run", "direct-small", "--set", "functions.api.provisioned_concurrency=5",
+                       "-u", "8", "-r", "8", "-t", "6s", "--out", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    (variant,) = json.loads((run_dir / "summary.json").read_text())["variants"]
+    life = variant["lambda_lifecycle"]
+    # THEN the five held their connections before the load, and the rest spilled over
+    assert life["provisioned_concurrency"] == 5
+    assert life["baseline_db_connections"] == 5
+    assert life["spillover_invocations"] > 0
+    assert life["provisioned_invocations"] > life["spillover_invocations"]
+    assert 0 < life["provisioned_utilization"]["max"] <= 1
+    assert variant["cold_starts"] <= 3  # only the environments beyond the provisioned five
+    # AND the report says so
+    assert "provisioned concurrency 5 held 5 DB connections before any request" in (
+        run_dir / "summary.md").read_text()
