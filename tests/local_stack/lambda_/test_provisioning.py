@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import uvloop
 
-from connstorm.scenario import PostgresConfig
+from connstorm.scenario import PostgresConfig, VpcConfig
 from local_stack.lambda_.emulator import Emulator
 from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from local_stack.postgres import PostgresServer
@@ -189,3 +189,26 @@ def test_deploy_endpoint_publishes_a_version_and_new_requests_cold_start(tmp_pat
     assert stats["superseded"] == 1
     assert stats["env_total"] == 2
     assert missing == (404, {"message": "no function 'nope'"})
+
+
+def test_provisioned_environments_of_a_vpc_function_start_once_it_is_active(
+        tmp_path: Path) -> None:
+    config = emulator_config(tmp_path, function(
+        "db", "counter_handler", provisioned_concurrency=1,
+        vpc=VpcConfig(eni_model="hyperplane", eni_attach_ms=500)))
+
+    async def scenario() -> tuple[float, dict[str, Any], InvocationResult]:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        async with Emulator(config) as emu:
+            started_s = loop.time() - t0
+            stats = emu.stats()["functions"]["db"]
+            return started_s, stats, await emu.invoke(InvocationRequest("db", b"{}"))
+
+    started_s, stats, result = uvloop.run(scenario())
+    # Lambda allocates provisioned concurrency on an Active function only
+    assert started_s >= 0.5
+    assert stats["vpc"]["state"] == "Active"
+    assert stats["provisioned"] == 1
+    assert result.outcome == "success"
+    assert not result.cold
