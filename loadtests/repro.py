@@ -84,24 +84,31 @@ class Variant:
     quick: bool = True
     #: Which comparison it belongs to (``connstorm repro --preset``).
     preset: str = "connections"
+    #: The variant is there to fail: its own thresholds failing is the point
+    #: (reports mark that as intended; only the expectations decide the verdict).
+    meant_to_fail: bool = False
 
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("direct-module_level", "direct-small", (),
-            "the failure: one connection per environment, straight to PostgreSQL"),
+            "the failure: one connection per environment, straight to PostgreSQL",
+            meant_to_fail=True),
     Variant("pgbouncer-transaction", "pgbouncer-transaction", (),
             "the fix: PgBouncer in transaction mode, the RDS Proxy stand-in"),
     Variant("pgbouncer-session", "pgbouncer-session", (),
-            "session pooling: frozen environments stay pinned to server connections"),
+            "session pooling: frozen environments stay pinned to server connections",
+            meant_to_fail=True),
     Variant("direct-leaky", "direct-small", ('functions.api.pattern="leaky"',),
-            "what bad code adds: a connection leaked per invocation", quick=False),
+            "what bad code adds: a connection leaked per invocation", quick=False,
+            meant_to_fail=True),
     # The article's "Mistake 3": Lambda in too few subnets, one address per environment
     # (the per_environment model): the same load, through the pooler, so that only
     # the subnets can fail it.
     Variant("vpc-one-subnet", "pgbouncer-transaction", (
         'functions.api.vpc={subnets=1, free_ips_per_subnet=20, eni_model="per_environment", '
         'eni_attach_ms=1000}',),
-            "too few subnets: new environments find no free address", preset="vpc"),
+            "too few subnets: new environments find no free address", preset="vpc",
+            meant_to_fail=True),
     Variant("vpc-three-subnets", "pgbouncer-transaction", (
         'functions.api.vpc={subnets=3, free_ips_per_subnet=20, eni_model="per_environment", '
         'eni_attach_ms=1000}',),
@@ -207,7 +214,7 @@ def _entry(variant: Variant, summary: Mapping[str, Any], run_dir: Path) -> dict[
     entries = summary.get("variants") or [{}]
     entry = dict(entries[0])
     entry.setdefault("function_errors_by_kind", function_errors(run_dir))
-    entry.update(name=variant.name, shows=variant.shows,
+    entry.update(name=variant.name, shows=variant.shows, expected_to_fail=variant.meant_to_fail,
                  thresholds=list(summary.get("thresholds") or []),
                  passed=summary.get("passed"))
     return entry

@@ -44,18 +44,41 @@ def render(summary: Mapping[str, Any]) -> str:
     else:
         lines.append("No variant results: the run ended before its summary was complete.")
     lines.append("")
-    results = v.all_thresholds(summary)
-    lines.append("## Thresholds")
-    lines.append("")
-    if results:
-        several = any(name for name, _ in results)
-        headings = (["variant"] if several else []) + ["threshold", "limit", "actual", "result"]
-        rows = [([name or "whole run"] if several else []) +
-                [str(t.get("name", "?")), v.fmt(t.get("limit"), 3), v.fmt(t.get("actual"), 3),
-                 v.passed_text(t.get("passed"))]
-                for name, t in results]
-        lines += _table(headings, rows)
+    if v.decides_alone(summary):
+        lines += _deciding(v.thresholds(summary), title="## Checks that decide the verdict")
+        lines += _variants_own(entries)
     else:
-        lines.append("The scenario sets no thresholds.")
-    lines.append("")
+        lines += _deciding([t for _, t in v.all_thresholds(summary)],
+                           names=[n for n, _ in v.all_thresholds(summary)],
+                           title="## Thresholds")
     return "\n".join(lines)
+
+
+def _row(threshold: Mapping[str, Any]) -> list[str]:
+    return [str(threshold.get("name", "?")), v.fmt(threshold.get("limit"), 3),
+            v.fmt(threshold.get("actual"), 3), v.passed_text(threshold.get("passed"))]
+
+
+def _deciding(results: Sequence[Mapping[str, Any]], *, title: str,
+              names: Sequence[str] = ()) -> list[str]:
+    lines = [title, ""]
+    if not results:
+        return [*lines, "The scenario sets no thresholds.", ""]
+    several = any(names)
+    headings = (["variant"] if several else []) + ["threshold", "limit", "actual", "result"]
+    rows = [([name or "whole run"] if several else []) + _row(t)
+            for name, t in zip(names or [""] * len(results), results, strict=True)]
+    return [*lines, *_table(headings, rows), ""]
+
+
+def _variants_own(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each variant's own thresholds: they describe it; the failure variants break them."""
+    rows = [[str(e.get("name", "")), *_row(t), v.expected_failure_text(e, t)]
+            for e in entries for t in v.thresholds(e)]
+    if not rows:
+        return []
+    return ["## Each variant's own thresholds (they do not decide the verdict)", "",
+            "A variant meant to fail shows the failure the others fix; its FAIL rows are "
+            "expected.", "",
+            *_table(["variant", "threshold", "limit", "actual", "result", "expected failure"],
+                    rows), ""]

@@ -49,6 +49,24 @@ def all_thresholds(summary: Mapping[str, Any] | None) -> list[tuple[str, Mapping
     return out
 
 
+def decides_alone(summary: Mapping[str, Any] | None) -> bool:
+    """True when the summary's own thresholds alone decide its verdict.
+
+    So it is when the summary states ``passed`` and has thresholds of its own:
+    ``connstorm repro``, whose expectations decide, while each variant's own
+    thresholds only describe it (and the failure variants are meant to break them).
+    """
+    doc = summary or {}
+    return isinstance(doc.get("passed"), bool) and bool(thresholds(doc))
+
+
+def expected_failure_text(variant: Mapping[str, Any], threshold: Mapping[str, Any]) -> str:
+    """Whether a variant's own threshold was meant to fail, and whether that happened."""
+    if threshold.get("passed") is not False:
+        return "no"
+    return "yes, as intended" if variant.get("expected_to_fail") else "no: not expected"
+
+
 def fmt(value: Any, digits: int = 1) -> str:
     """A number as a report shows it: integers plain, floats rounded, None as a dash."""
     if value is None or value == "":

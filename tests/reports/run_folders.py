@@ -100,3 +100,31 @@ def write_run(run_dir: Path, *, rows: list[dict[str, Any]] | None = None,
     (logs / "pgbouncer.log").write_text(
         "2026-11-26 22:00:00 UTC LOG process up: PgBouncer 1.18.0, libevent 2.1.12-stable\n")
     return run_dir
+
+
+def repro_run(out: Path) -> dict[str, Any]:
+    """A ``connstorm repro --quick`` run folder, summarised by repro's own code.
+
+    Each variant's run folder is synthetic (:func:`write_run`); the comparison
+    (its expectations, the entries, ``summary.json``) is built by
+    :mod:`loadtests.repro` exactly as after a real run. The direct variant fails
+    its own thresholds, as it is meant to; the transaction pooler passes them.
+    """
+    from loadtests import repro
+
+    results = []
+    for variant in repro.variants_for(quick=True):
+        scenario = repro.variant_scenario(variant, repro.QUICK)
+        failing = variant.name != "pgbouncer-transaction"
+        doc = summary(variant.name, failures=40 if failing else 0, passed=not failing)
+        entry_doc = doc["variants"][0]
+        entry_doc["peak_db_connections"] = scenario.postgres.max_connections
+        entry_doc["peak_pooler_server_connections"] = 2
+        entry_doc["peak_pooler_waiting"] = 5 if variant.name == "pgbouncer-session" else 0
+        if not failing:
+            entry_doc["function_errors_by_kind"] = {}
+        run_dir = write_run(out / repro.VARIANTS_DIR / variant.name, summary_doc=doc)
+        results.append((variant, scenario, repro._entry(variant, doc, run_dir)))
+    built = repro.build_summary(results, quick=True, elapsed_s=30.0, complete=True)
+    (out / "summary.json").write_text(json.dumps(built))
+    return built

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from reports import markdown
-from tests.reports.run_folders import summary
+from tests.reports.run_folders import repro_run, summary
 
 
 def test_markdown_render_shows_verdict_and_thresholds() -> None:
@@ -69,3 +71,48 @@ def test_markdown_render_verdict_shows_provisioned_baseline_and_deploy_overlap()
     assert "1 deploy(s): up to 8 environments of the old version stayed connected" in text
     assert "3 invocations refused by the VPC set-up" in text
     assert "scheduled pings" not in text  # nothing said of what did not happen
+
+
+def test_markdown_repro_separates_the_deciding_checks_from_expected_failures(
+        tmp_path: Path) -> None:
+    # GIVEN a repro run that showed what it should: the direct variant broke its
+    # own thresholds (it is meant to), the transaction pooler kept them
+    doc = repro_run(tmp_path / "repro")
+    assert doc["passed"] is True
+    text = markdown.render(doc)
+    lines = text.splitlines()
+    assert lines[0] == "# connstorm: repro: PASS"
+    # THEN the checks that decide the verdict come first, and none of them failed
+    deciding = _section(lines, "## Checks that decide the verdict")
+    assert any("direct-module_level: too_many_connections errors" in row for row in deciding)
+    assert not any("FAIL" in row for row in deciding)
+    # AND the variants' own thresholds are apart, saying they do not decide it,
+    # with the direct variant's failure marked as intended
+    own_heading = next(line for line in lines if line.startswith("## Each variant's own"))
+    assert "do not decide the verdict" in own_heading
+    own = _section(lines, own_heading)
+    direct = next(row for row in own if row.startswith("| direct-module_level | max_fail_ratio"))
+    assert "| FAIL | yes, as intended |" in direct
+    pooled = next(row for row in own if row.startswith("| pgbouncer-transaction | max_fail"))
+    assert "| PASS | no |" in pooled
+
+
+def test_markdown_repro_unexpected_variant_failure_is_said_so(tmp_path: Path) -> None:
+    doc = repro_run(tmp_path / "repro")
+    pooled = next(v for v in doc["variants"] if v["name"] == "pgbouncer-transaction")
+    pooled["thresholds"][0]["passed"] = False
+    text = markdown.render(doc)
+    row = next(line for line in text.splitlines()
+               if line.startswith("| pgbouncer-transaction | max_fail_ratio"))
+    assert "| FAIL | no: not expected |" in row
+
+
+def _section(lines: list[str], heading: str) -> list[str]:
+    start = lines.index(heading) + 1
+    rows: list[str] = []
+    for line in lines[start:]:
+        if line.startswith("## "):
+            break
+        if line.startswith("| ") and not line.startswith("| ---"):
+            rows.append(line)
+    return rows
