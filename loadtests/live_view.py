@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from connstorm.console import output_console
 from loadtests.samples import latest_by_collector, tail_samples
 from local_stack.resource import Resource
 
@@ -88,7 +89,7 @@ class LiveView(Resource):
     def __init__(self, samples_path: Path, title: str, console: Console | None = None) -> None:
         self.samples_path = samples_path
         self.title = title
-        self.console = console or Console()
+        self.console = console or output_console()
         self._live: Live | None = None
         self._last_plain = 0.0
 

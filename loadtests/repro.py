@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from connstorm import __version__, error_kinds
+from connstorm.console import output_console
 from connstorm.errors import ConnstormError, ExitCode, ThresholdsFailedError
 from connstorm.scenario import Scenario, load_scenario
 from loadtests.samples import SAMPLES_FILE, read_samples
@@ -250,7 +251,7 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
     plan = QUICK if quick else FULL
     chosen = variants_for(quick=quick, preset=preset)
     name = REPRO_NAME if preset == "connections" else f"{REPRO_NAME}-{preset}"
-    quiet = console or Console(quiet=True)
+    quiet = console or output_console(quiet=True)
     check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

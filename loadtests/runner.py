@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 import loadtests
+from connstorm.console import output_console
 from connstorm.errors import (
     ConnstormError,
     EnvironmentProblemError,
@@ -178,7 +179,7 @@ class Run:
 
     def __init__(self, opts: RunOptions, console: Console | None = None) -> None:
         self.opts = opts
-        self.console = console or Console()
+        self.console = console or output_console()
         self.run_dir = opts.run_dir
         self.web_url: str | None = None
 

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from connstorm.console import output_console
 from connstorm.errors import ThresholdsFailedError
 
 
@@ -72,6 +73,16 @@ def comparison_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def show_results(console: Console, summary: dict[str, Any], out: Path) -> None:
+    """The comparison table, a verdict line per variant, and where the report is."""
+    from reports import verdicts
+
+    console.print(comparison_table(summary))
+    for entry in verdicts.variants(summary):
+        console.print(f"{entry.get('name')}: {verdicts.verdict(entry)}", highlight=False)
+    console.print(f"report: {out / 'report.html'}", highlight=False)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the variants with a progress display, then print the comparison."""
     from loadtests.repro import (
@@ -85,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from loadtests.runner import default_run_dir
     from reports import verdicts
 
-    console = Console()
+    console = output_console()
     plan = QUICK if args.quick else FULL
     chosen = variants_for(quick=args.quick, preset=args.preset)
     limit = variant_scenario(chosen[0], plan).postgres.max_connections
@@ -108,10 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
         summary = run_repro(out, quick=args.quick, progress=hook, preset=args.preset)
         progress.update(task, description="done")
-    console.print(comparison_table(summary))
-    for entry in verdicts.variants(summary):
-        console.print(f"{entry.get('name')}: {verdicts.verdict(entry)}", highlight=False)
-    console.print(f"report: {out / 'report.html'}", highlight=False)
+    show_results(console, summary, out)
     missed = [t for t in verdicts.thresholds(summary) if not t.get("passed")]
     if missed:
         raise ThresholdsFailedError("the run did not show what it should: " + "; ".join(

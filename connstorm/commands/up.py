@@ -20,6 +20,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
+from connstorm.console import output_console
 from connstorm.errors import StackError
 from connstorm.run_dir import default_run_dir
 from connstorm.scenario import BACKENDS, DEFAULT_SCENARIO, Scenario, load_scenario
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     scenario = scenario_from_args(args)
     run_dir = default_run_dir(scenario.name) if args.out is None else Path(args.out)
-    console = Console(highlight=False)
+    console = output_console(highlight=False)
     console.print(f"connstorm up: starting [bold]{scenario.name}[/] in {run_dir} ...")
     with Stack(scenario, run_dir) as stack:
         _show_where(console, stack, scenario, args.show_passwords)
