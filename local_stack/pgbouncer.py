@@ -219,6 +219,30 @@ class PgBouncerServer(Resource):
         """True while pgbouncer is alive."""
         return self._process is not None and self._process.running()
 
+    def restart(self) -> None:
+        """SIGKILL pgbouncer and start it again on the same port with the same files.
+
+        What a crashed or replaced pooler does to its clients: every client and
+        server connection drops at once, and new ones are accepted once it is back.
+        """
+        proc = self._process
+        if proc is None:
+            raise RuntimeError("PgBouncerServer not started")
+        proc.kill()
+        proc.stop()
+        fresh = ManagedProcess(proc.name, proc.argv, log_path=self.log_path, run_as=proc.run_as,
+                               cwd=proc.cwd)
+        self._process = fresh
+        fresh.start()
+
+        def answers() -> bool:
+            with self.console() as conn:
+                conn.execute("SHOW VERSION")
+            return True
+
+        fresh.wait_ready(answers, self.startup_timeout_s)
+        log.info("pgbouncer restarted on %s:%d", self.host, self.port)
+
     def stop(self) -> None:
         """Safe shutdown (SIGINT); if clients hold it up, immediate (SIGTERM); then SIGKILL."""
         try:

@@ -26,6 +26,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from local_stack.postgres_binaries import (
     known_settings,
     validate_settings,
 )
-from local_stack.process import ManagedProcess
+from local_stack.process import ManagedProcess, descendants
 from local_stack.resource import Resource
 from local_stack.scratch import create_scratch, remove_scratch
 
@@ -166,6 +167,15 @@ def template_cluster(binaries: PostgresBinaries, user: str | None) -> tuple[Path
 # ---------------------------------------------------------------- the server
 
 
+def _stopped(pid: int) -> bool:
+    """True when the process is stopped (state T) by a signal."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
+
+
 class PostgresServer(Resource):
     """A PostgreSQL cluster of our own, as a context manager.
 
@@ -193,6 +203,8 @@ class PostgresServer(Resource):
         self.app_dbname = APP_DB
         self.log_path = self.run_dir / "logs" / "postgres.log"
         self.binaries: PostgresBinaries | None = None
+        self._frozen: list[int] = []
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     # ---------------------------------------------------------- properties
 
@@ -310,8 +322,94 @@ class PostgresServer(Resource):
         """True while the server process is alive."""
         return self._process is not None and self._process.running()
 
+    # ---------------------------------------------------------- faults (local_stack.faults)
+
+    def restart(self, mode: str = "fast", smart_timeout_s: float = 10.0) -> None:
+        """Shut down (``fast``: SIGINT, disconnects clients; ``smart``: SIGTERM, waits
+        for them up to ``smart_timeout_s``, then fast) and start again on the same
+        port and data, as a failover or a maintenance restart does to clients."""
+        proc = self._process
+        if proc is None:
+            raise RuntimeError("PostgresServer not started")
+        self.thaw()
+        if mode == "smart" and not proc.terminate(signal.SIGTERM, smart_timeout_s):
+            log.info("postgres: smart shutdown still waiting after %g s; fast shutdown",
+                     smart_timeout_s)
+        if not proc.terminate(signal.SIGINT, self.stop_timeout_s):
+            proc.stop(signal.SIGQUIT, 5.0)
+        proc.stop()
+        fresh = ManagedProcess(proc.name, proc.argv, log_path=self.log_path,
+                               run_as=proc.run_as, cwd=proc.cwd)
+        self._process = fresh
+        fresh.start()
+
+        def answers() -> bool:
+            with psycopg.connect(self.admin_dsn, connect_timeout=2):
+                return True
+
+        fresh.wait_ready(answers, self.startup_timeout_s)
+        log.info("postgres restarted (%s shutdown) on %s:%d", mode, self.host, self.port)
+
+    def freeze(self, watchdog_s: float | None = None) -> list[int]:
+        """SIGSTOP the postmaster, then every process under it (its backends).
+
+        The postmaster first, so that it forks no new backend meanwhile. The pids
+        are remembered until :meth:`thaw`, which :meth:`stop` and :meth:`restart`
+        call first, so a frozen server can always be stopped. With ``watchdog_s``
+        a detached ``sh`` continues them after that long even if this process is
+        SIGKILLed mid-freeze (:meth:`thaw` ends the watchdog).
+        """
+        pid = self._process.server_pid if self._process is not None else None
+        if pid is None:
+            return []
+        frozen = [pid]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+        for child in descendants(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGSTOP)
+            frozen.append(child)
+        self._frozen = frozen
+        if watchdog_s is not None:
+            runuser = self._process.pid if self._process is not None else None
+            pids = " ".join(str(p) for p in [*reversed(frozen), runuser] if p is not None)
+            # Detached on purpose (own session, no parent-death signal): it must
+            # outlive us. It only ever sends SIGCONT to these pids.
+            self._watchdog = subprocess.Popen(
+                ["/bin/sh", "-c", f"sleep {watchdog_s:.3f}; kill -CONT {pids} 2>/dev/null; "
+                                  f"sleep 0.5; kill -CONT {pids} 2>/dev/null; true"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True)
+        return frozen
+
+    def thaw(self) -> None:
+        """SIGCONT what :meth:`freeze` stopped (backends first, the postmaster last).
+
+        runuser, our direct child, stops itself when it sees its child stop (su's
+        job control) and would then never reap the server: it is continued too,
+        until nothing of the server is left stopped (a second at most).
+        """
+        frozen, self._frozen = self._frozen, []
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
+        if not frozen:
+            return
+        runuser = self._process.pid if self._process is not None else None
+        pids = [*reversed(frozen), *([runuser] if runuser is not None else [])]
+        deadline = time.monotonic() + 1.0
+        while True:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+            if time.monotonic() > deadline or not any(_stopped(pid) for pid in pids):
+                return
+            time.sleep(0.05)
+
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then immediate (SIGQUIT), then SIGKILL; delete the data."""
+        self.thaw()
         try:
             if self._process is not None:
                 proc = self._process

@@ -76,6 +76,17 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (children, their children...), parents first."""
+    found: list[int] = []
+    todo = _children(pid)
+    while todo:
+        child = todo.pop(0)
+        found.append(child)
+        todo.extend(_children(child))
+    return found
+
+
 class ManagedProcess(Resource):
     """One long-running child process with its log file.
 

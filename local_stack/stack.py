@@ -36,6 +36,7 @@ from local_stack.postgres import PostgresServer
 from local_stack.process import read_tail
 from local_stack.resource import Resource
 from local_stack.scratch import clean_stale, create_scratch, remove_scratch
+from local_stack.tcp_proxy import TcpProxy
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class Stack(Resource):
         self.postgres: PostgresServer | ExternalPostgres | None = None
         self.pgbouncer: PgBouncerServer | None = None
         self.emulator: Any = None
+        #: Loopback proxies between handlers and the database, by "host:port" of
+        #: the server behind (only when the timeline has ``network_latency``).
+        self.db_proxies: dict[str, TcpProxy] = {}
         self._scratch: Path | None = None
         self._started: list[tuple[str, Callable[[], None]]] = []
 
@@ -89,6 +93,8 @@ class Stack(Resource):
         if self.with_schema:
             self._step("workload schema", self._install_schema)
         if self.with_emulator and self.scenario.functions:
+            if any(a.action == "network_latency" for a in self.scenario.timeline):
+                self._step("database proxy", self._start_db_proxies)
             self._step("Lambda emulator", self._start_emulator)
         write_private_json(self.run_dir / "stack.json", self.info())
         log.info("stack %s ready in %s", self.scenario.name, self.run_dir)
@@ -148,6 +154,19 @@ class Stack(Resource):
 
         assert self.postgres is not None
         schema.install(self.postgres.app_dsn, self.scenario.postgres.seed_products)
+
+    def _start_db_proxies(self) -> None:
+        """A :class:`TcpProxy` in front of each database server functions connect to."""
+        for fn in self.scenario.functions:
+            target: Any = {"direct": self.postgres, "pgbouncer": self.pgbouncer}.get(fn.database)
+            if target is None:
+                continue
+            key = f"{target.host}:{target.port}"
+            if key not in self.db_proxies:
+                proxy = TcpProxy(target.host, target.port)
+                self._started.append(("database proxy", proxy.stop))
+                proxy.start()
+                self.db_proxies[key] = proxy
 
     def _start_emulator(self) -> None:
         from local_stack.lambda_.process import EmulatorProcess
@@ -233,6 +252,7 @@ class Stack(Resource):
                 raise StackError(f"function {fn.name} uses PgBouncer, which is not running")
         if target is not None:
             assert self.postgres is not None
+            target = self.db_proxies.get(f"{target.host}:{target.port}", target)
             env.update({
                 "DB_HOST": target.host, "DB_PORT": str(target.port),
                 "DB_NAME": self.postgres.app_dbname, "DB_USER": self.postgres.app_user,
@@ -263,6 +283,7 @@ class Stack(Resource):
             "default_pool_size": cfg.pgbouncer.default_pool_size if pb is not None else None,
             "postgres_log": str(pg.log_path) if pg is not None and pg.log_path else None,
             "pgbouncer_log": str(pb.log_path) if pb is not None else None,
+            "db_proxies": {key: f"{p.host}:{p.port}" for key, p in self.db_proxies.items()},
         }
 
     def check_alive(self) -> None:

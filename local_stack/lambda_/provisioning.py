@@ -157,6 +157,28 @@ class Provisioning:
                  name, pool.generation, old)
         return {"function": name, "version": pool.generation, "superseded": old}
 
+    # ------------------------------------------------------------ faults
+
+    def kill_environments(self, name: str, count: int) -> dict[str, Any]:
+        """SIGKILL up to ``count`` live environments of ``name`` (the timeline's
+        ``kill_environments``); ``KeyError`` for an unknown function.
+
+        Idle (frozen) environments go first, then busy ones, newest first within
+        each: the kernel closes their database sockets, a busy one's invocation
+        ends as a crash (``Runtime.ExitError``). The zygote reports each death and
+        the usual bookkeeping follows, as for any crash. Returns
+        ``{"function", "killed", "alive"}``.
+        """
+        pool = self.pools[name]
+        live = [e for e in pool.envs.values()
+                if e.alive and e.state != STOPPING and e.pid is not None]
+        live.sort(key=lambda e: (e.invocation is not None, -e.last_used))
+        chosen = live[:max(0, count)]
+        for env in chosen:
+            env.signal_group(signal.SIGKILL)
+        log.info("%s: killed %d environments on request", name, len(chosen))
+        return {"function": name, "killed": len(chosen), "alive": len(live) - len(chosen)}
+
     # ------------------------------------------------------------ endings
 
     def _released(self, pool: FunctionPool, env: Environment) -> None:

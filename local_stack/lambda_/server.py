@@ -27,6 +27,7 @@ import os
 import resource
 import signal
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,15 @@ class Routes:
 
     def __init__(self, invoke_api: InvokeApi, front: Front,
                  documents: Mapping[str, Callable[[], Any]],
-                 deploy: Callable[[str], Any] | None = None) -> None:
+                 deploy: Callable[[str], Any] | None = None,
+                 kill: Callable[[str, int], Any] | None = None) -> None:
         self.invoke_api = invoke_api
         self.front = front
         self.documents = dict(documents)
         #: Publishes a new version of a function (``KeyError`` for an unknown one).
         self.deploy = deploy
+        #: SIGKILLs N environments of a function (``KeyError`` for an unknown one).
+        self.kill = kill
 
     @classmethod
     def of(cls, emulator: Emulator) -> Routes:
@@ -76,7 +80,7 @@ class Routes:
                        "/_connstorm/stats": emulator.stats,
                        "/_connstorm/health": lambda: {"ok": True, "pid": os.getpid(),
                                                       "functions": sorted(emulator.pools)}},
-                   deploy=emulator.deploy)
+                   deploy=emulator.deploy, kill=emulator.kill_environments)
 
     def __call__(self, request: Request) -> Response | Later:
         path = request.path
@@ -91,6 +95,9 @@ class Routes:
             target = deploy_function_name(path)
             if target is not None and self.deploy is not None:
                 return self._deploy(target)
+            target = control_function_name(path, KILL_SUFFIX)
+            if target is not None and self.kill is not None:
+                return self._kill(target, request.query_string)
         return self.front.handle(request)
 
     def _deploy(self, name: str) -> Response:
@@ -110,17 +117,46 @@ class Routes:
         return Response(200, json.dumps(doc).encode(), _JSON)
 
 
+    def _kill(self, name: str, query: str) -> Response:
+        """``POST /_connstorm/functions/{name}/kill?count=N``: SIGKILL N environments.
+
+        200 ``{"function", "killed", "alive"}``; 400 when ``count`` is not a whole
+        number from 1 to 100000; 404 for an unknown function (docs/emulator-http.md).
+        """
+        assert self.kill is not None
+        values = urllib.parse.parse_qs(query).get("count", ["1"])
+        try:
+            count = int(values[-1])
+        except ValueError:
+            count = 0
+        if not 1 <= count <= 100_000:
+            return Response(400, json.dumps({"message": "count must be a whole number from 1 "
+                                                        "to 100000"}).encode(), _JSON)
+        try:
+            doc = self.kill(name, count)
+        except KeyError:
+            return Response(404, json.dumps({"message": f"no function {name!r}"}).encode(),
+                            _JSON)
+        return Response(200, json.dumps(doc).encode(), _JSON)
+
+
 DEPLOY_PREFIX = "/_connstorm/functions/"
 DEPLOY_SUFFIX = "/deploy"
+KILL_SUFFIX = "/kill"
+
+
+def control_function_name(path: str, suffix: str) -> str | None:
+    """The ``{name}`` of ``/_connstorm/functions/{name}<suffix>``, else None."""
+    if path.startswith(DEPLOY_PREFIX) and path.endswith(suffix):
+        name = path[len(DEPLOY_PREFIX):-len(suffix)]
+        if name and "/" not in name:
+            return name
+    return None
 
 
 def deploy_function_name(path: str) -> str | None:
     """The ``{name}`` of ``/_connstorm/functions/{name}/deploy``, else None."""
-    if path.startswith(DEPLOY_PREFIX) and path.endswith(DEPLOY_SUFFIX):
-        name = path[len(DEPLOY_PREFIX):-len(DEPLOY_SUFFIX)]
-        if name and "/" not in name:
-            return name
-    return None
+    return control_function_name(path, DEPLOY_SUFFIX)
 
 
 def _write_ready(path: Path, port: int) -> None:
