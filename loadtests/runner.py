@@ -182,6 +182,8 @@ class Run:
         self.console = console or output_console()
         self.run_dir = opts.run_dir
         self.web_url: str | None = None
+        #: The local stack while it runs (None against a live target).
+        self.stack: Any = None
 
     # -- the stack ---------------------------------------------------------------
 
@@ -205,7 +207,7 @@ class Run:
             raise EnvironmentProblemError(
                 f"the local stack is not available ({exc}); use --target-url URL "
                 "to load a deployed API instead") from None
-        stack.enter_context(Stack(self.opts.scenario, self.run_dir))
+        self.stack = stack.enter_context(Stack(self.opts.scenario, self.run_dir))
         return self.run_dir / "stack.json"
 
     # -- the run -----------------------------------------------------------------
@@ -258,6 +260,7 @@ class Run:
     def _run_locust(self, args: list[str], stack: ExitStack) -> None:
         proc = stack.enter_context(LocustProcess(args, self.run_dir / "logs" / "locust.log",
                                                  env=self._locust_env()))
+        self._start_timeline(stack)
         duration = (self.opts.duration_s if self.opts.duration_s is not None
                     else self.opts.scenario.load.duration_s)
         self.web_url = _web_url(args)
@@ -288,6 +291,25 @@ class Run:
         code = proc.poll()
         if code not in (0, None) and not (self.run_dir / f"{CSV_PREFIX}_stats.csv").exists():
             raise LocustFailedError(f"Locust exited with code {code}:\n{proc.tail()}")
+
+    def _start_timeline(self, stack: ExitStack) -> None:
+        """Fire the scenario's ``[[timeline]]`` during the load (local stack only).
+
+        Entered after Locust, so it is stopped (lasting faults undone) before
+        Locust and the stack are.
+        """
+        timeline = self.opts.scenario.timeline
+        if not timeline:
+            return
+        if self.stack is None:
+            self.console.print("timeline skipped: its actions need the local stack, not "
+                               "--target-url", highlight=False)
+            return
+        from loadtests.timeline import TimelineRunner
+        from local_stack.faults import Faults
+
+        stack.enter_context(TimelineRunner(timeline, Faults(self.stack),
+                                           self.run_dir / SAMPLES_FILE))
 
     def _run_worker(self) -> None:
         args = locust_args(self.opts, "", None)

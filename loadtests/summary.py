@@ -19,6 +19,7 @@ from connstorm import error_kinds
 from connstorm.scenario import Scenario
 from loadtests.failures import classify_failure
 from loadtests.lifecycle_summary import lifecycle_figures
+from loadtests.recovery import timeline_figures
 from loadtests.samples import SAMPLES_FILE, Row, read_samples
 from loadtests.thresholds import check_thresholds
 
@@ -167,6 +168,7 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "requests_by_worker": dict(_last(rows, "locust").get("requests_by_worker") or {}),
         "sample_gaps": dict(Counter(str(r.get("collector")) for r in rows if not r.get("ok"))),
         "lambda_lifecycle": lifecycle_figures(rows, scenario),
+        "timeline": timeline_figures(rows, scenario.timeline),
     }
 
 

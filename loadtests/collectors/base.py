@@ -23,6 +23,9 @@ from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 
+#: A sample running longer than this (or two intervals) is a stall: gap rows meanwhile.
+STALLED_AFTER_S = 2.0
+
 
 def one_line(exc: BaseException) -> str:
     """An exception as one short line, for a gap row's ``error``."""
@@ -51,6 +54,8 @@ class Collector(ABC, Resource):
         self.gaps = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._busy_since: float | None = None
 
     @abstractmethod
     def sample(self) -> dict[str, Any]:
@@ -79,15 +84,36 @@ class Collector(ABC, Resource):
         # per interval even when a sample is slow; missed ticks are skipped.
         next_at = time.monotonic()
         while not self._stop.is_set():
+            self._busy_since = time.monotonic()
             try:
                 self.tick()
             except Exception:  # a bug in a collector must not end the run
                 log.exception("%s: collector tick failed", self.name)
+            finally:
+                self._busy_since = None
             next_at += self.interval_s
             now = time.monotonic()
             if next_at < now:
                 next_at = now + self.interval_s - ((now - next_at) % self.interval_s)
             self._stop.wait(next_at - now)
+
+    def _watch(self) -> None:
+        """Write a gap row for every interval a sample hangs (a frozen database).
+
+        A query to a SIGSTOPped server neither answers nor fails: its kernel
+        still acknowledges the packets, so no TCP timeout fires. The sample is
+        left to finish by itself (closing its connection from another thread
+        would be unsafe); meanwhile each interval gets an ``ok: false`` row, so
+        the series shows the gap where it is.
+        """
+        stalled_after_s = max(2.0 * self.interval_s, STALLED_AFTER_S)
+        while not self._stop.wait(self.interval_s):
+            busy = self._busy_since
+            if busy is not None and time.monotonic() - busy > stalled_after_s:
+                self.gaps += 1
+                self.latest = self.writer.write(self.name, {
+                    "ok": False, "stalled": True,
+                    "error": f"no answer for {time.monotonic() - busy:.0f} s"})
 
     def start(self) -> None:
         """Start sampling in the background (first sample at once)."""
@@ -97,6 +123,9 @@ class Collector(ABC, Resource):
         self._thread = threading.Thread(target=self._loop, name=f"collector-{self.name}",
                                         daemon=True)
         self._thread.start()
+        self._watcher = threading.Thread(target=self._watch, name=f"watch-{self.name}",
+                                         daemon=True)
+        self._watcher.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop sampling, wait for the loop to end, and close the target."""
@@ -104,5 +133,8 @@ class Collector(ABC, Resource):
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        if self._watcher is not None:
+            self._watcher.join(timeout_s)
+            self._watcher = None
         self.close_target()
 

@@ -1,0 +1,157 @@
+"""Recovery figures of a run's ``[[timeline]]`` actions, from its samples.
+
+For each action (its ``timeline`` rows, see :mod:`loadtests.timeline`) the
+summary gets one entry of ``summary.json`` ``variants[].timeline``:
+
+``at_s``, ``action``, ``target``
+    as the scenario says (``target`` null for actions without one);
+``errors_during``
+    failed requests by kind from the action's start until it recovered (or
+    the end of the run when it never did), from the Locust rows' cumulative
+    ``errors_by_kind``;
+``recovery_s``
+    seconds from the action's start until the error rate is back at its level
+    before the action, and stays there; ``0`` when the action disturbed
+    nothing, ``null`` when the run ended before it came back.
+
+and, beside them: ``fired_at_s``, ``duration_s``, ``outcome`` (``done``,
+``failed`` or ``not_fired`` when the load ended first), ``error``,
+``baseline_error_ratio``, ``db_connections_before`` and ``_after`` (the
+application role's backends at the action's start and once it recovered) and
+``connections_leaked`` (how many more the role held after than before).
+
+How "back at its level" is decided, from the Locust collector's intervals
+(``sample_interval_s`` each): the baseline is the ratio of failed to made
+requests over the ``BASELINE_S`` before the action. An interval after the start
+is *disturbed* when its failure ratio exceeds ``baseline * 1.5 + 0.02``, or
+when it answered no request at all while users were running (a stall fails
+nothing, it answers nothing). Recovery is the end of the last disturbed
+interval, provided at least one undisturbed interval follows; a run whose last
+interval is disturbed never recovered. A handler pattern is one variant, so
+these figures per variant are the figures per pattern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Any
+
+from loadtests.samples import Row
+
+#: Seconds before an action over which its baseline error rate is measured.
+BASELINE_S = 5.0
+#: Disturbed: failure ratio over ``baseline * RATIO_FACTOR + RATIO_SLACK``.
+RATIO_FACTOR = 1.5
+RATIO_SLACK = 0.02
+
+
+def _ok(rows: Sequence[Row], collector: str) -> list[Row]:
+    return [r for r in rows if r.get("collector") == collector and r.get("ok")
+            and isinstance(r.get("elapsed_s"), int | float)]
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _counts(row: Row | None) -> dict[str, float]:
+    errors = (row or {}).get("errors_by_kind")
+    return {str(k): _num(v) for k, v in errors.items()} if isinstance(errors, Mapping) else {}
+
+
+def _at_or_before(rows: Sequence[Row], t: float) -> Row | None:
+    found = None
+    for row in rows:
+        if float(row["elapsed_s"]) <= t:
+            found = row
+        else:
+            break
+    return found
+
+
+def _ratio(a: Row, b: Row) -> tuple[float, float]:
+    """(requests, failure ratio) between two Locust rows."""
+    requests = max(0.0, _num(b.get("requests")) - _num(a.get("requests")))
+    failures = max(0.0, _num(b.get("failures")) - _num(a.get("failures")))
+    return requests, (failures / requests if requests else 0.0)
+
+
+def baseline_ratio(locust: Sequence[Row], start: float) -> float:
+    """Failure ratio over the ``BASELINE_S`` before ``start`` (0 without data)."""
+    before = [r for r in locust if start - BASELINE_S <= float(r["elapsed_s"]) <= start]
+    if len(before) < 2:
+        return 0.0
+    return _ratio(before[0], before[-1])[1]
+
+
+def recovery_after(locust: Sequence[Row], start: float, baseline: float) -> float | None:
+    """Seconds from ``start`` until the error rate is back at ``baseline`` (None: never)."""
+    limit = baseline * RATIO_FACTOR + RATIO_SLACK
+    last_disturbed: float | None = None
+    last_end: float | None = None
+    for a, b in pairwise(locust):
+        end = float(b["elapsed_s"])
+        if end <= start:
+            continue
+        last_end = end
+        requests, ratio = _ratio(a, b)
+        users = _num(b.get("users"))
+        if ratio > limit or (requests == 0 and users > 0):
+            last_disturbed = end
+    if last_disturbed is None:
+        return 0.0
+    if last_end is None or last_disturbed >= last_end:
+        return None
+    return round(max(0.0, last_disturbed - start), 3)
+
+
+def _db_app(postgres: Sequence[Row], t: float) -> int | None:
+    row = _at_or_before(postgres, t)
+    return int(_num(row.get("db_app"))) if row is not None else None
+
+
+def action_figures(rows: Sequence[Row], entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``timeline`` entry of one scenario action (``entry``: its scenario fields)."""
+    index = entry.get("index")
+    mine = [r for r in rows if r.get("collector") == "timeline" and r.get("index") == index]
+    start_row = next((r for r in mine if r.get("event") == "start"), None)
+    end_row = next((r for r in mine if r.get("event") == "end"), None)
+    out: dict[str, Any] = {"at_s": entry.get("at_s"), "action": entry.get("action"),
+                           "target": entry.get("target"), "errors_during": {},
+                           "recovery_s": None}
+    if start_row is None:
+        out.update(outcome="not_fired", fired_at_s=None)
+        return out
+    start = float(start_row["elapsed_s"])
+    locust = _ok(rows, "locust")
+    baseline = baseline_ratio(locust, start)
+    recovery = recovery_after(locust, start, baseline)
+    last = float(locust[-1]["elapsed_s"]) if locust else start
+    until = start + recovery if recovery is not None else last
+    before, after = _at_or_before(locust, start), _at_or_before(locust, max(until, start))
+    counts_before, counts_after = _counts(before), _counts(after)
+    errors = {k: int(v - counts_before.get(k, 0.0)) for k, v in sorted(counts_after.items())
+              if v - counts_before.get(k, 0.0) > 0}
+    postgres = _ok(rows, "postgres")
+    db_before, db_after = _db_app(postgres, start), _db_app(postgres, until)
+    out.update(
+        errors_during=errors, recovery_s=recovery, fired_at_s=round(start, 3),
+        outcome=(end_row or {}).get("outcome", "running"),
+        duration_s=(end_row or {}).get("duration_s"),
+        error=(end_row or {}).get("error"),
+        baseline_error_ratio=round(baseline, 4),
+        db_connections_before=db_before, db_connections_after=db_after,
+        connections_leaked=(max(0, db_after - db_before)
+                            if db_before is not None and db_after is not None else None))
+    return out
+
+
+def timeline_figures(rows: Sequence[Row], timeline: Sequence[Any]) -> list[dict[str, Any]]:
+    """``variants[].timeline`` of ``summary.json``: one entry per ``[[timeline]]`` action."""
+    out = []
+    for index, action in enumerate(timeline):
+        fields = {"index": index, "at_s": float(action.at_s), "action": action.action,
+                  "target": getattr(action, "target", None)}
+        out.append(action_figures(rows, fields))
+    return out
