@@ -20,6 +20,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from reports import timeline
 from reports import verdicts as v
 from reports.charts import CHARTS, Chart, Series
 from reports.run_folder import RunData
@@ -89,6 +90,20 @@ def _mark_empty(fig: go.Figure, chart: Chart, row: int, col: int) -> None:
                        x=0.5, y=0.5, showarrow=False, font={"color": "#888"}, row=row, col=col)
 
 
+def _mark_timeline(fig: go.Figure, runs: Sequence[RunData], n_rows: int) -> None:
+    """A dotted vertical line in every chart of a run where a timeline action fired,
+    named at the top chart (the samples' ``timeline`` rows)."""
+    for col, run in enumerate(runs, start=1):
+        for x, label in timeline.marks(run.series("timeline")):
+            for row in range(1, n_rows + 1):
+                extra: dict[str, Any] = ({"annotation_text": label,
+                                          "annotation_position": "top left",
+                                          "annotation_font": {"size": 10, "color": "#b00"}}
+                                         if row == 1 else {})
+                fig.add_vline(x=x, line={"color": "#b00", "width": 1, "dash": "dot"},
+                              row=row, col=col, **extra)
+
+
 def build_figure(runs: Sequence[RunData]) -> go.Figure:
     """The charts of ``runs`` (one column each), rows sharing their y axes, all one x axis."""
     built = [[chart.build(run) for run in runs] for chart in CHARTS]
@@ -117,6 +132,7 @@ def build_figure(runs: Sequence[RunData]) -> go.Figure:
         top = fig.layout[axis_name].domain[1]
         fig.update_layout({legend: {"x": 1.01, "xanchor": "left", "y": top, "yanchor": "top",
                                     "font": {"size": 11}, "tracegroupgap": 2}})
+    _mark_timeline(fig, runs, len(rows))
     fig.update_xaxes(title_text="seconds since start", row=len(rows))
     fig.update_layout(height=max(350, ROW_HEIGHT_PX * len(rows)), template="plotly_white",
                       margin={"l": 70, "r": 190, "t": 50 if len(runs) > 1 else 20, "b": 50},
@@ -198,6 +214,9 @@ def render(run: RunData) -> str:
         _versions(run.versions),
         "<h2>Verdicts</h2>", _variant_table(run.summary),
         "<h2>Thresholds</h2>", _thresholds_table(run.summary),
+        *(["<h2>Faults: which patterns recovered</h2>",
+           _table(timeline.HEADINGS, [[_e(c) for c in r] for r in timeline.rows(run.summary)])]
+          if timeline.rows(run.summary) else []),
         "<h2>Over time</h2>", charts,
         "<h2>Configuration</h2>",
         *(_details(f"scenario {r.name}", r.scenario) for r in runs),

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reports import timeline
 from reports import verdicts as v
 
 
@@ -44,6 +45,10 @@ def render(summary: Mapping[str, Any]) -> str:
     else:
         lines.append("No variant results: the run ended before its summary was complete.")
     lines.append("")
+    recovery = timeline.rows(summary)
+    if recovery:
+        lines += ["## Faults: which patterns recovered", "", *_table(timeline.HEADINGS, recovery),
+                  ""]
     if v.decides_alone(summary):
         lines += _deciding(v.thresholds(summary), title="## Checks that decide the verdict")
         lines += _variants_own(entries)

@@ -130,12 +130,18 @@ def verdict(variant: Mapping[str, Any]) -> str:
     """One line saying what happened to a variant (prefixed when it was cut short).
 
     When the run had provisioned concurrency, deploys, keep-warm pings or VPC
-    refusals, :func:`lifecycle_text` follows it.
+    refusals, :func:`lifecycle_text` follows it; when it had a ``[[timeline]]``,
+    what the pattern did after each action (:func:`reports.timeline.recovery_text`).
     """
+    from reports.timeline import recovery_text  # it builds on this module's helpers
+
     line = _verdict(variant)
     lifecycle = lifecycle_text(variant)
     if lifecycle:
         line = f"{line}; {lifecycle}"
+    recovery = recovery_text(variant)
+    if recovery:
+        line = f"{line}; {recovery}"
     return f"INTERRUPTED, so far {line}" if variant.get("interrupted") else line
 
 
