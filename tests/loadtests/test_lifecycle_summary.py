@@ -79,3 +79,26 @@ def test_run_with_provisioned_concurrency_reports_baseline_and_spillover(tmp_pat
     # AND the report says so
     assert "provisioned concurrency 5 held 5 DB connections before any request" in (
         run_dir / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_run_with_a_deploy_shows_old_and_new_generations_connected_at_once(
+        tmp_path: Path) -> None:
+    run_dir = tmp_path / "deploy"
+    # WHEN a new version is deployed in the middle of a steady load
+    result = connstorm("run", "direct-small", "--set",
+                       'timeline=[{at_s=3, action="deploy", target="api"}]',
+                       "-u", "6", "-r", "6", "-t", "8s", "--out", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    (variant,) = json.loads((run_dir / "summary.json").read_text())["variants"]
+    life = variant["lambda_lifecycle"]
+    old = life["peak_superseded_environments"]
+    # THEN the old generation stayed connected while the new one opened its own
+    assert life["deploys"] == 1
+    assert old >= 1
+    assert variant["cold_starts"] > old  # new requests, new environments
+    # every environment ever started, old or new, held its connection at the peak
+    assert variant["peak_db_app_connections"] == variant["peak_environments"] == \
+        variant["cold_starts"]
+    assert f"up to {old} environments of the old version stayed connected" in (
+        run_dir / "summary.md").read_text()
