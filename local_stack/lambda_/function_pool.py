@@ -180,10 +180,13 @@ class FunctionPool:
             "timeouts": self.timeouts,
             "errors": self.errors,
             "errors_by_kind": dict(self.errors_by_kind),
+            # The current version's (an earlier version's count as superseded).
             "provisioned": sum(1 for e in self.envs.values()
-                               if e.provisioned and e.state not in (STOPPING, DEAD)),
+                               if e.provisioned and e.generation == self.generation
+                               and e.state not in (STOPPING, DEAD)),
             "provisioned_busy": sum(1 for e in self.envs.values()
-                                    if e.provisioned and e.state == BUSY),
+                                    if e.provisioned and e.generation == self.generation
+                                    and e.state == BUSY),
             "provisioned_invocations": self.provisioned_invocations,
             "spillover_invocations": self.spillover_invocations,
             "superseded": sum(1 for e in self.envs.values()

@@ -212,3 +212,28 @@ def test_provisioned_environments_of_a_vpc_function_start_once_it_is_active(
     assert stats["provisioned"] == 1
     assert result.outcome == "success"
     assert not result.cold
+
+
+def test_deploy_gives_the_new_version_its_own_provisioned_environments(tmp_path: Path) -> None:
+    config = emulator_config(tmp_path, function("db", "counter_handler",
+                                                provisioned_concurrency=2))
+
+    async def scenario() -> tuple[dict[str, Any], InvocationResult, set[str]]:
+        async with Emulator(config) as emu:
+            old = set(emu.pools["db"].envs)
+            emu.deploy("db")
+            for _ in range(500):  # bounded: the new version's two finish their Init
+                stats = emu.stats()["functions"]["db"]
+                if stats["provisioned"] == 2 and stats["env_frozen"] == 4:
+                    break
+                await asyncio.sleep(0.01)
+            result = await emu.invoke(InvocationRequest("db", b"{}"))
+            return emu.stats()["functions"]["db"], result, old
+
+    stats, result, old = uvloop.run(scenario())
+    assert stats["provisioned"] == 2  # the new version's
+    assert stats["superseded"] == 2  # the old version's, lingering until reaped
+    assert stats["env_total"] == 4
+    assert result.env_id not in old
+    assert not result.cold  # served by a new provisioned environment
+    assert stats["provisioned_invocations"] == 1
