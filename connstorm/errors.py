@@ -31,9 +31,25 @@ class ConnstormError(Exception):
 
 
 class ScenarioError(ConnstormError):
-    """A scenario file or an override is wrong: names the file, the key and the reason."""
+    """A scenario file or an override is wrong: names the file, the key and the reason.
+
+    Always one line: keys and values quoted from the file may hold newlines or
+    terminal escapes (TOML allows ``"\\n" = 1``), so control characters in the
+    message are shown escaped (``\\n``, ``\\x1b``).
+    """
 
     exit_code = ExitCode.SCENARIO
+
+    def __init__(self, message: str) -> None:
+        super().__init__(escape_controls(message))
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as its escape: one printable line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else
+                   ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class EnvironmentProblemError(ConnstormError):
