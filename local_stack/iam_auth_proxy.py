@@ -33,14 +33,10 @@ outlive the stack.
 from __future__ import annotations
 
 import asyncio
-import base64
 import calendar
 import contextlib
-import hashlib
 import hmac
 import logging
-import secrets
-import struct
 import threading
 import time
 from collections.abc import Mapping
@@ -49,14 +45,10 @@ from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
 from connstorm.errors import StackError
+from local_stack import pg_wire
 
 _log = logging.getLogger(__name__)
 
-SSL_REQUEST = 80877103
-GSSENC_REQUEST = 80877104
-CANCEL_REQUEST = 80877102
-PROTOCOL_3 = 196608
-MAX_STARTUP_BYTES = 10_000
 MAX_PASSWORD_BYTES = 8192
 MAX_EXPIRES_S = 900
 CLOCK_SKEW_S = 300.0
@@ -146,62 +138,8 @@ def verify_token(token: str, *, host: str, port: int, user: str, region: str,
 # ---------------------------------------------------------------- protocol bits
 
 
-def _msg(kind: bytes, payload: bytes) -> bytes:
-    return kind + struct.pack("!i", len(payload) + 4) + payload
-
-
-def _error(message: str, code: str = "28P01") -> bytes:
-    fields = b"SFATAL\0VFATAL\0C" + code.encode() + b"\0M" + message.encode() + b"\0\0"
-    return _msg(b"E", fields)
-
-
-async def _read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    head = await reader.readexactly(5)
-    length = struct.unpack("!i", head[1:])[0]
-    if not 4 <= length <= 1 << 24:
-        raise ConnectionError("bad message length")
-    return head[:1], await reader.readexactly(length - 4)
-
-
-def _error_text(payload: bytes) -> str:
-    for field in payload.split(b"\0"):
-        if field[:1] == b"M":
-            return field[1:].decode(errors="replace")
-    return "unknown error"
-
-
-class _Scram:
-    """The client side of SCRAM-SHA-256 (RFC 7677), as libpq does it."""
-
-    def __init__(self, password: str) -> None:
-        self.password = password.encode()
-        self.nonce = base64.b64encode(secrets.token_bytes(18)).decode()
-        self.first_bare = f"n=,r={self.nonce}"
-        self.server_signature = b""
-
-    def first(self) -> bytes:
-        return ("n,," + self.first_bare).encode()
-
-    def final(self, server_first: bytes) -> bytes:
-        attrs = dict(item.split("=", 1) for item in server_first.decode().split(","))
-        if not attrs["r"].startswith(self.nonce):
-            raise ConnectionError("SCRAM nonce mismatch")
-        salted = hashlib.pbkdf2_hmac("sha256", self.password, base64.b64decode(attrs["s"]),
-                                     int(attrs["i"]))
-        client_key = hmac.digest(salted, b"Client Key", "sha256")
-        stored_key = hashlib.sha256(client_key).digest()
-        without_proof = f"c=biws,r={attrs['r']}"
-        auth = f"{self.first_bare},{server_first.decode()},{without_proof}".encode()
-        signature = hmac.digest(stored_key, auth, "sha256")
-        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
-        server_key = hmac.digest(salted, b"Server Key", "sha256")
-        self.server_signature = hmac.digest(server_key, auth, "sha256")
-        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
-
-    def check(self, server_final: bytes) -> None:
-        attrs = dict(item.split("=", 1) for item in server_final.decode().split(","))
-        if base64.b64decode(attrs.get("v", "")) != self.server_signature:
-            raise ConnectionError("SCRAM server signature mismatch")
+def _error(text: str, code: str = "28P01") -> bytes:
+    return pg_wire.error_response(text, code)
 
 
 # ---------------------------------------------------------------- the proxy
@@ -333,32 +271,19 @@ class IamAuthProxy:
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        # Startup: answer "N" (no TLS, no GSS) until the real StartupMessage comes.
-        while True:
-            length = struct.unpack("!i", await reader.readexactly(4))[0]
-            if not 8 <= length <= MAX_STARTUP_BYTES:
-                raise ConnectionError("bad startup length")
-            body = await reader.readexactly(length - 4)
-            code = struct.unpack("!i", body[:4])[0]
-            if code in (SSL_REQUEST, GSSENC_REQUEST):
-                writer.write(b"N")
-                await writer.drain()
-                continue
-            if code == CANCEL_REQUEST:
-                await self._forward_cancel(struct.pack("!i", length) + body)
-                return None
-            if code != PROTOCOL_3:
-                writer.write(_error("unsupported frontend protocol", "0A000"))
-                return None
-            break
-        items = body[4:].split(b"\0")
-        params = {items[i].decode(): items[i + 1].decode()
-                  for i in range(0, len(items) - 1, 2) if items[i]}
+        startup = await pg_wire.read_startup(reader, writer)
+        if startup.cancel is not None:
+            await self._forward_cancel(startup.cancel)
+            return None
+        if startup.protocol != pg_wire.PROTOCOL_3:
+            writer.write(_error("unsupported frontend protocol", "0A000"))
+            return None
+        params = startup.params
         user = params.get("user", "")
         # Ask for the password in clear: the token is the password.
-        writer.write(_msg(b"R", struct.pack("!i", 3)))
+        writer.write(pg_wire.auth_request(3))
         await writer.drain()
-        kind, payload = await _read_message(reader)
+        kind, payload = await pg_wire.read_message(reader)
         if kind != b"p" or len(payload) > MAX_PASSWORD_BYTES:
             raise ConnectionError("expected a password message")
         token = payload.rstrip(b"\0").decode(errors="replace")
@@ -379,48 +304,19 @@ class IamAuthProxy:
     async def _login_upstream(self, params: dict[str, str], client: asyncio.StreamWriter
                               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(self.upstream_host, self.upstream_port),
+            up_reader, up_writer, auth_ok = await pg_wire.login_upstream(
+                self.upstream_host, self.upstream_port, params, self._upstream_password,
                 self.connect_timeout_s)
+        except pg_wire.UpstreamRefused as exc:
+            client.write(pg_wire.message(b"E", exc.payload))
+            _log.info("upstream refused the login: %s", exc)
+            return None
         except (OSError, TimeoutError) as exc:
             client.write(_error(f"IAM auth proxy cannot reach the database: {exc}", "08006"))
             return None
-        startup = struct.pack("!i", PROTOCOL_3) + b"".join(
-            k.encode() + b"\0" + v.encode() + b"\0" for k, v in params.items()) + b"\0"
-        up_writer.write(struct.pack("!i", len(startup) + 4) + startup)
-        scram: _Scram | None = None
-        password = self._upstream_password
-        while True:
-            kind, payload = await _read_message(up_reader)
-            if kind == b"E":
-                client.write(_msg(kind, payload))
-                up_writer.close()
-                _log.info("upstream refused the login: %s", _error_text(payload))
-                return None
-            if kind != b"R":
-                raise ConnectionError(f"unexpected message {kind!r} during upstream login")
-            code = struct.unpack("!i", payload[:4])[0]
-            if code == 0:  # AuthenticationOk: from here on the client talks to the server
-                client.write(_msg(kind, payload))
-                return up_reader, up_writer
-            if code == 3:
-                up_writer.write(_msg(b"p", password.encode() + b"\0"))
-            elif code == 5:
-                inner = hashlib.md5((password + params.get("user", "")).encode()).hexdigest()
-                outer = hashlib.md5(inner.encode() + payload[4:8]).hexdigest()
-                up_writer.write(_msg(b"p", b"md5" + outer.encode() + b"\0"))
-            elif code == 10:
-                scram = _Scram(password)
-                first = scram.first()
-                up_writer.write(_msg(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(first))
-                                     + first))
-            elif code == 11 and scram is not None:
-                up_writer.write(_msg(b"p", scram.final(payload[4:])))
-            elif code == 12 and scram is not None:
-                scram.check(payload[4:])
-            else:
-                raise ConnectionError(f"unsupported upstream authentication {code}")
-            await up_writer.drain()
+        # AuthenticationOk: from here on the client talks to the server.
+        client.write(auth_ok)
+        return up_reader, up_writer
 
     async def _forward_cancel(self, packet: bytes) -> None:
         with contextlib.suppress(OSError, TimeoutError):
