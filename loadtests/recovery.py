@@ -22,13 +22,15 @@ application role's backends at the action's start and once it recovered) and
 
 How "back at its level" is decided, from the Locust collector's intervals
 (``sample_interval_s`` each): the baseline is the ratio of failed to made
-requests over the ``BASELINE_S`` before the action. An interval after the start
-is *disturbed* when its failure ratio exceeds ``baseline * 1.5 + 0.02``, or
-when it answered no request at all while users were running (a stall fails
+requests over the ``BASELINE_S`` before the action. An interval after the
+start, up to the next action's start (what that one disturbs is its own), is
+*disturbed* when its failure ratio exceeds ``baseline * 1.5 + 0.02``, or when
+it answered no request at all while users were running (a stall fails
 nothing, it answers nothing). Recovery is the end of the last disturbed
-interval, provided at least one undisturbed interval follows; a run whose last
-interval is disturbed never recovered. A handler pattern is one variant, so
-these figures per variant are the figures per pattern.
+interval, provided at least one undisturbed interval follows; an action still
+disturbed at the end of the run, or when the next action fires, never
+recovered. A handler pattern is one variant, so these figures per variant are
+the figures per pattern.
 """
 
 from __future__ import annotations
@@ -85,8 +87,14 @@ def baseline_ratio(locust: Sequence[Row], start: float) -> float:
     return _ratio(before[0], before[-1])[1]
 
 
-def recovery_after(locust: Sequence[Row], start: float, baseline: float) -> float | None:
-    """Seconds from ``start`` until the error rate is back at ``baseline`` (None: never)."""
+def recovery_after(locust: Sequence[Row], start: float, baseline: float,
+                   until: float | None = None) -> float | None:
+    """Seconds from ``start`` until the error rate is back at ``baseline`` (None: never).
+
+    Only intervals ending by ``until`` (the next action's start) count: what the
+    next action disturbs is its own, and an action still disturbed when the next
+    one fires never recovered.
+    """
     limit = baseline * RATIO_FACTOR + RATIO_SLACK
     last_disturbed: float | None = None
     last_end: float | None = None
@@ -94,6 +102,8 @@ def recovery_after(locust: Sequence[Row], start: float, baseline: float) -> floa
         end = float(b["elapsed_s"])
         if end <= start:
             continue
+        if until is not None and end > until + 1e-6:
+            break
         last_end = end
         requests, ratio = _ratio(a, b)
         users = _num(b.get("users"))
@@ -111,8 +121,10 @@ def _db_app(postgres: Sequence[Row], t: float) -> int | None:
     return int(_num(row.get("db_app"))) if row is not None else None
 
 
-def action_figures(rows: Sequence[Row], entry: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``timeline`` entry of one scenario action (``entry``: its scenario fields)."""
+def action_figures(rows: Sequence[Row], entry: Mapping[str, Any],
+                   next_start: float | None = None) -> dict[str, Any]:
+    """The ``timeline`` entry of one scenario action (``entry``: its scenario fields;
+    ``next_start``: when the next action fired, which ends this one's window)."""
     index = entry.get("index")
     mine = [r for r in rows if r.get("collector") == "timeline" and r.get("index") == index]
     start_row = next((r for r in mine if r.get("event") == "start"), None)
@@ -126,8 +138,10 @@ def action_figures(rows: Sequence[Row], entry: Mapping[str, Any]) -> dict[str, A
     start = float(start_row["elapsed_s"])
     locust = _ok(rows, "locust")
     baseline = baseline_ratio(locust, start)
-    recovery = recovery_after(locust, start, baseline)
+    recovery = recovery_after(locust, start, baseline, next_start)
     last = float(locust[-1]["elapsed_s"]) if locust else start
+    if next_start is not None:
+        last = min(last, next_start)
     until = start + recovery if recovery is not None else last
     before, after = _at_or_before(locust, start), _at_or_before(locust, max(until, start))
     counts_before, counts_after = _counts(before), _counts(after)
@@ -149,9 +163,16 @@ def action_figures(rows: Sequence[Row], entry: Mapping[str, Any]) -> dict[str, A
 
 def timeline_figures(rows: Sequence[Row], timeline: Sequence[Any]) -> list[dict[str, Any]]:
     """``variants[].timeline`` of ``summary.json``: one entry per ``[[timeline]]`` action."""
+    starts = sorted(float(r["elapsed_s"]) for r in rows
+                    if r.get("collector") == "timeline" and r.get("event") == "start"
+                    and isinstance(r.get("elapsed_s"), int | float))
     out = []
     for index, action in enumerate(timeline):
         fields = {"index": index, "at_s": float(action.at_s), "action": action.action,
                   "target": getattr(action, "target", None)}
-        out.append(action_figures(rows, fields))
+        mine = next((float(r["elapsed_s"]) for r in rows
+                     if r.get("collector") == "timeline" and r.get("index") == index
+                     and r.get("event") == "start"), None)
+        later = [t for t in starts if mine is not None and t > mine]
+        out.append(action_figures(rows, fields, later[0] if later else None))
     return out

@@ -70,6 +70,18 @@ FULL = LoadPlan(users=60, step_users=15, step_duration_s=2.5, duration_s=10.0,
                 query_wait_timeout_s=3, budget_s=90)
 QUICK = LoadPlan(users=45, step_users=15, step_duration_s=1.0, duration_s=4.0,
                  query_wait_timeout_s=1, budget_s=30)
+#: ``--preset failover``: a steady load far below the limit, so every failure is the faults'.
+FAILOVER_FULL = LoadPlan(users=8, step_users=8, step_duration_s=20.0, duration_s=20.0,
+                         query_wait_timeout_s=3, budget_s=100)
+FAILOVER_QUICK = LoadPlan(users=6, step_users=6, step_duration_s=13.0, duration_s=13.0,
+                          query_wait_timeout_s=3, budget_s=70)
+
+
+def plan_for(preset: str, *, quick: bool) -> LoadPlan:
+    """The load a preset's variants get."""
+    if preset == "failover":
+        return FAILOVER_QUICK if quick else FAILOVER_FULL
+    return QUICK if quick else FULL
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,11 @@ class Variant:
     #: (reports mark that as intended; only the expectations decide the verdict).
     meant_to_fail: bool = False
 
+
+#: The failover drill's timeline and room: far below max_connections, failures are counted.
+_FAILOVER = ("postgres.max_connections=60", "thresholds.max_fail_ratio=1.0",
+             'timeline=[{at_s=4, action="terminate_backends"}, '
+             '{at_s=8, action="restart_postgres", mode="fast"}]')
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("direct-module_level", "direct-small", (),
@@ -114,9 +131,21 @@ VARIANTS: tuple[Variant, ...] = (
         'functions.api.vpc={subnets=3, free_ips_per_subnet=20, eni_model="per_environment", '
         'eni_attach_ms=1000}',),
             "three subnets: an address for every environment", preset="vpc"),
+    # An incident rehearsed on three handler patterns: every backend terminated
+    # (an idle timeout, a failover that keeps the server) then a PostgreSQL restart.
+    Variant("failover-module_level", "direct-small",
+            ('functions.api.pattern="module_level"', *_FAILOVER),
+            "no recovery: connection_lost until the environment is recycled", preset="failover",
+            meant_to_fail=True),
+    Variant("failover-module_level_resilient", "direct-small",
+            ('functions.api.pattern="module_level_resilient"', *_FAILOVER),
+            "reopens a dead connection once: back within seconds", preset="failover"),
+    Variant("failover-per_invocation", "direct-small",
+            ('functions.api.pattern="per_invocation"', *_FAILOVER),
+            "a connection per request: back as soon as the database is", preset="failover"),
 )
-#: ``connstorm repro --preset``: the database comparison, or the VPC one.
-PRESETS = ("connections", "vpc")
+#: ``connstorm repro --preset``: the database comparison, the VPC one, or the failover drill.
+PRESETS = ("connections", "vpc", "failover")
 
 
 @dataclass(frozen=True)
@@ -178,7 +207,22 @@ EXPECTATIONS: tuple[Expectation, ...] = (
                 lambda s: 1, lambda e: _errors(e, error_kinds.LAMBDA_VPC_LIMIT)),
     Expectation("vpc-three-subnets", "failures", "at most",
                 lambda s: 0, lambda e: _num(e, "failures")),
+    Expectation("failover-module_level", "timeline actions not recovered from", "at least",
+                lambda s: 1, lambda e: _not_recovered(e)),
+    Expectation("failover-module_level_resilient", "timeline actions not recovered from",
+                "at most", lambda s: 0, lambda e: _not_recovered(e)),
+    Expectation("failover-per_invocation", "timeline actions not recovered from", "at most",
+                lambda s: 0, lambda e: _not_recovered(e)),
 )
+
+
+def _not_recovered(entry: Mapping[str, Any]) -> float:
+    """Timeline actions of a variant whose error rate never came back (``recovery_s`` null)."""
+    timeline = entry.get("timeline")
+    if not isinstance(timeline, list) or not timeline:
+        return float("nan")  # no figures: neither bound holds, the check fails
+    return float(sum(1 for e in timeline
+                     if isinstance(e, Mapping) and e.get("recovery_s") is None))
 
 
 def check_out(out: Path) -> None:
@@ -248,7 +292,7 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
     """
     from loadtests.runner import Run, RunOptions
 
-    plan = QUICK if quick else FULL
+    plan = plan_for(preset, quick=quick)
     chosen = variants_for(quick=quick, preset=preset)
     name = REPRO_NAME if preset == "connections" else f"{REPRO_NAME}-{preset}"
     quiet = console or output_console(quiet=True)

@@ -30,7 +30,7 @@ from connstorm.scenario import PgBouncerConfig, SettingValue
 from local_stack.credentials import make_dsn, new_password, scram_verifier
 from local_stack.os_user import chown_tree, server_user
 from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
-from local_stack.process import ManagedProcess
+from local_stack.process import ManagedProcess, start_in_keeper
 from local_stack.resource import Resource
 from local_stack.scratch import create_scratch, remove_scratch
 
@@ -233,7 +233,7 @@ class PgBouncerServer(Resource):
         fresh = ManagedProcess(proc.name, proc.argv, log_path=self.log_path, run_as=proc.run_as,
                                cwd=proc.cwd)
         self._process = fresh
-        fresh.start()
+        start_in_keeper(fresh)  # not the caller's thread: see start_in_keeper
 
         def answers() -> bool:
             with self.console() as conn:

@@ -47,7 +47,7 @@ from local_stack.postgres_binaries import (
     known_settings,
     validate_settings,
 )
-from local_stack.process import ManagedProcess, descendants
+from local_stack.process import ManagedProcess, descendants, start_in_keeper
 from local_stack.resource import Resource
 from local_stack.scratch import create_scratch, remove_scratch
 
@@ -341,7 +341,7 @@ class PostgresServer(Resource):
         fresh = ManagedProcess(proc.name, proc.argv, log_path=self.log_path,
                                run_as=proc.run_as, cwd=proc.cwd)
         self._process = fresh
-        fresh.start()
+        start_in_keeper(fresh)  # not the caller's thread: see start_in_keeper
 
         def answers() -> bool:
             with psycopg.connect(self.admin_dsn, connect_timeout=2):

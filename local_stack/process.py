@@ -27,10 +27,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO
 
@@ -74,6 +77,39 @@ def _children(pid: int) -> list[int]:
             return [int(x) for x in fh.read().split()]
     except OSError:
         return []
+
+
+_keeper_lock = threading.Lock()
+_keeper_jobs: queue.Queue[tuple[Callable[[], object], Future[object]]] = queue.Queue()
+_keeper: threading.Thread | None = None
+
+
+def _keep() -> None:
+    while True:
+        job, future = _keeper_jobs.get()
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(job())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+def start_in_keeper(process: ManagedProcess) -> None:
+    """``process.start()`` from a thread that lives as long as this process.
+
+    The parent-death signal fires when the *thread* that forked dies: a server
+    restarted from a short-lived thread (a timeline action) would get SIGTERM
+    as soon as that thread ended. Forking from this one thread, which ends only
+    with the process, gives it the main thread's lifetime instead.
+    """
+    global _keeper
+    with _keeper_lock:
+        if _keeper is None or not _keeper.is_alive():
+            _keeper = threading.Thread(target=_keep, name="process-keeper", daemon=True)
+            _keeper.start()
+    future: Future[object] = Future()
+    _keeper_jobs.put((process.start, future))
+    future.result()
 
 
 def descendants(pid: int) -> list[int]:

@@ -36,9 +36,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="run folder (default runs/<UTC time>-repro)")
     p.add_argument("--quick", action="store_true", help="shorter steps: about 30 s in all")
-    p.add_argument("--preset", choices=("connections", "vpc"), default="connections",
-                   help="what to compare: the database paths (default), or a VPC function "
-                        "in one subnet against three (the same load)")
+    p.add_argument("--preset", choices=("connections", "vpc", "failover"),
+                   default="connections",
+                   help="what to compare: the database paths (default), a VPC function "
+                        "in one subnet against three (the same load), or three handler "
+                        "patterns through a failover drill (backends terminated, then "
+                        "PostgreSQL restarted)")
     p.set_defaults(func=run)
 
 
@@ -86,9 +89,8 @@ def show_results(console: Console, summary: dict[str, Any], out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the variants with a progress display, then print the comparison."""
     from loadtests.repro import (
-        FULL,
-        QUICK,
         check_out,
+        plan_for,
         run_repro,
         variant_scenario,
         variants_for,
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from reports import verdicts
 
     console = output_console()
-    plan = QUICK if args.quick else FULL
+    plan = plan_for(args.preset, quick=args.quick)
     chosen = variants_for(quick=args.quick, preset=args.preset)
     limit = variant_scenario(chosen[0], plan).postgres.max_connections
     out: Path = args.out or default_run_dir("repro")

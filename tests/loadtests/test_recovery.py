@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from loadtests.recovery import action_figures, recovery_after
+from loadtests.recovery import action_figures, recovery_after, timeline_figures
 
 
 def locust_rows(failures_per_tick: list[int], requests_per_tick: int = 10,
@@ -77,3 +78,31 @@ def test_an_action_that_never_fired_says_so() -> None:
     entry = action_figures(locust_rows([0] * 4), {**ENTRY, "at_s": 60.0})
     assert (entry["outcome"], entry["recovery_s"], entry["errors_during"]) == (
         "not_fired", None, {})
+
+
+def test_the_next_action_ends_the_window_of_the_one_before() -> None:
+    # GIVEN errors 5-7 s after the first action, and again after a second one at 10 s
+    rows = locust_rows([0] * 6 + [5, 5] + [0] * 3 + [5, 5] + [0] * 3)
+    rows += timeline_rows(5.0)
+    rows += [{**r, "index": 1, "elapsed_s": r["elapsed_s"] + 5, "at_s": 10.0}
+             for r in timeline_rows(5.0)]
+    entries = timeline_figures(rows, [Action(5.0), Action(10.0)])
+    # THEN each recovered 2 s after it fired, with its own errors only
+    assert [e["recovery_s"] for e in entries] == [2.0, 2.0]
+    assert [e["errors_during"] for e in entries] == [{"connection_lost": 10}] * 2
+
+
+def test_still_failing_when_the_next_action_fires_never_recovered() -> None:
+    rows = locust_rows([0] * 6 + [5] * 10) + timeline_rows(5.0)
+    rows += [{**r, "index": 1, "elapsed_s": r["elapsed_s"] + 5, "at_s": 10.0}
+             for r in timeline_rows(5.0)]
+    first, _ = timeline_figures(rows, [Action(5.0), Action(10.0)])
+    assert first["recovery_s"] is None
+    assert first["errors_during"] == {"connection_lost": 25}
+
+
+@dataclass(frozen=True)
+class Action:
+    at_s: float
+    action: str = "terminate_backends"
+    target: str | None = None

@@ -25,6 +25,7 @@ from loadtests.repro import (
     QUICK,
     VARIANTS,
     build_summary,
+    plan_for,
     variant_scenario,
     variants_for,
 )
@@ -85,7 +86,8 @@ def test_repro_quick_shows_the_failure_the_fix_and_session_pinning(tmp_path: Pat
 
 
 def test_repro_variants_cover_the_issue() -> None:
-    scenarios = {v.name: variant_scenario(v, FULL) for v in VARIANTS}
+    # (the failover drill's load stays far below the limit on purpose: its own test)
+    scenarios = {v.name: variant_scenario(v, FULL) for v in VARIANTS if v.preset != "failover"}
     direct = scenarios["direct-module_level"].functions[0]
     assert (direct.database, direct.pattern) == ("direct", "module_level")
     assert scenarios["pgbouncer-transaction"].pgbouncer.pool_mode == "transaction"
@@ -220,4 +222,41 @@ def test_repro_vpc_preset_one_subnet_fails_three_pass(tmp_path: Path) -> None:
     # AND three subnets had an address for every environment
     assert three["failures"] == 0
     assert three["peak_environments"] > 20
+    assert summary["passed"] is True
+
+
+def test_repro_failover_preset_varies_only_the_pattern() -> None:
+    chosen = variants_for(quick=True, preset="failover")
+    assert [v.name for v in chosen] == ["failover-module_level",
+                                        "failover-module_level_resilient",
+                                        "failover-per_invocation"]
+    scenarios = [variant_scenario(v, plan_for("failover", quick=True)) for v in chosen]
+    assert [s.functions[0].pattern for s in scenarios] == [
+        "module_level", "module_level_resilient", "per_invocation"]
+    assert len({s.timeline for s in scenarios}) == 1
+    assert [a.action for a in scenarios[0].timeline] == ["terminate_backends", "restart_postgres"]
+    # a load far below the limit: every failure is the faults'
+    assert all(s.load.users * 2 < s.postgres.app_slots for s in scenarios)
+
+
+@pytest.mark.slow
+def test_repro_failover_preset_naive_never_recovers_the_others_do(tmp_path: Path) -> None:
+    out = tmp_path / "repro-failover"
+    done = subprocess.run([sys.executable, "-m", "connstorm", "repro", "--preset", "failover",
+                           "--quick", "--out", str(out)], capture_output=True, text=True,
+                          timeout=400, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    naive, resilient, per_invocation = summary["variants"]
+    # THEN the naive pattern lost its connections for good after the terminate
+    terminate = naive["timeline"][0]
+    assert terminate["action"] == "terminate_backends"
+    assert terminate["recovery_s"] is None
+    assert terminate["errors_during"].get("connection_lost", 0) > 0
+    # AND both others came back after each action, within 5 s
+    for variant in (resilient, per_invocation):
+        for entry in variant["timeline"]:
+            assert entry["recovery_s"] is not None, entry
+            assert entry["recovery_s"] <= 5.0, entry
+    assert "NOT RECOVERED" in (out / "summary.md").read_text()
     assert summary["passed"] is True

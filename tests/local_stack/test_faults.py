@@ -152,6 +152,21 @@ def test_restart_postgres_keeps_the_port_and_only_the_resilient_pattern_recovers
     assert_naive_fails_and_resilient_recovers(direct_stack)
 
 
+def test_a_restart_from_a_thread_that_ends_outlives_the_thread(direct_stack: Stack) -> None:
+    # GIVEN PostgreSQL and PgBouncer-less stack; WHEN a short-lived thread (as a
+    # timeline action runs in) restarts PostgreSQL and ends
+    assert direct_stack.postgres is not None
+    worker = threading.Thread(target=Faults(direct_stack).restart_postgres)
+    worker.start()
+    worker.join(60)
+    # THEN the restarted server is still up well after that thread is gone (its
+    # parent-death signal is tied to a thread that lives as long as we do)
+    time.sleep(3)
+    assert direct_stack.postgres.running()
+    with psycopg.connect(direct_stack.postgres.app_dsn, connect_timeout=5) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_terminate_backends_cuts_every_app_connection(direct_stack: Stack) -> None:
     # GIVEN two environments connected as the app role
     assert app_backends(direct_stack) >= 2
