@@ -175,6 +175,28 @@ def _variant_table(summary: Mapping[str, Any] | None) -> str:
     return _table(headings, rows)
 
 
+def _thresholds_parts(summary: Mapping[str, Any] | None) -> list[str]:
+    """The thresholds; a repro's expectations apart from its variants' own (as summary.md)."""
+    if not v.decides_alone(summary):
+        return ["<h2>Thresholds</h2>", _thresholds_table(summary)]
+    deciding = [[_e(t.get("name", "?")), _e(v.fmt(t.get("limit"), 3)),
+                 _e(v.fmt(t.get("actual"), 3)), _badge(t.get("passed"))]
+                for t in v.thresholds(summary)]
+    parts = ["<h2>Checks that decide the verdict</h2>",
+             _table(["check", "limit", "actual", "result"], deciding)]
+    own = [[_e(e.get("name", "")), _e(t.get("name", "?")), _e(v.fmt(t.get("limit"), 3)),
+            _e(v.fmt(t.get("actual"), 3)), _badge(t.get("passed")),
+            _e(v.expected_failure_text(e, t))]
+           for e in v.variants(summary) for t in v.thresholds(e)]
+    if own:
+        parts += ["<h2>Each variant's own thresholds (they do not decide the verdict)</h2>",
+                  '<p class="muted">A variant meant to fail shows the failure the others '
+                  "fix; its FAIL rows are expected.</p>",
+                  _table(["variant", "threshold", "limit", "actual", "result",
+                          "expected failure"], own)]
+    return parts
+
+
 def _thresholds_table(summary: Mapping[str, Any] | None) -> str:
     results = v.all_thresholds(summary)
     if not results:
@@ -213,7 +235,7 @@ def render(run: RunData) -> str:
         f'<p class="muted">{_e(kind)} · folder {_e(run.path.name)}</p>',
         _versions(run.versions),
         "<h2>Verdicts</h2>", _variant_table(run.summary),
-        "<h2>Thresholds</h2>", _thresholds_table(run.summary),
+        *_thresholds_parts(run.summary),
         *(["<h2>Faults: which patterns recovered</h2>",
            _table(timeline.HEADINGS, [[_e(c) for c in r] for r in timeline.rows(run.summary)])]
           if timeline.rows(run.summary) else []),

@@ -12,7 +12,7 @@ from reports import html as report_html
 from reports import render_all, render_comparison
 from reports.run_folder import load_run
 from tests.reports.chromium import Chromium, chromium_binary
-from tests.reports.run_folders import PASSWORD, samples, summary, write_run
+from tests.reports.run_folders import PASSWORD, repro_run, samples, summary, write_run
 
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output" / "reports"
 
@@ -144,3 +144,17 @@ def test_html_render_embeds_plotly_and_loads_nothing(tmp_path: Path) -> None:
     assert "Content-Security-Policy" in page
     assert "<script src=" not in page
     assert "plotly.js v" in page or "Plotly" in page
+
+
+def test_html_repro_separates_the_deciding_checks_from_expected_failures(
+        tmp_path: Path) -> None:
+    # GIVEN a repro that showed what it should (its direct variant broke its own thresholds)
+    out = tmp_path / "repro"
+    repro_run(out)
+    page = report_html.render(load_run(out))
+    # THEN the checks deciding the verdict come first, the variants' own apart
+    deciding = page.index("<h2>Checks that decide the verdict</h2>")
+    own = page.index("own thresholds (they do not decide the verdict)</h2>")
+    assert deciding < own
+    assert "FAIL" not in page[deciding:own]
+    assert "yes, as intended" in page[own:]
