@@ -24,13 +24,13 @@ How "back at its level" is decided, from the Locust collector's intervals
 (``sample_interval_s`` each): the baseline is the ratio of failed to made
 requests over the ``BASELINE_S`` before the action. An interval after the
 start, up to the next action's start (what that one disturbs is its own), is
-*disturbed* when its failure ratio exceeds ``baseline * 1.5 + 0.02``, or when
-it answered no request at all while users were running (a stall fails
-nothing, it answers nothing). Recovery is the end of the last disturbed
-interval, provided at least one undisturbed interval follows; an action still
-disturbed at the end of the run, or when the next action fires, never
-recovered. A handler pattern is one variant, so these figures per variant are
-the figures per pattern.
+*disturbed* when its failure ratio exceeds ``baseline * 1.5 + 0.02``, or when,
+users running, it answered no request or under half the requests/s of the
+baseline (a stall or added latency fails nothing, it answers less). Recovery
+is the end of the last disturbed interval, provided at least one undisturbed
+interval follows; an action still disturbed at the end of the run, or when the
+next action fires, never recovered. A handler pattern is one variant, so these
+figures per variant are the figures per pattern.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ BASELINE_S = 5.0
 #: Disturbed: failure ratio over ``baseline * RATIO_FACTOR + RATIO_SLACK``.
 RATIO_FACTOR = 1.5
 RATIO_SLACK = 0.02
+#: Disturbed too: requests/s under this share of its level before (a stall, added latency).
+THROUGHPUT_SHARE = 0.5
 
 
 def _ok(rows: Sequence[Row], collector: str) -> list[Row]:
@@ -81,14 +83,21 @@ def _ratio(a: Row, b: Row) -> tuple[float, float]:
 
 def baseline_ratio(locust: Sequence[Row], start: float) -> float:
     """Failure ratio over the ``BASELINE_S`` before ``start`` (0 without data)."""
+    return _baseline(locust, start)[1]
+
+
+def _baseline(locust: Sequence[Row], start: float) -> tuple[float, float]:
+    """(requests/s, failure ratio) over the ``BASELINE_S`` before ``start``."""
     before = [r for r in locust if start - BASELINE_S <= float(r["elapsed_s"]) <= start]
     if len(before) < 2:
-        return 0.0
-    return _ratio(before[0], before[-1])[1]
+        return 0.0, 0.0
+    requests, ratio = _ratio(before[0], before[-1])
+    dt = float(before[-1]["elapsed_s"]) - float(before[0]["elapsed_s"])
+    return (requests / dt if dt > 0 else 0.0), ratio
 
 
 def recovery_after(locust: Sequence[Row], start: float, baseline: float,
-                   until: float | None = None) -> float | None:
+                   until: float | None = None, baseline_rps: float = 0.0) -> float | None:
     """Seconds from ``start`` until the error rate is back at ``baseline`` (None: never).
 
     Only intervals ending by ``until`` (the next action's start) count: what the
@@ -107,7 +116,10 @@ def recovery_after(locust: Sequence[Row], start: float, baseline: float,
         last_end = end
         requests, ratio = _ratio(a, b)
         users = _num(b.get("users"))
-        if ratio > limit or (requests == 0 and users > 0):
+        dt = end - float(a["elapsed_s"])
+        slow = users > 0 and (requests == 0 or (
+            dt > 0 and requests / dt < baseline_rps * THROUGHPUT_SHARE))
+        if ratio > limit or slow:
             last_disturbed = end
     if last_disturbed is None:
         return 0.0
@@ -137,8 +149,8 @@ def action_figures(rows: Sequence[Row], entry: Mapping[str, Any],
         return out
     start = float(start_row["elapsed_s"])
     locust = _ok(rows, "locust")
-    baseline = baseline_ratio(locust, start)
-    recovery = recovery_after(locust, start, baseline, next_start)
+    baseline_rps, baseline = _baseline(locust, start)
+    recovery = recovery_after(locust, start, baseline, next_start, baseline_rps)
     last = float(locust[-1]["elapsed_s"]) if locust else start
     if next_start is not None:
         last = min(last, next_start)

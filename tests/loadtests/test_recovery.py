@@ -106,3 +106,12 @@ class Action:
     at_s: float
     action: str = "terminate_backends"
     target: str | None = None
+
+
+def test_throughput_under_half_its_level_is_disturbed() -> None:
+    # GIVEN 10 requests/s, then 3 s at 3/s (latency added, nothing fails)
+    rows = locust_rows([0] * 12)
+    for i, row in enumerate(rows):
+        row["requests"] = 10 * min(i, 6) + 3 * max(0, min(i, 9) - 6) + 10 * max(0, i - 9)
+    assert recovery_after(rows, 5.0, 0.0, baseline_rps=10.0) == 4.0
+    assert recovery_after(rows, 5.0, 0.0) == 0.0
