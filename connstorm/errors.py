@@ -20,6 +20,11 @@ class ExitCode(IntEnum):
     ENVIRONMENT = 4
     STACK = 5
     THRESHOLDS = 6
+    LIVE_STACK = 7
+    LIVE_OUTPUT = 8
+    LIVE_CREDENTIALS = 9
+    LIVE_REGION = 10
+    LIVE_API = 11
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -68,3 +73,33 @@ class ThresholdsFailedError(ConnstormError):
     """A run finished but broke at least one of its scenario's thresholds."""
 
     exit_code = ExitCode.THRESHOLDS
+
+
+class LiveStackError(ConnstormError):
+    """``connstorm live``: the CloudFormation stack does not exist (in that region)."""
+
+    exit_code = ExitCode.LIVE_STACK
+
+
+class LiveOutputError(ConnstormError):
+    """``connstorm live``: the stack lacks an output connstorm reads (``ApiUrl``, ...)."""
+
+    exit_code = ExitCode.LIVE_OUTPUT
+
+
+class LiveCredentialsError(ConnstormError):
+    """``connstorm live``: the boto3 chain found no AWS credentials, or AWS refused them."""
+
+    exit_code = ExitCode.LIVE_CREDENTIALS
+
+
+class LiveRegionError(ConnstormError):
+    """``connstorm live``: no region, an unknown one, or not the stack's."""
+
+    exit_code = ExitCode.LIVE_REGION
+
+
+class LiveApiError(ConnstormError):
+    """``connstorm live``: the API URL does not answer."""
+
+    exit_code = ExitCode.LIVE_API
