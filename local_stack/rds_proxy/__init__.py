@@ -1,0 +1,15 @@
+"""A local RDS Proxy: multiplexes at transaction boundaries and pins as RDS Proxy does.
+
+PgBouncer in transaction mode never pins: it hands one client's ``SET`` to the
+next client, so a handler that would pin (and exhaust the database) behind RDS
+Proxy passes locally. This stand-in behaves like RDS Proxy instead: see
+:mod:`.proxy` (the resource), :mod:`.session` (multiplexing), :mod:`.pinning`
+(what pins, and the reasons logged), :mod:`.pool` (the bounded pool),
+:mod:`.auth` (SCRAM or IAM clients) and :mod:`.metrics` (CloudWatch names).
+"""
+
+from local_stack.rds_proxy.pinning import ALL_REASONS
+from local_stack.rds_proxy.proxy import Pin, RdsProxy
+from local_stack.rds_proxy.session import BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE
+
+__all__ = ["ALL_REASONS", "BORROW_TIMEOUT_MESSAGE", "BORROW_TIMEOUT_SQLSTATE", "Pin", "RdsProxy"]

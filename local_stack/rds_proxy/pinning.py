@@ -1,0 +1,145 @@
+"""Which statements pin a client session to its database connection, and why.
+
+RDS Proxy for PostgreSQL pins a client to its database connection for the rest
+of the session when the client leaves state on that connection the proxy does
+not track (``../shared/guide/postgres-pgbouncer.md``, "RDS Proxy"). This module
+decides that from the SQL text of a simple Query or of a Parse message.
+
+Reason strings: :data:`SESSION_SETTINGS` is RDS Proxy's own log wording (seen
+in its CloudWatch logs for ``SET search_path``); the others are written in the
+same style because AWS does not publish the full list: they are close, not
+verbatim.
+
+Decisions:
+
+* ``SET``/``RESET``/``set_config(..., false)`` pin; ``SET LOCAL``,
+  ``SET TRANSACTION``, ``SET CONSTRAINTS`` and ``set_config(..., true)`` do not
+  (they end with the transaction).
+* Session advisory locks (``pg_advisory_lock``, ``pg_try_advisory_lock`` and
+  their ``_shared`` forms) pin; the ``_xact_`` forms end with the transaction
+  and do not.
+* Any ``DECLARE`` pins (AWS lists "declaring cursors", WITH HOLD or not).
+* A fast pre-check (one regular expression over the text) lets the common
+  statement through without tokenising it: the proxy does this per query.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+#: Statements longer than this pin (AWS: "statements over 16 KB").
+MAX_UNPINNED_STATEMENT_BYTES: Final = 16 * 1024
+
+SESSION_SETTINGS: Final = ("SQL changed session settings that the proxy doesn't track. "
+                           "Consider moving session configuration to the proxy's "
+                           "initialization query.")
+PREPARED_STATEMENT: Final = ("A SQL-level prepared statement (PREPARE, EXECUTE or DEALLOCATE) "
+                             "was detected.")
+NAMED_PARSE: Final = ("A named prepared statement of the extended query protocol (Parse) "
+                      "was detected.")
+DISCARD: Final = "A DISCARD statement was detected."
+TEMPORARY_OBJECT: Final = "A temporary table, sequence or view was created."
+CURSOR: Final = "A DECLARE CURSOR statement was detected."
+LISTEN: Final = "A LISTEN statement was detected."
+ADVISORY_LOCK: Final = "A session-level advisory lock function was called."
+SEQUENCE_FUNCTION: Final = "A sequence function (nextval or setval) was called."
+LOAD: Final = "A LOAD statement was detected."
+LARGE_STATEMENT: Final = "The statement is larger than 16 KB."
+
+#: Every reason, for reports and tests.
+ALL_REASONS: Final = (SESSION_SETTINGS, PREPARED_STATEMENT, NAMED_PARSE, DISCARD,
+                      TEMPORARY_OBJECT, CURSOR, LISTEN, ADVISORY_LOCK, SEQUENCE_FUNCTION,
+                      LOAD, LARGE_STATEMENT)
+
+_MAYBE = re.compile(
+    r"\b(set|reset|prepare|execute|deallocate|discard|temp|temporary|declare|listen|load|"
+    r"pg_(?:try_)?advisory_lock|nextval|setval|set_config)\b", re.IGNORECASE)
+_STRIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$\$.*?\$\$",
+                    re.DOTALL)
+_WORD = re.compile(r"[a-z_]+")
+_ADVISORY = re.compile(r"\bpg_(?:try_)?advisory_lock(?:_shared)?\s*\(")
+_SEQUENCE = re.compile(r"\b(?:nextval|setval)\s*\(")
+_SET_CONFIG = re.compile(r"\bset_config\s*\(([^()]*)\)")
+_TEMP_CREATE = re.compile(
+    r"^create\s+(?:or\s+replace\s+)?(?:(?:global|local)\s+)?(?:temp|temporary)\s+"
+    r"(?:(?:recursive|unlogged)\s+)?(?:table|sequence|view)\b")
+_INTO_TEMP = re.compile(r"\binto\s+(?:temp|temporary)\b")
+
+
+def _statement_reason(stmt: str) -> str | None:
+    words = _WORD.findall(stmt[:80])
+    if not words:
+        return None
+    first = words[0]
+    second = words[1] if len(words) > 1 else ""
+    if first == "set":
+        if second in ("local", "transaction", "constraints"):
+            return None
+        if second == "session" and len(words) > 2 and words[2] == "characteristics":
+            return SESSION_SETTINGS
+        return SESSION_SETTINGS
+    if first == "reset":
+        return SESSION_SETTINGS
+    if first == "prepare" and second != "transaction":
+        return PREPARED_STATEMENT
+    if first in ("execute", "deallocate"):
+        return PREPARED_STATEMENT
+    if first == "discard":
+        return DISCARD
+    if first == "declare":
+        return CURSOR
+    if first == "listen":
+        return LISTEN
+    if first == "load":
+        return LOAD
+    if first == "create" and _TEMP_CREATE.match(stmt):
+        return TEMPORARY_OBJECT
+    if _INTO_TEMP.search(stmt):
+        return TEMPORARY_OBJECT
+    if _ADVISORY.search(stmt):
+        return ADVISORY_LOCK
+    if _SEQUENCE.search(stmt):
+        return SEQUENCE_FUNCTION
+    for args in _SET_CONFIG.findall(stmt):
+        if args.replace(" ", "").endswith(",false"):
+            return SESSION_SETTINGS
+    return None
+
+
+def pin_reason(sql: str) -> str | None:
+    """Why running ``sql`` (one or more statements) pins the session, or None.
+
+    Only the statements' text counts here; the size rule and named Parse
+    messages are the caller's (:func:`message_reason`).
+    """
+    if _MAYBE.search(sql) is None:
+        return None
+    text = _STRIP.sub(" ", sql).lower()
+    for stmt in text.split(";"):
+        reason = _statement_reason(stmt.strip())
+        if reason is not None:
+            return reason
+    return None
+
+
+def message_reason(kind: bytes, body: bytes | memoryview) -> tuple[str | None, str]:
+    """The pin reason of a client message (``Q`` query or ``P`` parse), and its SQL.
+
+    ``body`` is the message without kind and length. Any other kind never pins.
+    """
+    if kind == b"Q":
+        raw = bytes(body[:-1])
+        name = b""
+    elif kind == b"P":
+        raw = bytes(body)
+        end = raw.find(b"\0")
+        name, raw = raw[:end], raw[end + 1:raw.find(b"\0", end + 1)]
+    else:
+        return None, ""
+    sql = raw.decode(errors="replace")
+    if len(body) > MAX_UNPINNED_STATEMENT_BYTES:
+        return LARGE_STATEMENT, sql
+    if name:
+        return NAMED_PARSE, sql
+    return pin_reason(sql), sql

@@ -1,0 +1,238 @@
+"""The proxy's database connections: opened on demand, borrowed per transaction, bounded.
+
+One :class:`Pool` per (user, database), as RDS Proxy keeps one per secret. Its
+size is ``max_connections_percent`` of what the role may open (see
+:func:`pool_limit`); a borrower that finds every connection in use waits up to
+the borrow timeout in FIFO order, then gets :class:`BorrowTimeout`.
+
+A connection whose session may hold state (pinned, or given up mid-transaction)
+is closed, never returned: RDS Proxy's promise is that no client sees another
+client's session, and closing is the one reset that cannot miss anything.
+Unpinned connections go back as they are: the proxy released them only at
+ReadyForQuery ``I`` with no state-changing statement seen, so there is nothing
+to reset (RDS Proxy does not run DISCARD ALL between transactions either).
+Idle connections above ``max_idle_connections_percent`` are closed by
+:meth:`Pool.trim`, which the proxy calls every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+
+from local_stack import pg_wire
+
+_log = logging.getLogger(__name__)
+
+#: ``application_name`` of the proxy's database connections in pg_stat_activity.
+APPLICATION_NAME = "connstorm-rds-proxy"
+_ids = itertools.count(1)
+
+
+class BorrowTimeout(Exception):
+    """No database connection became free within the borrow timeout."""
+
+
+def pool_limit(max_connections: int, reserved: int, percent: int) -> int:
+    """Connections the proxy may open: ``percent`` of the slots an ordinary role has.
+
+    RDS computes MaxConnectionsPercent of the instance's ``max_connections``;
+    locally the app role is not a superuser, so the superuser-reserved slots
+    are never available to it and are taken off first (else the proxy's own
+    logins would fail with "remaining connection slots are reserved"). At least 1.
+    """
+    return max(1, (max(1, max_connections - reserved) * percent) // 100)
+
+
+@dataclass(eq=False)
+class ServerConnection:
+    """One logged-in database connection and what the server told us at login."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    params: list[bytes] = field(default_factory=list)
+    backend_pid: int = 0
+    backend_key: bytes = b""
+    id: int = field(default_factory=lambda: 3_000_000_000 + next(_ids))
+    idle_since: float = 0.0
+
+    def alive(self) -> bool:
+        """False when the server closed it or sent something while it sat idle."""
+        buffered = getattr(self.reader, "_buffer", b"")
+        return not (self.writer.is_closing() or self.reader.at_eof()
+                    or self.reader.exception() is not None or len(buffered) > 0)
+
+    def close(self) -> None:
+        """Terminate and close (no reuse)."""
+        if not self.writer.is_closing():
+            self.writer.write(pg_wire.message(b"X", b""))
+            self.writer.close()
+
+
+class Pool:
+    """Database connections of one (user, database), bounded to ``limit``."""
+
+    def __init__(self, *, host: str, port: int, user: str, database: str, password: str,
+                 limit: int, idle_limit: int, borrow_timeout_s: float,
+                 init_query: str | None = None, connect_timeout_s: float = 10.0) -> None:
+        self.host, self.port = host, port
+        self.user, self.database = user, database
+        self._password = password
+        self.limit = limit
+        self.idle_limit = idle_limit
+        self.borrow_timeout_s = borrow_timeout_s
+        self.init_query = init_query
+        self.connect_timeout_s = connect_timeout_s
+        self.idle: list[ServerConnection] = []
+        self.opened = 0  # open or being opened
+        self.borrowed = 0
+        self._waiters: collections.deque[asyncio.Future[ServerConnection]] = collections.deque()
+        #: The server's ParameterStatus messages, replayed to each new client.
+        self.server_params: list[bytes] | None = None
+        self.borrow_latencies: collections.deque[tuple[float, float]] = collections.deque(
+            maxlen=4096)
+        self.setup_failed = 0
+
+    # ------------------------------------------------------------ borrowing
+
+    async def borrow(self) -> ServerConnection:
+        """A connection for one transaction; waits up to the borrow timeout."""
+        started = time.monotonic()
+        conn = await self._borrow()
+        self.borrowed += 1
+        now = time.monotonic()
+        self.borrow_latencies.append((now, (now - started) * 1e6))
+        return conn
+
+    async def _borrow(self) -> ServerConnection:
+        while self.idle:
+            conn = self.idle.pop()
+            if conn.alive():
+                return conn
+            self._forget(conn)
+        if self.opened < self.limit:
+            return await self._open()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, self.borrow_timeout_s)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a connection in the same instant: give it to the next one.
+                self.borrowed += 1
+                self.release(waiter.result())
+            else:
+                waiter.cancel()
+            if isinstance(exc, TimeoutError):
+                raise BorrowTimeout() from None
+            raise
+
+    def release(self, conn: ServerConnection) -> None:
+        """Give back a clean connection: to the longest waiter, else to the idle list."""
+        self.borrowed -= 1
+        if not conn.alive():
+            self._forget(conn)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)  # its borrow() counts it borrowed again
+                return
+        conn.idle_since = time.monotonic()
+        self.idle.append(conn)
+
+    def discard(self, conn: ServerConnection, *, borrowed: bool = True) -> None:
+        """Close a connection that may hold state; a waiter gets a fresh one."""
+        if borrowed:
+            self.borrowed -= 1
+        conn.close()
+        self._forget(conn)
+
+    def _forget(self, conn: ServerConnection) -> None:
+        conn.close()
+        self.opened -= 1
+        live = [w for w in self._waiters if not w.done()]
+        if live and self.opened < self.limit:
+            asyncio.get_running_loop().create_task(self._open_for_waiter())
+
+    async def _open_for_waiter(self) -> None:
+        try:
+            conn = await self._open()
+        except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            return
+        self.borrowed += 1  # release() below takes it back off
+        self.release(conn)
+
+    # ------------------------------------------------------------ opening
+
+    async def _open(self) -> ServerConnection:
+        self.opened += 1
+        try:
+            return await self._login()
+        except BaseException:
+            self.opened -= 1
+            self.setup_failed += 1
+            raise
+
+    async def _login(self) -> ServerConnection:
+        params = {"user": self.user, "database": self.database,
+                  "application_name": APPLICATION_NAME}
+        reader, writer, _ = await pg_wire.login_upstream(
+            self.host, self.port, params, self._password, self.connect_timeout_s)
+        conn = ServerConnection(reader, writer)
+        try:
+            while True:
+                kind, payload = await asyncio.wait_for(pg_wire.read_message(reader),
+                                                       self.connect_timeout_s)
+                if kind == b"S":
+                    conn.params.append(pg_wire.message(kind, payload))
+                elif kind == b"K":
+                    conn.backend_pid = pg_wire.length_of(payload)
+                    conn.backend_key = payload[4:]
+                elif kind == b"E":
+                    raise pg_wire.UpstreamRefused(payload)
+                elif kind == b"Z":
+                    break
+            if self.init_query:
+                await self._run(conn, self.init_query)
+        except BaseException:
+            writer.close()
+            raise
+        self.server_params = conn.params
+        return conn
+
+    async def _run(self, conn: ServerConnection, sql: str) -> None:
+        conn.writer.write(pg_wire.message(b"Q", sql.encode() + b"\0"))
+        error: bytes | None = None
+        while True:
+            kind, payload = await asyncio.wait_for(pg_wire.read_message(conn.reader),
+                                                   self.connect_timeout_s)
+            if kind == b"E":
+                error = payload
+            elif kind == b"Z":
+                break
+        if error is not None:
+            raise pg_wire.UpstreamRefused(error)
+
+    # ------------------------------------------------------------ housekeeping
+
+    def trim(self) -> int:
+        """Close idle connections above the idle limit (oldest idle first); how many."""
+        excess = len(self.idle) - self.idle_limit
+        if excess <= 0:
+            return 0
+        self.idle.sort(key=lambda c: c.idle_since, reverse=True)
+        for conn in self.idle[-excess:]:
+            self._forget(conn)
+        del self.idle[-excess:]
+        return excess
+
+    def close_all(self) -> None:
+        """Close every idle connection (the proxy is stopping)."""
+        for conn in self.idle:
+            conn.close()
+        self.idle.clear()
