@@ -164,3 +164,21 @@ def test_front_oversize_body_is_413(target: Target, tmp_path: Path) -> None:
     assert answer.status == 413
     assert answer.json() == {"message": "Request Entity Too Large"}
     assert alive_health(target)
+
+
+_HEAD = b"POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+
+
+@pytest.mark.parametrize("data", [
+    _HEAD + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    _HEAD + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+    _HEAD + b"Content-Length: -1\r\n\r\n",
+    _HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    _HEAD + b"Transfer-Encoding: gzip\r\n\r\nabc",
+    _HEAD + b"X-A: a\r\n  folded\r\nContent-Length: 0\r\n\r\n",
+], ids=["cl-and-te", "two-cl", "negative-cl", "bad-chunk", "te-gzip", "obs-fold"])
+def test_front_ambiguous_framing_is_400_never_passed_on(target: Target, data: bytes) -> None:
+    # Framing two servers could read differently (request smuggling) is refused.
+    answer = _answer(target, data)
+    assert (answer.status, answer.json()) == (400, {"message": "Bad Request"})
+    assert alive_health(target)
