@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _CHUNK = 64 * 1024
+#: How often held data checks whether the fault was cleared early.
+_RECHECK_S = 0.05
 
 
 class TcpProxy(Resource):
@@ -189,11 +191,9 @@ class TcpProxy(Resource):
                     writer: asyncio.StreamWriter) -> None:
         while True:
             due, data = await queue.get()
-            if self._window is None:
-                due = 0.0  # cleared early: deliver at once
-            wait = due - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            # Short naps, not one long sleep: clear() must release held data at once.
+            while self._window is not None and (wait := due - time.monotonic()) > 0:
+                await asyncio.sleep(min(wait, _RECHECK_S))
             if not data:
                 with contextlib.suppress(OSError):
                     writer.write_eof()
