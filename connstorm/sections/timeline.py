@@ -1,7 +1,9 @@
 """``[[timeline]]``: actions fired at set times of a run (deploys and faults).
 
 Each entry names an ``action``, when it fires (``at_s``, seconds after the load
-starts), its ``target`` where it has one, and its arguments. Which arguments an
+starts), its ``target`` where it has one, and its arguments. What each action
+does is :mod:`local_stack.faults`; :mod:`loadtests.timeline` fires them during
+``connstorm run``, :mod:`loadtests.recovery` measures what followed. Which arguments an
 action takes is checked here; that a ``target`` names a function of the scenario
 is checked by the scenario as a whole.
 """
@@ -47,9 +49,9 @@ class TimelineAction:
     seconds: Float | None = Field(default=None, gt=0, le=3600)
     """freeze_database, network_latency: how long the fault lasts."""
     ms: Float | None = Field(default=None, ge=0, le=600_000)
-    """network_latency: delay added to each packet's way between handlers and the database."""
+    """network_latency: delay added each way between handlers and the database (through a loopback proxy); ms of at least the window (seconds * 1000) is a full stall."""
     mode: Literal["fast", "smart"] | None = None
-    """restart_postgres: shutdown mode, "fast" (default; disconnects clients) or "smart" (waits for them)."""
+    """restart_postgres: shutdown mode, "fast" (default; disconnects clients) or "smart" (waits for them, fast after 10 s)."""
 
     @model_validator(mode="after")
     def _arguments(self) -> TimelineAction:
