@@ -21,6 +21,7 @@ from loadtests.failures import classify_failure
 from loadtests.lifecycle_summary import lifecycle_figures
 from loadtests.recovery import timeline_figures
 from loadtests.samples import SAMPLES_FILE, Row, read_samples
+from loadtests.series_sources import series_sources
 from loadtests.thresholds import check_thresholds
 
 SUMMARY_FILE = "summary.json"
@@ -169,6 +170,7 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "sample_gaps": dict(Counter(str(r.get("collector")) for r in rows if not r.get("ok"))),
         "lambda_lifecycle": lifecycle_figures(rows, scenario),
         "timeline": timeline_figures(rows, scenario.timeline),
+        "series_sources": series_sources(rows, scenario.load.sample_interval_s),
     }
 
 

@@ -105,10 +105,24 @@ def _limit(rows: Sequence[Row], key: str, name: str, source: str,
 
 
 def db_connections(run: RunData) -> list[Series]:
-    """Client backends stacked by state, their total, and the max_connections line."""
+    """Client backends stacked by state, their total, and the max_connections line.
+
+    A live run has no PostgreSQL samples: its total is RDS's ``DatabaseConnections``
+    from CloudWatch (one-minute maxima), under the same name so runs compare.
+    """
     rows = run.series("postgres")
     if not rows:
-        return []
+        rds = run.series("rds")
+        if not rds:
+            return []
+        out = [Series(f"db total{_resolution(rds)}", *_column(rds, "DatabaseConnections"),
+                      source="rds.DatabaseConnections")]
+        fallback = run.stack.get("max_connections")
+        if isinstance(fallback, int) and not isinstance(fallback, bool):
+            xs = [float(r["elapsed_s"]) for r in rds]
+            out.append(Series("max_connections", xs, [float(fallback)] * len(xs),
+                              style="limit", source="stack.max_connections"))
+        return out
     out = [Series(f"db {state or 'unknown'}", *_mapping_series(rows, "db_by_state", state),
                   style="area", source=f"postgres.db_by_state.{state}")
            for state in _mapping_keys(rows, "db_by_state")]
@@ -181,12 +195,49 @@ def errors(run: RunData) -> list[Series]:
     "too many clients" reaches the client as a bare HTTP 502.
     """
     out: list[Series] = []
-    for collector, who in (("locust", "requests"), ("emulator", "functions")):
+    for collector, who in (("locust", "requests"), ("emulator", "functions"),
+                           ("lambda_logs", "functions (logs)")):
         rows = run.series(collector)
         out += [Series(f"{who}: {kind}", *_mapping_series(rows, "errors_by_kind", kind),
                        source=f"{collector}.errors_by_kind.{kind}")
                 for kind in _mapping_keys(rows, "errors_by_kind")]
     return out
+
+
+def _resolution(rows: Sequence[Row]) -> str:
+    """`` (cloudwatch, 60 s)`` for series that are not the local collectors' own."""
+    source = rows[0].get("source") if rows else None
+    if not source or source == "local":
+        return ""
+    return f" ({source}, {rows[0].get('period_s')} s)"
+
+
+def _group(run: RunData, collector: str, keys: Sequence[str], always: Sequence[str]
+           ) -> list[Series]:
+    rows = run.series(collector)
+    suffix = _resolution(rows)
+    return _simple(run, collector, keys, {k: f"{k}{suffix}" for k in keys}, always=always)
+
+
+def lambda_metrics(run: RunData) -> list[Series]:
+    """Lambda's CloudWatch metrics: concurrency, invocations, errors, throttles per minute."""
+    return _group(run, "lambda", ("ConcurrentExecutions", "Invocations", "Errors", "Throttles",
+                                  "ProvisionedConcurrencySpilloverInvocations"),
+                  ("ConcurrentExecutions", "Invocations"))
+
+
+def rds_proxy(run: RunData) -> list[Series]:
+    """RDS Proxy's connections (CloudWatch, or the local stand-in's same-named series)."""
+    return _group(run, "rds_proxy", ("ClientConnections", "DatabaseConnections",
+                                     "DatabaseConnectionsCurrentlyBorrowed",
+                                     "DatabaseConnectionsCurrentlySessionPinned",
+                                     "ClientConnectionsSetupFailedAuth"),
+                  ("ClientConnections", "DatabaseConnections"))
+
+
+def api_gateway(run: RunData) -> list[Series]:
+    """API Gateway's requests and 4xx/5xx per minute (CloudWatch)."""
+    return _group(run, "apigateway", ("Count", "4xx", "5xx"), ("Count",))
 
 
 CHARTS: tuple[Chart, ...] = (
@@ -196,4 +247,7 @@ CHARTS: tuple[Chart, ...] = (
     Chart("load", "users, req/s", load, "no Locust samples"),
     Chart("latency", "latency ms", latency, "no responses"),
     Chart("errors", "errors (cumulative)", errors, "no errors"),
+    Chart("lambda", "Lambda (CloudWatch)", lambda_metrics, "no Lambda metrics"),
+    Chart("rds_proxy", "RDS Proxy", rds_proxy, "no RDS Proxy in this run"),
+    Chart("apigateway", "API Gateway (CloudWatch)", api_gateway, "no API Gateway metrics"),
 )
