@@ -54,7 +54,7 @@ ALL_REASONS: Final = (SESSION_SETTINGS, PREPARED_STATEMENT, NAMED_PARSE, DISCARD
 
 _MAYBE = re.compile(
     r"\b(set|reset|prepare|execute|deallocate|discard|temp|temporary|declare|listen|load|"
-    r"pg_(?:try_)?advisory_lock|nextval|setval|set_config)\b", re.IGNORECASE)
+    r"pg_(?:try_)?advisory_lock(?:_shared)?|nextval|setval|set_config)\b", re.IGNORECASE)
 _STRIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$\$.*?\$\$",
                     re.DOTALL)
 _WORD = re.compile(r"[a-z_]+")

@@ -1,0 +1,83 @@
+"""What pins, decided from the SQL text alone (pure logic: no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from local_stack.rds_proxy import pinning
+
+PINS = [
+    ("SET search_path = app, public", pinning.SESSION_SETTINGS),
+    ("set time zone 'UTC'", pinning.SESSION_SETTINGS),
+    ("SET SESSION statement_timeout = 1000", pinning.SESSION_SETTINGS),
+    ("RESET ALL", pinning.SESSION_SETTINGS),
+    ("select set_config('search_path', 'x', false)", pinning.SESSION_SETTINGS),
+    ("PREPARE q AS select 1", pinning.PREPARED_STATEMENT),
+    ("EXECUTE q", pinning.PREPARED_STATEMENT),
+    ("deallocate all", pinning.PREPARED_STATEMENT),
+    ("DISCARD ALL", pinning.DISCARD),
+    ("create temp table t (x int)", pinning.TEMPORARY_OBJECT),
+    ("CREATE LOCAL TEMPORARY TABLE t (x int)", pinning.TEMPORARY_OBJECT),
+    ("create temporary sequence s", pinning.TEMPORARY_OBJECT),
+    ("create or replace temp view v as select 1", pinning.TEMPORARY_OBJECT),
+    ("select * into temp t2 from t", pinning.TEMPORARY_OBJECT),
+    ("declare c cursor with hold for select 1", pinning.CURSOR),
+    ("LISTEN jobs", pinning.LISTEN),
+    ("select pg_advisory_lock(1)", pinning.ADVISORY_LOCK),
+    ("select pg_try_advisory_lock_shared(1, 2)", pinning.ADVISORY_LOCK),
+    ("select nextval('s')", pinning.SEQUENCE_FUNCTION),
+    ("SELECT setval ('s', 10)", pinning.SEQUENCE_FUNCTION),
+    ("load 'auto_explain'", pinning.LOAD),
+    ("select 1; set search_path = x", pinning.SESSION_SETTINGS),
+    ("/* orm */ SET search_path TO app", pinning.SESSION_SETTINGS),
+]
+
+NO_PINS = [
+    "select 1",
+    "update t set x = 1 where y = 2",
+    "insert into t (note) values ('set search_path = x; listen y')",
+    "select 'nextval(' || name from t",
+    "-- set search_path = x\nselect 1",
+    "SET LOCAL statement_timeout = 1000",
+    "set transaction isolation level serializable",
+    "SET CONSTRAINTS ALL DEFERRED",
+    "select set_config('search_path', 'x', true)",
+    "select pg_advisory_xact_lock(1)",
+    "PREPARE TRANSACTION 'x'",
+    "create table t (x int)",
+    "create table settings (temp int)",
+    "begin; select 1; commit",
+]
+
+
+@pytest.mark.parametrize(("sql", "reason"), PINS)
+def test_statement_pins_with_its_reason(sql: str, reason: str) -> None:
+    assert pinning.pin_reason(sql) == reason
+
+
+@pytest.mark.parametrize("sql", NO_PINS)
+def test_statement_does_not_pin(sql: str) -> None:
+    assert pinning.pin_reason(sql) is None
+
+
+def _parse(name: bytes, sql: bytes) -> bytes:
+    return name + b"\0" + sql + b"\0" + b"\0\0"
+
+
+def test_named_parse_pins_and_unnamed_parse_is_judged_by_its_text() -> None:
+    assert pinning.message_reason(b"P", _parse(b"_pg3_0", b"select 1")) == (
+        pinning.NAMED_PARSE, "select 1")
+    assert pinning.message_reason(b"P", _parse(b"", b"select $1")) == (None, "select $1")
+    assert pinning.message_reason(b"P", _parse(b"", b"select nextval($1)"))[0] == (
+        pinning.SEQUENCE_FUNCTION)
+
+
+def test_statements_over_16_kb_pin_and_others_never_do() -> None:
+    big = b"select '" + b"x" * (16 * 1024) + b"'\0"
+    assert pinning.message_reason(b"Q", big)[0] == pinning.LARGE_STATEMENT
+    assert pinning.message_reason(b"Q", b"select 1\0") == (None, "select 1")
+    assert pinning.message_reason(b"B", b"whatever") == (None, "")
+
+
+def test_every_reason_is_listed_once() -> None:
+    assert len(set(pinning.ALL_REASONS)) == len(pinning.ALL_REASONS) == 11

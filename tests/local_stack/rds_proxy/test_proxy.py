@@ -1,0 +1,213 @@
+"""The RDS Proxy stand-in with real PostgreSQL and real psycopg clients: pooling and pinning."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from local_stack.postgres import PostgresServer
+from local_stack.rds_proxy import BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE, RdsProxy, pinning
+from tests.local_stack.rds_proxy.conftest import POOL_OF_3, client_dsn, proxy_backends
+
+MakeProxy = Callable[..., RdsProxy]
+
+
+def test_many_clients_over_a_pool_of_n_keep_at_most_n_database_connections(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    assert proxy.metrics()["MaxDatabaseConnectionsAllowed"] == 3
+    dsn = client_dsn(proxy, pg)
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    done = threading.Event()
+
+    def client() -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for i in range(15):
+                    with conn.transaction():
+                        conn.execute("insert into rdsp_rows values (%s)", (i,))
+                        conn.execute("select pg_sleep(0.005)")
+        except BaseException as exc:
+            errors.append(exc)
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append(len(proxy_backends(pg)))
+            seen.append(proxy.metrics()["DatabaseConnections"])
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    done.set()
+    watcher.join(10)
+    assert errors == []
+    assert seen
+    assert max(seen) <= 3
+    metrics = proxy.metrics()
+    assert metrics["DatabaseConnectionsCurrentlySessionPinned"] == 0
+    assert metrics["QueryRequests"] >= 12 * 15 * 2
+    assert metrics["ClientConnectionsSetupSucceeded"] >= 12
+
+
+def _pinning_cases() -> list[tuple[str, str]]:
+    big = "select '" + "x" * 17_000 + "'"
+    return [
+        ("set search_path = public", pinning.SESSION_SETTINGS),
+        ("set timezone = 'Pacific/Chatham'", pinning.SESSION_SETTINGS),
+        ("select set_config('search_path', 'public', false)", pinning.SESSION_SETTINGS),
+        ("prepare rdsp_q as select 1", pinning.PREPARED_STATEMENT),
+        ("discard all", pinning.DISCARD),
+        ("create temp table rdsp_t (x int)", pinning.TEMPORARY_OBJECT),
+        ("create temporary sequence rdsp_s", pinning.TEMPORARY_OBJECT),
+        ("create temp view rdsp_v as select 1", pinning.TEMPORARY_OBJECT),
+        ("declare rdsp_c cursor with hold for select 1", pinning.CURSOR),
+        ("listen rdsp_channel", pinning.LISTEN),
+        ("select pg_advisory_lock(42)", pinning.ADVISORY_LOCK),
+        ("select nextval('rdsp_seq')", pinning.SEQUENCE_FUNCTION),
+        ("select setval('rdsp_seq', 5)", pinning.SEQUENCE_FUNCTION),
+        (big, pinning.LARGE_STATEMENT),
+    ]
+
+
+@pytest.mark.parametrize(("sql", "reason"), _pinning_cases(),
+                         ids=[r[:40] for r, _ in _pinning_cases()])
+def test_each_documented_condition_pins(pg: PostgresServer, make_proxy: MakeProxy, sql: str,
+                                        reason: str) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    with psycopg.connect(client_dsn(proxy, pg), autocommit=True) as conn:
+        conn.execute("select 1")
+        assert proxy.metrics()["DatabaseConnectionsCurrentlySessionPinned"] == 0
+        conn.execute(sql)  # type: ignore[arg-type]
+        metrics = proxy.metrics()
+        assert metrics["DatabaseConnectionsCurrentlySessionPinned"] == 1
+        assert metrics["DatabaseConnectionsCurrentlyBorrowed"] == 1
+        assert metrics["pin_reasons"][reason]["count"] == 1
+        assert metrics["pin_reasons"][reason]["sample"] == " ".join(sql.split())[:300]
+    assert [p.reason for p in proxy.pins] == [reason]
+
+
+def test_load_and_named_prepared_statements_pin(pg: PostgresServer,
+                                                make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    dsn = client_dsn(proxy, pg)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error):  # the role may not load it: it pins all the same
+            conn.execute("load 'rdsp_no_such_library'")
+        conn.execute("select 1")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select %s::int", (1,), prepare=True)  # Parse with a name
+    assert [p.reason for p in proxy.pins] == [pinning.LOAD, pinning.NAMED_PARSE]
+
+
+def test_plain_transactions_and_set_local_do_not_pin(pg: PostgresServer,
+                                                      make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    with psycopg.connect(client_dsn(proxy, pg), autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("set local statement_timeout = 1000")
+            conn.execute("insert into rdsp_rows values (1)")
+            conn.execute("update rdsp_rows set id = 2 where id = 1")
+            conn.execute("select pg_advisory_xact_lock(7)")
+            assert proxy.metrics()["DatabaseConnectionsCurrentlyInTransaction"] == 1
+        conn.execute("select 'set search_path = x', %s::text", ("listen y",))
+        assert conn.execute("show statement_timeout").fetchone() == ("0",)
+        metrics = proxy.metrics()
+    assert metrics["DatabaseConnectionsCurrentlySessionPinned"] == 0
+    assert metrics["DatabaseConnectionsCurrentlyBorrowed"] == 0
+    assert proxy.pins == []
+
+
+def test_a_pinned_client_keeps_its_connection_until_it_disconnects(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    dsn = client_dsn(proxy, pg)
+    pinned = psycopg.connect(dsn, autocommit=True)
+    pinned.execute("set search_path = public")
+    pid = pinned.execute("select pg_backend_pid()").fetchone()
+    others: set[int] = set()
+    for _ in range(5):
+        with psycopg.connect(dsn, autocommit=True) as other:
+            others.add(other.execute("select pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+        assert pinned.execute("select pg_backend_pid()").fetchone() == pid
+    assert pid is not None
+    assert pid[0] not in others
+    pinned.close()
+    deadline = time.monotonic() + 10
+    while (proxy.metrics()["DatabaseConnectionsCurrentlySessionPinned"]
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    assert proxy.metrics()["DatabaseConnectionsCurrentlySessionPinned"] == 0
+    while pid[0] in [p for p, _ in proxy_backends(pg)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pid[0] not in [p for p, _ in proxy_backends(pg)]  # closed, never reused
+
+
+def test_borrow_timeout_fails_the_query_with_rds_proxys_error(pg: PostgresServer,
+                                                            make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3, connection_borrow_timeout_s=1)
+    dsn = client_dsn(proxy, pg)
+    pinned = [psycopg.connect(dsn, autocommit=True) for _ in range(3)]
+    for conn in pinned:
+        conn.execute("set search_path = public")
+    with psycopg.connect(dsn, autocommit=True) as waiting:
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError) as info:
+            waiting.execute("select 1")
+        assert time.monotonic() - started >= 0.9
+        assert str(info.value) == BORROW_TIMEOUT_MESSAGE
+        assert info.value.sqlstate == BORROW_TIMEOUT_SQLSTATE
+        assert proxy.metrics()["BorrowTimeouts"] == 1
+        pinned.pop().close()  # a slot frees: the same client connection works again
+        assert waiting.execute("select 41 + 1").fetchone() == (42,)
+    for conn in pinned:
+        conn.close()
+
+
+def test_idle_clients_are_closed_after_the_idle_client_timeout(pg: PostgresServer,
+                                                               make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3, idle_client_timeout_s=1)
+    with psycopg.connect(client_dsn(proxy, pg), autocommit=True) as conn:
+        conn.execute("select 1")
+        deadline = time.monotonic() + 15
+        while proxy.metrics()["IdleClientsClosed"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with pytest.raises(psycopg.OperationalError, match="idle client timeout"):
+            conn.execute("select 1")
+    assert proxy.metrics()["ClientConnections"] == 0
+
+
+def test_authentication_failures_are_counted(pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    wrong = proxy.dsn(pg.app_user, "not-the-password", pg.app_dbname)
+    unknown = proxy.dsn("nobody", pg.app_password, pg.app_dbname)
+    for dsn in (wrong, unknown):
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(dsn)
+    with psycopg.connect(client_dsn(proxy, pg)) as conn:
+        assert conn.execute("select current_user").fetchone() == (pg.app_user,)
+    metrics = proxy.metrics()
+    assert metrics["ClientConnectionsSetupFailedAuth"] == 2
+    assert metrics["ClientConnectionsSetupSucceeded"] == 1
+
+
+def test_metrics_endpoint_serves_the_snapshot(pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    import json
+    import urllib.request
+
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    with psycopg.connect(client_dsn(proxy, pg)) as conn:
+        conn.execute("select 1")
+        with urllib.request.urlopen(proxy.metrics_url, timeout=5) as response:
+            body = json.load(response)
+    assert body["ClientConnections"] == 1
+    assert body["MaxDatabaseConnectionsAllowed"] == 3
