@@ -355,9 +355,21 @@ class Run:
             table.add_row("errors_by_kind",
                           ", ".join(f"{k}: {v}" for k, v in kinds.items()) or "none")
             self.console.print(table)
+        for line in _timeline_lines(summary):
+            self.console.print(f"timeline: {line}", highlight=False)
         for name, reason in (summary.get("collectors_skipped") or {}).items():
             self.console.print(f"collector {name} skipped: {reason}", highlight=False)
         for verdict in summary["thresholds"]:
             self.console.print(("PASS " if verdict["passed"] else "FAIL ") + describe(verdict),
                                highlight=False)
         self.console.print(f"run folder: {self.run_dir}", highlight=False)
+
+
+def _timeline_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per timeline action: what the pattern did after it (none without reports)."""
+    try:
+        from reports.timeline import recovery_text
+    except ImportError:  # the reports are optional here, as in report_files
+        return []
+    return [line for variant in summary["variants"]
+            for line in recovery_text(variant).split("; ") if line]

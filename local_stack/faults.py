@@ -130,7 +130,8 @@ class Faults:
         """SIGKILL PgBouncer and start it again on the same port."""
         pb = self.stack.pgbouncer
         if pb is None or not hasattr(pb, "restart"):
-            raise StackError("restart_pgbouncer: the stack runs no PgBouncer of its own")
+            raise StackError("restart_pgbouncer: this stack's PgBouncer cannot be restarted "
+                             "(PgBouncer disabled, or run as a container)")
         started = time.monotonic()
         pb.restart()
         return {"down_s": round(time.monotonic() - started, 3)}

@@ -68,13 +68,17 @@ max_fail_ratio = 1.0
 
 def run(tmp_path: Path, name: str, pattern: str, timeline: str, *, duration_s: int = 12,
         timeout_s: int = 10) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
-    """Run the scenario; (its one variant of summary.json, every samples row, run folder)."""
+    """Run the scenario; (its one variant of summary.json, every samples row, run folder).
+
+    The console's output is kept in ``<run folder>.out``.
+    """
     path = tmp_path / f"{name}.toml"
     path.write_text(SCENARIO.format(pattern=pattern, timeline=timeline, duration_s=duration_s,
                                     timeout_s=timeout_s), encoding="utf-8")
     out = tmp_path / name
     result = connstorm("run", str(path), "--out", str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out.with_suffix(".out").write_text(result.stdout, encoding="utf-8")
     (variant,) = json.loads((out / "summary.json").read_text())["variants"]
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     return variant, rows, out
@@ -108,6 +112,8 @@ def test_terminate_backends_the_resilient_pattern_recovers_in_the_bound(tmp_path
     assert entry["recovery_s"] is not None
     assert entry["recovery_s"] <= RECOVERY_BOUND_S
     assert entry["connections_leaked"] == 0
+    # AND the console says it in words
+    assert "timeline: terminate_backends at 4 s: " in out.with_suffix(".out").read_text()
     no_leftovers(out)
 
 
