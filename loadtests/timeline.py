@@ -6,7 +6,8 @@ fires at its ``at_s``, counted on the same clock as the samples' ``elapsed_s``:
 the Locust plugin's sample writer starts when Locust starts the load, and the
 runner reads that instant from the first row of ``samples.jsonl`` (``t -
 elapsed_s``), so an action drawn on the report's time axis sits exactly where
-it fired.
+it fired. (Headless, Locust starts the load at once; in ``connstorm ui`` the
+clock starts when Locust does, not when the load is started from the page.)
 
 Every action runs in a thread of its own (a freeze lasts its ``seconds``; an
 action due meanwhile still fires on time), through
