@@ -1,0 +1,216 @@
+"""``connstorm live`` against moto in server mode (CloudFormation, CloudWatch, Logs) on loopback.
+
+Bad input is one line and its own exit code, with nothing sent and no run
+folder; ``--dry-run`` prints the plan and sends nothing (its API URL does not
+even answer). The end-to-end run loads the local stack's API Gateway front as
+the "deployed" API and reads the metrics and log lines put into moto beforehand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from connstorm.errors import ExitCode
+from connstorm.scenario import load_scenario
+from loadtests.collectors.cloudwatch import floor_to
+from loadtests.summary import build_summary
+from tests.loadtests.test_lambda_report_line import DOCS_COLD, WARM_SPACES
+from tests.moto_server import REGION, SECRET_KEY, aws_env, client, create_stack, moto_server
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((REPO / "docs" / "summary.schema.json").read_text())
+OUTPUTS = {"FunctionName": "connstorm-fn", "DbInstanceId": "connstorm-db",
+           "ProxyName": "connstorm-proxy", "Region": REGION}
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[str]:
+    with moto_server() as url:
+        create_stack(url, "no-api", dict(OUTPUTS.items()))
+        create_stack(url, "dead-api", {"ApiUrl": closed_port_url(), **OUTPUTS})
+        create_stack(url, "other-region", {"ApiUrl": closed_port_url(),
+                                           **{**OUTPUTS, "Region": "us-east-1"}})
+        yield url
+
+
+def live(url: str, *args: str, credentials: bool = True,
+         timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") and k != "GITHUB_STEP_SUMMARY"}
+    env.update({k: v for k, v in aws_env(url, credentials=credentials).items() if v})
+    return subprocess.run([sys.executable, "-m", "connstorm", "live", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+@pytest.mark.parametrize(("args", "code", "words"), [
+    (("--stack-name", "nope", "--region", REGION), ExitCode.LIVE_STACK, "stack 'nope' not found"),
+    (("--stack-name", "no-api", "--region", REGION), ExitCode.LIVE_OUTPUT, "no output ApiUrl"),
+    (("--stack-name", "dead-api", "--region", "mars-north-9"), ExitCode.LIVE_REGION,
+     "mars-north-9"),
+    (("--stack-name", "other-region", "--region", REGION), ExitCode.LIVE_REGION,
+     "use --region us-east-1"),
+    (("--stack-name", "dead-api"), ExitCode.LIVE_REGION, "no AWS region"),
+    (("--stack-name", "dead-api", "--region", REGION), ExitCode.LIVE_API, "does not answer"),
+])
+def test_bad_input_is_one_line_with_its_exit_code_and_no_run_folder(
+        moto: str, tmp_path: Path, args: tuple[str, ...], code: int, words: str) -> None:
+    out = tmp_path / "run"
+    result = live(moto, *args, "--out", str(out))
+    assert result.returncode == code, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert words in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_no_credentials_is_one_line(moto: str, tmp_path: Path) -> None:
+    result = live(moto, "--stack-name", "dead-api", "--region", REGION, "--out",
+                  str(tmp_path / "run"), credentials=False)
+    assert result.returncode == ExitCode.LIVE_CREDENTIALS, result.stderr
+    assert result.stderr.startswith("connstorm: error: no AWS credentials")
+    assert result.stderr.count("\n") == 1
+
+
+def test_dry_run_prints_url_load_and_metrics_and_sends_nothing(moto: str,
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = live(moto, "ci-smoke", "--stack-name", "dead-api", "--region", REGION,
+                  "-u", "5", "-t", "30s", "--dry-run", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    stack = client(moto, "cloudformation").describe_stacks(StackName="dead-api")["Stacks"][0]
+    api = next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "ApiUrl")
+    assert f"would load: {api}" in text  # a URL that does not answer: nothing was sent
+    assert "5 users" in text
+    assert "for 30 s" in text
+    for line in ("AWS/Lambda ConcurrentExecutions Maximum (Count) by FunctionName = connstorm-fn",
+                 "AWS/RDS DatabaseConnections Maximum (Count) by DBInstanceIdentifier = "
+                 "connstorm-db",
+                 "AWS/RDS DatabaseConnectionsBorrowLatency Average (Microseconds) by ProxyName "
+                 "= connstorm-proxy",
+                 "/aws/lambda/connstorm-fn"):
+        assert line in text
+    assert not out.exists()
+
+
+def test_a_local_summary_validates_against_the_schema(tmp_path: Path) -> None:
+    scenario = load_scenario("ci-smoke")
+    now = time.time()
+    rows = [{"t": now + i, "elapsed_s": i, "collector": c, "ok": True, **v}
+            for i in range(3) for c, v in (
+                ("postgres", {"db_total": 4 + i, "db_app": 2, "max_connections": 20}),
+                ("emulator", {"env_total": 2, "cold_starts": 2, "errors_by_kind": {}}),
+                ("locust", {"users": 3, "rps": 9.0, "errors_by_kind": {}}))]
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = json.loads(json.dumps(build_summary(tmp_path, scenario), default=str))
+    jsonschema.validate(summary, SCHEMA)
+    assert summary["variants"][0]["series_sources"]["postgres"] == {"source": "local",
+                                                                    "period_s": 1.0}
+
+
+# ----------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from local_stack.stack import Stack
+
+    run_dir = tmp_path_factory.mktemp("api")
+    with Stack(load_scenario("ci-smoke"), run_dir):
+        yield json.loads((run_dir / "stack.json").read_text())["api_url"]
+
+
+def _put_metrics(url: str, minutes: list[float]) -> dict[str, float]:
+    cw = client(url, "cloudwatch")
+    values = {"DatabaseConnections": 17.0, "ClientConnections": 42.0,
+              "ConcurrentExecutions": 9.0, "Throttles": 2.0}
+    for t in minutes:
+        stamp = datetime.fromtimestamp(t, UTC)
+        cw.put_metric_data(Namespace="AWS/RDS", MetricData=[
+            {"MetricName": "DatabaseConnections", "Timestamp": stamp, "Value": 17.0,
+             "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": "connstorm-db"}]},
+            {"MetricName": "ClientConnections", "Timestamp": stamp, "Value": 42.0,
+             "Dimensions": [{"Name": "ProxyName", "Value": "connstorm-proxy"}]}])
+        cw.put_metric_data(Namespace="AWS/Lambda", MetricData=[
+            {"MetricName": "ConcurrentExecutions", "Timestamp": stamp, "Value": 9.0,
+             "Dimensions": [{"Name": "FunctionName", "Value": "connstorm-fn"}]},
+            {"MetricName": "Throttles", "Timestamp": stamp, "Value": 1.0,
+             "Dimensions": [{"Name": "FunctionName", "Value": "connstorm-fn"}]}])
+    return values
+
+
+def _put_logs(url: str, at: float) -> None:
+    logs = client(url, "logs")
+    group = "/aws/lambda/connstorm-fn"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s1")
+    messages = [DOCS_COLD, WARM_SPACES,
+                "[ERROR] OperationalError: FATAL:  sorry, too many clients already"]
+    logs.put_log_events(logGroupName=group, logStreamName="s1", logEvents=[
+        {"timestamp": int((at + i) * 1000), "message": m} for i, m in enumerate(messages)])
+
+
+@pytest.mark.slow
+def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
+        moto: str, api: str, tmp_path: Path) -> None:
+    create_stack(moto, "e2e", {"ApiUrl": api, **OUTPUTS})
+    now = time.time()
+    minute = floor_to(now, 60)
+    _put_metrics(moto, [minute - 60, minute, minute + 60])
+    _put_logs(moto, now + 2)
+    out = tmp_path / "live"
+    result = live(moto, "ci-smoke", "--stack-name", "e2e", "--region", REGION, "-u", "3",
+                  "-r", "3", "-t", "4s", "--metrics-wait", "5s", "--poll-interval", "1s",
+                  "--out", str(out), timeout_s=240)
+    assert result.returncode in (0, ExitCode.THRESHOLDS), result.stdout[-3000:] + result.stderr
+    assert "CloudWatch (60 s points" in result.stdout  # the live figures as they arrived
+    assert "waiting for CloudWatch's last data points" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    jsonschema.validate(summary, SCHEMA)
+    variant = summary["variants"][0]
+    assert variant["requests"] > 0
+    assert variant["peak_db_connections"] == 17
+    assert variant["peak_pooler_clients"] == 42
+    assert variant["peak_concurrency"] == 9
+    assert variant["cold_starts"] == 1
+    assert variant["invocation_errors_by_kind"] == {"too_many_connections": 1}
+    assert variant["series_sources"]["rds"] == {"source": "cloudwatch", "period_s": 60}
+    assert variant["series_sources"]["locust"]["source"] == "local"
+    cw = variant["cloudwatch"]
+    assert cw["metrics"]["rds.DatabaseConnections"]["peak"] == 17.0
+    assert "lambda.ProvisionedConcurrencySpilloverInvocations" in cw["no_data"]
+    assert cw["target"]["stack_name"] == "e2e"
+    assert cw["logs"]["invocations"] == 2
+
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    rds = [r for r in samples if r["collector"] == "rds"]
+    assert rds
+    assert all(r["t"] % 60 == 0 for r in rds)
+    assert {r.get("DatabaseConnections") for r in rds} == {17.0}
+
+    report = (out / "report.html").read_text()
+    for title in ("Lambda (CloudWatch)", "RDS Proxy", "rds.DatabaseConnections",
+                  "rds_proxy.ClientConnections", "ClientConnections (cloudwatch, 60 s)"):
+        assert title in report, title
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert SECRET_KEY.encode() not in path.read_bytes(), path
+    assert SECRET_KEY not in result.stdout + result.stderr

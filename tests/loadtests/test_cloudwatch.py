@@ -1,0 +1,149 @@
+"""The CloudWatch metrics collector against moto's CloudWatch (server mode, loopback)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtests.cloudwatch_metrics import METRICS, Targets, api_id_of, selected
+from loadtests.collectors.cloudwatch import (
+    CloudWatchPoller,
+    CloudWatchReader,
+    complete,
+    floor_to,
+    rows,
+    wait_for_last_points,
+    write_rows,
+)
+from loadtests.samples import SampleWriter, read_samples
+from tests.moto_server import client, moto_server
+
+TARGETS = Targets(function_name="fn", db_instance_id="db-1", proxy_name="proxy-1")
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+def put(cw: Any, namespace: str, name: str, dimension: tuple[str, str],
+        points: list[tuple[float, float]], unit: str = "Count") -> None:
+    for first in range(0, len(points), 150):
+        cw.put_metric_data(Namespace=namespace, MetricData=[
+            {"MetricName": name, "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}],
+             "Timestamp": datetime.fromtimestamp(t, UTC), "Value": v, "Unit": unit}
+            for t, v in points[first:first + 150]])
+
+
+def test_metrics_put_in_are_read_back_at_their_minutes_over_more_than_500_points(
+        moto: str) -> None:
+    cw = client(moto, "cloudwatch")
+    base = floor_to(time.time(), 60) - 620 * 60
+    # 610 one-minute points, minute 300 missing: a gap, not a zero.
+    points = [(base + i * 60, float(i % 97)) for i in range(610) if i != 300]
+    put(cw, "AWS/Lambda", "ConcurrentExecutions", ("FunctionName", "fn"), points)
+    reader = CloudWatchReader(cw, TARGETS)
+    reading = reader.read(base, base + 610 * 60)
+    series = reading.points[("lambda", "ConcurrentExecutions")]
+    assert len(series) == 609
+    assert series == dict(points)
+    assert base + 300 * 60 not in series
+    assert reading.calls >= 1
+    # Every other metric was asked for and has no data: present, empty.
+    assert reading.points[("lambda", "ProvisionedConcurrencySpilloverInvocations")] == {}
+    assert reading.newest("lambda", "ConcurrentExecutions") == points[-1]
+
+    table = rows(reading, reader.groups(), base, base + 610 * 60, 60)
+    lam = [(t, v) for t, g, v in table if g == "lambda"]
+    assert len(lam) == 610  # one row a minute, the empty minute included
+    by_t = dict(lam)
+    assert "ConcurrentExecutions" not in by_t[base + 300 * 60]  # the gap
+    assert by_t[base + 301 * 60]["ConcurrentExecutions"] == float(301 % 97)
+    assert by_t[base]["ConcurrentExecutions"] == 0.0  # a real zero stays a zero
+    assert all(v["source"] == "cloudwatch" and v["period_s"] == 60 for _, v in lam)
+    assert all("ProvisionedConcurrencySpilloverInvocations" not in v for _, v in lam)
+
+
+def test_rows_land_in_samples_with_the_data_points_timestamps(moto: str, tmp_path: Path) -> None:
+    cw = client(moto, "cloudwatch")
+    start = floor_to(time.time(), 60) - 5 * 60
+    put(cw, "AWS/RDS", "DatabaseConnections", ("DBInstanceIdentifier", "db-1"),
+        [(start + 60, 12.0), (start + 120, 48.0)])
+    put(cw, "AWS/RDS", "ClientConnections", ("ProxyName", "proxy-1"), [(start + 120, 300.0)])
+    put(cw, "AWS/RDS", "DatabaseConnectionsBorrowLatency", ("ProxyName", "proxy-1"),
+        [(start + 120, 850.0)], unit="Microseconds")
+    reader = CloudWatchReader(cw, TARGETS)
+    reading = reader.read(start, start + 180)
+    path = tmp_path / "samples.jsonl"
+    with SampleWriter(path, started_at=start) as writer:
+        assert write_rows(writer, reading, reader.groups(), start, start + 180, 60) == 9
+    got = read_samples(path)
+    rds = [r for r in got if r["collector"] == "rds"]
+    assert [r["t"] for r in rds] == [start, start + 60, start + 120]
+    assert [r["elapsed_s"] for r in rds] == [0, 60, 120]
+    assert [r.get("DatabaseConnections") for r in rds] == [None, 12.0, 48.0]
+    proxy = [r for r in got if r["collector"] == "rds_proxy"]
+    assert proxy[2]["ClientConnections"] == 300.0
+    assert proxy[2]["DatabaseConnectionsBorrowLatency"] == 850.0
+    # The proxy's DatabaseConnections is not the instance's (other dimension).
+    assert "DatabaseConnections" not in proxy[2]
+
+
+def test_waiting_for_the_last_minute_stops_once_every_series_with_data_has_it(
+        moto: str) -> None:
+    cw = client(moto, "cloudwatch")
+    start = floor_to(time.time(), 60) - 4 * 60
+    put(cw, "AWS/Lambda", "Invocations", ("FunctionName", "fn-wait"),
+        [(start, 5.0), (start + 60, 7.0)])
+    reader = CloudWatchReader(cw, Targets(function_name="fn-wait"))
+    ticks: list[tuple[float, int, int]] = []
+    reading = wait_for_last_points(reader, start, start + 180, 0.0,
+                                   on_tick=lambda *a: ticks.append(a))
+    assert complete(reading, start + 180, 60) == (0, 1)  # minute 3 has not arrived
+    assert len(ticks) == 1
+    assert ticks[0][0] == 0.0
+    put(cw, "AWS/Lambda", "Invocations", ("FunctionName", "fn-wait"), [(start + 120, 9.0)])
+    reading = wait_for_last_points(reader, start, start + 180, 30.0)
+    assert complete(reading, start + 180, 60) == (1, 1)
+
+
+def test_poller_reads_during_the_run_and_stops(moto: str) -> None:
+    cw = client(moto, "cloudwatch")
+    now = time.time()
+    put(cw, "AWS/Lambda", "Throttles", ("FunctionName", "fn-poll"), [(floor_to(now, 60), 3.0)])
+    seen: list[int] = []
+    reader = CloudWatchReader(cw, Targets(function_name="fn-poll"))
+    with CloudWatchPoller(reader, now - 60, poll_s=0.2, on_reading=lambda r: seen.append(
+            len(r.points[("lambda", "Throttles")]))) as poller:
+        deadline = time.monotonic() + 20
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert seen[:2] == [1, 1]
+    assert poller.latest is not None
+    assert poller.error is None
+
+
+def test_catalogue_covers_the_issue_metrics_and_skips_unknown_resources() -> None:
+    names = {(m.group, m.name) for m in METRICS}
+    for name in ("ConcurrentExecutions", "Invocations", "Errors", "Throttles", "Duration",
+                 "ProvisionedConcurrencySpilloverInvocations"):
+        assert ("lambda", name) in names
+    for name in ("ClientConnections", "DatabaseConnections", "DatabaseConnectionsCurrentlyBorrowed",
+                 "DatabaseConnectionsCurrentlySessionPinned", "DatabaseConnectionsBorrowLatency",
+                 "QueryDatabaseResponseLatency", "ClientConnectionsSetupFailedAuth"):
+        assert ("rds_proxy", name) in names
+    rds = ("DatabaseConnections", "CPUUtilization", "FreeableMemory")
+    assert {("rds", n) for n in rds} <= names
+    assert {("apigateway", n) for n in ("4xx", "5xx", "Latency")} <= names
+    durations = {m.series_key: m.stat for m in METRICS if m.name == "Duration"}
+    assert durations == {"Duration_p50": "p50", "Duration_p95": "p95", "Duration_max": "Maximum"}
+    assert len({(m.group, m.series_key) for m in METRICS}) == len(METRICS)
+    assert {spec.group for spec, _ in selected(Targets(function_name="f"))} == {"lambda"}
+    assert api_id_of("https://a1b2c3.execute-api.eu-west-1.amazonaws.com") == "a1b2c3"
+    assert api_id_of("http://127.0.0.1:8080") is None
