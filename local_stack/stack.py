@@ -3,8 +3,9 @@
 PostgreSQL (or the server at ``[postgres] url``; containers of the connstorm
 image when ``[postgres] backend = "docker"``, see :mod:`local_stack.containers`),
 then PgBouncer when
-``[pgbouncer] enabled``, then the workload schema, then the Lambda emulator when
-the scenario has functions. ``stack.json`` in the run folder says where
+``[pgbouncer] enabled``, then the RDS Proxy stand-in when ``[rds_proxy] enabled``
+(or a function has ``database = "rds_proxy"``), then the workload schema, then
+the Lambda emulator when the scenario has functions. ``stack.json`` in the run folder says where
 everything is (keys in ``docs/run-folder.md``; mode 0600: it holds passwords).
 
 A start that fails half way stops what it had started and raises StackError
@@ -70,6 +71,7 @@ class Stack(Resource):
         self.with_emulator = with_emulator
         self.postgres: PostgresServer | ExternalPostgres | None = None
         self.pgbouncer: PgBouncerServer | None = None
+        self.rds_proxy: Any = None
         self.emulator: Any = None
         #: Loopback proxies between handlers and the database, by "host:port" of
         #: the server behind (only when the timeline has ``network_latency``).
@@ -90,6 +92,8 @@ class Stack(Resource):
         self._step("postgres", self._start_postgres)
         if self.scenario.pgbouncer.enabled:
             self._step("pgbouncer", self._start_pgbouncer)
+        if self.scenario.rds_proxy.enabled:
+            self._step("RDS Proxy stand-in", self._start_rds_proxy)
         if self.with_schema:
             self._step("workload schema", self._install_schema)
         if self.with_emulator and self.scenario.functions:
@@ -149,6 +153,21 @@ class Stack(Resource):
         self._started.append(("pgbouncer", server.stop))
         server.start()
 
+    def _start_rds_proxy(self) -> None:
+        """The RDS Proxy stand-in before the database, with the app role as its secret."""
+        from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+        from local_stack.rds_proxy import RdsProxy
+
+        pg = self.postgres
+        assert pg is not None
+        proxy = RdsProxy(self.scenario.rds_proxy, upstream_host=pg.host, upstream_port=pg.port,
+                         passwords={pg.app_user: pg.app_password or ""},
+                         iam_keys={DUMMY_ACCESS_KEY: DUMMY_SECRET_KEY},
+                         region=self.scenario.lambda_.region)
+        self.rds_proxy = proxy
+        self._started.append(("RDS Proxy stand-in", proxy.stop))
+        proxy.start()
+
     def _install_schema(self) -> None:
         from handlers.workload import schema
 
@@ -158,7 +177,8 @@ class Stack(Resource):
     def _start_db_proxies(self) -> None:
         """A :class:`TcpProxy` in front of each database server functions connect to."""
         for fn in self.scenario.functions:
-            target: Any = {"direct": self.postgres, "pgbouncer": self.pgbouncer}.get(fn.database)
+            target: Any = {"direct": self.postgres, "pgbouncer": self.pgbouncer,
+                           "rds_proxy": self.rds_proxy}.get(fn.database)
             if target is None:
                 continue
             key = f"{target.host}:{target.port}"
@@ -206,6 +226,10 @@ class Stack(Resource):
                     self._started.append(("Secrets Manager", secrets.stop))
                     secrets.start()
                 env[fn.name] = secrets_cached_env(fn_env, secrets)
+            elif (fn.pattern == "iam_token" and fn.database == "rds_proxy"
+                  and self.scenario.rds_proxy.iam_auth == "required"):
+                # The stand-in verifies the tokens itself, as RDS Proxy with IAMAuth REQUIRED.
+                env[fn.name] = iam_token_env(fn_env, self.rds_proxy)
             elif fn.pattern == "iam_token" and "DB_HOST" in fn_env:
                 target = (fn_env["DB_HOST"], fn_env["DB_PORT"])
                 if target not in proxies:
@@ -250,6 +274,11 @@ class Stack(Resource):
             target = self.pgbouncer
             if target is None:
                 raise StackError(f"function {fn.name} uses PgBouncer, which is not running")
+        elif fn.database == "rds_proxy":
+            target = self.rds_proxy
+            if target is None:
+                raise StackError(f"function {fn.name} uses the RDS Proxy stand-in, "
+                                 "which is not running")
         if target is not None:
             assert self.postgres is not None
             target = self.db_proxies.get(f"{target.host}:{target.port}", target)
@@ -264,7 +293,7 @@ class Stack(Resource):
 
     def info(self) -> dict[str, Any]:
         """The content of ``stack.json`` (passwords in clear: keep it private)."""
-        pg, pb, emu = self.postgres, self.pgbouncer, self.emulator
+        pg, pb, emu, rp = self.postgres, self.pgbouncer, self.emulator, self.rds_proxy
         cfg = self.scenario
         return {
             "scenario": cfg.name,
@@ -274,6 +303,11 @@ class Stack(Resource):
             "postgres_admin_dsn": pg.admin_dsn if pg is not None else None,
             "pgbouncer_dsn": pb.dsn if pb is not None else None,
             "pgbouncer_admin_dsn": pb.admin_dsn if pb is not None else None,
+            "rds_proxy_dsn": (rp.dsn(pg.app_user, pg.app_password, pg.app_dbname)
+                              if rp is not None and pg is not None else None),
+            "rds_proxy_metrics_url": rp.metrics_url if rp is not None else None,
+            "rds_proxy_max_connections": (rp.metrics().get("MaxDatabaseConnectionsAllowed")
+                                          if rp is not None else None),
             "api_url": emu.api_url if emu is not None else None,
             "invoke_url": emu.invoke_url if emu is not None else None,
             "stats_url": emu.stats_url if emu is not None else None,
@@ -288,7 +322,8 @@ class Stack(Resource):
 
     def check_alive(self) -> None:
         """Raise StackError (with the log tail) if a server of the stack has died."""
-        for name, server in (("postgres", self.postgres), ("pgbouncer", self.pgbouncer)):
+        for name, server in (("postgres", self.postgres), ("pgbouncer", self.pgbouncer),
+                             ("RDS Proxy stand-in", self.rds_proxy)):
             if server is not None and not server.running():
                 raise StackError(f"{name} died" + self._log_hint(name))
         emu = self.emulator

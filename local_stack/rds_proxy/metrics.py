@@ -53,9 +53,9 @@ class MetricsEndpoint:
         self._server: asyncio.base_events.Server | None = None
         self.port = 0
 
-    async def start(self, host: str = "127.0.0.1") -> None:
-        """Listen on a free port of ``host``."""
-        self._server = await asyncio.start_server(self._handle, host, 0)
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on ``port`` of ``host`` (0: a free one)."""
+        self._server = await asyncio.start_server(self._handle, host, port)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     def close(self) -> None:

@@ -208,6 +208,10 @@ class RdsProxy(Resource):
         """A client URL through the proxy."""
         return make_dsn(user, password, self.host, self.port, dbname)
 
+    def function_env(self) -> dict[str, str]:
+        """What an ``iam_token`` function needs with ``iam_auth = "required"``: no password."""
+        return {"DB_HOST": self.host, "DB_PORT": str(self.port), "DB_IAM_AUTH": "true"}
+
     def _read_limit(self) -> int:
         if self.pool_size is not None:
             return self.pool_size
@@ -240,6 +244,21 @@ class RdsProxy(Resource):
         _log.info("RDS Proxy stand-in on %s:%d -> %s:%d, pool of %d, metrics on port %d",
                   self.host, self.port, self.upstream_host, self.upstream_port, limit,
                   self.metrics_port)
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports (the ``restart_rds_proxy`` fault).
+
+        Every client connection is dropped, as when RDS Proxy fails over; the
+        counters start again from zero.
+        """
+        self.stop()
+        self._ready.clear()
+        self._failure = None
+        self.start()
+
+    def running(self) -> bool:
+        """True while the proxy's loop thread runs."""
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         """Close the listener, every client and every database connection; idempotent."""
@@ -304,9 +323,9 @@ class RdsProxy(Resource):
             task.add_done_callback(tasks.discard)
 
         try:
-            server = await asyncio.start_server(track, self.host, 0)
+            server = await asyncio.start_server(track, self.host, self.port)
             endpoint = MetricsEndpoint(core.snapshot)
-            await endpoint.start(self.host)
+            await endpoint.start(self.host, self.metrics_port)
         except OSError as exc:
             self._failure = exc
             self._ready.set()
