@@ -10,7 +10,8 @@ failure would be connstorm's own):
    maximum throughput;
 2. **soak**: the same users for ``--minutes`` (default 10), each pausing a
    fixed think time chosen so the total is 80 % of that maximum
-   (``think = users / max_rps * (1 / 0.8 - 1)``; the achieved share is printed).
+   (a first guess, ``think = users / max_rps * (1 / 0.8 - 1)``, corrected once
+   by a probe run of ``--calibrate-s``; the achieved share is printed).
 
 During the soak every second it reads, from ``/proc``, the RSS and the number
 of open file descriptors of each connstorm process: ``connstorm run`` itself,
@@ -186,7 +187,16 @@ def main() -> int:
     max_rps = second_half_rps(calibration)
     think_ms = 1000.0 * args.users / max_rps * (1 / TARGET_SHARE - 1)
     print(f"calibration: {args.users} users, no think time: max {max_rps:.0f} req/s "
-          f"(exit {proc.returncode}); soak think time {think_ms:.1f} ms")
+          f"(exit {proc.returncode}); first guess of the think time {think_ms:.1f} ms")
+    # One correction: each user's cycle (response + think) must be users / (0.8 * max).
+    probe = root / "probe"
+    run_connstorm(probe, args.scenario, args.users, args.calibrate_s, think_ms, sample=False)
+    probe_rps = second_half_rps(probe)
+    if probe_rps > 0:
+        cycle_ms, wanted_ms = (1000.0 * args.users / r for r in (probe_rps, TARGET_SHARE * max_rps))
+        think_ms = max(0.0, think_ms + wanted_ms - cycle_ms)
+    print(f"probe: {probe_rps:.0f} req/s ({probe_rps / max_rps:.0%}); soak think time "
+          f"{think_ms:.1f} ms")
 
     soak = root / "soak"
     seconds = args.minutes * 60
