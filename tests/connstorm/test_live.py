@@ -214,3 +214,20 @@ def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
         if path.is_file():
             assert SECRET_KEY.encode() not in path.read_bytes(), path
     assert SECRET_KEY not in result.stdout + result.stderr
+
+    # The same scenario run locally (connstorm run on the same API), then side by side.
+    local = tmp_path / "local"
+    local_run = subprocess.run(
+        [sys.executable, "-m", "connstorm", "run", "ci-smoke", "--target-url", api, "-u", "2",
+         "-r", "2", "-t", "3s", "--out", str(local)], cwd=REPO, capture_output=True, text=True,
+        timeout=240, check=False)
+    assert local_run.returncode in (0, ExitCode.THRESHOLDS), local_run.stderr[-2000:]
+    jsonschema.validate(json.loads((local / "summary.json").read_text()), SCHEMA)
+    compared = tmp_path / "compare.html"
+    report = subprocess.run([sys.executable, "-m", "connstorm", "report", str(out), str(local),
+                             "--out", str(compared)], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert report.returncode == 0, report.stderr
+    page = compared.read_text()
+    assert "rds_proxy.ClientConnections" in page  # the live column's CloudWatch panel
+    assert "locust.rps" in page  # both columns' load
