@@ -20,9 +20,10 @@ PATTERNS: tuple[str, ...] = (
     "in_process_pool",
     "secrets_cached",
     "iam_token",
+    "session_state",
 )
 Pattern = Literal["per_invocation", "leaky", "module_level", "module_level_resilient",
-                  "in_process_pool", "secrets_cached", "iam_token"]
+                  "in_process_pool", "secrets_cached", "iam_token", "session_state"]
 DATABASE_PATHS = ("direct", "pgbouncer", "rds_proxy", "none")
 DEFAULT_PRELOAD = ("psycopg", "psycopg_pool", "boto3", "botocore.session")
 

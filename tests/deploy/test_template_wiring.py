@@ -22,7 +22,7 @@ PATTERNS = sorted(load()["Parameters"]["HandlerPattern"]["AllowedValues"])
 HANDLER_FILES = sorted(p.name.removesuffix("_handler.py")
                        for p in (ROOT / "handlers").glob("*_handler.py"))
 PASSWORD_PATTERNS = {"per_invocation", "leaky", "module_level", "module_level_resilient",
-                     "in_process_pool"}
+                     "in_process_pool", "session_state"}
 PORT = 5432
 #: (from group, to group, port) every deployment allows, whatever ConnectMode says.
 ALWAYS = {("FunctionSecurityGroup", "ProxySecurityGroup", PORT),
