@@ -224,10 +224,10 @@ def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
     assert local_run.returncode in (0, ExitCode.THRESHOLDS), local_run.stderr[-2000:]
     jsonschema.validate(json.loads((local / "summary.json").read_text()), SCHEMA)
     compared = tmp_path / "compare.html"
-    report = subprocess.run([sys.executable, "-m", "connstorm", "report", str(out), str(local),
-                             "--out", str(compared)], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, check=False)
-    assert report.returncode == 0, report.stderr
+    rendered = subprocess.run([sys.executable, "-m", "connstorm", "report", str(out), str(local),
+                               "--out", str(compared)], cwd=REPO, capture_output=True,
+                              text=True, timeout=120, check=False)
+    assert rendered.returncode == 0, rendered.stderr
     page = compared.read_text()
     assert "rds_proxy.ClientConnections" in page  # the live column's CloudWatch panel
     assert "locust.rps" in page  # both columns' load
