@@ -17,6 +17,13 @@ TOO_MANY_CONNECTIONS: Final = "too_many_connections"
 POOL_MAX_CLIENT_CONN: Final = "pool_max_client_conn"
 POOL_QUERY_WAIT_TIMEOUT: Final = "pool_query_wait_timeout"
 POOL_SERVER_LOGIN_FAILING: Final = "pool_server_login_failing"
+#: RDS Proxy (or its stand-in) found no free database connection within
+#: ConnectionBorrowTimeout: the pool is full, usually of pinned sessions.
+PROXY_BORROW_TIMEOUT: Final = "proxy_borrow_timeout"
+#: RDS Proxy closed a client idle longer than IdleClientTimeout.
+PROXY_IDLE_CLIENT_TIMEOUT: Final = "proxy_idle_client_timeout"
+#: RDS Proxy refused what the client asked for (startup ``options``, ...).
+PROXY_UNSUPPORTED: Final = "proxy_unsupported"
 CONNECT_TIMEOUT: Final = "connect_timeout"
 CONNECTION_REFUSED: Final = "connection_refused"
 CONNECTION_LOST: Final = "connection_lost"
@@ -44,6 +51,9 @@ ALL_KINDS: Final[tuple[str, ...]] = (
     POOL_MAX_CLIENT_CONN,
     POOL_QUERY_WAIT_TIMEOUT,
     POOL_SERVER_LOGIN_FAILING,
+    PROXY_BORROW_TIMEOUT,
+    PROXY_IDLE_CLIENT_TIMEOUT,
+    PROXY_UNSUPPORTED,
     CONNECT_TIMEOUT,
     CONNECTION_REFUSED,
     CONNECTION_LOST,
@@ -74,7 +84,11 @@ _SUBSTRINGS: Final[tuple[tuple[str, str], ...]] = (
     ("no more connections allowed (max_client_conn)", POOL_MAX_CLIENT_CONN),
     ("the maximum number of client connections to the proxy exceeded", POOL_MAX_CLIENT_CONN),
     ("query_wait_timeout", POOL_QUERY_WAIT_TIMEOUT),
-    ("timed-out waiting to acquire database connection", POOL_QUERY_WAIT_TIMEOUT),
+    ("timed-out waiting to acquire database connection", PROXY_BORROW_TIMEOUT),
+    ("rate of connection to proxy exceeded", POOL_MAX_CLIENT_CONN),
+    ("terminating connection due to idle client timeout", PROXY_IDLE_CLIENT_TIMEOUT),
+    ("rds proxy currently doesn't support", PROXY_UNSUPPORTED),
+    ("rds proxy stand-in cannot connect to the database", POOL_SERVER_LOGIN_FAILING),
     ("server login has been failing", POOL_SERVER_LOGIN_FAILING),
     ("client_login_timeout (server down)", POOL_SERVER_LOGIN_FAILING),
     ("idle-session timeout", IDLE_SESSION_TIMEOUT),

@@ -40,8 +40,15 @@ MESSAGES = [
      k.POOL_SERVER_LOGIN_FAILING),
     ("FATAL:  client_login_timeout (server down)", k.POOL_SERVER_LOGIN_FAILING),
     # RDS Proxy
-    ("Timed-out waiting to acquire database connection.", k.POOL_QUERY_WAIT_TIMEOUT),
+    ("Timed-out waiting to acquire database connection.", k.PROXY_BORROW_TIMEOUT),
     ("The maximum number of client connections to the proxy exceeded", k.POOL_MAX_CLIENT_CONN),
+    ("Rate of connection to proxy exceeded", k.POOL_MAX_CLIENT_CONN),
+    # the RDS Proxy stand-in (local_stack/rds_proxy/session.py)
+    ("FATAL:  terminating connection due to idle client timeout", k.PROXY_IDLE_CLIENT_TIMEOUT),
+    ("FATAL:  Feature not supported: RDS Proxy currently doesn't support command-line options.",
+     k.PROXY_UNSUPPORTED),
+    ("ERROR:  RDS Proxy stand-in cannot connect to the database: [Errno 111] refused",
+     k.POOL_SERVER_LOGIN_FAILING),
     # timeouts, shutdowns, refusals
     ("connection timeout expired", k.CONNECT_TIMEOUT),
     ('connection failed: connection to server at "127.0.0.1", port 1 failed: Connection '

@@ -242,6 +242,8 @@ def test_settings_defaults() -> None:
     "FATAL:  remaining connection slots are reserved for non-replication superuser connections",
     "FATAL:  no more connections allowed (max_client_conn)",
     "FATAL:  query_wait_timeout",
+    "Timed-out waiting to acquire database connection.",
+    "FATAL:  terminating connection due to idle client timeout",
     "FATAL:  terminating connection due to administrator command",
     "FATAL:  password authentication failed for user \"app\"",
     "connection timeout expired",
