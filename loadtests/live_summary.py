@@ -59,6 +59,8 @@ def cloudwatch_section(reading: Reading, findings: LogFindings | None, window: t
             "window": {"start_t": window[0], "end_t": window[1]},
             "target": dict(target), "api_calls": reading.calls, "metrics": metrics,
             "no_data": sorted(k for k, v in metrics.items() if not v["points"]),
+            "unreadable": {f"{group}.{key}": why for (group, key), why
+                           in sorted(reading.errors.items())},
             "logs": findings.figures() if findings is not None else None}
 
 

@@ -28,11 +28,7 @@ from connstorm.errors import (
 )
 from connstorm.stack_outputs import REQUIRED_OUTPUTS, missing_outputs
 from loadtests.cloudwatch_metrics import Targets, api_id_of
-
-#: Error codes AWS answers for credentials it does not accept.
-_CREDENTIAL_CODES = frozenset({"InvalidClientTokenId", "UnrecognizedClientException",
-                               "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
-                               "AccessDenied", "AccessDeniedException", "AuthFailure"})
+from loadtests.collectors.cloudwatch import CREDENTIAL_ERROR_CODES
 
 
 @dataclass(frozen=True)
@@ -94,7 +90,7 @@ def _client_error(exc: Exception, what: str) -> Exception:
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         message = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
-        if code in _CREDENTIAL_CODES:
+        if code in CREDENTIAL_ERROR_CODES:
             return LiveCredentialsError(f"AWS refused the credentials ({code}) while {what}")
         return LiveStackError(f"{what}: {code}: {message}"[:300])
     return LiveStackError(f"{what}: {' '.join(str(exc).split())}"[:300])

@@ -47,11 +47,13 @@ def aws_env(url: str, *, credentials: bool = True) -> dict[str, str]:
     return env
 
 
-def client(url: str, service: str) -> Any:
-    """A boto3 client of ``service`` on the moto server."""
+def client(url: str, service: str, *, attempts: int | None = None) -> Any:
+    """A boto3 client of ``service`` on the moto server (``attempts``: botocore's retries)."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client(service, endpoint_url=url, region_name=REGION,
+    config = Config(retries={"max_attempts": attempts, "mode": "standard"}) if attempts else None
+    return boto3.client(service, endpoint_url=url, region_name=REGION, config=config,
                         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
 
 

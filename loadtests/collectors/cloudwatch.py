@@ -45,6 +45,8 @@ class Reading:
     points: dict[tuple[str, str], dict[float, float]] = field(default_factory=dict)
     #: Calls made to get_metric_data (pages included).
     calls: int = 0
+    #: (group, key) -> why that metric could not be read (its series stays empty: a gap).
+    errors: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def newest(self, group: str, key: str) -> tuple[float, float] | None:
         """The newest (time, value) of a series, or None when it has no data."""
@@ -92,7 +94,13 @@ class CloudWatchReader:
                 for i, (spec, value) in enumerate(self.metrics)]
 
     def read(self, start_t: float, end_t: float) -> Reading:
-        """Every data point in [start_t, end_t), following ``NextToken`` to the last page."""
+        """Every data point in [start_t, end_t), following ``NextToken`` to the last page.
+
+        When a batch is refused, each of its metrics is asked for alone, so one
+        metric the service cannot serve (a statistic it rejects) is a gap with
+        its reason in :attr:`Reading.errors`, not the loss of every series.
+        Credentials refused still raise: no metric can be read then.
+        """
         reading = Reading()
         queries = self.queries()
         by_id = {q["Id"]: spec for q, (spec, _) in zip(queries, self.metrics, strict=True)}
@@ -101,27 +109,60 @@ class CloudWatchReader:
         start = datetime.fromtimestamp(floor_to(start_t, self.period_s), UTC)
         end = datetime.fromtimestamp(max(end_t, start.timestamp() + self.period_s), UTC)
         for first in range(0, len(queries), MAX_QUERIES):
-            token: str | None = None
-            while True:
-                kwargs: dict[str, Any] = {"MetricDataQueries": queries[first:first + MAX_QUERIES],
-                                          "StartTime": start, "EndTime": end,
-                                          "ScanBy": "TimestampAscending"}
-                if token:
-                    kwargs["NextToken"] = token
-                page = self.client.get_metric_data(**kwargs)
-                reading.calls += 1
-                for result in page.get("MetricDataResults", []):
-                    found = by_id.get(result.get("Id", ""))
-                    if found is None:
-                        continue
-                    series = reading.points[(found.group, found.series_key)]
-                    for ts, value in zip(result.get("Timestamps", []), result.get("Values", []),
-                                         strict=False):
-                        series[_epoch(ts)] = float(value)
-                token = page.get("NextToken")
-                if not token:
-                    break
+            batch = queries[first:first + MAX_QUERIES]
+            try:
+                self._read_pages(batch, start, end, by_id, reading)
+            except Exception as exc:
+                if credentials_refused(exc) or len(batch) == 1:
+                    raise
+                for query in batch:
+                    spec = by_id[query["Id"]]
+                    try:
+                        self._read_pages([query], start, end, by_id, reading)
+                    except Exception as one:
+                        if credentials_refused(one):
+                            raise
+                        reading.errors[(spec.group, spec.series_key)] = (
+                            " ".join(str(one).split())[:200])
         return reading
+
+    def _read_pages(self, batch: list[dict[str, Any]], start: datetime, end: datetime,
+                    by_id: dict[str, MetricSpec], reading: Reading) -> None:
+        """One batch of queries, every page (``NextToken``), merged into ``reading``."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"MetricDataQueries": batch, "StartTime": start,
+                                      "EndTime": end, "ScanBy": "TimestampAscending"}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.client.get_metric_data(**kwargs)
+            reading.calls += 1
+            for result in page.get("MetricDataResults", []):
+                found = by_id.get(result.get("Id", ""))
+                if found is None:
+                    continue
+                series = reading.points[(found.group, found.series_key)]
+                for ts, value in zip(result.get("Timestamps", []), result.get("Values", []),
+                                     strict=False):
+                    series[_epoch(ts)] = float(value)
+            token = page.get("NextToken")
+            if not token:
+                return
+
+
+#: Error codes that mean the credentials, not one query, were refused.
+CREDENTIAL_ERROR_CODES = frozenset({"InvalidClientTokenId", "UnrecognizedClientException",
+                                    "SignatureDoesNotMatch", "ExpiredToken",
+                                    "ExpiredTokenException", "AccessDenied",
+                                    "AccessDeniedException", "AuthFailure"})
+
+
+def credentials_refused(exc: BaseException) -> bool:
+    """Whether a botocore error says the credentials (not the request) were refused."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError")
+    return str(response.get("Error", {}).get("Code", "")) in CREDENTIAL_ERROR_CODES
 
 
 def rows(reading: Reading, groups: Iterable[str], start_t: float, end_t: float,

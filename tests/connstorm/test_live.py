@@ -231,3 +231,20 @@ def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
     page = compared.read_text()
     assert "rds_proxy.ClientConnections" in page  # the live column's CloudWatch panel
     assert "locust.rps" in page  # both columns' load
+
+
+def test_credentials_aws_refuses_are_their_own_line() -> None:
+    from botocore.exceptions import ClientError
+
+    from connstorm.errors import LiveCredentialsError, LiveStackError
+    from loadtests.live_target import _client_error
+
+    refused = ClientError({"Error": {"Code": "InvalidClientTokenId",
+                                     "Message": "The security token is invalid."}},
+                          "DescribeStacks")
+    assert isinstance(_client_error(refused, "reading stack 's'"), LiveCredentialsError)
+    other = ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}},
+                        "DescribeStacks")
+    err = _client_error(other, "reading stack 's'")
+    assert isinstance(err, LiveStackError)
+    assert str(err) == "reading stack 's': Throttling: Rate exceeded"

@@ -147,3 +147,54 @@ def test_catalogue_covers_the_issue_metrics_and_skips_unknown_resources() -> Non
     assert {spec.group for spec, _ in selected(Targets(function_name="f"))} == {"lambda"}
     assert api_id_of("https://a1b2c3.execute-api.eu-west-1.amazonaws.com") == "a1b2c3"
     assert api_id_of("http://127.0.0.1:8080") is None
+
+
+def test_a_metric_the_service_refuses_is_a_gap_with_its_reason_the_rest_still_read(
+        moto: str) -> None:
+    # moto computes no percentile statistic (p50/p95) and answers 500 when one has
+    # data; CloudWatch serves them. Either way the other series must survive.
+    cw = client(moto, "cloudwatch", attempts=1)
+    start = floor_to(time.time(), 60) - 3 * 60
+    put(cw, "AWS/Lambda", "Duration", ("FunctionName", "fn-pct"),
+        [(start + i, float(i)) for i in range(1, 41)], unit="Milliseconds")
+    put(cw, "AWS/Lambda", "Invocations", ("FunctionName", "fn-pct"), [(start, 40.0)])
+    reading = CloudWatchReader(cw, Targets(function_name="fn-pct")).read(start, start + 60)
+    assert reading.points[("lambda", "Duration_max")] == {start: 40.0}
+    assert reading.points[("lambda", "Invocations")] == {start: 40.0}
+    assert set(reading.errors) == {("lambda", "Duration_p50"), ("lambda", "Duration_p95")}
+    assert reading.points[("lambda", "Duration_p95")] == {}
+
+
+class PagedCloudWatch:
+    """Pure logic: serves get_metric_data in pages the way CloudWatch does (NextToken).
+
+    moto answers in one page whatever the size, so the token loop is checked here.
+    """
+
+    def __init__(self, pages: list[dict[str, Any]]) -> None:
+        self.pages = pages
+        self.tokens: list[str | None] = []
+
+    def get_metric_data(self, **kwargs: Any) -> dict[str, Any]:
+        token = kwargs.get("NextToken")
+        self.tokens.append(token)
+        return self.pages[int(token or 0)]
+
+
+def test_every_next_token_page_is_followed_and_merged() -> None:
+    t0 = 1_700_000_040.0
+    pages: list[dict[str, Any]] = [
+        {"MetricDataResults": [{"Id": "m0", "Timestamps": [datetime.fromtimestamp(t0, UTC)],
+                                "Values": [1.0]}], "NextToken": "1"},
+        {"MetricDataResults": [{"Id": "m0", "Timestamps": [datetime.fromtimestamp(t0 + 60, UTC)],
+                                "Values": [2.0]},
+                               {"Id": "m1", "Timestamps": [datetime.fromtimestamp(t0, UTC)],
+                                "Values": [5.0]}], "NextToken": "2"},
+        {"MetricDataResults": [{"Id": "m0", "Timestamps": [], "Values": []}]},
+    ]
+    fake = PagedCloudWatch(pages)
+    reading = CloudWatchReader(fake, Targets(function_name="f")).read(t0, t0 + 120)
+    assert fake.tokens == [None, "1", "2"]
+    assert reading.calls == 3
+    assert reading.points[("lambda", "ConcurrentExecutions")] == {t0: 1.0, t0 + 60: 2.0}
+    assert reading.points[("lambda", "Invocations")] == {t0: 5.0}
