@@ -97,6 +97,10 @@ def build_collectors(environment: Any, writer: SampleWriter, stack: dict[str, An
         skipped["pgbouncer"] = ("PgBouncer disabled in the stack"
                                 if stack and not stack.get("live_target") else
                                 "no PgBouncer admin DSN (no local stack, no --pgbouncer-admin-dsn)")
+    if stack.get("rds_proxy_metrics_url"):
+        from loadtests.collectors.rds_proxy import RdsProxyCollector
+        collectors.append(RdsProxyCollector(writer, stack["rds_proxy_metrics_url"],
+                                            interval_s=interval_s))
     if stack.get("stats_url"):
         from loadtests.collectors.emulator import EmulatorCollector
         collectors.append(EmulatorCollector(writer, stack["stats_url"], interval_s=interval_s))
