@@ -10,13 +10,18 @@ until its environments are recycled (not within the run: idle_lifetime_s 600).
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.loadtests.conftest import connstorm, processes_mentioning
+from local_stack.process import pid_alive
+from local_stack.scratch import LINK_NAME, processes_in
+from tests.loadtests.conftest import REPO, connstorm, processes_mentioning
 
 pytestmark = pytest.mark.slow
 
@@ -156,3 +161,69 @@ def test_freeze_database_collectors_record_the_gap_and_go_on(tmp_path: Path) -> 
     assert entry["recovery_s"] <= 3 + RECOVERY_BOUND_S
     assert variant["sample_gaps"].get("postgres", 0) >= 2
     no_leftovers(out)
+
+
+def _wait_for_action(out: Path, timeout_s: float = 60.0) -> None:
+    """Until the run's first timeline row (the action fired)."""
+    samples = out / "samples.jsonl"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if samples.exists() and '"collector":"timeline"' in samples.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError("the timeline action never fired")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_a_run_stopped_mid_freeze_leaves_nothing_frozen_or_running(tmp_path: Path,
+                                                                   sig: signal.Signals) -> None:
+    # GIVEN a run whose database is frozen for 6 s, 2 s in
+    path = tmp_path / "freeze.toml"
+    path.write_text(SCENARIO.format(
+        pattern="module_level_resilient", duration_s=30, timeout_s=10,
+        timeline='[[timeline]]\nat_s = 2\naction = "freeze_database"\nseconds = 6\n'),
+        encoding="utf-8")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "connstorm", "run", str(path), "--out",
+                             str(out)], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        _wait_for_action(out)
+        link = out / LINK_NAME
+        scratch = Path(link.read_text().strip()) if link.is_file() else link.resolve()
+        frozen = processes_in(scratch)
+        assert frozen, "no server process found in the stack's scratch folder"
+        time.sleep(1)
+        # WHEN connstorm is interrupted (Ctrl-C) or killed outright mid-freeze
+        proc.send_signal(sig)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # THEN every server it started goes away: Ctrl-C thaws and stops them; after a
+    # SIGKILL the freeze's watchdog continues them, and their parent-death signal
+    # stops them (within the freeze's 6 s + the watchdog's slack + a shutdown)
+    deadline = time.monotonic() + 40
+    while processes_mentioning(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_mentioning(str(out)) == []
+    while processes_in(scratch) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    # (PostgreSQL and PgBouncer run in the scratch folder, which their command lines name)
+    left = processes_in(scratch)
+    assert left == [], [(pid, _state(pid)) for pid in left]
+    # (a zombie is gone: it waits only for whoever adopted it to reap it)
+    assert not [(pid, _state(pid)) for pid in frozen if pid_alive(pid)]
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130
+        assert b"Traceback" not in (proc.stderr.read() if proc.stderr else b"")
+
+
+def _state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:60]
+    except OSError:
+        return "gone"
+    return f"{stat.rsplit(')', 1)[1].split()[0]} {cmd}"
