@@ -43,7 +43,19 @@ def figures(samples_path: Path) -> dict[str, Any]:
         "environments": em.get("env_total") if em.get("ok") else None,
         "cold_starts": em.get("cold_starts") if em.get("ok") else None,
         "invocation_errors": em.get("errors_by_kind") or {},
+        "timeline": _timeline_text(latest.get("timeline")),
     }
+
+
+def _timeline_text(row: dict[str, Any] | None) -> str | None:
+    """The newest ``[[timeline]]`` event: ``freeze_database fired at 28 s`` / ``... done``."""
+    if not row:
+        return None
+    what = f"{row.get('action')} fired at {float(row.get('elapsed_s') or 0):.0f} s"
+    if row.get("event") == "end":
+        what = (f"{row.get('action')} {row.get('outcome', 'done')} at "
+                f"{float(row.get('elapsed_s') or 0):.0f} s")
+    return what
 
 
 def _show(value: Any) -> str:
@@ -70,6 +82,8 @@ def render(f: dict[str, Any], title: str) -> Table:
     table.add_row("failures by kind", kinds)
     inv = ", ".join(f"{k} {v}" for k, v in sorted(f["invocation_errors"].items())) or "none"
     table.add_row("Lambda invocation errors", inv)
+    if f.get("timeline"):
+        table.add_row("timeline", str(f["timeline"]))
     return table
 
 
@@ -80,7 +94,8 @@ def plain_line(f: dict[str, Any]) -> str:
     return (f"[{f['elapsed_s']:.0f}s] users={_show(f['users'])} rps={_show(f['rps'])} "
             f"failures={_show(f['failures'])} db={_show(f['db_total'])}/"
             f"{_show(f['max_connections'])} pooler_waiting={_show(f['pooler_waiting'])} "
-            f"envs={_show(f['environments'])} errors={kinds} invocation_errors={inv}")
+            f"envs={_show(f['environments'])} errors={kinds} invocation_errors={inv}"
+            + (f" timeline={f['timeline'].replace(' ', '_')}" if f.get("timeline") else ""))
 
 
 class LiveView(Resource):

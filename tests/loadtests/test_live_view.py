@@ -47,3 +47,18 @@ def test_live_view_renders_a_table_and_prints_plain_lines_off_terminal(tmp_path:
     with LiveView(path, "connstorm run test", console) as view:
         view.refresh()
     assert "users=20" in out.getvalue()
+
+
+def test_live_view_shows_the_newest_timeline_event(tmp_path: Path) -> None:
+    path = tmp_path / "samples.jsonl"
+    _samples(path)
+    assert figures(path)["timeline"] is None
+    with SampleWriter(path, started_at=0) as w:
+        w.write("timeline", {"ok": True, "event": "start", "action": "freeze_database"}, t=3.0)
+    f = figures(path)
+    assert f["timeline"] == "freeze_database fired at 3 s"
+    assert plain_line(f).endswith(" timeline=freeze_database_fired_at_3_s")
+    with SampleWriter(path, started_at=0) as w:
+        w.write("timeline", {"ok": True, "event": "end", "action": "freeze_database",
+                             "outcome": "done"}, t=6.0)
+    assert figures(path)["timeline"] == "freeze_database done at 6 s"
