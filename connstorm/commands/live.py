@@ -47,8 +47,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--metrics-wait", type=duration_s, default=None,
                    help="after the load, wait at most this long for CloudWatch's last data "
                         "points (default: [live] wait_for_metrics_s)")
-    p.add_argument("--poll-interval", type=duration_s, default=30.0,
-                   help="read CloudWatch this often during the load (default 30s)")
+    p.add_argument("--poll-interval", type=duration_s, default=None,
+                   help="read CloudWatch this often during the load (default: [live] "
+                        "poll_interval_s, 30 s)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the URL, the load and the metrics it would read; send nothing")
     p.set_defaults(func=run)
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     settings = LiveSettings(period_s=live.metrics_period_s,
                             wait_s=(args.metrics_wait if args.metrics_wait is not None
                                     else live.wait_for_metrics_s),
-                            poll_s=args.poll_interval)
+                            poll_s=(args.poll_interval if args.poll_interval is not None
+                                    else live.poll_interval_s))
     console = output_console()
     if args.dry_run:
         console.print(describe_plan(opts, target, settings), highlight=False, soft_wrap=True)

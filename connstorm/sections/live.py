@@ -19,4 +19,6 @@ class LiveConfig:
     metrics_period_s: Int = Field(default=60, ge=1, le=3600)
     """CloudWatch period of the metrics read (most are one-minute metrics)."""
     wait_for_metrics_s: Float = Field(default=180.0, ge=0, le=1800)
-    """How long to wait after the load for the window's last data points."""
+    """How long to wait after the load for the window's last data points (--metrics-wait wins)."""
+    poll_interval_s: Float = Field(default=30.0, ge=1, le=600)
+    """How often CloudWatch is read during the load, for the live view (--poll-interval wins)."""

@@ -248,3 +248,17 @@ def test_credentials_aws_refuses_are_their_own_line() -> None:
     err = _client_error(other, "reading stack 's'")
     assert isinstance(err, LiveStackError)
     assert str(err) == "reading stack 's': Throttling: Rate exceeded"
+
+
+def test_the_live_section_names_the_stack_and_its_settings(moto: str, tmp_path: Path) -> None:
+    scenario = tmp_path / "live.toml"
+    scenario.write_text((REPO / "loadtests" / "scenarios" / "ci-smoke.toml").read_text()
+                        + f'\n[live]\nstack_name = "dead-api"\nregion = "{REGION}"\n'
+                          "wait_for_metrics_s = 42\npoll_interval_s = 7\n")
+    result = live(moto, str(scenario), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "stack dead-api, region eu-west-1" in result.stdout
+    assert "wait up to 42 s" in result.stdout
+    assert "polled every 7 s" in result.stdout
+    flags = live(moto, str(scenario), "--dry-run", "--metrics-wait", "1m")
+    assert "wait up to 60 s" in flags.stdout

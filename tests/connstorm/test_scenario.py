@@ -285,6 +285,10 @@ NEW_KEY_MISTAKES = [
     (['timeline=[{at_s=1, action="deploy"}]'],
      "[[timeline]] #1: target: missing; deploy needs target"),
     (["lambda.cpu_shares=1"], "[lambda] cpu_shares: expected true or false, got 1"),
+    # connstorm live's section (issue 12)
+    (["live.poll_interval_s=0"], "[live] poll_interval_s: must be at least 1, got 0"),
+    (["live.wait_for_metrics_s=-1"], "[live] wait_for_metrics_s: must be at least 0, got -1"),
+    (['live.stack_nam="x"'], "[live] stack_nam: unknown key; did you mean stack_name?"),
 ]
 
 
