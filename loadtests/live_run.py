@@ -38,6 +38,10 @@ from loadtests.runner import Run, RunOptions, write_private_json
 from loadtests.samples import SAMPLES_FILE, SampleWriter, read_samples
 from loadtests.summary import SUMMARY_FILE, build_summary, load_json, write_json
 
+#: Credentials in the environment that Locust (and its log) never needs to see.
+_AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_SECURITY_TOKEN")
+
 
 @dataclass(frozen=True)
 class LiveSettings:
@@ -70,6 +74,13 @@ class LiveRun(Run):
         doc["live"] = self.target.as_json()
         write_private_json(path, doc)
         return path
+
+    def _locust_env(self) -> dict[str, str]:
+        """Locust's environment without AWS credentials: it only sends HTTP to the API."""
+        env = super()._locust_env()
+        for name in _AWS_SECRETS:
+            env.pop(name, None)
+        return env
 
     # -- during the load -----------------------------------------------------------
 
