@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -157,7 +158,12 @@ def _put_metrics(url: str, minutes: list[float]) -> dict[str, float]:
     return values
 
 
-def _put_logs(url: str, at: float) -> None:
+def _put_logs_once_loading(url: str, samples: Path) -> None:
+    """Put the functions' log lines as they would arrive: once the load has begun."""
+    deadline = time.monotonic() + 120
+    while not samples.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    at = time.time()
     logs = client(url, "logs")
     group = "/aws/lambda/connstorm-fn"
     logs.create_log_group(logGroupName=group)
@@ -175,11 +181,13 @@ def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
     now = time.time()
     minute = floor_to(now, 60)
     _put_metrics(moto, [minute - 60, minute, minute + 60])
-    _put_logs(moto, now + 2)
     out = tmp_path / "live"
+    putter = threading.Thread(target=_put_logs_once_loading, args=(moto, out / "samples.jsonl"))
+    putter.start()
     result = live(moto, "ci-smoke", "--stack-name", "e2e", "--region", REGION, "-u", "3",
                   "-r", "3", "-t", "4s", "--metrics-wait", "5s", "--poll-interval", "1s",
                   "--out", str(out), timeout_s=240)
+    putter.join()
     assert result.returncode in (0, ExitCode.THRESHOLDS), result.stdout[-3000:] + result.stderr
     assert "CloudWatch (60 s points" in result.stdout  # the live figures as they arrived
     assert "waiting for CloudWatch's last data points" in result.stdout
