@@ -20,12 +20,15 @@ def describe_plan(opts: Any, target: LiveTarget, settings: Any) -> str:
     rate = opts.spawn_rate if opts.spawn_rate is not None else load.spawn_rate
     duration = opts.duration_s if opts.duration_s is not None else load.duration_s
     shape = opts.shape or load.shape
+    think = f"think time {load.think_time_min_ms:g}-{load.think_time_max_ms:g} ms per user"
+    if load.think_time_min_ms > 0:
+        bound = f"at most {users * duration * 1000.0 / load.think_time_min_ms:.0f} requests"
+    else:
+        bound = "no upper bound on requests: each user sends again as soon as it is answered"
     lines = [f"dry run: nothing sent (stack {target.stack_name or '-'}, region {target.region})",
              f"would load: {target.api_url}",
              f"load: {users} users, {rate:g}/s spawn rate, {shape} shape, for {duration:g} s "
-             f"(think time {load.think_time_min_ms:g}-{load.think_time_max_ms:g} ms per user; "
-             f"at most ~{users * duration / max(load.think_time_min_ms / 1000.0, 0.001):.0f} "
-             "requests)",
+             f"({think}; {bound})",
              f"then wait up to {settings.wait_s:g} s for CloudWatch's last data points "
              f"(period {settings.period_s} s; polled every {settings.poll_s:g} s during the load)",
              "metrics it would read (get_metric_data):"]

@@ -102,6 +102,7 @@ def test_dry_run_prints_url_load_and_metrics_and_sends_nothing(moto: str,
     assert f"would load: {api}" in text  # a URL that does not answer: nothing was sent
     assert "5 users" in text
     assert "for 30 s" in text
+    assert "at most 7500 requests" in text  # 5 users x 30 s / 20 ms think time
     for line in ("AWS/Lambda ConcurrentExecutions Maximum (Count) by FunctionName = connstorm-fn",
                  "AWS/RDS DatabaseConnections Maximum (Count) by DBInstanceIdentifier = "
                  "connstorm-db",
