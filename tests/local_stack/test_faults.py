@@ -329,3 +329,14 @@ def test_emulator_kill_endpoint_refuses_a_bad_count(direct_stack: Stack) -> None
     assert "count" in json.loads(refused.value.read())["message"]
     # the environments are untouched
     assert get(direct_stack, "naive") == (200, "")
+
+
+def test_deploy_publishes_a_new_version_and_the_next_request_cold_starts(
+        direct_stack: Stack) -> None:
+    # WHEN the timeline's deploy action runs against the naive function
+    result = Faults(direct_stack).deploy("naive")
+    # THEN a second version exists; its one old environment lingers, connected
+    assert (result["function"], result["version"], result["superseded"]) == ("naive", 2, 1)
+    before = app_backends(direct_stack)
+    assert get(direct_stack, "naive") == (200, "")
+    assert app_backends(direct_stack) == before + 1
