@@ -100,6 +100,25 @@ def _peak(rows: Sequence[Row], collector: str, *keys: str) -> int:
     return max(values, default=0)
 
 
+def pin_figures(rows: Sequence[Row]) -> tuple[dict[str, int], dict[str, str]]:
+    """({pin reason: count}, {pin reason: sample statement}) from the ``rds_proxy`` rows.
+
+    Counts are cumulative in the proxy; the largest seen per reason is kept, so
+    a proxy restart (which starts counting again) does not lose what came before.
+    """
+    counts: dict[str, int] = {}
+    samples: dict[str, str] = {}
+    for row in rows:
+        reasons = row.get("pin_reasons") if row.get("collector") == "rds_proxy" else None
+        if not isinstance(reasons, dict):
+            continue
+        for reason, entry in reasons.items():
+            if isinstance(entry, dict):
+                counts[reason] = max(counts.get(reason, 0), int(entry.get("count") or 0))
+                samples.setdefault(reason, str(entry.get("sample") or ""))
+    return counts, samples
+
+
 def _last(rows: Sequence[Row], collector: str) -> Row:
     for row in reversed(rows):
         if row.get("collector") == collector and row.get("ok"):
@@ -116,9 +135,11 @@ def variant_name(scenario: Scenario) -> str:
 
 
 def db_path(scenario: Scenario) -> str:
-    """``pgbouncer`` when any function goes through the pooler, else ``direct``."""
+    """``pgbouncer`` or ``rds_proxy`` when any function goes through one, else ``direct``."""
     if any(fn.database == "pgbouncer" for fn in scenario.functions):
         return "pgbouncer"
+    if any(fn.database == "rds_proxy" for fn in scenario.functions):
+        return "rds_proxy"
     return "direct"
 
 
@@ -136,6 +157,7 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
     stack = stack or {}
     max_connections = postgres.get("max_connections") or stack.get("max_connections")
     fn = scenario.functions[0] if scenario.functions else None
+    pin_counts, pin_samples = pin_figures(rows)
     return {
         "name": name or variant_name(scenario),
         "db_path": path,
@@ -164,6 +186,13 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "peak_pooler_server_connections": _peak(rows, "pgbouncer", "sv_active", "sv_idle",
                                                 "sv_used", "sv_login"),
         "peak_pooler_waiting": _peak(rows, "pgbouncer", "cl_waiting"),
+        "peak_proxy_client_connections": _peak(rows, "rds_proxy", "ClientConnections"),
+        "peak_proxy_database_connections": _peak(rows, "rds_proxy", "DatabaseConnections"),
+        "peak_pinned_connections": _peak(rows, "rds_proxy",
+                                         "DatabaseConnectionsCurrentlySessionPinned"),
+        "proxy_max_connections": stack.get("rds_proxy_max_connections"),
+        "pin_reasons": pin_counts,
+        "pin_samples": pin_samples,
         "pool_size": (scenario.pgbouncer.default_pool_size + scenario.pgbouncer.reserve_pool_size
                       if path == "pgbouncer" else None),
         "requests_by_worker": dict(_last(rows, "locust").get("requests_by_worker") or {}),

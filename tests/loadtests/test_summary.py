@@ -123,3 +123,29 @@ def test_summary_explains_opaque_gateway_failures_with_invocation_errors() -> No
     assert attribute_errors({"http_error": 5}, {"too_many_connections": 40}) == {
         "too_many_connections": 5}
     assert attribute_errors({}, {"too_many_connections": 4}) == {}
+
+
+def test_summary_has_the_rds_proxy_peaks_and_the_pinning_audit(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    scenario = load_scenario("direct-small", overrides=['functions.api.database="rds_proxy"'])
+    reason = "SQL changed session settings that the proxy doesn't track."
+    with SampleWriter(run / "samples.jsonl", started_at=0) as w:
+        for i, (clients, db, pinned, count) in enumerate(((4, 1, 0, 0), (9, 3, 3, 3),
+                                                           (2, 1, 0, 1))):  # 3rd: restarted
+            w.write("rds_proxy", {"ok": True, "ClientConnections": clients,
+                                  "DatabaseConnections": db,
+                                  "DatabaseConnectionsCurrentlySessionPinned": pinned,
+                                  "pin_reasons": {reason: {"count": count,
+                                                           "sample": "SET search_path TO x"}}
+                                  if count else {}}, t=float(i))
+        w.write("rds_proxy", {"ok": False, "error": "restarting"}, t=3.0)
+    variant = build_summary(run, scenario)["variants"][0]
+    assert variant["db_path"] == "rds_proxy"
+    assert variant["name"] == "rds_proxy-module_level"
+    assert variant["peak_proxy_client_connections"] == 9
+    assert variant["peak_proxy_database_connections"] == 3
+    assert variant["peak_pinned_connections"] == 3
+    assert variant["pin_reasons"] == {reason: 3}
+    assert variant["pin_samples"] == {reason: "SET search_path TO x"}
+    assert variant["sample_gaps"] == {"rds_proxy": 1}
