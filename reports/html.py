@@ -20,7 +20,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from reports import timeline
+from reports import cloudwatch, timeline
 from reports import verdicts as v
 from reports.charts import CHARTS, Chart, Series
 from reports.run_folder import RunData
@@ -239,6 +239,10 @@ def render(run: RunData) -> str:
         *(["<h2>Faults: which patterns recovered</h2>",
            _table(timeline.HEADINGS, [[_e(c) for c in r] for r in timeline.rows(run.summary)])]
           if timeline.rows(run.summary) else []),
+        *(["<h2>CloudWatch</h2>", f'<p class="muted">{_e(cloudwatch.caption(run.summary))}</p>',
+           _table(cloudwatch.HEADINGS,
+                  [[_e(c) for c in r] for r in cloudwatch.rows(run.summary)])]
+          if cloudwatch.rows(run.summary) else []),
         "<h2>Over time</h2>", charts,
         "<h2>Configuration</h2>",
         *(_details(f"scenario {r.name}", r.scenario) for r in runs),

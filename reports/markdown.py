@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reports import timeline
+from reports import cloudwatch, timeline
 from reports import verdicts as v
 
 
@@ -49,6 +49,10 @@ def render(summary: Mapping[str, Any]) -> str:
     if recovery:
         lines += ["## Faults: which patterns recovered", "", *_table(timeline.HEADINGS, recovery),
                   ""]
+    measured = cloudwatch.rows(summary)
+    if measured:
+        lines += ["## CloudWatch", "", cloudwatch.caption(summary), "",
+                  *_table(cloudwatch.HEADINGS, measured), ""]
     if v.decides_alone(summary):
         lines += _deciding(v.thresholds(summary), title="## Checks that decide the verdict")
         lines += _variants_own(entries)

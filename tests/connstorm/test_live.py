@@ -215,9 +215,11 @@ def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
     assert all(r["t"] % 60 == 0 for r in rds)
     assert {r.get("DatabaseConnections") for r in rds} == {17.0}
 
+    assert "## CloudWatch" in (out / "summary.md").read_text()
     report = (out / "report.html").read_text()
-    for title in ("Lambda (CloudWatch)", "RDS Proxy", "rds.DatabaseConnections",
-                  "rds_proxy.ClientConnections", "ClientConnections (cloudwatch, 60 s)"):
+    for title in ("<h2>CloudWatch</h2>", "Lambda (CloudWatch)", "RDS Proxy",
+                  "rds.DatabaseConnections", "rds_proxy.ClientConnections",
+                  "ClientConnections (cloudwatch, 60 s)"):
         assert title in report, title
     for path in out.rglob("*"):
         if path.is_file():
