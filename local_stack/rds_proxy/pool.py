@@ -23,6 +23,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from local_stack import pg_wire
 
@@ -48,9 +49,23 @@ def pool_limit(max_connections: int, reserved: int, percent: int) -> int:
     return max(1, (max(1, max_connections - reserved) * percent) // 100)
 
 
+class Borrower(Protocol):
+    """What a connection's current borrower (a client session) is told."""
+
+    def server_data(self, data: bytes) -> None: ...
+    def server_lost(self) -> None: ...
+    def server_paused(self, paused: bool) -> None: ...
+
+
 @dataclass(eq=False)
 class ServerConnection:
-    """One logged-in database connection and what the server told us at login."""
+    """One logged-in database connection and what the server told us at login.
+
+    After login its transport is handed to a :class:`_ServerProtocol`: the
+    server's bytes go straight to :attr:`session`, the borrower, with no task
+    or stream in between (the hot path). With no borrower, anything the server
+    says (a FATAL before it closes, say) marks the connection dead.
+    """
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
@@ -59,18 +74,58 @@ class ServerConnection:
     backend_key: bytes = b""
     id: int = field(default_factory=lambda: 3_000_000_000 + next(_ids))
     idle_since: float = 0.0
+    session: Borrower | None = None
+    dead: bool = False
+
+    @property
+    def transport(self) -> asyncio.WriteTransport:
+        """The socket's transport (write with ``transport.write``)."""
+        return self.writer.transport  # type: ignore[return-value]
+
+    def adopt(self) -> None:
+        """Take the transport over from the login streams."""
+        self.writer.transport.set_protocol(_ServerProtocol(self))
 
     def alive(self) -> bool:
-        """False when the server closed it or sent something while it sat idle."""
-        buffered = getattr(self.reader, "_buffer", b"")
-        return not (self.writer.is_closing() or self.reader.at_eof()
-                    or self.reader.exception() is not None or len(buffered) > 0)
+        """False when the server closed it or spoke while it sat idle."""
+        return not (self.dead or self.writer.transport.is_closing())
 
     def close(self) -> None:
         """Terminate and close (no reuse)."""
-        if not self.writer.is_closing():
-            self.writer.write(pg_wire.message(b"X", b""))
-            self.writer.close()
+        self.dead = True
+        transport = self.writer.transport
+        if not transport.is_closing():
+            transport.write(pg_wire.message(b"X", b""))
+            transport.close()
+
+
+class _ServerProtocol(asyncio.Protocol):
+    def __init__(self, conn: ServerConnection) -> None:
+        self.conn = conn
+
+    def data_received(self, data: bytes) -> None:
+        session = self.conn.session
+        if session is not None:
+            session.server_data(data)
+        else:  # an idle connection has nothing to say unless it is going away
+            self.conn.close()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.dead = True
+        session = self.conn.session
+        if session is not None:
+            session.server_lost()
+
+    def pause_writing(self) -> None:
+        if self.conn.session is not None:
+            self.conn.session.server_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.conn.session is not None:
+            self.conn.session.server_paused(False)
 
 
 class Pool:
@@ -98,6 +153,19 @@ class Pool:
         self.setup_failed = 0
 
     # ------------------------------------------------------------ borrowing
+
+    def try_borrow(self) -> ServerConnection | None:
+        """An idle connection now, or None: then the caller awaits :meth:`borrow`."""
+        if any(not w.done() for w in self._waiters):
+            return None  # others wait already: no jumping the queue
+        while self.idle:
+            conn = self.idle.pop()
+            if conn.alive():
+                self.borrowed += 1
+                self.borrow_latencies.append((time.monotonic(), 0.0))
+                return conn
+            self._forget(conn)
+        return None
 
     async def borrow(self) -> ServerConnection:
         """A connection for one transaction; waits up to the borrow timeout."""
@@ -202,6 +270,7 @@ class Pool:
         except BaseException:
             writer.close()
             raise
+        conn.adopt()
         self.server_params = conn.params
         return conn
 
@@ -221,7 +290,10 @@ class Pool:
     # ------------------------------------------------------------ housekeeping
 
     def trim(self) -> int:
-        """Close idle connections above the idle limit (oldest idle first); how many."""
+        """Forget dead idle connections; close those above the idle limit (oldest first)."""
+        for conn in [c for c in self.idle if not c.alive()]:
+            self.idle.remove(conn)
+            self._forget(conn)
         excess = len(self.idle) - self.idle_limit
         if excess <= 0:
             return 0

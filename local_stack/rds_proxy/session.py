@@ -12,7 +12,9 @@ Only message headers are parsed on the hot path: client messages are cut at
 Query/Sync boundaries and forwarded as they came; server bytes are forwarded
 unchanged while their headers are walked to find ReadyForQuery. The bodies of
 Query and Parse messages are looked at only by a regular expression
-(:mod:`local_stack.rds_proxy.pinning`).
+(:mod:`local_stack.rds_proxy.pinning`). The login uses streams; after it, both
+sockets are driven by protocol callbacks (``data_received``), with no task,
+stream or await per message: a task only when a borrow has to wait.
 
 What clients see on failure:
 
@@ -58,7 +60,6 @@ OPTIONS_MESSAGE = "Feature not supported: RDS Proxy currently doesn't support co
 IDLE_TIMEOUT_MESSAGE = "terminating connection due to idle client timeout"
 LOGIN_TIMEOUT_S = 30.0
 _SYNCS = frozenset(b"QSF")
-_HIGH_WATER = 1 << 18
 
 
 class ClientSession:
@@ -68,6 +69,7 @@ class ClientSession:
                  writer: asyncio.StreamWriter) -> None:
         self.core = core
         self.reader, self.writer = reader, writer
+        self.transport: asyncio.Transport = writer.transport  # type: ignore[assignment]
         self.pool: Pool | None = None
         self.server: ServerConnection | None = None
         self.pinned: str | None = None
@@ -75,11 +77,20 @@ class ClientSession:
         self.open_batch = False
         self.status = b"I"
         self.ready = False
-        self.last_active = asyncio.get_running_loop().time()
+        self.loop = asyncio.get_running_loop()
+        self.last_active = self.loop.time()
         self.backend_key = (secrets.randbits(31), secrets.token_bytes(4))
-        self._pump: asyncio.Task[None] | None = None
-        self._discard_error: bytes | None = None
         self.task: asyncio.Task[None] | None = None
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf already counted and inspected
+        self._batch_pin: tuple[str, str] | None = None
+        self._borrowing: asyncio.Task[None] | None = None
+        self._borrow_failure: bytes | None = None
+        self._discard_error: bytes | None = None
+        self._skip = 0
+        self._carry = b""
+        self._ended = False
+        self._done: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -89,7 +100,15 @@ class ClientSession:
             if await asyncio.wait_for(self._login(), LOGIN_TIMEOUT_S):
                 self.ready = True
                 self.core.session_ready(self)
-                await self._serve()
+                self._done = self.loop.create_future()
+                leftover = bytes(getattr(self.reader, "_buffer", b""))
+                at_eof = self.reader.at_eof()
+                self.transport.set_protocol(_ClientProtocol(self))
+                if leftover:
+                    self.client_data(leftover)
+                if at_eof:
+                    self.end()
+                await self._done
         except pg_wire.ProtocolViolation as exc:
             _log.info("RDS Proxy stand-in: protocol violation from a client: %s", exc)
             with contextlib.suppress(OSError, RuntimeError):
@@ -101,23 +120,30 @@ class ClientSession:
 
     def end(self) -> None:
         """Give back or close the database connection, close the client; idempotent."""
-        if self._pump is not None:
-            self._pump.cancel()
-            self._pump = None
+        if self._ended:
+            return
+        self._ended = True
+        if self._borrowing is not None:
+            self._borrowing.cancel()
         conn, self.server = self.server, None
         if conn is not None and self.pool is not None:
+            conn.session = None
             if self.pinned or self.pending or self.open_batch or self.status != b"I":
                 self.pool.discard(conn)
             else:
                 self.pool.release(conn)
         self.core.session_ended(self)
-        self.writer.close()
+        self.transport.close()
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
     def close_idle(self) -> None:
         """The idle client timeout fired: tell the client why, then end."""
         with contextlib.suppress(OSError, RuntimeError):
-            self.writer.write(pg_wire.error_response(IDLE_TIMEOUT_MESSAGE, "57P05"))
-        if self.task is not None:
+            self.transport.write(pg_wire.error_response(IDLE_TIMEOUT_MESSAGE, "57P05"))
+        if self._done is not None:
+            self.end()
+        elif self.task is not None:
             self.task.cancel()
 
     # ------------------------------------------------------------ login
@@ -151,11 +177,11 @@ class ClientSession:
             return False
         self.pool = pool = self.core.pool(user, database)
         if pool.server_params is None:  # first client: learn the server's parameters
-            error = await self._acquire()
-            if error is not None:
-                w.write(error.replace(b"SERROR\0VERROR", b"SFATAL\0VFATAL", 1))
+            try:
+                pool.release(await pool.borrow())
+            except Exception as exc:
+                w.write(self._borrow_error(exc).replace(b"SERROR\0VERROR", b"SFATAL\0VFATAL", 1))
                 return False
-            self._release()
         key_pid, key = self.backend_key
         w.write(pg_wire.auth_request(0) + b"".join(pool.server_params or [])
                 + pg_wire.message(b"K", struct.pack("!i", key_pid) + key)
@@ -163,28 +189,37 @@ class ClientSession:
         await w.drain()
         return True
 
-    # ------------------------------------------------------------ requests
+    # ------------------------------------------------------------ client to server
 
-    async def _serve(self) -> None:
-        buf = bytearray()
-        loop = asyncio.get_running_loop()
-        while data := await self.reader.read(65536):
-            self.last_active = loop.time()
-            buf += data
-            pos = start = 0
-            n = len(buf)
-            pin: tuple[str, str] | None = None
-            while n - pos >= 5:
-                kind = buf[pos]
-                length = int.from_bytes(buf[pos + 1:pos + 5], "big")
-                if not 4 <= length <= pg_wire.MAX_MESSAGE_BYTES:
-                    raise pg_wire.ProtocolViolation(f"invalid message length {length}")
-                end = pos + 1 + length
-                if end > n:
-                    break
-                if kind == 88:  # X: Terminate; the database connection stays with the pool
-                    await self._send(bytes(buf[start:pos]), False, pin)
-                    return
+    def client_data(self, data: bytes) -> None:
+        """Bytes from the client: cut them at Query/Sync and forward each batch."""
+        self.last_active = self.loop.time()
+        self._buf += data
+        if self._borrowing is None:
+            self._process()
+
+    def _process(self) -> None:
+        buf = self._buf
+        n = len(buf)
+        pos = start = 0
+        pin = self._batch_pin
+        while n - pos >= 5:
+            kind = buf[pos]
+            length = int.from_bytes(buf[pos + 1:pos + 5], "big")
+            if not 4 <= length <= pg_wire.MAX_MESSAGE_BYTES:
+                _log.info("RDS Proxy stand-in: invalid message length %d from a client", length)
+                self.transport.write(pg_wire.error_response(
+                    f"invalid message length {length}", "08P01"))
+                self.end()
+                return
+            end = pos + 1 + length
+            if end > n:
+                break
+            if kind == 88:  # X: Terminate; the database connection stays with the pool
+                self._buf.clear()
+                self.end()
+                return
+            if end > self._scanned:  # not yet counted (a batch resumed after a borrow is)
                 if kind in (81, 69):  # Q, E
                     self.core.queries += 1
                 if kind in (81, 80) and self.pinned is None and pin is None:  # Q, P
@@ -192,32 +227,51 @@ class ClientSession:
                                                          memoryview(buf)[pos + 5:end])
                     if reason is not None:
                         pin = (reason, sql)
-                pos = end
-                if kind in _SYNCS:
-                    await self._send(bytes(buf[start:pos]), True, pin)
-                    start, pin = pos, None
-            if start < pos:
-                await self._send(bytes(buf[start:pos]), False, pin)
-            del buf[:pos]
-
-    async def _send(self, data: bytes, synced: bool, pin: tuple[str, str] | None) -> None:
-        if not data:
+                self._scanned = end
+            pos = end
+            if kind in _SYNCS:
+                if not self._send(buf, start, pos, True, pin):
+                    self._suspend(start, pin)
+                    return
+                start, pin = pos, None
+        if start < pos and not self._send(buf, start, pos, False, pin):
+            self._suspend(start, pin)
             return
+        self._batch_pin = None
+        del buf[:pos]
+        self._scanned = max(0, self._scanned - pos)
+
+    def _suspend(self, start: int, pin: tuple[str, str] | None) -> None:
+        """A borrow must wait: keep the batch from ``start`` for when it is done."""
+        del self._buf[:start]
+        self._scanned = max(0, self._scanned - start)
+        self._batch_pin = pin
+
+    def _send(self, buf: bytearray, start: int, end: int, synced: bool,
+              pin: tuple[str, str] | None) -> bool:
+        """Forward ``buf[start:end]``; False when a borrow has to wait first."""
         if self._discard_error is not None:  # a failed borrow: skip to the Sync
             if synced:
-                self.writer.write(self._discard_error + pg_wire.ready_for_query())
+                self.transport.write(self._discard_error + pg_wire.ready_for_query())
                 self._discard_error = None
-            return
-        if self.server is None:
-            error = await self._acquire()
-            if error is not None:
-                if synced:
-                    self.writer.write(error + pg_wire.ready_for_query())
-                else:
-                    self._discard_error = error
-                return
+            return True
         server = self.server
-        assert server is not None
+        if server is None:
+            failure, self._borrow_failure = self._borrow_failure, None
+            if failure is None:
+                assert self.pool is not None
+                conn = self.pool.try_borrow()
+                if conn is None:
+                    self._borrowing = self.loop.create_task(self._borrow())
+                    self.transport.pause_reading()
+                    return False
+                server = self._attach(conn)
+            elif synced:
+                self.transport.write(failure + pg_wire.ready_for_query())
+                return True
+            else:
+                self._discard_error = failure
+                return True
         if pin is not None and self.pinned is None:
             self.pinned = pin[0]
             self.core.pinned(self, server, *pin)
@@ -226,88 +280,115 @@ class ClientSession:
             self.open_batch = False
         else:
             self.open_batch = True
-        server.writer.write(data)
-        if server.writer.transport.get_write_buffer_size() > _HIGH_WATER:
-            await server.writer.drain()
+        server.transport.write(bytes(buf[start:end]))
+        return True
 
-    async def _acquire(self) -> bytes | None:
-        """Borrow a database connection; an ErrorResponse (severity ERROR) if none."""
+    async def _borrow(self) -> None:
         assert self.pool is not None
         try:
-            conn = await self.pool.borrow()
-        except BorrowTimeout:
+            self._attach(await self.pool.borrow())
+        except Exception as exc:
+            self._borrow_failure = self._borrow_error(exc)
+        self._borrowing = None
+        if self._ended:
+            return
+        self.transport.resume_reading()
+        self._process()
+
+    def _borrow_error(self, exc: BaseException) -> bytes:
+        """The ErrorResponse (severity ERROR) a client gets when no connection comes."""
+        if isinstance(exc, BorrowTimeout):
             self.core.borrow_timeouts += 1
             return pg_wire.error_response(BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE,
                                           "ERROR")
-        except pg_wire.UpstreamRefused as exc:
+        if isinstance(exc, pg_wire.UpstreamRefused):
             fields = pg_wire.error_fields(exc.payload)
             return pg_wire.error_response(fields.get("M", str(exc)), fields.get("C", "08006"),
                                           "ERROR")
-        except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
-            return pg_wire.error_response(
-                f"RDS Proxy stand-in cannot connect to the database: {exc or type(exc).__name__}",
-                "08006", "ERROR")
+        return pg_wire.error_response(
+            f"RDS Proxy stand-in cannot connect to the database: {exc or type(exc).__name__}",
+            "08006", "ERROR")
+
+    def _attach(self, conn: ServerConnection) -> ServerConnection:
         self.server = conn
+        conn.session = self
         self.status = b"I"
-        self._pump = asyncio.get_running_loop().create_task(self._forward_replies(conn))
-        return None
+        self._skip, self._carry = 0, b""
+        return conn
 
-    def _release(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            self._pump = None
-        conn, self.server = self.server, None
-        if conn is not None and self.pool is not None:
-            self.pool.release(conn)
+    # ------------------------------------------------------------ server to client
 
-    async def _forward_replies(self, conn: ServerConnection) -> None:
-        """Server to client, until the transaction ends (or forever, once pinned)."""
-        reader, client = conn.reader, self.writer
-        loop = asyncio.get_running_loop()
-        skip = 0
-        carry = b""
-        try:
-            while data := await reader.read(65536):
-                client.write(data)
-                # Walk the headers to find each ReadyForQuery and its status.
-                if skip >= len(data):
-                    skip -= len(data)
-                    continue
-                if carry:
-                    data, carry = carry + data[skip:], b""
-                    i = 0
-                else:
-                    i = skip
-                skip = 0
-                n = len(data)
-                while i < n:
-                    if n - i < 5:
-                        carry = data[i:]
-                        break
-                    end = i + 1 + int.from_bytes(data[i + 1:i + 5], "big")
-                    if data[i] == 90:  # Z
-                        if end > n:
-                            carry = data[i:]
-                            break
-                        self.pending -= 1
-                        self.status = data[i + 5:i + 6]
-                    elif end > n:
-                        skip = end - n
-                        break
-                    i = end
-                self.last_active = loop.time()
-                if (self.pending <= 0 and self.status == b"I" and not self.open_batch
-                        and self.pinned is None and not carry and not skip):
-                    self._pump = None
-                    self._release()
-                    return
-                if client.transport.get_write_buffer_size() > _HIGH_WATER:
-                    await client.drain()
-        except (ConnectionError, OSError) as exc:
-            _log.debug("RDS Proxy stand-in: database connection lost: %s", exc)
-        # The server closed the connection: nothing of this session can go on.
+    def server_data(self, data: bytes) -> None:
+        """Server bytes: to the client as they are; at the transaction's end, release."""
+        self.transport.write(data)
+        skip = self._skip
+        if skip >= len(data):
+            self._skip = skip - len(data)
+            return
+        if self._carry:
+            data, self._carry = self._carry + data[skip:], b""
+            i = 0
+        else:
+            i = skip
+        self._skip = 0
+        n = len(data)
+        while i < n:  # walk the headers to find each ReadyForQuery and its status
+            if n - i < 5:
+                self._carry = data[i:]
+                break
+            end = i + 1 + int.from_bytes(data[i + 1:i + 5], "big")
+            if data[i] == 90:  # Z
+                if end > n:
+                    self._carry = data[i:]
+                    break
+                self.pending -= 1
+                self.status = data[i + 5:i + 6]
+            elif end > n:
+                self._skip = end - n
+                break
+            i = end
+        self.last_active = self.loop.time()
+        if (self.pending <= 0 and self.status == b"I" and not self.open_batch
+                and self.pinned is None and not self._carry and not self._skip):
+            conn, self.server = self.server, None
+            if conn is not None and self.pool is not None:
+                conn.session = None
+                self.pool.release(conn)
+
+    def server_lost(self) -> None:
+        """The server closed the connection: nothing of this session can go on."""
+        conn = self.server
         _log.info("RDS Proxy stand-in: database connection [dbConnection=%d] closed by the "
-                  "server; closing its client", conn.id)
-        self._pump = None
-        if self.task is not None:
-            self.task.cancel()
+                  "server; closing its client", conn.id if conn else 0)
+        self.end()
+
+    def server_paused(self, paused: bool) -> None:
+        """The server reads slower than the client writes: stop reading the client."""
+        if paused:
+            self.transport.pause_reading()
+        elif self._borrowing is None:
+            self.transport.resume_reading()
+
+
+class _ClientProtocol(asyncio.Protocol):
+    def __init__(self, session: ClientSession) -> None:
+        self.session = session
+
+    def data_received(self, data: bytes) -> None:
+        self.session.client_data(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session.end()
+
+    def pause_writing(self) -> None:  # the client reads slower than the server answers
+        server = self.session.server
+        if server is not None:
+            server.transport.pause_reading()  # type: ignore[attr-defined]
+
+    def resume_writing(self) -> None:
+        server = self.session.server
+        if server is not None:
+            server.transport.resume_reading()  # type: ignore[attr-defined]
