@@ -55,6 +55,8 @@ ALL_REASONS: Final = (SESSION_SETTINGS, PREPARED_STATEMENT, NAMED_PARSE, DISCARD
 _MAYBE = re.compile(
     r"\b(set|reset|prepare|execute|deallocate|discard|temp|temporary|declare|listen|load|"
     r"pg_(?:try_)?advisory_lock(?:_shared)?|nextval|setval|set_config)\b", re.IGNORECASE)
+#: The same pre-check on the raw message body (no decoding for the common statement).
+_MAYBE_BYTES = re.compile(_MAYBE.pattern.encode(), re.IGNORECASE)
 _STRIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$\$.*?\$\$",
                     re.DOTALL)
 _WORD = re.compile(r"[a-z_]+")
@@ -127,7 +129,11 @@ def message_reason(kind: bytes, body: bytes | memoryview) -> tuple[str | None, s
     """The pin reason of a client message (``Q`` query or ``P`` parse), and its SQL.
 
     ``body`` is the message without kind and length. Any other kind never pins.
+    The SQL comes back only with a reason (it is the audit's sample).
     """
+    if (len(body) <= MAX_UNPINNED_STATEMENT_BYTES and _MAYBE_BYTES.search(body) is None
+            and (kind == b"Q" or (kind == b"P" and body[0] == 0))):
+        return None, ""  # the fast path: unnamed, small, no trigger word anywhere
     if kind == b"Q":
         raw = bytes(body[:-1])
         name = b""

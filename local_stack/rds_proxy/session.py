@@ -60,6 +60,7 @@ OPTIONS_MESSAGE = "Feature not supported: RDS Proxy currently doesn't support co
 IDLE_TIMEOUT_MESSAGE = "terminating connection due to idle client timeout"
 LOGIN_TIMEOUT_S = 30.0
 _SYNCS = frozenset(b"QSF")
+_length = struct.Struct("!i").unpack_from
 
 
 class ClientSession:
@@ -205,7 +206,7 @@ class ClientSession:
         pin = self._batch_pin
         while n - pos >= 5:
             kind = buf[pos]
-            length = int.from_bytes(buf[pos + 1:pos + 5], "big")
+            length = _length(buf, pos + 1)[0]
             if not 4 <= length <= pg_wire.MAX_MESSAGE_BYTES:
                 _log.info("RDS Proxy stand-in: invalid message length %d from a client", length)
                 self.transport.write(pg_wire.error_response(
@@ -223,7 +224,7 @@ class ClientSession:
                 if kind in (81, 69):  # Q, E
                     self.core.queries += 1
                 if kind in (81, 80) and self.pinned is None and pin is None:  # Q, P
-                    reason, sql = pinning.message_reason(bytes((kind,)),
+                    reason, sql = pinning.message_reason(b"Q" if kind == 81 else b"P",
                                                          memoryview(buf)[pos + 5:end])
                     if reason is not None:
                         pin = (reason, sql)
@@ -336,7 +337,7 @@ class ClientSession:
             if n - i < 5:
                 self._carry = data[i:]
                 break
-            end = i + 1 + int.from_bytes(data[i + 1:i + 5], "big")
+            end = i + 1 + _length(data, i + 1)[0]
             if data[i] == 90:  # Z
                 if end > n:
                     self._carry = data[i:]

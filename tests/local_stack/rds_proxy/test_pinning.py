@@ -67,7 +67,7 @@ def _parse(name: bytes, sql: bytes) -> bytes:
 def test_named_parse_pins_and_unnamed_parse_is_judged_by_its_text() -> None:
     assert pinning.message_reason(b"P", _parse(b"_pg3_0", b"select 1")) == (
         pinning.NAMED_PARSE, "select 1")
-    assert pinning.message_reason(b"P", _parse(b"", b"select $1")) == (None, "select $1")
+    assert pinning.message_reason(b"P", _parse(b"", b"select $1")) == (None, "")
     assert pinning.message_reason(b"P", _parse(b"", b"select nextval($1)"))[0] == (
         pinning.SEQUENCE_FUNCTION)
 
@@ -75,7 +75,8 @@ def test_named_parse_pins_and_unnamed_parse_is_judged_by_its_text() -> None:
 def test_statements_over_16_kb_pin_and_others_never_do() -> None:
     big = b"select '" + b"x" * (16 * 1024) + b"'\0"
     assert pinning.message_reason(b"Q", big)[0] == pinning.LARGE_STATEMENT
-    assert pinning.message_reason(b"Q", b"select 1\0") == (None, "select 1")
+    assert pinning.message_reason(b"Q", b"select 1\0") == (None, "")
+    assert pinning.message_reason(b"Q", b"update t set x = 1\0") == (None, "update t set x = 1")
     assert pinning.message_reason(b"B", b"whatever") == (None, "")
 
 
