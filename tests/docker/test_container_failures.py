@@ -40,7 +40,9 @@ def _up(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 def _one_line(result: subprocess.CompletedProcess[str], code: ExitCode) -> str:
     assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
+    # A notice that stale scratch folders of dead runs were cleaned may come first.
+    lines = [line for line in result.stderr.strip().splitlines()
+             if " local_stack.scratch " not in line]
     assert len(lines) == 1, result.stderr
     assert result.returncode == code, result.stderr
     return lines[0]
