@@ -64,9 +64,29 @@ def cloudwatch_section(reading: Reading, findings: LogFindings | None, window: t
             "logs": findings.figures() if findings is not None else None}
 
 
+def live_db_path(scenario_path: str, connect_mode: str | None) -> str:
+    """Where the deployed functions connect: the stack's ``ConnectMode`` output says.
+
+    Without it, a scenario that pools (through PgBouncer locally) is taken to mean
+    the proxy, the deployed stack's pooler; there is no PgBouncer on AWS.
+    """
+    if connect_mode == "direct":
+        return "direct"
+    if connect_mode == "proxy" or scenario_path == "pgbouncer":
+        return "rds_proxy"
+    return "direct"
+
+
 def fill_variant(variant: dict[str, Any], reading: Reading,
-                 findings: LogFindings | None) -> dict[str, Any]:
+                 findings: LogFindings | None, connect_mode: str | None = None
+                 ) -> dict[str, Any]:
     """The variant's figures from CloudWatch where no local collector gave them."""
+    path = live_db_path(str(variant.get("db_path")), connect_mode)
+    name = str(variant.get("name") or "")
+    pattern = name.split("-", 1)[1] if "-" in name else name
+    variant.update({"db_path": path, "name": f"{path}-{pattern}" if pattern else path,
+                    # RDS Proxy's pool is a share of max_connections, not PgBouncer's size.
+                    "pool_mode": None, "pool_size": None})
     sources = variant.get("series_sources") or {}
     if "postgres" not in sources or sources["postgres"].get("source") != "local":
         peak = _int(_peak(reading, "rds", "DatabaseConnections"))
@@ -101,7 +121,7 @@ def live_summary(summary: dict[str, Any], scenario: Scenario, rows: Sequence[Row
     """``summary`` (from :func:`loadtests.summary.build_summary`) with CloudWatch's figures."""
     for variant in summary["variants"]:
         variant["series_sources"] = series_sources(rows, scenario.load.sample_interval_s)
-        fill_variant(variant, reading, findings)
+        fill_variant(variant, reading, findings, target.get("connect_mode"))
         variant["cloudwatch"] = cloudwatch_section(reading, findings, window, period_s, target)
     verdicts = check_thresholds(scenario.thresholds, summary["variants"])
     summary["thresholds"] = verdicts

@@ -11,6 +11,7 @@ there instead of drawing a false value.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,8 @@ class Series:
     name: str
     x: list[float]
     y: list[Value]
-    #: "line", "area" (stacked with the chart's other areas), "limit" (dashed) or "bar".
+    #: "line", "area" (stacked with the chart's other areas), "limit" (dashed), "bar", or
+    #: "points" (a line with markers, for sparse series such as CloudWatch's minutes).
     style: str = "line"
     #: The collector and key it was read from, e.g. "postgres.db_total".
     source: str = ""
@@ -116,7 +118,7 @@ def db_connections(run: RunData) -> list[Series]:
         if not rds:
             return []
         out = [Series(f"db total{_resolution(rds)}", *_column(rds, "DatabaseConnections"),
-                      source="rds.DatabaseConnections")]
+                      style="points", source="rds.DatabaseConnections")]
         fallback = run.stack.get("max_connections")
         if isinstance(fallback, int) and not isinstance(fallback, bool):
             xs = [float(r["elapsed_s"]) for r in rds]
@@ -198,8 +200,9 @@ def errors(run: RunData) -> list[Series]:
     for collector, who in (("locust", "requests"), ("emulator", "functions"),
                            ("lambda_logs", "functions (logs)")):
         rows = run.series(collector)
+        style = "points" if _resolution(rows) else "line"
         out += [Series(f"{who}: {kind}", *_mapping_series(rows, "errors_by_kind", kind),
-                       source=f"{collector}.errors_by_kind.{kind}")
+                       style=style, source=f"{collector}.errors_by_kind.{kind}")
                 for kind in _mapping_keys(rows, "errors_by_kind")]
     return out
 
@@ -216,7 +219,10 @@ def _group(run: RunData, collector: str, keys: Sequence[str], always: Sequence[s
            ) -> list[Series]:
     rows = run.series(collector)
     suffix = _resolution(rows)
-    return _simple(run, collector, keys, {k: f"{k}{suffix}" for k in keys}, always=always)
+    out = _simple(run, collector, keys, {k: f"{k}{suffix}" for k in keys}, always=always)
+    if suffix:  # one point a period: markers, or a lone point draws nothing
+        out = [dataclasses.replace(s, style="points") for s in out]
+    return out
 
 
 def lambda_metrics(run: RunData) -> list[Series]:

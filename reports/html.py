@@ -73,7 +73,10 @@ def _trace(series: Series, colour: str, legend: str, show: bool, stack: str) -> 
         # (not stacked) shows the gap instead.
         extra = {"stackgroup": stack, "fillcolor": colour, "stackgaps": "interpolate"}
         line["width"] = 0.5
-    return go.Scatter(mode="lines", line=line, connectgaps=False, **extra, **common)
+    # Sparse series (CloudWatch's one point a minute) get markers: a lone point
+    # between two gaps would otherwise draw nothing.
+    mode = "lines+markers" if series.style == "points" else "lines"
+    return go.Scatter(mode=mode, line=line, connectgaps=False, **extra, **common)
 
 
 def _mark_empty(fig: go.Figure, chart: Chart, row: int, col: int) -> None:

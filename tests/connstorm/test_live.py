@@ -196,6 +196,10 @@ def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
     jsonschema.validate(summary, SCHEMA)
     variant = summary["variants"][0]
     assert variant["requests"] > 0
+    # No PgBouncer on AWS: the pooled scenario's live counterpart is the proxy.
+    assert variant["db_path"] == "rds_proxy"
+    assert variant["name"] == "rds_proxy-module_level"
+    assert variant["pool_size"] is None
     assert variant["peak_db_connections"] == 17
     assert variant["peak_pooler_clients"] == 42
     assert variant["peak_concurrency"] == 9
