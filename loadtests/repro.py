@@ -107,6 +107,11 @@ _FAILOVER = ("postgres.max_connections=60", "thresholds.max_fail_ratio=1.0",
              'timeline=[{at_s=4, action="terminate_backends"}, '
              '{at_s=8, action="restart_postgres", mode="fast"}]')
 
+#: Both RDS Proxy variants: through the stand-in, a pool of 8 (50 % of the 17 app
+#: slots), waits for a connection cut at 1 s so the exhaustion shows within the run.
+_RDS_PROXY = ('functions.api.database="rds_proxy"', "rds_proxy.max_connections_percent=50",
+              "rds_proxy.connection_borrow_timeout_s=1")
+
 VARIANTS: tuple[Variant, ...] = (
     Variant("direct-module_level", "direct-small", (),
             "the failure: one connection per environment, straight to PostgreSQL",
@@ -143,9 +148,20 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("failover-per_invocation", "direct-small",
             ('functions.api.pattern="per_invocation"', *_FAILOVER),
             "a connection per request: back as soon as the database is", preset="failover"),
+    # RDS Proxy's pinning: the same proxy settings and load, a resilient handler
+    # against one that sets session state as ORMs do.
+    Variant("rds_proxy-resilient", "direct-small",
+            ('functions.api.pattern="module_level_resilient"', *_RDS_PROXY),
+            "through the RDS Proxy stand-in: multiplexed over a few database connections",
+            preset="rds_proxy"),
+    Variant("rds_proxy-session_state", "direct-small",
+            ('functions.api.pattern="session_state"', *_RDS_PROXY),
+            "SET search_path + named prepared statements: every environment pinned, "
+            "the pool exhausted, borrow timeouts", preset="rds_proxy", meant_to_fail=True),
 )
-#: ``connstorm repro --preset``: the database comparison, the VPC one, or the failover drill.
-PRESETS = ("connections", "vpc", "failover")
+#: ``connstorm repro --preset``: the database comparison, the VPC one, the failover drill,
+#: or RDS Proxy's pinning.
+PRESETS = ("connections", "vpc", "failover", "rds_proxy")
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,15 @@ def _errors(entry: Mapping[str, Any], kind: str) -> float:
     return max(counts)
 
 
+def _proxy_pool(scenario: Scenario) -> float:
+    """The stand-in's pool bound: max_connections_percent of the app role's slots."""
+    from local_stack.rds_proxy.pool import pool_limit
+
+    pg = scenario.postgres
+    return pool_limit(pg.max_connections, pg.superuser_reserved_connections,
+                      scenario.rds_proxy.max_connections_percent)
+
+
 def _num(entry: Mapping[str, Any], key: str) -> float:
     value = entry.get(key)
     return float(value) if isinstance(value, int | float) else 0.0
@@ -207,6 +232,16 @@ EXPECTATIONS: tuple[Expectation, ...] = (
                 lambda s: 1, lambda e: _errors(e, error_kinds.LAMBDA_VPC_LIMIT)),
     Expectation("vpc-three-subnets", "failures", "at most",
                 lambda s: 0, lambda e: _num(e, "failures")),
+    Expectation("rds_proxy-resilient", "failures", "at most",
+                lambda s: 0, lambda e: _num(e, "failures")),
+    Expectation("rds_proxy-resilient", "peak pinned connections", "at most",
+                lambda s: 0, lambda e: _num(e, "peak_pinned_connections")),
+    Expectation("rds_proxy-resilient", "peak proxy database connections", "at most",
+                _proxy_pool, lambda e: _num(e, "peak_proxy_database_connections")),
+    Expectation("rds_proxy-session_state", "peak pinned connections", "at least",
+                _proxy_pool, lambda e: _num(e, "peak_pinned_connections")),
+    Expectation("rds_proxy-session_state", "proxy_borrow_timeout errors", "at least",
+                lambda s: 1, lambda e: _errors(e, error_kinds.PROXY_BORROW_TIMEOUT)),
     Expectation("failover-module_level", "timeline actions not recovered from", "at least",
                 lambda s: 1, lambda e: _not_recovered(e)),
     Expectation("failover-module_level_resilient", "timeline actions not recovered from",

@@ -165,7 +165,27 @@ class Stack(Resource):
                          iam_keys={DUMMY_ACCESS_KEY: DUMMY_SECRET_KEY},
                          region=self.scenario.lambda_.region)
         self.rds_proxy = proxy
-        self._started.append(("RDS Proxy stand-in", proxy.stop))
+        # Its log (pins in RDS Proxy's words, auth failures) as RDS Proxy's CloudWatch log:
+        # in the run folder, not on the terminal.
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.run_dir / "logs" / "rds_proxy.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        proxy_log = logging.getLogger("local_stack.rds_proxy")
+        level, propagate = proxy_log.level, proxy_log.propagate
+
+        def stop() -> None:
+            try:
+                proxy.stop()
+            finally:
+                proxy_log.removeHandler(handler)
+                proxy_log.setLevel(level)
+                proxy_log.propagate = propagate
+                handler.close()
+
+        self._started.append(("RDS Proxy stand-in", stop))
+        proxy_log.addHandler(handler)
+        proxy_log.setLevel(logging.INFO)
+        proxy_log.propagate = False
         proxy.start()
 
     def _install_schema(self) -> None:
@@ -306,6 +326,8 @@ class Stack(Resource):
             "rds_proxy_dsn": (rp.dsn(pg.app_user, pg.app_password, pg.app_dbname)
                               if rp is not None and pg is not None else None),
             "rds_proxy_metrics_url": rp.metrics_url if rp is not None else None,
+            "rds_proxy_log": (str(self.run_dir / "logs" / "rds_proxy.log")
+                              if rp is not None else None),
             "rds_proxy_max_connections": (rp.metrics().get("MaxDatabaseConnectionsAllowed")
                                           if rp is not None else None),
             "api_url": emu.api_url if emu is not None else None,

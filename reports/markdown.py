@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reports import cloudwatch, timeline
+from reports import cloudwatch, pinning, timeline
 from reports import verdicts as v
 
 
@@ -49,6 +49,9 @@ def render(summary: Mapping[str, Any]) -> str:
     if recovery:
         lines += ["## Faults: which patterns recovered", "", *_table(timeline.HEADINGS, recovery),
                   ""]
+    audit = pinning.rows(summary)
+    if audit:
+        lines += ["## RDS Proxy pinning audit", "", *_table(pinning.HEADINGS, audit), ""]
     measured = cloudwatch.rows(summary)
     if measured:
         lines += ["## CloudWatch", "", cloudwatch.caption(summary), "",

@@ -129,13 +129,19 @@ def threshold_line(threshold: Mapping[str, Any]) -> str:
 def verdict(variant: Mapping[str, Any]) -> str:
     """One line saying what happened to a variant (prefixed when it was cut short).
 
-    When the run had provisioned concurrency, deploys, keep-warm pings or VPC
-    refusals, :func:`lifecycle_text` follows it; when it had a ``[[timeline]]``,
+    Through an RDS Proxy, the multiplexing and the pins
+    (:func:`reports.pinning.pinning_text`) follow it; when the run had
+    provisioned concurrency, deploys, keep-warm pings or VPC refusals,
+    :func:`lifecycle_text` follows it; when it had a ``[[timeline]]``,
     what the pattern did after each action (:func:`reports.timeline.recovery_text`).
     """
-    from reports.timeline import recovery_text  # it builds on this module's helpers
+    from reports.pinning import pinning_text  # both build on this module's helpers
+    from reports.timeline import recovery_text
 
     line = _verdict(variant)
+    pins = pinning_text(variant)
+    if pins:
+        line = f"{line}; {pins}"
     lifecycle = lifecycle_text(variant)
     if lifecycle:
         line = f"{line}; {lifecycle}"

@@ -4,6 +4,7 @@
     connstorm repro --quick    # about 30 s
     connstorm repro --out runs/my-repro
     connstorm repro --preset vpc   # one subnet against three, same load
+    connstorm repro --preset rds_proxy   # RDS Proxy: pooled against pinned
 
 Runs the variants of :mod:`loadtests.repro` one after another on fresh local
 stacks, prints them side by side with a verdict each, and writes the
@@ -36,12 +37,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="run folder (default runs/<UTC time>-repro)")
     p.add_argument("--quick", action="store_true", help="shorter steps: about 30 s in all")
-    p.add_argument("--preset", choices=("connections", "vpc", "failover"),
+    p.add_argument("--preset", choices=("connections", "vpc", "failover", "rds_proxy"),
                    default="connections",
                    help="what to compare: the database paths (default), a VPC function "
                         "in one subnet against three (the same load), or three handler "
                         "patterns through a failover drill (backends terminated, then "
-                        "PostgreSQL restarted)")
+                        "PostgreSQL restarted), or through the RDS Proxy stand-in the "
+                        "resilient pattern against session_state, which pins")
     p.set_defaults(func=run)
 
 

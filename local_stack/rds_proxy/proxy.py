@@ -12,7 +12,8 @@ RDS the percentage applies to ``max_connections``, but there the proxy's
 login is not competing for the superuser slots an app role never gets.
 One pool per (user, database), each with that bound: the stack has one role.
 
-Pins are logged at WARNING in RDS Proxy's words: "The client session was pinned
+Pins are logged (logger ``local_stack.rds_proxy.pins``, INFO; the stack writes
+``logs/rds_proxy.log``) in RDS Proxy's words: "The client session was pinned
 to the database connection [dbConnection=N] for the remainder of the session.
 The proxy can't reuse this connection until the session ends. Reason: ...".
 """
@@ -41,6 +42,8 @@ from local_stack.rds_proxy.session import ClientSession
 from local_stack.resource import Resource
 
 _log = logging.getLogger("local_stack.rds_proxy")
+#: The pin log, RDS Proxy's CloudWatch log lines (the stack writes it to logs/rds_proxy.log).
+_pin_log = logging.getLogger("local_stack.rds_proxy.pins")
 
 PIN_LOG = ("The client session was pinned to the database connection [dbConnection={conn}] "
            "for the remainder of the session. The proxy can't reuse this connection until "
@@ -111,7 +114,7 @@ class ProxyCore:
         del self.pins[:-1000]
         entry = self.pin_reasons.setdefault(reason, {"count": 0, "sample": sample})
         entry["count"] += 1
-        _log.warning(PIN_LOG.format(conn=conn.id, reason=reason))
+        _pin_log.info(PIN_LOG.format(conn=conn.id, reason=reason))
 
     async def cancel(self, packet: bytes) -> None:
         """Forward a CancelRequest to the server connection the client is using now."""
@@ -344,10 +347,16 @@ class RdsProxy(Resource):
             core.sweep(loop.time())
         server.close()
         endpoint.close()
+        # Sessions first, then whatever else runs (logins, borrows, pool openings).
         for task in list(tasks):
             task.cancel()
         if tasks:
             await asyncio.wait(list(tasks), timeout=5)
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=5)
         for pool in core.pools.values():
             pool.close_all()
         await asyncio.sleep(0)

@@ -260,3 +260,40 @@ def test_repro_failover_preset_naive_never_recovers_the_others_do(tmp_path: Path
             assert entry["recovery_s"] <= 5.0, entry
     assert "NOT RECOVERED" in (out / "summary.md").read_text()
     assert summary["passed"] is True
+
+
+def test_repro_rds_proxy_preset_varies_only_the_pattern() -> None:
+    chosen = variants_for(quick=True, preset="rds_proxy")
+    assert [v.name for v in chosen] == ["rds_proxy-resilient", "rds_proxy-session_state"]
+    scenarios = [variant_scenario(v, plan_for("rds_proxy", quick=True)) for v in chosen]
+    assert [s.functions[0].pattern for s in scenarios] == ["module_level_resilient",
+                                                           "session_state"]
+    assert all(s.functions[0].database == "rds_proxy" and s.rds_proxy.enabled
+               for s in scenarios)
+    assert scenarios[0].rds_proxy == scenarios[1].rds_proxy
+    # more users than the pool has connections: pinning must exhaust it
+    assert scenarios[0].load.users > scenarios[0].postgres.app_slots // 2
+
+
+@pytest.mark.slow
+def test_repro_rds_proxy_preset_pooled_against_pinned(tmp_path: Path) -> None:
+    out = tmp_path / "repro-rds-proxy"
+    done = subprocess.run([sys.executable, "-m", "connstorm", "repro", "--preset", "rds_proxy",
+                           "--quick", "--out", str(out)], capture_output=True, text=True,
+                          timeout=400, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    resilient, pinned = summary["variants"]
+    # THEN the resilient pattern was multiplexed: more clients than database connections
+    assert resilient["failures"] == 0
+    assert resilient["peak_pinned_connections"] == 0
+    assert resilient["pin_reasons"] == {}
+    assert resilient["peak_proxy_client_connections"] > resilient[
+        "peak_proxy_database_connections"]
+    # AND session_state pinned the whole pool and then timed out borrowing
+    assert pinned["peak_pinned_connections"] == pinned["proxy_max_connections"] == 8
+    assert set(pinned["pin_reasons"]) >= {
+        "SQL changed session settings that the proxy doesn't track. Consider moving session "
+        "configuration to the proxy's initialization query."}
+    assert pinned["errors_by_kind"].get("proxy_borrow_timeout", 0) > 0
+    assert "PINNED because" in (out / "summary.md").read_text()

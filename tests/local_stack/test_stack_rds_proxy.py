@@ -39,6 +39,8 @@ database = "rds_proxy"
         with psycopg.connect(info["rds_proxy_dsn"], autocommit=True) as conn:
             conn.execute("set search_path = public")
             assert proxy.metrics()["DatabaseConnectionsCurrentlySessionPinned"] == 1
+        log = Path(info["rds_proxy_log"]).read_text()
+        assert "The client session was pinned to the database connection" in log
         proxy.restart()  # the restart_rds_proxy fault: same port, fresh state
         with psycopg.connect(info["rds_proxy_dsn"], autocommit=True) as conn:
             assert conn.execute("select current_user").fetchone() == ("app",)
