@@ -12,6 +12,7 @@ it started is left (see :func:`hostile.emulator_under_attack`).
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -181,4 +182,28 @@ def test_front_ambiguous_framing_is_400_never_passed_on(target: Target, data: by
     # Framing two servers could read differently (request smuggling) is refused.
     answer = _answer(target, data)
     assert (answer.status, answer.json()) == (400, {"message": "Bad Request"})
+    assert alive_health(target)
+
+
+def test_front_many_stalled_requests_do_not_block_others(target: Target) -> None:
+    # GIVEN 100 connections each stalled in the middle of a request (slowloris),
+    # half of them in the head, half in the body
+    stalled = []
+    try:
+        for n in range(100):
+            sock = socket.create_connection(("127.0.0.1", target.port), timeout=10)
+            part = (b"GET /http/stall HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                    if n % 2 else _HEAD + b"Content-Length: 1000\r\n\r\n{\"a\":")
+            sock.sendall(part)
+            stalled.append(sock)
+        # THEN others are still answered, routes and Invoke API alike
+        assert alive_health(target)
+        answer = _answer(target, request_bytes(b"POST", b"/upload", [], b"{}"))
+        assert answer.status == 200
+        answer = _answer(target, request_bytes(
+            b"POST", b"/2015-03-31/functions/proxy/invocations", [], b"{}"))
+        assert answer.status == 200
+    finally:
+        for sock in stalled:
+            sock.close()
     assert alive_health(target)
