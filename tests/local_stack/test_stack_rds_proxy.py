@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from connstorm.scenario import load_scenario
 from local_stack.stack import Stack
+
+pytestmark = pytest.mark.slow
 
 
 def test_a_rds_proxy_function_starts_the_stand_in_and_gets_its_url(tmp_path: Path) -> None:

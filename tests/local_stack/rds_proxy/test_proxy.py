@@ -13,6 +13,8 @@ from local_stack.postgres import PostgresServer
 from local_stack.rds_proxy import BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE, RdsProxy, pinning
 from tests.local_stack.rds_proxy.conftest import POOL_OF_3, client_dsn, proxy_backends
 
+pytestmark = pytest.mark.slow
+
 MakeProxy = Callable[..., RdsProxy]
 
 

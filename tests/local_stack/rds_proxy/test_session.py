@@ -16,6 +16,8 @@ from local_stack.postgres import PostgresServer
 from local_stack.rds_proxy import RdsProxy
 from tests.local_stack.rds_proxy.conftest import client_dsn, proxy_backends
 
+pytestmark = pytest.mark.slow
+
 MakeProxy = Callable[..., RdsProxy]
 
 _STATE = [
