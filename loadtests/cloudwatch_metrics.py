@@ -29,7 +29,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "lambda": ("AWS/Lambda", "FunctionName"),
     "rds": ("AWS/RDS", "DBInstanceIdentifier"),
     "rds_proxy": ("AWS/RDS", "ProxyName"),
-    # HTTP APIs publish under AWS/ApiGateway with dimension ApiId (REST APIs use ApiName).
+    # HTTP APIs publish 4xx, 5xx, Count, Latency, IntegrationLatency under AWS/ApiGateway
+    # with dimension ApiId (REST APIs name theirs 4XXError/5XXError, by ApiName).
     "apigateway": ("AWS/ApiGateway", "ApiId"),
 }
 
@@ -92,6 +93,7 @@ METRICS: tuple[MetricSpec, ...] = (
     _m("apigateway", "4xx", "Sum", "Count"),
     _m("apigateway", "5xx", "Sum", "Count"),
     _m("apigateway", "Latency", "Average", "Milliseconds"),
+    _m("apigateway", "IntegrationLatency", "Average", "Milliseconds"),
     _m("apigateway", "Count", "Sum", "Count"),
 )
 

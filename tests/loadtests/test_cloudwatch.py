@@ -140,7 +140,8 @@ def test_catalogue_covers_the_issue_metrics_and_skips_unknown_resources() -> Non
         assert ("rds_proxy", name) in names
     rds = ("DatabaseConnections", "CPUUtilization", "FreeableMemory")
     assert {("rds", n) for n in rds} <= names
-    assert {("apigateway", n) for n in ("4xx", "5xx", "Latency")} <= names
+    assert {("apigateway", n) for n in ("4xx", "5xx", "Latency", "IntegrationLatency",
+                                        "Count")} <= names
     durations = {m.series_key: m.stat for m in METRICS if m.name == "Duration"}
     assert durations == {"Duration_p50": "p50", "Duration_p95": "p95", "Duration_max": "Maximum"}
     assert len({(m.group, m.series_key) for m in METRICS}) == len(METRICS)
