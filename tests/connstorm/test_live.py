@@ -277,3 +277,15 @@ def test_the_live_section_names_the_stack_and_its_settings(moto: str, tmp_path: 
     assert "polled every 7 s" in result.stdout
     flags = live(moto, str(scenario), "--dry-run", "--metrics-wait", "1m")
     assert "wait up to 60 s" in flags.stdout
+
+
+def test_dry_run_of_an_execute_api_url_reads_api_gateway_by_its_id(moto: str) -> None:
+    api = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"
+    create_stack(moto, "http-api", {"ApiUrl": api, **OUTPUTS})
+    result = live(moto, "--stack-name", "http-api", "--region", REGION, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"would load: {api}" in result.stdout  # never contacted: a dry run
+    for metric in ("4xx Sum", "5xx Sum", "Count Sum", "Latency Average",
+                   "IntegrationLatency Average"):
+        assert f"AWS/ApiGateway {metric}" in result.stdout
+    assert "by ApiId = a1b2c3d4e5" in result.stdout
