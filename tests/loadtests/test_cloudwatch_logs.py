@@ -51,7 +51,7 @@ def test_logs_over_several_pages_are_read_and_classified(moto: str) -> None:
     assert findings.invocations == 122
     assert findings.cold_starts == 1
     kinds = findings.errors_by_kind()
-    assert kinds == {error_kinds.TOO_MANY_CONNECTIONS: 1, error_kinds.POOL_QUERY_WAIT_TIMEOUT: 1,
+    assert kinds == {error_kinds.TOO_MANY_CONNECTIONS: 1, error_kinds.PROXY_BORROW_TIMEOUT: 1,
                      error_kinds.CONNECT_TIMEOUT: 1, error_kinds.LAMBDA_TIMEOUT: 1}
     figures = findings.figures()
     assert figures["max_init_duration_ms"] == 130.49
