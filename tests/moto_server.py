@@ -5,6 +5,11 @@ CloudWatch, CloudWatch Logs); boto3 reaches it through ``AWS_ENDPOINT_URL``, the
 standard setting ``connstorm live`` honours, so the code under test runs
 unchanged. The credentials are made up: moto accepts any, and the tests grep the
 run folder for the secret to show it never lands there.
+
+moto keeps its state per process, not per server: every server a test session
+starts sees the same stacks, metrics and log groups (and the local stack's
+Secrets Manager stand-in runs in the same process). So tests never reset it;
+each names its resources apart instead.
 """
 
 from __future__ import annotations

@@ -33,6 +33,10 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "docs" / "summary.schema.json").read_text())
 OUTPUTS = {"FunctionName": "connstorm-fn", "DbInstanceId": "connstorm-db",
            "ProxyName": "connstorm-proxy", "Region": REGION}
+# moto keeps one state per process, shared by every server a session starts: the
+# end-to-end run's resources have names no other test writes to.
+E2E_OUTPUTS = {"FunctionName": "e2e-fn", "DbInstanceId": "e2e-db", "ProxyName": "e2e-proxy",
+               "Region": REGION}
 
 
 def closed_port_url() -> str:
@@ -148,14 +152,14 @@ def _put_metrics(url: str, minutes: list[float]) -> dict[str, float]:
         stamp = datetime.fromtimestamp(t, UTC)
         cw.put_metric_data(Namespace="AWS/RDS", MetricData=[
             {"MetricName": "DatabaseConnections", "Timestamp": stamp, "Value": 17.0,
-             "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": "connstorm-db"}]},
+             "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": "e2e-db"}]},
             {"MetricName": "ClientConnections", "Timestamp": stamp, "Value": 42.0,
-             "Dimensions": [{"Name": "ProxyName", "Value": "connstorm-proxy"}]}])
+             "Dimensions": [{"Name": "ProxyName", "Value": "e2e-proxy"}]}])
         cw.put_metric_data(Namespace="AWS/Lambda", MetricData=[
             {"MetricName": "ConcurrentExecutions", "Timestamp": stamp, "Value": 9.0,
-             "Dimensions": [{"Name": "FunctionName", "Value": "connstorm-fn"}]},
+             "Dimensions": [{"Name": "FunctionName", "Value": "e2e-fn"}]},
             {"MetricName": "Throttles", "Timestamp": stamp, "Value": 1.0,
-             "Dimensions": [{"Name": "FunctionName", "Value": "connstorm-fn"}]}])
+             "Dimensions": [{"Name": "FunctionName", "Value": "e2e-fn"}]}])
     return values
 
 
@@ -166,7 +170,7 @@ def _put_logs_once_loading(url: str, samples: Path) -> None:
         time.sleep(0.2)
     at = time.time()
     logs = client(url, "logs")
-    group = "/aws/lambda/connstorm-fn"
+    group = "/aws/lambda/e2e-fn"
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="s1")
     messages = [DOCS_COLD, WARM_SPACES,
@@ -178,7 +182,7 @@ def _put_logs_once_loading(url: str, samples: Path) -> None:
 @pytest.mark.slow
 def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
         moto: str, api: str, tmp_path: Path) -> None:
-    create_stack(moto, "e2e", {"ApiUrl": api, **OUTPUTS})
+    create_stack(moto, "e2e", {"ApiUrl": api, **E2E_OUTPUTS})
     now = time.time()
     minute = floor_to(now, 60)
     _put_metrics(moto, [minute - 60, minute, minute + 60])

@@ -22,7 +22,7 @@ def moto() -> Iterator[str]:
 
 def test_logs_over_several_pages_are_read_and_classified(moto: str) -> None:
     logs = client(moto, "logs")
-    group = "/aws/lambda/connstorm-fn"
+    group = "/aws/lambda/logs-test-fn"
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="2026/12/03/[$LATEST]abc")
     start = int(time.time()) - 600
