@@ -232,13 +232,15 @@ def lambda_metrics(run: RunData) -> list[Series]:
                   ("ConcurrentExecutions", "Invocations"))
 
 
+#: The RDS Proxy chart's keys: CloudWatch's metric names, which the local stand-in uses too.
+RDS_PROXY_KEYS = ("ClientConnections", "DatabaseConnections",
+                  "DatabaseConnectionsCurrentlyBorrowed",
+                  "DatabaseConnectionsCurrentlySessionPinned", "ClientConnectionsSetupFailedAuth")
+
+
 def rds_proxy(run: RunData) -> list[Series]:
     """RDS Proxy's connections (CloudWatch, or the local stand-in's same-named series)."""
-    return _group(run, "rds_proxy", ("ClientConnections", "DatabaseConnections",
-                                     "DatabaseConnectionsCurrentlyBorrowed",
-                                     "DatabaseConnectionsCurrentlySessionPinned",
-                                     "ClientConnectionsSetupFailedAuth"),
-                  ("ClientConnections", "DatabaseConnections"))
+    return _group(run, "rds_proxy", RDS_PROXY_KEYS, ("ClientConnections", "DatabaseConnections"))
 
 
 def api_gateway(run: RunData) -> list[Series]:

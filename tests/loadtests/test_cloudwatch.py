@@ -199,3 +199,16 @@ def test_every_next_token_page_is_followed_and_merged() -> None:
     assert reading.calls == 3
     assert reading.points[("lambda", "ConcurrentExecutions")] == {t0: 1.0, t0 + 60: 2.0}
     assert reading.points[("lambda", "Invocations")] == {t0: 5.0}
+
+
+def test_the_local_proxy_stand_in_and_cloudwatch_name_the_charted_series_alike() -> None:
+    # The report's RDS Proxy chart reads the same keys from a live run's CloudWatch
+    # rows and from the local stand-in's: both must call them the same.
+    from local_stack.rds_proxy.metrics import METRIC_NAMES
+    from reports.charts import RDS_PROXY_KEYS
+
+    charted = set(RDS_PROXY_KEYS)
+    read_live = {m.series_key for m in METRICS if m.group == "rds_proxy"}
+    assert charted <= read_live
+    assert charted <= set(METRIC_NAMES)
+    assert "DatabaseConnectionsBorrowLatency" in set(METRIC_NAMES) & read_live
