@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     opts = options_from_args(args, headless=True)
     live = opts.scenario.live
     sess = session(args.region or live.region)
-    target = resolve(sess, stack_name=args.stack_name or live.stack_name, api_url=args.api_url,
+    # --target-url (shared with connstorm run) means the same as --api-url here.
+    target = resolve(sess, stack_name=args.stack_name or live.stack_name,
+                     api_url=args.api_url or args.target_url,
                      function_name=args.function_name, db_instance_id=args.db_instance,
                      proxy_name=args.proxy)
     settings = LiveSettings(period_s=live.metrics_period_s,

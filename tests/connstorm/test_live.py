@@ -293,3 +293,17 @@ def test_dry_run_of_an_execute_api_url_reads_api_gateway_by_its_id(moto: str) ->
                    "IntegrationLatency Average"):
         assert f"AWS/ApiGateway {metric}" in result.stdout
     assert "by ApiId = a1b2c3d4e5" in result.stdout
+
+
+def test_explicit_resources_need_no_stack(moto: str) -> None:
+    api = "https://f9e8d7c6b5.execute-api.eu-west-1.amazonaws.com"
+    result = live(moto, "--target-url", api, "--function", "fn-x", "--proxy", "px",
+                  "--region", REGION, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"would load: {api}" in result.stdout
+    assert "by FunctionName = fn-x" in result.stdout
+    assert "by ProxyName = px" in result.stdout
+    assert "DBInstanceIdentifier" not in result.stdout  # not given: not read
+    nothing = live(moto, "--region", REGION, "--dry-run")
+    assert nothing.returncode == ExitCode.LIVE_OUTPUT
+    assert "give --stack-name NAME" in nothing.stderr
