@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from connstorm.sections.rds_proxy import RdsProxyConfig
 from local_stack.postgres import PostgresServer
 from local_stack.rds_proxy import BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE, RdsProxy, pinning
+from local_stack.rds_proxy.process import RdsProxyProcess
 from tests.local_stack.rds_proxy.conftest import POOL_OF_3, client_dsn, proxy_backends
 
 pytestmark = pytest.mark.slow
@@ -213,3 +216,51 @@ def test_metrics_endpoint_serves_the_snapshot(pg: PostgresServer, make_proxy: Ma
             body = json.load(response)
     assert body["ClientConnections"] == 1
     assert body["MaxDatabaseConnectionsAllowed"] == 3
+
+
+def test_a_cancel_request_reaches_the_clients_database_connection(
+        pg: PostgresServer, tmp_path: Path) -> None:
+    # In a process of its own: libpq's blocking cancel holds this process's GIL
+    # while it waits for the proxy to answer, so a proxy thread here could not.
+    proxy = RdsProxyProcess(RdsProxyConfig(), upstream_host=pg.host, upstream_port=pg.port,
+                            user=pg.app_user, password=pg.app_password or "",
+                            work_dir=tmp_path / "proxy", pool_size=2)
+    with proxy, psycopg.connect(proxy.dsn(pg.app_user, pg.app_password, pg.app_dbname),
+                                autocommit=True) as conn:
+        timer = threading.Timer(0.5, conn.cancel)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute("select pg_sleep(30)")
+        timer.join()
+        assert time.monotonic() - started < 20
+        assert conn.execute("select 1").fetchone() == (1,)  # and the session goes on
+
+
+def test_init_query_sets_up_each_database_connection_without_pinning(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3,
+                       init_query="SET statement_timeout = 4321")
+    with psycopg.connect(client_dsn(proxy, pg), autocommit=True) as conn:
+        assert conn.execute("show statement_timeout").fetchone() == ("4321ms",)
+    assert proxy.pins == []
+
+
+def test_idle_database_connections_are_trimmed_to_the_idle_share(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    # A pool of 3 whose idle share is 1 (MaxIdleConnectionsPercent 6 of MaxConnectionsPercent 18).
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3, max_idle_connections_percent=6)
+    dsn = client_dsn(proxy, pg)
+    clients = [psycopg.connect(dsn) for _ in range(3)]
+    for conn in clients:
+        conn.execute("select 1")  # each holds a transaction open: three connections
+    assert proxy.metrics()["DatabaseConnections"] == 3
+    for conn in clients:
+        conn.commit()
+    deadline = time.monotonic() + 10
+    while proxy.metrics()["DatabaseConnections"] > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proxy.metrics()["DatabaseConnections"] == 1
+    assert len(proxy_backends(pg)) == 1
+    for conn in clients:
+        conn.close()
