@@ -20,7 +20,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from reports import cloudwatch, timeline
+from reports import cloudwatch, pinning, timeline
 from reports import verdicts as v
 from reports.charts import CHARTS, Chart, Series
 from reports.run_folder import RunData
@@ -242,6 +242,9 @@ def render(run: RunData) -> str:
         *(["<h2>Faults: which patterns recovered</h2>",
            _table(timeline.HEADINGS, [[_e(c) for c in r] for r in timeline.rows(run.summary)])]
           if timeline.rows(run.summary) else []),
+        *(["<h2>RDS Proxy pinning audit</h2>",
+           _table(pinning.HEADINGS, [[_e(c) for c in r] for r in pinning.rows(run.summary)])]
+          if pinning.rows(run.summary) else []),
         *(["<h2>CloudWatch</h2>", f'<p class="muted">{_e(cloudwatch.caption(run.summary))}</p>',
            _table(cloudwatch.HEADINGS,
                   [[_e(c) for c in r] for r in cloudwatch.rows(run.summary)])]

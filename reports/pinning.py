@@ -33,7 +33,7 @@ def through_proxy(variant: Mapping[str, Any]) -> bool:
             or bool(variant.get("peak_proxy_client_connections")))
 
 
-def rows(summary: Mapping[str, Any]) -> list[list[str]]:
+def rows(summary: Mapping[str, Any] | None) -> list[list[str]]:
     """One row per (variant, reason); a "no pinning" row for a proxied variant without any."""
     out: list[list[str]] = []
     for variant in variants(summary):

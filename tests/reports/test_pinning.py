@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from reports import html as report_html
 from reports import markdown, pinning
+from reports.run_folder import load_run
 from reports.verdicts import DASH
+from tests.reports.run_folders import write_run
 
 SET = "SQL changed session settings that the proxy doesn't track."
 PARSE = "A named prepared statement of the extended query protocol (Parse) was detected."
@@ -50,3 +54,11 @@ def test_summary_md_has_the_audit_and_the_verdict() -> None:
     assert "## RDS Proxy pinning audit" in text
     assert "| rds_proxy-session_state | SQL changed session settings" in text
     assert "up to 8 PINNED because" in text
+
+
+def test_report_html_has_the_audit_table(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", summary_doc=_summary())
+    page = report_html.render(load_run(run))
+    assert "<h2>RDS Proxy pinning audit</h2>" in page
+    assert "SET search_path TO public" in page
+    assert "up to 8 PINNED because" in page
