@@ -95,6 +95,10 @@ def _show_where(console: Console, stack: Any, scenario: Scenario, show: bool) ->
         table.add_row("PgBouncer", f"{dsn(info['pgbouncer_dsn'])}  (pool_mode "
                       f"{info['pool_mode']}, default_pool_size {info['default_pool_size']})")
         table.add_row("  console", dsn(info["pgbouncer_admin_dsn"]))
+    if info.get("rds_proxy_dsn"):
+        table.add_row("RDS Proxy stand-in", f"{dsn(info['rds_proxy_dsn'])}  (pool "
+                      f"{info['rds_proxy_max_connections']}; pins in logs/rds_proxy.log)")
+        table.add_row("  metrics", info["rds_proxy_metrics_url"])
     if info["api_url"]:
         table.add_row("API Gateway", info["api_url"])
         table.add_row("Lambda Invoke", info["invoke_url"])
@@ -131,6 +135,9 @@ def _check(console: Console, stack: Any) -> None:
                     console.print(f"  pool {pool['database']}/{pool['user']}: "
                                   f"cl_active {pool['cl_active']}, sv_idle {pool['sv_idle']}, "
                                   f"pool_mode {pool['pool_mode']}")
+        if info.get("rds_proxy_dsn"):
+            port = _query(info["rds_proxy_dsn"], "SELECT inet_server_port()")
+            console.print(f"through the RDS Proxy stand-in: connected, server port {port}")
         with psycopg.connect(info["postgres_admin_dsn"], connect_timeout=5) as conn:
             rows = conn.execute(
                 "SELECT coalesce(usename, '-'), coalesce(state, '-'), count(*) "

@@ -173,3 +173,16 @@ def test_up_backend_option_selects_containers_over_the_scenario() -> None:
     # an explicit --set of the same key loses to --backend, which is applied last
     both = parser.parse_args(["up", "--set", 'postgres.backend="native"', "--backend", "docker"])
     assert scenario_from_args(both).postgres.backend == "docker"
+
+
+def test_up_check_goes_through_the_rds_proxy_stand_in_when_enabled(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = subprocess.run([*UP, "--check", "--set", "rds_proxy.enabled=true", "--out",
+                             str(run_dir)], capture_output=True, text=True, timeout=180,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "through the RDS Proxy stand-in: connected, server port" in result.stdout
+    doc = json.loads((run_dir / "stack.json").read_text())
+    password = str(doc["rds_proxy_dsn"]).split(":")[2].split("@")[0]
+    assert password not in result.stdout
+    assert "RDS Proxy stand-in" in result.stdout
