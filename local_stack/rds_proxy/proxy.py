@@ -135,7 +135,7 @@ class ProxyCore:
         """Close idle clients past the idle timeout; trim idle database connections."""
         timeout = self.config.idle_client_timeout_s
         for session in list(self.sessions):
-            if session.ready and session.pending <= 0 and now - session.last_active > timeout:
+            if session.idle() and now - session.last_active > timeout:
                 self.idle_closed += 1
                 session.close_idle()
         for pool in self.pools.values():

@@ -138,6 +138,10 @@ class ClientSession:
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
+    def idle(self) -> bool:
+        """Logged in, nothing in flight, not waiting for a connection: the idle clock runs."""
+        return self.ready and self.pending <= 0 and self._borrowing is None
+
     def close_idle(self) -> None:
         """The idle client timeout fired: tell the client why, then end."""
         with contextlib.suppress(OSError, RuntimeError):
