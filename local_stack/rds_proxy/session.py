@@ -60,6 +60,8 @@ OPTIONS_MESSAGE = "Feature not supported: RDS Proxy currently doesn't support co
 IDLE_TIMEOUT_MESSAGE = "terminating connection due to idle client timeout"
 LOGIN_TIMEOUT_S = 30.0
 _SYNCS = frozenset(b"QSF")
+#: Extended-protocol messages that wait for a Sync (COPY data does not: its Query does).
+_EXTENDED = frozenset(b"PBDECH")
 _length = struct.Struct("!i").unpack_from
 
 
@@ -208,6 +210,7 @@ class ClientSession:
         n = len(buf)
         pos = start = 0
         pin = self._batch_pin
+        extended = False
         while n - pos >= 5:
             kind = buf[pos]
             length = _length(buf, pos + 1)[0]
@@ -235,11 +238,13 @@ class ClientSession:
                 self._scanned = end
             pos = end
             if kind in _SYNCS:
-                if not self._send(buf, start, pos, True, pin):
+                if not self._send(buf, start, pos, False, pin, synced=True):
                     self._suspend(start, pin)
                     return
-                start, pin = pos, None
-        if start < pos and not self._send(buf, start, pos, False, pin):
+                start, pin, extended = pos, None, False
+            elif kind in _EXTENDED:
+                extended = True
+        if start < pos and not self._send(buf, start, pos, extended, pin, synced=False):
             self._suspend(start, pin)
             return
         self._batch_pin = None
@@ -252,9 +257,14 @@ class ClientSession:
         self._scanned = max(0, self._scanned - start)
         self._batch_pin = pin
 
-    def _send(self, buf: bytearray, start: int, end: int, synced: bool,
-              pin: tuple[str, str] | None) -> bool:
-        """Forward ``buf[start:end]``; False when a borrow has to wait first."""
+    def _send(self, buf: bytearray, start: int, end: int, extended: bool,
+              pin: tuple[str, str] | None, *, synced: bool) -> bool:
+        """Forward ``buf[start:end]``; False when a borrow has to wait first.
+
+        ``synced``: the batch ends with a Query/Sync/FunctionCall (one
+        ReadyForQuery will answer it); ``extended``: it holds extended-protocol
+        messages still waiting for their Sync (the connection must stay).
+        """
         if self._discard_error is not None:  # a failed borrow: skip to the Sync
             if synced:
                 self.transport.write(self._discard_error + pg_wire.ready_for_query())
@@ -283,7 +293,7 @@ class ClientSession:
         if synced:
             self.pending += 1
             self.open_batch = False
-        else:
+        elif extended:
             self.open_batch = True
         server.transport.write(bytes(buf[start:end]))
         return True

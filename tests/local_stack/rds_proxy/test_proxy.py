@@ -264,3 +264,17 @@ def test_idle_database_connections_are_trimmed_to_the_idle_share(
     assert len(proxy_backends(pg)) == 1
     for conn in clients:
         conn.close()
+
+
+def test_copy_from_stdin_is_one_transaction_and_gives_the_connection_back(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    with psycopg.connect(client_dsn(proxy, pg), autocommit=True) as conn:
+        with conn.cursor().copy("COPY rdsp_rows (id) FROM STDIN") as copy:
+            for i in range(1000):
+                copy.write_row((10_000 + i,))
+        metrics = proxy.metrics()
+        assert metrics["DatabaseConnectionsCurrentlyBorrowed"] == 0  # released at its Z
+        row = conn.execute("select count(*) from rdsp_rows where id >= 10000").fetchone()
+    assert row == (1000,)
+    assert metrics["DatabaseConnectionsCurrentlySessionPinned"] == 0
