@@ -106,9 +106,10 @@ def run(args: argparse.Namespace) -> int:
     limit = variant_scenario(chosen[0], plan).postgres.max_connections
     out: Path = args.out or default_run_dir("repro")
     check_out(out)
+    budget_s = plan.variant_budget_s * len(chosen)
     console.print(f"connstorm repro: {len(chosen)} variants, the same load stepping up to "
                   f"{plan.users} users (max_connections is {limit}), one after another on fresh "
-                  f"local stacks; about {plan.budget_s} s in all.", highlight=False)
+                  f"local stacks; about {budget_s} s in all.", highlight=False)
     console.print(f"run folder: {out}", highlight=False)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),

@@ -99,6 +99,12 @@ def test_repro_variants_cover_the_issue() -> None:
         assert scenario.load.users >= 2 * scenario.postgres.max_connections
     assert [v.name for v in variants_for(quick=True)] == [
         "direct-module_level", "pgbouncer-transaction", "pgbouncer-session"]
+    # the full demonstration proves the fix users deploy too: RDS Proxy, pooled and pinned
+    assert [v.name for v in variants_for(quick=False)] == [
+        "direct-module_level", "pgbouncer-transaction", "pgbouncer-session", "direct-leaky",
+        "rds_proxy-resilient", "rds_proxy-session_state"]
+    assert [v.name for v in variants_for(quick=True, preset="rds_proxy")] == [
+        "rds_proxy-resilient", "rds_proxy-session_state"]
     assert QUICK.duration_s < FULL.duration_s
 
 
