@@ -374,10 +374,16 @@ class PostgresServer(Resource):
             runuser = self._process.pid if self._process is not None else None
             pids = " ".join(str(p) for p in [*reversed(frozen), runuser] if p is not None)
             # Detached on purpose (own session, no parent-death signal): it must
-            # outlive us. It only ever sends SIGCONT to these pids.
+            # outlive us. It continues these pids; if we are gone by then, it also
+            # gives runuser the parent-death SIGTERM again. The one the kernel sent
+            # when we died reached a stopped runuser and was handled as it resumed,
+            # before runuser went back to waiting for the server, so it was lost and
+            # the server outlived us.
+            term = f"kill -0 {os.getpid()} 2>/dev/null || kill -TERM {runuser} 2>/dev/null; " \
+                if runuser is not None else ""
             self._watchdog = subprocess.Popen(
                 ["/bin/sh", "-c", f"sleep {watchdog_s:.3f}; kill -CONT {pids} 2>/dev/null; "
-                                  f"sleep 0.5; kill -CONT {pids} 2>/dev/null; true"],
+                                  f"sleep 0.5; kill -CONT {pids} 2>/dev/null; {term}true"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True)
         return frozen
