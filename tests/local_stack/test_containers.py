@@ -131,6 +131,8 @@ def test_stop_after_a_half_start_does_not_raise(tmp_path: Path,
 
     with EngineStandIn(tmp_path, images={DEFAULT_IMAGE}) as engine:
         monkeypatch.setenv("DOCKER_HOST", engine.url)
+        # (the docker tests' session fixture points CONNSTORM_IMAGE at its own build)
+        monkeypatch.delenv("CONNSTORM_IMAGE", raising=False)
         monkeypatch.setattr(testcontainers_config, "ryuk_disabled", True)
         server = PostgresContainer(load_scenario("direct-small").postgres, tmp_path / "run")
         with pytest.raises(StackError, match="did not start"):
