@@ -68,7 +68,7 @@ class LoadPlan:
 
 
 FULL = LoadPlan(users=60, step_users=15, step_duration_s=2.5, duration_s=10.0,
-                query_wait_timeout_s=3, variant_budget_s=22)
+                query_wait_timeout_s=3, variant_budget_s=15)
 QUICK = LoadPlan(users=45, step_users=15, step_duration_s=1.0, duration_s=4.0,
                  query_wait_timeout_s=1, variant_budget_s=10)
 #: ``--preset failover``: a steady load far below the limit, so every failure is the faults'.
