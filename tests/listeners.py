@@ -14,6 +14,8 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from local_stack.process import descendants as process_descendants
+
 _LISTEN = "0A"
 
 
@@ -76,18 +78,7 @@ def listeners(pid: int) -> list[Listener]:
 
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid``."""
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            with open(f"/proc/{current}/task/{current}/children", encoding="ascii") as fh:
-                kids = [int(x) for x in fh.read().split()]
-        except OSError:
-            continue
-        found.update(kids)
-        todo.extend(kids)
-    return found
+    return set(process_descendants(pid))
 
 
 def tree_listeners(pid: int) -> list[Listener]:

@@ -15,27 +15,12 @@ from pathlib import Path
 import pytest
 
 from connstorm.errors import ExitCode
-from local_stack.process import pid_alive
+from local_stack.process import descendants, pid_alive
 from local_stack.scratch import LINK_NAME, clean_stale, processes_in
 
 pytestmark = pytest.mark.slow
 
 UP = [sys.executable, "-m", "connstorm", "up"]
-
-
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            with open(f"/proc/{current}/task/{current}/children", encoding="ascii") as fh:
-                kids = [int(x) for x in fh.read().split()]
-        except OSError:
-            continue
-        found.update(kids)
-        todo.extend(kids)
-    return found
 
 
 def _wait_for(predicate: object, timeout_s: float) -> bool:
@@ -96,7 +81,7 @@ def test_up_signal_stops_every_server(tmp_path: Path, sig: signal.Signals, code:
     assert doc["pid"] == proc.pid
     scratch = _scratch(run_dir)
     servers = set(processes_in(scratch))
-    family = _descendants(proc.pid)
+    family = set(descendants(proc.pid))
     assert len(servers) >= 2  # postgres and pgbouncer at least
     assert servers <= family
     # WHEN it gets SIGTERM, or SIGINT as Ctrl-C sends it (to connstorm only: the
@@ -127,7 +112,7 @@ def test_up_sigkill_leaves_no_server_behind(tmp_path: Path,
 def _sigkill_then_clean(run_dir: Path) -> None:
     proc, _ = _start_up(run_dir)
     scratch = _scratch(run_dir)
-    family = _descendants(proc.pid)
+    family = set(descendants(proc.pid))
     assert processes_in(scratch)
     # WHEN it is SIGKILLed (no chance to clean up)
     proc.kill()
