@@ -27,10 +27,13 @@ from pathlib import Path
 
 import psycopg
 
+from connstorm.loadtests.locust_plugin.collectors.pgbouncer import PgBouncerCollector
+from connstorm.loadtests.locust_plugin.collectors.postgres import (
+    APPLICATION_NAME,
+    PostgresCollector,
+)
+from connstorm.samples import SampleWriter, read_samples
 from connstorm.scenario import load_scenario
-from loadtests.collectors.pgbouncer import PgBouncerCollector
-from loadtests.collectors.postgres import APPLICATION_NAME, PostgresCollector
-from loadtests.samples import SampleWriter, read_samples
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -50,8 +53,8 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=15, help="idle app connections to hold")
     args = parser.parse_args()
 
-    from local_stack.pgbouncer import PgBouncerServer
-    from local_stack.postgres import PostgresServer
+    from connstorm.local_stack.pgbouncer import PgBouncerServer
+    from connstorm.local_stack.postgres import PostgresServer
 
     scenario = load_scenario("pgbouncer-transaction", overrides=[
         "postgres.max_connections=40", "pgbouncer.default_pool_size=10"])

@@ -34,10 +34,10 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from connstorm.local_stack.lambda_.config import EmulatorConfig  # noqa: E402
+from connstorm.local_stack.lambda_.emulator import Emulator  # noqa: E402
+from connstorm.local_stack.lambda_.invocation import InvocationRequest  # noqa: E402
 from connstorm.scenario import FunctionConfig, LambdaConfig  # noqa: E402
-from local_stack.lambda_.config import EmulatorConfig  # noqa: E402
-from local_stack.lambda_.emulator import Emulator  # noqa: E402
-from local_stack.lambda_.invocation import InvocationRequest  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "local_stack" / "lambda_" / "fixture_handlers"
 

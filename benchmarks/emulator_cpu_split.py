@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/emulator_cpu_split.py [--clients 1,4,32] [--duration-s 10]
 [--variants realtime,normal,no-freeze]``
 
-Starts the real emulator server (``python -m local_stack.lambda_``) with the
+Starts the real emulator server (``python -m connstorm.local_stack.lambda_``) with the
 no-op function of the warm benchmark behind a payload 2.0 route, drives it with
 ``wrk -t1`` at each client count (after a warm-up that creates the
 environments), and reports per invocation: the emulator process's user and
@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import emulator_warm as warm  # noqa: E402
 
+from connstorm.local_stack.lambda_.config import EmulatorConfig  # noqa: E402
 from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig  # noqa: E402
-from local_stack.lambda_.config import EmulatorConfig  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -1,6 +1,6 @@
 """Scale: ramp to N concurrent environments, each holding its own PostgreSQL connection.
 
-A private PostgreSQL (``local_stack.postgres.PostgresServer``, max_connections
+A private PostgreSQL (``connstorm.local_stack.postgres.PostgresServer``, max_connections
 above N) and the emulator core in this process. N invocations are sent at once
 to one function whose module opens a connection at Init (the module_level
 pattern) and whose handler then holds the environment busy for ``--hold-s``.
@@ -40,13 +40,13 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from connstorm.local_stack.lambda_.config import EmulatorConfig  # noqa: E402
+from connstorm.local_stack.lambda_.emulator import Emulator  # noqa: E402
+from connstorm.local_stack.lambda_.environment import BUSY  # noqa: E402
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult  # noqa: E402
+from connstorm.local_stack.lambda_.server import raise_nofile_limit  # noqa: E402
+from connstorm.local_stack.postgres import PostgresServer  # noqa: E402
 from connstorm.scenario import FunctionConfig, LambdaConfig, PostgresConfig  # noqa: E402
-from local_stack.lambda_.config import EmulatorConfig  # noqa: E402
-from local_stack.lambda_.emulator import Emulator  # noqa: E402
-from local_stack.lambda_.environment import BUSY  # noqa: E402
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult  # noqa: E402
-from local_stack.lambda_.server import raise_nofile_limit  # noqa: E402
-from local_stack.postgres import PostgresServer  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "local_stack" / "lambda_" / "fixture_handlers"
 

@@ -6,9 +6,9 @@ Starts, in one run on this machine:
 
 - a baseline: a minimal aiohttp "hello" server on uvloop, in its own process (the
   issue's yardstick; the emulator's own listener is a bare httptools protocol);
-- the front alone (``local_stack.lambda_.front`` on ``http_server``) in front of an
+- the front alone (``connstorm.local_stack.lambda_.front`` on ``http_server``) in front of an
   invoker that answers at once: what the HTTP side costs by itself;
-- the real emulator server process (``python -m local_stack.lambda_``) with one
+- the real emulator server process (``python -m connstorm.local_stack.lambda_``) with one
   no-op function (``benchmarks/handlers/noop_handler.py``) behind a payload 2.0
   route, a payload 1.0 route and the Invoke API; real awslambdaric environments,
   freeze on (SIGSTOP/SIGCONT around every invocation);
@@ -43,9 +43,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from connstorm.local_stack.deathsig import preexec_death_signal  # noqa: E402
+from connstorm.local_stack.lambda_.config import EmulatorConfig  # noqa: E402
 from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig  # noqa: E402
-from local_stack.deathsig import preexec_death_signal  # noqa: E402
-from local_stack.lambda_.config import EmulatorConfig  # noqa: E402
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 
@@ -99,10 +99,10 @@ uvloop.run(main(sys.argv[1]))
 FRONT_ONLY = r"""
 import asyncio, json, os, sys
 import uvloop
-from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front
-from local_stack.lambda_.http_server import HttpServer
-from local_stack.lambda_.invocation import InvocationResult
-from local_stack.lambda_.routes import SimpleRoute
+from connstorm.local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front
+from connstorm.local_stack.lambda_.http_server import HttpServer
+from connstorm.local_stack.lambda_.invocation import InvocationResult
+from connstorm.local_stack.lambda_.routes import SimpleRoute
 
 class Instant:
     def has_function(self, name):
@@ -182,7 +182,7 @@ def cpu_s(pid: int) -> float:
 
 def emulator_argv(config: Path, ready: Path) -> list[str]:
     """The emulator server, as the stack starts it, dying with this process."""
-    return [sys.executable, "-m", "local_stack.lambda_", "--config", str(config),
+    return [sys.executable, "-m", "connstorm.local_stack.lambda_", "--config", str(config),
             "--ready-file", str(ready), "--parent-pid", str(os.getpid())]
 
 

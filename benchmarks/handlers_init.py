@@ -32,10 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from connstorm.handlers.workload import schema  # noqa: E402
+from connstorm.local_stack.lambda_.process import EmulatorProcess  # noqa: E402
+from connstorm.local_stack.postgres import PostgresServer  # noqa: E402
 from connstorm.scenario import FunctionConfig, LambdaConfig, PostgresConfig, Scenario  # noqa: E402
-from handlers.workload import schema  # noqa: E402
-from local_stack.lambda_.process import EmulatorProcess  # noqa: E402
-from local_stack.postgres import PostgresServer  # noqa: E402
 from tests.handlers import apigw_events  # noqa: E402
 
 PATTERNS = ("per_invocation", "leaky", "module_level", "module_level_resilient",

@@ -1,7 +1,7 @@
 """RDS Proxy stand-in: queries per second and added p50 latency, against PgBouncer and direct.
 
 One private PostgreSQL; in front of it PgBouncer (transaction mode) and the RDS
-Proxy stand-in (``python -m local_stack.rds_proxy``, a process of its own like
+Proxy stand-in (``python -m connstorm.local_stack.rds_proxy``, a process of its own like
 PgBouncer), both with a pool of ``--pool`` connections. The same load runs
 against the three targets, interleaved, ``--rounds`` times, in the same run:
 
@@ -71,9 +71,9 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=4)
     args = parser.parse_args()
 
-    from local_stack.pgbouncer import PgBouncerServer
-    from local_stack.postgres import PostgresServer
-    from local_stack.rds_proxy.process import RdsProxyProcess
+    from connstorm.local_stack.pgbouncer import PgBouncerServer
+    from connstorm.local_stack.postgres import PostgresServer
+    from connstorm.local_stack.rds_proxy.process import RdsProxyProcess
 
     scenario = load_scenario("pgbouncer-transaction", overrides=[
         "postgres.max_connections=40", f"pgbouncer.default_pool_size={args.pool}"])

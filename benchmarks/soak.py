@@ -103,7 +103,7 @@ def watched(run_pid: int) -> dict[str, int]:
         cmd = _proc_cmdline(pid)
         if " -m locust" in cmd and "locust" not in out:
             out["locust (collectors)"] = pid
-        elif "local_stack.lambda_" in cmd and "--config" in cmd:
+        elif "connstorm.local_stack.lambda_" in cmd and "--config" in cmd:
             out["emulator"] = pid
     return out
 

@@ -27,10 +27,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from connstorm.local_stack.os_user import server_user
+from connstorm.local_stack.postgres import PostgresServer, find_binaries, template_cluster
+from connstorm.local_stack.stack import Stack
 from connstorm.scenario import load_scenario
-from local_stack.os_user import server_user
-from local_stack.postgres import PostgresServer, find_binaries, template_cluster
-from local_stack.stack import Stack
 
 
 def _measure(rounds: int, make: Callable[[Path], object], base: Path,

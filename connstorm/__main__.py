@@ -1,5 +1,5 @@
 """Allow ``python -m connstorm``."""
 
-from connstorm.cli import main
+from connstorm.cli.main import main
 
 raise SystemExit(main())

@@ -32,8 +32,8 @@ from connstorm.errors import EnvironmentProblemError
 
 _log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-HANDLERS_DIR = PROJECT_ROOT / "handlers"
+#: The handlers package shipped with connstorm (a link to the repository's handlers/).
+HANDLERS_DIR = Path(__file__).resolve().parent / "handlers"
 #: Lambda architecture -> the wheel platform tag pip is asked for.
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 REQUIREMENTS = ("psycopg[binary]>=3.2", "psycopg-pool>=3.2")

@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 #: Folder of the scenarios shipped with connstorm, found by name.
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "loadtests" / "scenarios"
+BUILTIN_DIR = Path(__file__).resolve().parent / "loadtests" / "scenarios"
 DEFAULT_SCENARIO = "direct-small"
 #: Fields of :class:`Scenario` that connstorm fills in; a file cannot set them.
 _NOT_KEYS = ("source", "raw")

@@ -29,8 +29,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from handlers.workload import app, db, events, routes
-from handlers.workload.settings import DbSettings
+from .workload import app, db, events, routes
+from .workload.settings import DbSettings
 
 PATTERN = "in_process_pool"
 SETTINGS = DbSettings.from_env()

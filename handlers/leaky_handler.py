@@ -26,8 +26,8 @@ from typing import Any
 
 import psycopg
 
-from handlers.workload import app, db, events, routes
-from handlers.workload.settings import DbSettings
+from .workload import app, db, events, routes
+from .workload.settings import DbSettings
 
 PATTERN = "leaky"
 SETTINGS = DbSettings.from_env()

@@ -31,9 +31,9 @@ from typing import Any
 
 import psycopg
 
-from handlers.workload import app, db, events, routes
-from handlers.workload.resilient import ResilientConnection
-from handlers.workload.settings import DbSettings
+from .workload import app, db, events, routes
+from .workload.resilient import ResilientConnection
+from .workload.settings import DbSettings
 
 PATTERN = "module_level_resilient"
 DEFAULT_STATEMENT_TIMEOUT_MS = 5000

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.workload import app, db, events, routes
-from handlers.workload.settings import DbSettings
+from .workload import app, db, events, routes
+from .workload.settings import DbSettings
 
 PATTERN = "per_invocation"
 SETTINGS = DbSettings.from_env()

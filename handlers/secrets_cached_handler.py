@@ -33,9 +33,9 @@ from typing import Any
 
 import psycopg
 
-from handlers.workload import app, db, events, routes
-from handlers.workload.resilient import ResilientConnection
-from handlers.workload.settings import DbSettings, SettingsError
+from .workload import app, db, events, routes
+from .workload.resilient import ResilientConnection
+from .workload.settings import DbSettings, SettingsError
 
 PATTERN = "secrets_cached"
 SETTINGS = DbSettings.from_env()

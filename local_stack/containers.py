@@ -1,12 +1,12 @@
 """The docker backend of the local stack: PostgreSQL and PgBouncer as containers.
 
 :class:`PostgresContainer` and :class:`PgBouncerContainer` offer the same
-properties and lifecycle as :class:`~local_stack.postgres.PostgresServer` and
-:class:`~local_stack.pgbouncer.PgBouncerServer` (``host``, ``port``,
+properties and lifecycle as :class:`~connstorm.local_stack.postgres.PostgresServer` and
+:class:`~connstorm.local_stack.pgbouncer.PgBouncerServer` (``host``, ``port``,
 ``admin_dsn``, ``app_dsn``/``dsn``, ``role_secret``, ``running``, ``log_path``),
-so :class:`~local_stack.stack.Stack` picks them for ``[postgres] backend = "docker"``.
+so :class:`~connstorm.local_stack.stack.Stack` picks them for ``[postgres] backend = "docker"``.
 They run the connstorm image (``Dockerfile``) through testcontainers, with
-``python -m local_stack.container_entry`` rendering the configuration with the
+``python -m connstorm.cli.container_entry`` rendering the configuration with the
 native stack's functions.
 
 Containers use host networking and listen on 127.0.0.1 on a free port: the same
@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from connstorm.errors import EnvironmentProblemError, StackError
+from connstorm.local_stack.credentials import make_dsn, new_password
+from connstorm.local_stack.pgbouncer import ADMIN_DB, ADMIN_USER, Upstream
+from connstorm.local_stack.ports import HOST, claim_port
+from connstorm.local_stack.postgres import APP_DB, APP_USER, SUPERUSER
+from connstorm.local_stack.resource import Resource
 from connstorm.scenario import PgBouncerConfig, PostgresConfig
-from local_stack.credentials import make_dsn, new_password
-from local_stack.pgbouncer import ADMIN_DB, ADMIN_USER, Upstream
-from local_stack.ports import HOST, claim_port
-from local_stack.postgres import APP_DB, APP_USER, SUPERUSER
-from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class _ServiceContainer(Resource):
         env = {"CONNSTORM_LISTEN_ADDR": HOST, **self._environment()}
         container = DockerContainer(image, env=env,
                                     docker_client_kw={"timeout": ENGINE_TIMEOUT_S})
-        container.with_command(["python", "-m", "local_stack.container_entry", self.role])
+        container.with_command(["python", "-m", "connstorm.cli.container_entry", self.role])
         container.with_kwargs(network_mode="host",
                               labels={OWNER_LABEL: str(os.getpid()), ROLE_LABEL: self.role})
         self._container = container

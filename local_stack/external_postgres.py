@@ -19,10 +19,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from connstorm.errors import StackError
+from connstorm.local_stack.credentials import make_dsn, mask_dsn, new_password, scram_verifier
+from connstorm.local_stack.postgres import APP_DB, APP_ROLE_COMMENT, APP_USER
+from connstorm.local_stack.resource import Resource
 from connstorm.scenario import PostgresConfig
-from local_stack.credentials import make_dsn, mask_dsn, new_password, scram_verifier
-from local_stack.postgres import APP_DB, APP_ROLE_COMMENT, APP_USER
-from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 

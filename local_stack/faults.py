@@ -1,7 +1,7 @@
 """Faults injected into a running stack: the actions of a scenario's ``[[timeline]]``.
 
 Each is what a production incident does to the handlers' connections, done to
-the real servers of a :class:`~local_stack.stack.Stack`:
+the real servers of a :class:`~connstorm.local_stack.stack.Stack`:
 
 =====================  =====================================================================
 ``restart_postgres``   shutdown (``mode`` fast: SIGINT, clients cut at once; smart: SIGTERM,
@@ -18,7 +18,7 @@ the real servers of a :class:`~local_stack.stack.Stack`:
                        answers
 ``network_latency``    ``ms`` more each way between handlers and the database for ``seconds``
                        (a full stall when ``ms`` covers the window), through the stack's
-                       :class:`~local_stack.tcp_proxy.TcpProxy`
+                       :class:`~connstorm.local_stack.tcp_proxy.TcpProxy`
 ``deploy``             publish a new version of function ``target`` (the emulator's deploy)
 =====================  =====================================================================
 

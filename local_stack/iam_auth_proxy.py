@@ -45,7 +45,7 @@ from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
 from connstorm.errors import StackError
-from local_stack import pg_wire
+from connstorm.local_stack import pg_wire
 
 _log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The PostgreSQL wire protocol, as much as connstorm's two proxies need.
 
-Both the IAM auth stand-in (:mod:`local_stack.iam_auth_proxy`) and the RDS Proxy
-stand-in (:mod:`local_stack.rds_proxy`) sit between a client and the real
+Both the IAM auth stand-in (:mod:`connstorm.local_stack.iam_auth_proxy`) and the RDS Proxy
+stand-in (:mod:`connstorm.local_stack.rds_proxy`) sit between a client and the real
 server: they read a client's startup packet, answer ``N`` to TLS and GSS
 requests (no TLS locally), log in to the server themselves with the app role's
 real password (cleartext, MD5 or SCRAM-SHA-256) and then forward messages. That

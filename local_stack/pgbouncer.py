@@ -26,13 +26,13 @@ from typing import Protocol
 import psycopg
 
 from connstorm.errors import EnvironmentProblemError, StackError
+from connstorm.local_stack.credentials import make_dsn, new_password, scram_verifier
+from connstorm.local_stack.os_user import chown_tree, server_user
+from connstorm.local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
+from connstorm.local_stack.process import ManagedProcess, start_in_keeper
+from connstorm.local_stack.resource import Resource
+from connstorm.local_stack.scratch import create_scratch, remove_scratch
 from connstorm.scenario import PgBouncerConfig, SettingValue
-from local_stack.credentials import make_dsn, new_password, scram_verifier
-from local_stack.os_user import chown_tree, server_user
-from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
-from local_stack.process import ManagedProcess, start_in_keeper
-from local_stack.resource import Resource
-from local_stack.scratch import create_scratch, remove_scratch
 
 log = logging.getLogger(__name__)
 

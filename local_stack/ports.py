@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from connstorm.errors import EnvironmentProblemError
 
 if TYPE_CHECKING:
-    from local_stack.process import ManagedProcess
+    from connstorm.local_stack.process import ManagedProcess
 
 log = logging.getLogger(__name__)
 

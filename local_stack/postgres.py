@@ -34,22 +34,23 @@ import psycopg
 from psycopg import sql
 
 from connstorm.errors import StackError
-from connstorm.scenario import PostgresConfig, SettingValue
-from connstorm.signals import held_while_forking
-from local_stack.credentials import make_dsn, new_password, scram_verifier
-from local_stack.deathsig import preexec_death_signal
-from local_stack.os_user import TMPFS, chown_tree, server_user, shared_scratch_root
-from local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
-from local_stack.postgres_binaries import (
+from connstorm.local_stack.cache import cache_root
+from connstorm.local_stack.credentials import make_dsn, new_password, scram_verifier
+from connstorm.local_stack.deathsig import preexec_death_signal
+from connstorm.local_stack.os_user import TMPFS, chown_tree, server_user, shared_scratch_root
+from connstorm.local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
+from connstorm.local_stack.postgres_binaries import (
     INSTALL_HINT,
     PostgresBinaries,
     find_binaries,
     known_settings,
     validate_settings,
 )
-from local_stack.process import ManagedProcess, descendants, start_in_keeper
-from local_stack.resource import Resource
-from local_stack.scratch import create_scratch, remove_scratch
+from connstorm.local_stack.process import ManagedProcess, descendants, start_in_keeper
+from connstorm.local_stack.resource import Resource
+from connstorm.local_stack.scratch import create_scratch, remove_scratch
+from connstorm.scenario import PostgresConfig, SettingValue
+from connstorm.signals import held_while_forking
 
 __all__ = [
     "APP_DB", "APP_ROLE_COMMENT", "APP_USER", "INSTALL_HINT", "SUPERUSER", "PostgresBinaries",
@@ -101,15 +102,6 @@ def _run_as(user: str | None, argv: list[str], *, cwd: Path, what: str,
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
         raise StackError(f"{what} failed (status {result.returncode}):\n{tail}")
 
-
-
-def cache_root() -> Path:
-    """``$CONNSTORM_CACHE_DIR``, else ``$XDG_CACHE_HOME/connstorm``, else ``~/.cache/connstorm``."""
-    explicit = os.environ.get("CONNSTORM_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "connstorm"
 
 
 @contextlib.contextmanager
@@ -322,7 +314,7 @@ class PostgresServer(Resource):
         """True while the server process is alive."""
         return self._process is not None and self._process.running()
 
-    # ---------------------------------------------------------- faults (local_stack.faults)
+    # ------------------------------------------------------------------ faults (.faults)
 
     def restart(self, mode: str = "fast", smart_timeout_s: float = 10.0) -> None:
         """Shut down (``fast``: SIGINT, disconnects clients; ``smart``: SIGTERM, waits

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import IO
 
 from connstorm.errors import StackError
+from connstorm.local_stack.deathsig import preexec_death_signal
+from connstorm.local_stack.resource import Resource
 from connstorm.signals import held_while_forking
-from local_stack.deathsig import preexec_death_signal
-from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 

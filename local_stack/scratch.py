@@ -2,7 +2,7 @@
 
 Server data (the PostgreSQL cluster, PgBouncer's ini and auth file, sockets)
 lives in a scratch folder that is deleted when the stack stops. It is a folder
-under :func:`~local_stack.os_user.shared_scratch_root` (tmpfs when there is room:
+under :func:`~connstorm.local_stack.os_user.shared_scratch_root` (tmpfs when there is room:
 the template copy is 10x faster there) and ``<run_dir>/.stack`` is a small file
 naming it. Without tmpfs it is ``<run_dir>/.stack`` itself, unless the server
 user cannot reach the run folder (root's 0700 folders) or the path is too long
@@ -27,14 +27,14 @@ import time
 from pathlib import Path
 
 from connstorm.errors import StackError
-from local_stack.os_user import (
+from connstorm.local_stack.os_user import (
     TMPFS,
     can_traverse,
     chown_tree,
     scratch_roots,
     shared_scratch_root,
 )
-from local_stack.process import pid_alive
+from connstorm.local_stack.process import pid_alive
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from connstorm.errors import StackError
-from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+from connstorm.local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
 
 _log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The whole local stack of a scenario, started in order and stopped in reverse.
 
 PostgreSQL (or the server at ``[postgres] url``; containers of the connstorm
-image when ``[postgres] backend = "docker"``, see :mod:`local_stack.containers`),
+image when ``[postgres] backend = "docker"``, see :mod:`connstorm.local_stack.containers`),
 then PgBouncer when
 ``[pgbouncer] enabled``, then the RDS Proxy stand-in when ``[rds_proxy] enabled``
 (or a function has ``database = "rds_proxy"``), then the workload schema, then
@@ -10,7 +10,7 @@ everything is (keys in ``docs/run-folder.md``; mode 0600: it holds passwords).
 
 A start that fails half way stops what it had started and raises StackError
 carrying the last lines of the failing server's log. Server data lives in a
-private scratch folder (see :mod:`local_stack.scratch`) deleted on stop; the
+private scratch folder (see :mod:`connstorm.local_stack.scratch`) deleted on stop; the
 scratch folders of crashed runs are cleaned at the next start.
 
 >>> with Stack(load_scenario("pgbouncer-transaction"), Path("runs/demo")) as stack:
@@ -28,16 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from connstorm.errors import ConnstormError, StackError
-from connstorm.run_dir import create_run_dir, write_json, write_private_json
+from connstorm.local_stack.external_postgres import ExternalPostgres
+from connstorm.local_stack.os_user import server_user
+from connstorm.local_stack.pgbouncer import PgBouncerServer
+from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.process import read_tail
+from connstorm.local_stack.resource import Resource
+from connstorm.local_stack.scratch import clean_stale, create_scratch, remove_scratch
+from connstorm.local_stack.tcp_proxy import TcpProxy
+from connstorm.run_folder import create_run_dir, write_json, write_private_json
 from connstorm.scenario import FunctionConfig, Scenario
-from local_stack.external_postgres import ExternalPostgres
-from local_stack.os_user import server_user
-from local_stack.pgbouncer import PgBouncerServer
-from local_stack.postgres import PostgresServer
-from local_stack.process import read_tail
-from local_stack.resource import Resource
-from local_stack.scratch import clean_stale, create_scratch, remove_scratch
-from local_stack.tcp_proxy import TcpProxy
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Stack(Resource):
             return
         postgres_class: Any = PostgresServer
         if config.backend == "docker":
-            from local_stack.containers import PostgresContainer
+            from connstorm.local_stack.containers import PostgresContainer
 
             postgres_class = PostgresContainer
         server = postgres_class(config, self.run_dir, scratch_dir=self._scratch,
@@ -144,7 +144,7 @@ class Stack(Resource):
         assert self.postgres is not None
         pgbouncer_class: Any = PgBouncerServer
         if self.scenario.postgres.backend == "docker":
-            from local_stack.containers import PgBouncerContainer
+            from connstorm.local_stack.containers import PgBouncerContainer
 
             pgbouncer_class = PgBouncerContainer
         server = pgbouncer_class(self.scenario.pgbouncer, self.postgres, self.run_dir,
@@ -155,8 +155,8 @@ class Stack(Resource):
 
     def _start_rds_proxy(self) -> None:
         """The RDS Proxy stand-in before the database, with the app role as its secret."""
-        from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
-        from local_stack.rds_proxy import RdsProxy
+        from connstorm.local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+        from connstorm.local_stack.rds_proxy import RdsProxy
 
         pg = self.postgres
         assert pg is not None
@@ -170,7 +170,7 @@ class Stack(Resource):
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.run_dir / "logs" / "rds_proxy.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        proxy_log = logging.getLogger("local_stack.rds_proxy")
+        proxy_log = logging.getLogger("connstorm.local_stack.rds_proxy")
         level, propagate = proxy_log.level, proxy_log.propagate
 
         def stop() -> None:
@@ -189,7 +189,7 @@ class Stack(Resource):
         proxy.start()
 
     def _install_schema(self) -> None:
-        from handlers.workload import schema
+        from connstorm.handlers.workload import schema
 
         assert self.postgres is not None
         schema.install(self.postgres.app_dsn, self.scenario.postgres.seed_products)
@@ -209,7 +209,7 @@ class Stack(Resource):
                 self.db_proxies[key] = proxy
 
     def _start_emulator(self) -> None:
-        from local_stack.lambda_.process import EmulatorProcess
+        from connstorm.local_stack.lambda_.process import EmulatorProcess
 
         env = {fn.name: self.function_env(fn) for fn in self.scenario.functions}
         self._start_credential_stand_ins(env)
@@ -225,9 +225,9 @@ class Stack(Resource):
         rewrites that function's environment so it can log in only through the
         stand-in (its ``DB_PASSWORD`` is removed), as on AWS.
         """
-        from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
-        from local_stack.iam_auth_proxy import IamAuthProxy, iam_token_env
-        from local_stack.secrets_manager import SecretsManagerServer, secrets_cached_env
+        from connstorm.local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+        from connstorm.local_stack.iam_auth_proxy import IamAuthProxy, iam_token_env
+        from connstorm.local_stack.secrets_manager import SecretsManagerServer, secrets_cached_env
 
         pg = self.postgres
         assert pg is not None

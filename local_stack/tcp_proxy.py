@@ -32,8 +32,8 @@ import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from local_stack.ports import HOST
-from local_stack.resource import Resource
+from connstorm.local_stack.ports import HOST
+from connstorm.local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 

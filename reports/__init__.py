@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from reports.errors import ReportError
+from connstorm.reports.errors import ReportError
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ def render_all(run_dir: Path, *, html_path: Path | None = None) -> list[Path]:
     finish) only the HTML report, made from the samples, is written. Returns the
     paths written. Raises :class:`ReportError` for a missing or damaged folder.
     """
-    from reports import html, junit, markdown
-    from reports.run_folder import load_run
+    from connstorm.reports import html, junit, markdown
+    from connstorm.reports.run_folder import load_run
 
     run = load_run(Path(run_dir))
     written = [_write(html_path or run.path / REPORT_FILE, html.render(run))]
@@ -60,8 +60,8 @@ def render_all(run_dir: Path, *, html_path: Path | None = None) -> list[Path]:
 
 def render_comparison(run_dirs: Sequence[Path], out: Path) -> Path:
     """One report.html comparing several run folders, each shown as a variant."""
-    from reports import html
-    from reports.run_folder import combine, load_run
+    from connstorm.reports import html
+    from connstorm.reports.run_folder import combine, load_run
 
     runs = [load_run(Path(d)) for d in run_dirs]
     return _write(out, html.render(combine(runs, out.parent)))

@@ -1,6 +1,6 @@
 """The charts of a report: which series of samples.jsonl each one shows.
 
-Kept apart from the page (:mod:`reports.html`) because this is the part with
+Kept apart from the page (:mod:`connstorm.reports.html`) because this is the part with
 decisions in it: what a row means, how gaps show, how cumulative counters are
 drawn. Each chart is a list of :class:`Series` per run; the page lays the
 charts out one per row, and the variants of a comparison one per column.
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reports.run_folder import Row, RunData
+from connstorm.reports.run_folder import Row, RunData
 
 Value = float | None
 

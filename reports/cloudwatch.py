@@ -1,6 +1,6 @@
 """What the renderers show of a live run's CloudWatch reading: one row per metric.
 
-summary.json's ``variants[].cloudwatch`` (``loadtests/live_summary.py``) keeps,
+summary.json's ``variants[].cloudwatch`` (``loadtests/orchestrator/live_summary.py``) keeps,
 for each metric read, its statistic, unit, how many one-minute points arrived
 and the peak; metrics without a point and those the service refused are listed
 too, so the reader sees what is missing instead of a silent zero. A local run
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reports.verdicts import DASH, fmt, variants
+from connstorm.reports.verdicts import DASH, fmt, variants
 
 #: Headings of the CloudWatch table (markdown and HTML).
 HEADINGS = ("variant", "series", "metric", "stat", "unit", "points", "peak", "total")

@@ -6,7 +6,7 @@ page makes that a guarantee rather than a hope. All charts share one time axis
 (seconds since the run started); a comparison puts each variant in its own
 column with the same axes, so the eye can go across.
 
-Every string on the page comes from masked data (:mod:`reports.run_folder`) and
+Every string on the page comes from masked data (:mod:`connstorm.reports.run_folder`) and
 is HTML-escaped.
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from reports import cloudwatch, pinning, timeline
-from reports import verdicts as v
-from reports.charts import CHARTS, Chart, Series
-from reports.run_folder import RunData
+from connstorm.reports import cloudwatch, pinning, timeline
+from connstorm.reports import verdicts as v
+from connstorm.reports.charts import CHARTS, Chart, Series
+from connstorm.reports.run_folder import RunData
 
 #: The id of the charts' div; tests read ``document.getElementById(CHARTS_DIV).data``.
 CHARTS_DIV = "connstorm-charts"

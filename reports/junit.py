@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from reports import verdicts as v
+from connstorm.reports import verdicts as v
 
 
 def _suite_name(scenario: str, variant: str) -> str:

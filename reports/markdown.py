@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reports import cloudwatch, pinning, timeline
-from reports import verdicts as v
+from connstorm.reports import cloudwatch, pinning, timeline
+from connstorm.reports import verdicts as v
 
 
 def _esc(text: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reports.verdicts import DASH, fmt, variants
+from connstorm.reports.verdicts import DASH, fmt, variants
 
 #: Headings of the audit table (markdown and HTML).
 HEADINGS = ("variant", "pin reason (RDS Proxy's words)", "sessions pinned", "sample statement")

@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from reports.errors import ReportError
+from connstorm.reports.errors import ReportError
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def _with_function_errors(summary: dict[str, Any],
 def load_run(run_dir: Path) -> RunData:
     """A run folder; a comparison when it has ``variants/<name>/`` folders below it.
 
-    Raises :class:`~reports.errors.ReportError` (one line) when the folder is
+    Raises :class:`~connstorm.reports.errors.ReportError` (one line) when the folder is
     missing, is not a run folder, or holds a damaged file.
     """
     run_dir = Path(run_dir)

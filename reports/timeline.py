@@ -1,7 +1,7 @@
 """What the renderers show of a run's ``[[timeline]]``: marks on the time axis, recovery rows.
 
 summary.json's ``variants[].timeline`` holds the recovery figures of each
-action (``loadtests/recovery.py``); the samples hold when each one fired
+action (``loadtests/orchestrator/recovery.py``); the samples hold when each one fired
 (``timeline`` rows). One variant is one handler pattern, so "which patterns
 recovered" is a line per variant, which :func:`recovery_text` writes and the
 verdicts append.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reports.verdicts import DASH, errors_text, fmt, variants
+from connstorm.reports.verdicts import DASH, errors_text, fmt, variants
 
 #: Headings of the recovery table (markdown and HTML).
 HEADINGS = ("variant", "at s", "action", "recovered after", "errors during", "conns leaked")

@@ -130,13 +130,13 @@ def verdict(variant: Mapping[str, Any]) -> str:
     """One line saying what happened to a variant (prefixed when it was cut short).
 
     Through an RDS Proxy, the multiplexing and the pins
-    (:func:`reports.pinning.pinning_text`) follow it; when the run had
+    (:func:`connstorm.reports.pinning.pinning_text`) follow it; when the run had
     provisioned concurrency, deploys, keep-warm pings or VPC refusals,
     :func:`lifecycle_text` follows it; when it had a ``[[timeline]]``,
-    what the pattern did after each action (:func:`reports.timeline.recovery_text`).
+    what the pattern did after each action (:func:`connstorm.reports.timeline.recovery_text`).
     """
-    from reports.pinning import pinning_text  # both build on this module's helpers
-    from reports.timeline import recovery_text
+    from connstorm.reports.pinning import pinning_text  # both build on this module's helpers
+    from connstorm.reports.timeline import recovery_text
 
     line = _verdict(variant)
     pins = pinning_text(variant)

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
+from connstorm.local_stack.pgbouncer import PgBouncerServer
+from connstorm.local_stack.postgres import PostgresServer
 from connstorm.scenario import Scenario, load_scenario
-from local_stack.pgbouncer import PgBouncerServer
-from local_stack.postgres import PostgresServer
 
 
 def _toml_value(value: Any) -> str:

@@ -14,7 +14,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from local_stack.process import descendants as process_descendants
+from connstorm.local_stack.process import descendants as process_descendants
 
 _LISTEN = "0A"
 

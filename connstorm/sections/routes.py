@@ -35,7 +35,7 @@ class RouteConfig:
 
     @model_validator(mode="after")
     def _template(self) -> RouteConfig:
-        from local_stack.lambda_.routes import RouteTemplateError, compile_route
+        from connstorm.local_stack.lambda_.routes import RouteTemplateError, compile_route
 
         if not self.path.startswith("/"):
             raise KeyProblem("path", f"must start with '/', got {self.path!r}")

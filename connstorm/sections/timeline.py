@@ -2,8 +2,8 @@
 
 Each entry names an ``action``, when it fires (``at_s``, seconds after the load
 starts), its ``target`` where it has one, and its arguments. What each action
-does is :mod:`local_stack.faults`; :mod:`loadtests.timeline` fires them during
-``connstorm run``, :mod:`loadtests.recovery` measures what followed. Which arguments an
+does is :mod:`connstorm.local_stack.faults`; :mod:`connstorm.loadtests.orchestrator.timeline` fires them during
+``connstorm run``, :mod:`connstorm.loadtests.orchestrator.recovery` measures what followed. Which arguments an
 action takes is checked here; that a ``target`` names a function of the scenario
 is checked by the scenario as a whole.
 """

@@ -27,8 +27,8 @@ from typing import Any
 
 import psycopg
 
-from handlers.workload import db, events, routes
-from handlers.workload.settings import ENV_ID_CHARS, environment_id
+from . import db, events, routes
+from .settings import ENV_ID_CHARS, environment_id
 
 Runner = Callable[[routes.Action], events.Response]
 

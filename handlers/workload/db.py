@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from handlers.workload.settings import DbSettings
+from .settings import DbSettings
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from handlers.workload import db, events, routes
+from . import db, events, routes
 
 _log = logging.getLogger(__name__)
 

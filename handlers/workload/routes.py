@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from handlers.workload.events import Request, Response, error
+from .events import Request, Response, error
 
 if TYPE_CHECKING:
     import psycopg

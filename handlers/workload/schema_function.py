@@ -32,8 +32,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from handlers.workload import schema
-from handlers.workload.settings import DbSettings, SettingsError
+from . import schema
+from .settings import DbSettings, SettingsError
 
 #: The role RDS grants to users that log in with IAM tokens (exists on RDS only).
 RDS_IAM_ROLE = "rds_iam"

@@ -8,7 +8,7 @@ API sit on one small HTTP server (:mod:`.http_server`) in front of it.
 Where things are:
 
 * :mod:`.process` -- :class:`~.process.EmulatorProcess`, what the stack starts;
-* :mod:`.server` -- the server process (``python -m local_stack.lambda_``): one
+* :mod:`.server` -- the server process (``python -m connstorm.local_stack.lambda_``): one
   listener with the front, the Invoke API, ``/_connstorm/stats`` and
   ``/_connstorm/health``; :mod:`.http_server` -- that listener's HTTP/1.1
   (:mod:`.http_connection` one client connection, :mod:`.http_messages` the

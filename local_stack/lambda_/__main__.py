@@ -1,7 +1,7 @@
-"""``python -m local_stack.lambda_``: the emulator server (:mod:`local_stack.lambda_.server`)."""
+"""``python -m connstorm.local_stack.lambda_``: the emulator server (:mod:`.server`)."""
 
 import sys
 
-from local_stack.lambda_.server import main
+from connstorm.local_stack.lambda_.server import main
 
 sys.exit(main())

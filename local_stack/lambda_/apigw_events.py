@@ -29,7 +29,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-from local_stack.lambda_.ids import root_trace_id, short_request_id, uuid4
+from connstorm.local_stack.lambda_.ids import root_trace_id, short_request_id, uuid4
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Content types API Gateway treats as text; anything else (or bytes that are not

@@ -2,7 +2,7 @@
 
 The toolkit builds an :class:`EmulatorConfig` from a scenario (plus the database
 settings the stack generates for each function), writes it as JSON into the run
-folder, and the emulator server process (``python -m local_stack.lambda_``) reads
+folder, and the emulator server process (``python -m connstorm.local_stack.lambda_``) reads
 it back. Keeping the scenario's own dataclasses (:class:`LambdaConfig`,
 :class:`FunctionConfig`, :class:`RouteConfig`) inside means the emulator and the
 scenario cannot drift apart.
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from connstorm.errors import ScenarioError
+from connstorm.local_stack.lambda_.task_root import builtin_task_root
 from connstorm.scenario import (
     BUILTIN_DIR,
     FunctionConfig,
@@ -32,8 +33,6 @@ from connstorm.scenario import (
     load_scenario,  # noqa: F401  (used by the doctest)
 )
 
-#: Root of the connstorm checkout: where the shipped ``handlers`` package lives.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 #: Dummy account id used in ARNs (AWS documentation's own example account).
 ACCOUNT_ID = "123456789012"
 
@@ -139,12 +138,12 @@ def _resolve_function(fn: FunctionConfig, scenario: Scenario, extra: Mapping[str
     code = Path(fn.code_dir)
     if not code.is_absolute():
         if fn.pattern is not None and fn.code_dir == ".":
-            base = PROJECT_ROOT
+            base = builtin_task_root()
         elif base_dir is not None:
             base = Path(base_dir)
         else:
             src = Path(scenario.source).resolve().parent
-            base = PROJECT_ROOT if src == BUILTIN_DIR.resolve() else src
+            base = builtin_task_root() if src == BUILTIN_DIR.resolve() else src
         code = base / code
     code = code.resolve()
     if not code.is_dir():

@@ -1,9 +1,9 @@
 """The emulator core: schedules invocations onto real awslambdaric environments.
 
-:class:`Emulator` implements the :class:`~local_stack.lambda_.invocation.Invoker`
+:class:`Emulator` implements the :class:`~connstorm.local_stack.lambda_.invocation.Invoker`
 protocol for the HTTP side. Per function it keeps a zygote (fork server), a LIFO
 of frozen environments and a scaling bucket. Each environment talks to its own
-Runtime API listener (:mod:`local_stack.lambda_.runtime_api`); between
+Runtime API listener (:mod:`connstorm.local_stack.lambda_.runtime_api`); between
 invocations it is SIGSTOPped, as Lambda freezes its microVM.
 
 Everything runs on one event loop; all state changes are synchronous callbacks,
@@ -58,20 +58,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.cpu_shares import CpuShares
-from local_stack.lambda_.environment import DEAD, STOPPING, Environment, Invocation
-from local_stack.lambda_.function_pool import FunctionPool, aggregate_stats
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
-from local_stack.lambda_.invocation_log import InvocationLog
-from local_stack.lambda_.lifecycle import EnvironmentLifecycle
-from local_stack.lambda_.priority import NORMAL
-from local_stack.lambda_.provisioning import Provisioning
-from local_stack.lambda_.runtime_callbacks import RuntimeCallbacks
-from local_stack.lambda_.runtime_env import function_environment, runtime_dir
-from local_stack.lambda_.scaling import request_rate_buckets, scaling_bucket
-from local_stack.lambda_.scheduler import Scheduler
-from local_stack.lambda_.schedules import run_schedule
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.cpu_shares import CpuShares
+from connstorm.local_stack.lambda_.environment import DEAD, STOPPING, Environment, Invocation
+from connstorm.local_stack.lambda_.function_pool import FunctionPool, aggregate_stats
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
+from connstorm.local_stack.lambda_.invocation_log import InvocationLog
+from connstorm.local_stack.lambda_.lifecycle import EnvironmentLifecycle
+from connstorm.local_stack.lambda_.priority import NORMAL
+from connstorm.local_stack.lambda_.provisioning import Provisioning
+from connstorm.local_stack.lambda_.runtime_callbacks import RuntimeCallbacks
+from connstorm.local_stack.lambda_.runtime_env import function_environment, runtime_dir
+from connstorm.local_stack.lambda_.scaling import request_rate_buckets, scaling_bucket
+from connstorm.local_stack.lambda_.scheduler import Scheduler
+from connstorm.local_stack.lambda_.schedules import run_schedule
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks, Provisioning):
         return name in self.pools
 
     async def invoke(self, request: InvocationRequest) -> InvocationResult:
-        """Run one invocation; see :class:`~local_stack.lambda_.invocation.Invoker`.
+        """Run one invocation; see :class:`~connstorm.local_stack.lambda_.invocation.Invoker`.
 
         A caller that goes away (its task cancelled) does not cancel the invocation.
         """

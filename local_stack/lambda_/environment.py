@@ -22,10 +22,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 
 if TYPE_CHECKING:
-    from local_stack.lambda_.runtime_api import RuntimeConnection
+    from connstorm.local_stack.lambda_.runtime_api import RuntimeConnection
 
 INITIALIZING = "initializing"
 BUSY = "busy"

@@ -32,8 +32,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from connstorm.scenario import FunctionConfig
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 
 log = logging.getLogger(__name__)
 

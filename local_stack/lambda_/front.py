@@ -2,7 +2,7 @@
 
 Routes come from the scenario's ``[[routes]]``; each request that matches one is
 turned into a payload 1.0 or 2.0 event (:mod:`.apigw_events`), handed to the
-core through the :class:`~local_stack.lambda_.invocation.Invoker` seam, and the
+core through the :class:`~connstorm.local_stack.lambda_.invocation.Invoker` seam, and the
 function's answer is mapped back (:mod:`.apigw_responses`). Failures are
 answered the way API Gateway answers them, because that is what a load test
 against the real thing sees:
@@ -29,7 +29,7 @@ request becomes an answer (500 at worst) and a log line.
 
 The emulator's server hands it every request that is not its own
 (``/_connstorm/*``, the Invoke API): :meth:`Front.handle` answers at once, or
-with a :class:`~local_stack.lambda_.http_server.Later` while the invocation runs.
+with a :class:`~connstorm.local_stack.lambda_.http_server.Later` while the invocation runs.
 """
 
 from __future__ import annotations
@@ -44,18 +44,18 @@ from typing import Any
 import orjson
 
 from connstorm import error_kinds
-from local_stack.lambda_ import apigw_events, apigw_responses, vpc
-from local_stack.lambda_.apigw_events import ApiContext, HttpRequest
-from local_stack.lambda_.http_server import Later, Request, Response
-from local_stack.lambda_.ids import short_request_id, uuid4
-from local_stack.lambda_.invocation import (
+from connstorm.local_stack.lambda_ import apigw_events, apigw_responses, vpc
+from connstorm.local_stack.lambda_.apigw_events import ApiContext, HttpRequest
+from connstorm.local_stack.lambda_.http_server import Later, Request, Response
+from connstorm.local_stack.lambda_.ids import short_request_id, uuid4
+from connstorm.local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
     Invoker,
     UnknownFunctionError,
     start_invocation,
 )
-from local_stack.lambda_.routes import RouteMatch, RouteSpec, RouteTable
+from connstorm.local_stack.lambda_.routes import RouteMatch, RouteSpec, RouteTable
 
 log = logging.getLogger(__name__)
 

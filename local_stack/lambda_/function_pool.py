@@ -19,8 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from connstorm.scenario import FunctionConfig
-from local_stack.lambda_.environment import (
+from connstorm.local_stack.lambda_.environment import (
     BUSY,
     DEAD,
     FROZEN,
@@ -30,10 +29,11 @@ from local_stack.lambda_.environment import (
     STOPPING,
     Environment,
 )
-from local_stack.lambda_.event_queue import EventQueue
-from local_stack.lambda_.scaling import TokenBucket
-from local_stack.lambda_.vpc import VpcAttachment
-from local_stack.lambda_.zygote_client import ZygoteClient
+from connstorm.local_stack.lambda_.event_queue import EventQueue
+from connstorm.local_stack.lambda_.scaling import TokenBucket
+from connstorm.local_stack.lambda_.vpc import VpcAttachment
+from connstorm.local_stack.lambda_.zygote_client import ZygoteClient
+from connstorm.scenario import FunctionConfig
 
 #: Stats keys, as the ``emulator`` sample row of ``docs/run-folder.md`` names them.
 STAT_KEYS = ("env_initializing", "env_busy", "env_frozen", "env_idle", "env_stopping",

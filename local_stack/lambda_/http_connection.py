@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from local_stack.lambda_.http_messages import (
+from connstorm.local_stack.lambda_.http_messages import (
     CONTINUE,
     SERVER_ERROR,
     Later,
@@ -31,7 +31,7 @@ from local_stack.lambda_.http_messages import (
 )
 
 if TYPE_CHECKING:
-    from local_stack.lambda_.http_server import HttpServer
+    from connstorm.local_stack.lambda_.http_server import HttpServer
 
 log = logging.getLogger(__name__)
 

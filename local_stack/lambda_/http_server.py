@@ -50,7 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from local_stack.lambda_.http_connection import (
+from connstorm.local_stack.lambda_.http_connection import (
     FEED_BYTES,
     LINGER_S,
     MAX_DISCARD_BYTES,
@@ -58,7 +58,7 @@ from local_stack.lambda_.http_connection import (
     MAX_PENDING,
     _Connection,
 )
-from local_stack.lambda_.http_messages import Handler, Later, Request, Response
+from connstorm.local_stack.lambda_.http_messages import Handler, Later, Request, Response
 
 __all__ = ["FEED_BYTES", "KEEPALIVE_TIMEOUT_S", "LINGER_S", "MAX_DISCARD_BYTES",
            "MAX_HEAD_BYTES", "MAX_PENDING", "SWEEP_S", "Handler", "HttpServer", "Later",

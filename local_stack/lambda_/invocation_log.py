@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from connstorm.error_kinds import classify_message
-from local_stack.lambda_.invocation import InvocationResult
+from connstorm.local_stack.lambda_.invocation import InvocationResult
 
 log = logging.getLogger(__name__)
 

@@ -42,10 +42,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from local_stack.lambda_.config import ACCOUNT_ID
-from local_stack.lambda_.http_server import Later, Request, Response
-from local_stack.lambda_.ids import uuid4
-from local_stack.lambda_.invocation import (
+from connstorm.local_stack.lambda_.config import ACCOUNT_ID
+from connstorm.local_stack.lambda_.http_server import Later, Request, Response
+from connstorm.local_stack.lambda_.ids import uuid4
+from connstorm.local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
     InvocationType,
@@ -53,7 +53,7 @@ from local_stack.lambda_.invocation import (
     UnknownFunctionError,
     start_invocation,
 )
-from local_stack.lambda_.vpc import PENDING, rejection
+from connstorm.local_stack.lambda_.vpc import PENDING, rejection
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class InvokeApi:
     """The ``Invoke`` operation; see the module docstring.
 
     :meth:`handle` answers at once, or with a
-    :class:`~local_stack.lambda_.http_server.Later` while the invocation runs.
+    :class:`~connstorm.local_stack.lambda_.http_server.Later` while the invocation runs.
     """
 
     def __init__(self, invoker: Invoker, *, region: str | None = None,

@@ -11,7 +11,7 @@ The zygote's reports (``on_spawned``, ``on_spawn_failed``, ``on_exit``,
 ``on_zygote_lost``) arrive here; a death ends what the environment held through
 the scheduler's ``_complete``, so it cannot give a second result.
 :class:`EnvironmentLifecycle` is a mixin of
-:class:`~local_stack.lambda_.emulator.Emulator`, as :mod:`.scheduler` says why.
+:class:`~connstorm.local_stack.lambda_.emulator.Emulator`, as :mod:`.scheduler` says why.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from local_stack.lambda_ import runtime_api
-from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.environment import (
+from connstorm.local_stack.lambda_ import runtime_api
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.environment import (
     BUSY,
     DEAD,
     INITIALIZING,
@@ -35,18 +35,18 @@ from local_stack.lambda_.environment import (
     Environment,
     Invocation,
 )
-from local_stack.lambda_.function_pool import FunctionPool
-from local_stack.lambda_.ids import hex_id
-from local_stack.lambda_.invocation import InvocationResult, Outcome
-from local_stack.lambda_.log_stream import init_report_line, start_line, timeout_line
-from local_stack.lambda_.runtime_env import exit_reason, stream_name
-from local_stack.lambda_.zygote_client import ZygoteClient
+from connstorm.local_stack.lambda_.function_pool import FunctionPool
+from connstorm.local_stack.lambda_.ids import hex_id
+from connstorm.local_stack.lambda_.invocation import InvocationResult, Outcome
+from connstorm.local_stack.lambda_.log_stream import init_report_line, start_line, timeout_line
+from connstorm.local_stack.lambda_.runtime_env import exit_reason, stream_name
+from connstorm.local_stack.lambda_.zygote_client import ZygoteClient
 
 if TYPE_CHECKING:
     import socket
 
+    from connstorm.local_stack.lambda_.cpu_shares import CpuShares
     from connstorm.scenario import LambdaConfig
-    from local_stack.lambda_.cpu_shares import CpuShares
 
 log = logging.getLogger(__name__)
 

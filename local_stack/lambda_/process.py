@@ -5,9 +5,9 @@ The stack (``local_stack/stack.py``) uses it like every other server::
     with EmulatorProcess(scenario, run_dir, {"api": {"DB_HOST": "127.0.0.1"}}) as emu:
         boto3.client("lambda", endpoint_url=emu.invoke_url)
 
-It writes the :class:`~local_stack.lambda_.config.EmulatorConfig` into the run
+It writes the :class:`~connstorm.local_stack.lambda_.config.EmulatorConfig` into the run
 folder (0600: it holds the functions' database passwords), starts
-``python -m local_stack.lambda_`` in its own session with output to
+``python -m connstorm.local_stack.lambda_`` in its own session with output to
 ``logs/emulator.log``, and waits until ``/_connstorm/health`` answers. The
 server dies with this process even when it is SIGKILLed: it runs with
 ``PR_SET_PDEATHSIG`` = SIGTERM (and shuts its environments down), its zygotes
@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from connstorm.errors import StackError
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.resource import Resource
 from connstorm.scenario import Scenario
-from local_stack.lambda_.config import PROJECT_ROOT, EmulatorConfig
-from local_stack.resource import Resource
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,12 @@ class EmulatorProcess(Resource):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "local_stack.lambda_", "--config", str(self.config_path),
+            # -P: the working folder is not put on sys.path (nothing there may shadow).
+            [sys.executable, "-P", "-m", "connstorm.local_stack.lambda_",
+             "--config", str(self.config_path),
              "--ready-file", str(self.ready_path), "--parent-pid", str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-            cwd=str(PROJECT_ROOT), start_new_session=True,
+            start_new_session=True,
         )
         try:
             self._wait_ready()

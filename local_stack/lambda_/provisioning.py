@@ -29,7 +29,7 @@ function holds (``../shared/guide/lambda.md``, "VPC, provisioned concurrency"):
 * **What a dead environment gives back**: its subnet address (``per_environment``
   VPC model), its CPU cgroup, and for a provisioned one its place, refilled.
 
-:class:`Provisioning` is a mixin of :class:`~local_stack.lambda_.emulator.Emulator`,
+:class:`Provisioning` is a mixin of :class:`~connstorm.local_stack.lambda_.emulator.Emulator`,
 as :mod:`.scheduler` says why.
 """
 
@@ -41,12 +41,12 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from local_stack.lambda_.environment import DEAD, INITIALIZING, STOPPING, Environment
-from local_stack.lambda_.function_pool import FunctionPool
+from connstorm.local_stack.lambda_.environment import DEAD, INITIALIZING, STOPPING, Environment
+from connstorm.local_stack.lambda_.function_pool import FunctionPool
 
 if TYPE_CHECKING:
+    from connstorm.local_stack.lambda_.cpu_shares import CpuShares
     from connstorm.scenario import LambdaConfig
-    from local_stack.lambda_.cpu_shares import CpuShares
 
 log = logging.getLogger(__name__)
 

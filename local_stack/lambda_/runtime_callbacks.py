@@ -1,13 +1,13 @@
 """The emulator's side of the Runtime API: what each runtime's calls do.
 
 Each environment talks to its own Runtime API listener
-(:mod:`local_stack.lambda_.runtime_api`), which turns the runtime's ``/next``,
+(:mod:`connstorm.local_stack.lambda_.runtime_api`), which turns the runtime's ``/next``,
 ``/response`` and ``/error`` calls into these callbacks. ``/next`` is where an
 environment that finished Init or an invocation takes its next event or is
 frozen; ``/response`` and ``/error`` give the invocation its result through the
 scheduler's ``_complete``, only for the invocation the environment holds and
 only once (a second answer gets 403). :class:`RuntimeCallbacks` is a mixin of
-:class:`~local_stack.lambda_.emulator.Emulator`, as :mod:`.scheduler` says why;
+:class:`~connstorm.local_stack.lambda_.emulator.Emulator`, as :mod:`.scheduler` says why;
 ``on_next`` and ``on_response`` are on the warm path.
 """
 
@@ -18,8 +18,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from local_stack.lambda_ import runtime_api
-from local_stack.lambda_.environment import (
+from connstorm.local_stack.lambda_ import runtime_api
+from connstorm.local_stack.lambda_.environment import (
     BUSY,
     DEAD,
     FROZEN,
@@ -29,9 +29,9 @@ from local_stack.lambda_.environment import (
     Environment,
     Invocation,
 )
-from local_stack.lambda_.function_pool import FunctionPool
-from local_stack.lambda_.invocation import Outcome
-from local_stack.lambda_.runtime_api import RuntimeConnection
+from connstorm.local_stack.lambda_.function_pool import FunctionPool
+from connstorm.local_stack.lambda_.invocation import Outcome
+from connstorm.local_stack.lambda_.runtime_api import RuntimeConnection
 
 
 class RuntimeCallbacks:

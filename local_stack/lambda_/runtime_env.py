@@ -15,9 +15,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from connstorm.local_stack.aws_credentials import (
+    DUMMY_ACCESS_KEY,
+    DUMMY_SECRET_KEY,
+    DUMMY_SESSION_TOKEN,
+)
+from connstorm.local_stack.lambda_.ids import root_trace_id, segment_id
 from connstorm.scenario import FunctionConfig
-from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, DUMMY_SESSION_TOKEN
-from local_stack.lambda_.ids import root_trace_id, segment_id
 
 _SIGNAL_NAMES = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated",
                  signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",

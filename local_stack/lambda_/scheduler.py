@@ -1,7 +1,7 @@
 """The emulator's scheduler: where an invocation runs, and its one result.
 
 A request takes the most recently used idle environment (a provisioned one
-first), else a new one if the limits allow (see :mod:`local_stack.lambda_.scaling`),
+first), else a new one if the limits allow (see :mod:`connstorm.local_stack.lambda_.scaling`),
 else it is throttled; before any of that, the request-rate limit (10 x
 concurrency per second) may throttle it. A VPC function (:mod:`.vpc`) refuses
 it while ``Pending``, or when a new environment finds no subnet address: the
@@ -19,7 +19,7 @@ are written.
 This is the warm path (BENCHMARKS.md, "Warm invocations"): the emulator process
 is the serial part of every warm invocation, so these methods are the ones not
 to wrap. :class:`Scheduler` is a mixin of
-:class:`~local_stack.lambda_.emulator.Emulator` rather than an object it calls,
+:class:`~connstorm.local_stack.lambda_.emulator.Emulator` rather than an object it calls,
 so that the split into modules costs no call or attribute hop per invocation.
 """
 
@@ -30,22 +30,22 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from local_stack.lambda_.config import function_arn
-from local_stack.lambda_.environment import BUSY, FROZEN, IDLE, Environment, Invocation
-from local_stack.lambda_.event_queue import QueuedEvent
-from local_stack.lambda_.function_pool import FunctionPool
-from local_stack.lambda_.ids import uuid4
-from local_stack.lambda_.invocation import (
+from connstorm.local_stack.lambda_.config import function_arn
+from connstorm.local_stack.lambda_.environment import BUSY, FROZEN, IDLE, Environment, Invocation
+from connstorm.local_stack.lambda_.event_queue import QueuedEvent
+from connstorm.local_stack.lambda_.function_pool import FunctionPool
+from connstorm.local_stack.lambda_.ids import uuid4
+from connstorm.local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
     Outcome,
     UnknownFunctionError,
 )
-from local_stack.lambda_.invocation_log import InvocationLog, error_kind, make_record
-from local_stack.lambda_.log_stream import end_lines, start_line
-from local_stack.lambda_.runtime_env import client_context_header, trace_id
-from local_stack.lambda_.scaling import concurrency_reason, rate_reason
-from local_stack.lambda_.vpc import PENDING, REJECTIONS, SUBNET_FULL
+from connstorm.local_stack.lambda_.invocation_log import InvocationLog, error_kind, make_record
+from connstorm.local_stack.lambda_.log_stream import end_lines, start_line
+from connstorm.local_stack.lambda_.runtime_env import client_context_header, trace_id
+from connstorm.local_stack.lambda_.scaling import concurrency_reason, rate_reason
+from connstorm.local_stack.lambda_.vpc import PENDING, REJECTIONS, SUBNET_FULL
 
 if TYPE_CHECKING:
     from connstorm.scenario import LambdaConfig

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from connstorm.local_stack.lambda_.config import ACCOUNT_ID
+from connstorm.local_stack.lambda_.ids import uuid4
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from connstorm.scenario import ScheduleConfig
-from local_stack.lambda_.config import ACCOUNT_ID
-from local_stack.lambda_.ids import uuid4
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The emulator server process: one asyncio (uvloop) process hosting everything.
 
-It runs the :class:`~local_stack.lambda_.emulator.Emulator` (zygotes, Runtime API
+It runs the :class:`~connstorm.local_stack.lambda_.emulator.Emulator` (zygotes, Runtime API
 listeners, scheduler) and one HTTP listener (:mod:`.http_server`) on 127.0.0.1
 that serves the Invoke API (``POST /2015-03-31/functions/{name}/invocations``),
 ``GET /_connstorm/stats``, ``GET /_connstorm/health`` and
@@ -8,8 +8,8 @@ that serves the Invoke API (``POST /2015-03-31/functions/{name}/invocations``),
 timeline's ``deploy`` action), and hands every other request to the API
 Gateway front.
 
-Started by :class:`~local_stack.lambda_.process.EmulatorProcess` as
-``python -m local_stack.lambda_ --config FILE --ready-file FILE``: it binds a free
+Started by :class:`~connstorm.local_stack.lambda_.process.EmulatorProcess` as
+``python -m connstorm.local_stack.lambda_ --config FILE --ready-file FILE``: it binds a free
 port and, once ready, writes ``{"port", "pid"}`` to the ready file (atomically),
 so the parent learns the port without racing for one. A compose service, which
 needs a port known in advance, passes ``--port``. SIGTERM/SIGINT shut the
@@ -32,13 +32,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from local_stack.deathsig import set_parent_death_signal
-from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.emulator import Emulator
-from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front
-from local_stack.lambda_.http_server import HttpServer, Later, Request, Response
-from local_stack.lambda_.invoke_api import InvokeApi, invoke_function_name
-from local_stack.lambda_.priority import raise_priority
+from connstorm.local_stack.deathsig import set_parent_death_signal
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front
+from connstorm.local_stack.lambda_.http_server import HttpServer, Later, Request, Response
+from connstorm.local_stack.lambda_.invoke_api import InvokeApi, invoke_function_name
+from connstorm.local_stack.lambda_.priority import raise_priority
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +204,8 @@ def run(config: EmulatorConfig, ready_file: Path | None = None, port: int = 0) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m local_stack.lambda_ --config FILE [--ready-file FILE] [--port N]``."""
-    parser = argparse.ArgumentParser(prog="python -m local_stack.lambda_",
+    """``python -m connstorm.local_stack.lambda_ --config FILE [--ready-file FILE] [--port N]``."""
+    parser = argparse.ArgumentParser(prog="python -m connstorm.local_stack.lambda_",
                                      description="connstorm's Lambda emulator server")
     parser.add_argument("--config", required=True, help="EmulatorConfig JSON file")
     parser.add_argument("--ready-file", help="where to write {port, pid} once serving")

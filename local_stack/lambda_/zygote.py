@@ -12,7 +12,7 @@ child in about a millisecond, and the child shares those pages copy-on-write
   awslambdaric tolerates a failed import of it, which is how the zygote blocks it.
 * the handler module: importing it is the environment's Init (Init Duration).
 
-Run as ``python -m local_stack.lambda_.zygote CONTROL_FD EMULATOR_PID [LABEL...]``
+Run as ``python -m connstorm.local_stack.lambda_.zygote CONTROL_FD EMULATOR_PID [LABEL...]``
 (the labels only make ``ps`` show what the zygote and its forks are). It speaks
 JSON lines over the inherited control socket: the first line from the emulator is
 the function's config; then ``{"op": "spawn", ...}`` lines, each answered with
@@ -38,7 +38,7 @@ import time
 import traceback
 from typing import Any
 
-from local_stack.deathsig import set_parent_death_signal
+from connstorm.local_stack.deathsig import set_parent_death_signal
 
 #: Variables kept from the zygote's own environment; everything else is Lambda's.
 _INHERITED_VARS = ("PATH", "LD_LIBRARY_PATH", "LANG", "HOME")
@@ -235,7 +235,7 @@ class Zygote:
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: ``python -m local_stack.lambda_.zygote CONTROL_FD EMULATOR_PID [LABEL...]``."""
+    """Entry point: ``python -m connstorm.local_stack.lambda_.zygote FD PID [LABEL...]``."""
     ctl_fd, emulator_pid = int(argv[1]), int(argv[2])
     set_parent_death_signal(signal.SIGKILL, expected_parent=emulator_pid)
     ctl = socket.socket(fileno=ctl_fd)

@@ -3,7 +3,7 @@
 One zygote per function, because each preloads its own function's modules with
 its own ``code_dir`` on ``sys.path``. The handle starts the zygote, sends it
 spawn requests and turns its JSON-line reports (spawned, spawn failed, exited)
-into callbacks on the event loop. See :mod:`local_stack.lambda_.zygote` for the
+into callbacks on the event loop. See :mod:`connstorm.local_stack.lambda_.zygote` for the
 other end and for why a zygote at all.
 """
 
@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from connstorm.errors import StackError
-from local_stack.lambda_.config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +86,14 @@ class ZygoteClient:
                 # The trailing words only label the process: environments are forks of
                 # the zygote and show its command line, so `ps aux | grep awslambdaric`
                 # finds them and names their function.
-                [sys.executable, "-m", "local_stack.lambda_.zygote", str(theirs.fileno()),
+                [sys.executable, "-P", "-m", "connstorm.local_stack.lambda_.zygote",
+                 str(theirs.fileno()),
                  str(os.getpid()), "awslambdaric", f"function={self.function}"],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                stdout=self.log_file, stderr=self.log_file, cwd=str(PROJECT_ROOT),
+                stdout=self.log_file, stderr=self.log_file,
+                # -P above keeps this folder off sys.path; the task root is Lambda's
+                # working folder (/var/task), and each environment adds it itself.
+                cwd=self.config["code_dir"],
             )
         finally:
             theirs.close()

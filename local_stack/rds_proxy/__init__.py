@@ -8,8 +8,8 @@ Proxy passes locally. This stand-in behaves like RDS Proxy instead: see
 :mod:`.auth` (SCRAM or IAM clients) and :mod:`.metrics` (CloudWatch names).
 """
 
-from local_stack.rds_proxy.pinning import ALL_REASONS
-from local_stack.rds_proxy.proxy import Pin, RdsProxy
-from local_stack.rds_proxy.session import BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE
+from connstorm.local_stack.rds_proxy.pinning import ALL_REASONS
+from connstorm.local_stack.rds_proxy.proxy import Pin, RdsProxy
+from connstorm.local_stack.rds_proxy.session import BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE
 
 __all__ = ["ALL_REASONS", "BORROW_TIMEOUT_MESSAGE", "BORROW_TIMEOUT_SQLSTATE", "Pin", "RdsProxy"]

@@ -1,4 +1,6 @@
-"""Run the RDS Proxy stand-in as a process of its own: ``python -m local_stack.rds_proxy``.
+"""Run the RDS Proxy stand-in as a process of its own.
+
+``python -m connstorm.local_stack.rds_proxy``.
 
 For benchmarks and anyone who wants the proxy off the stack's interpreter (a
 process of its own, like PgBouncer, has a GIL of its own). The password comes
@@ -18,13 +20,13 @@ import sys
 import threading
 from pathlib import Path
 
+from connstorm.local_stack.rds_proxy.proxy import RdsProxy
 from connstorm.sections.rds_proxy import RdsProxyConfig
-from local_stack.rds_proxy.proxy import RdsProxy
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, serve until a signal, return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m local_stack.rds_proxy")
+    parser = argparse.ArgumentParser(prog="python -m connstorm.local_stack.rds_proxy")
     parser.add_argument("--upstream-host", default="127.0.0.1")
     parser.add_argument("--upstream-port", type=int, required=True)
     parser.add_argument("--user", required=True)
@@ -35,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     password = os.environ.get("RDS_PROXY_PASSWORD")
     if password is None:
-        sys.stderr.write("python -m local_stack.rds_proxy: RDS_PROXY_PASSWORD is not set\n")
+        sys.stderr.write("python -m connstorm.local_stack.rds_proxy: "
+                         "RDS_PROXY_PASSWORD is not set\n")
         return 2
     config = RdsProxyConfig(**json.loads(args.config))
     stop = threading.Event()

@@ -4,8 +4,8 @@ RDS Proxy checks clients itself (the database never sees them): with
 ``IAMAuth = DISABLED`` against the password in its Secrets Manager secret, with
 SCRAM-SHA-256 for PostgreSQL clients; with ``IAMAuth = REQUIRED`` only an IAM
 token is accepted, sent as a cleartext password. The SCRAM server side is
-:class:`local_stack.pg_wire.ScramServer` (``scramp`` refuses libpq's empty SCRAM
-user name); tokens are checked by :func:`local_stack.iam_auth_proxy.verify_token`,
+:class:`connstorm.local_stack.pg_wire.ScramServer` (``scramp`` refuses libpq's empty SCRAM
+user name); tokens are checked by :func:`connstorm.local_stack.iam_auth_proxy.verify_token`,
 the same check as the IAM auth stand-in.
 
 Failures answer ``FATAL 28P01`` with PostgreSQL's wording for passwords and
@@ -21,8 +21,8 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from local_stack import pg_wire
-from local_stack.iam_auth_proxy import TokenError, verify_token
+from connstorm.local_stack import pg_wire
+from connstorm.local_stack.iam_auth_proxy import TokenError, verify_token
 
 MAX_PASSWORD_BYTES = 8192
 _MECHANISM = "SCRAM-SHA-256"

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from local_stack import pg_wire
+from connstorm.local_stack import pg_wire
 
 _log = logging.getLogger(__name__)
 

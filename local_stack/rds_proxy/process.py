@@ -1,6 +1,7 @@
-"""The RDS Proxy stand-in in a child process (``python -m local_stack.rds_proxy``).
+"""The RDS Proxy stand-in in a child process (``python -m connstorm.local_stack.rds_proxy``).
 
-Same proxy as :class:`.proxy.RdsProxy`, run as a :class:`~local_stack.process.ManagedProcess`:
+Same proxy as :class:`.proxy.RdsProxy`, run as a
+:class:`~connstorm.local_stack.process.ManagedProcess`:
 its own session, a parent-death signal, SIGTERM then SIGKILL on stop, a log file
 whose tail explains a failed start. Used where the proxy must not share the
 caller's GIL (the throughput benchmark) and to show that the collector reads a
@@ -15,14 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from connstorm.local_stack.credentials import make_dsn
+from connstorm.local_stack.process import ManagedProcess
+from connstorm.local_stack.resource import Resource
 from connstorm.sections.rds_proxy import RdsProxyConfig
-from local_stack.credentials import make_dsn
-from local_stack.process import ManagedProcess
-from local_stack.resource import Resource
 
 
 class RdsProxyProcess(Resource):
-    """``python -m local_stack.rds_proxy`` in front of ``upstream_host:upstream_port``."""
+    """``python -m connstorm.local_stack.rds_proxy`` in front of ``upstream_host:upstream_port``."""
 
     def __init__(self, config: RdsProxyConfig, *, upstream_host: str, upstream_port: int,
                  user: str, password: str, work_dir: Path, pool_size: int | None = None,
@@ -32,15 +33,15 @@ class RdsProxyProcess(Resource):
         keys: dict[str, Any] = {k: getattr(config, k) for k in (
             "max_connections_percent", "max_idle_connections_percent",
             "connection_borrow_timeout_s", "idle_client_timeout_s", "init_query", "iam_auth")}
-        argv = [sys.executable, "-m", "local_stack.rds_proxy", "--upstream-host", upstream_host,
+        argv = [sys.executable, "-P", "-m", "connstorm.local_stack.rds_proxy",
+                "--upstream-host", upstream_host,
                 "--upstream-port", str(upstream_port), "--user", user,
                 "--ready-file", str(self.ready_file), "--config", json.dumps(keys)]
         if pool_size is not None:
             argv += ["--pool-size", str(pool_size)]
         env = {**os.environ, "RDS_PROXY_PASSWORD": password}
         self.process = ManagedProcess("RDS Proxy stand-in", argv, env=env,
-                                      log_path=work_dir / "rds_proxy.log",
-                                      cwd=Path(__file__).resolve().parents[2])
+                                      log_path=work_dir / "rds_proxy.log", cwd=work_dir)
         self.start_timeout_s = start_timeout_s
         self.host = "127.0.0.1"
         self.port = 0

@@ -12,7 +12,7 @@ RDS the percentage applies to ``max_connections``, but there the proxy's
 login is not competing for the superuser slots an app role never gets.
 One pool per (user, database), each with that bound: the stack has one role.
 
-Pins are logged (logger ``local_stack.rds_proxy.pins``, INFO; the stack writes
+Pins are logged (logger ``connstorm.local_stack.rds_proxy.pins``, INFO; the stack writes
 ``logs/rds_proxy.log``) in RDS Proxy's words: "The client session was pinned
 to the database connection [dbConnection=N] for the remainder of the session.
 The proxy can't reuse this connection until the session ends. Reason: ...".
@@ -32,18 +32,18 @@ from typing import Any
 import psycopg
 
 from connstorm.errors import StackError
+from connstorm.local_stack import pg_wire
+from connstorm.local_stack.credentials import make_dsn
+from connstorm.local_stack.rds_proxy.auth import ClientAuth, IamSettings
+from connstorm.local_stack.rds_proxy.metrics import MetricsEndpoint, mean_recent
+from connstorm.local_stack.rds_proxy.pool import Pool, pool_limit
+from connstorm.local_stack.rds_proxy.session import ClientSession
+from connstorm.local_stack.resource import Resource
 from connstorm.sections.rds_proxy import RdsProxyConfig
-from local_stack import pg_wire
-from local_stack.credentials import make_dsn
-from local_stack.rds_proxy.auth import ClientAuth, IamSettings
-from local_stack.rds_proxy.metrics import MetricsEndpoint, mean_recent
-from local_stack.rds_proxy.pool import Pool, pool_limit
-from local_stack.rds_proxy.session import ClientSession
-from local_stack.resource import Resource
 
-_log = logging.getLogger("local_stack.rds_proxy")
+_log = logging.getLogger("connstorm.local_stack.rds_proxy")
 #: The pin log, RDS Proxy's CloudWatch log lines (the stack writes it to logs/rds_proxy.log).
-_pin_log = logging.getLogger("local_stack.rds_proxy.pins")
+_pin_log = logging.getLogger("connstorm.local_stack.rds_proxy.pins")
 
 PIN_LOG = ("The client session was pinned to the database connection [dbConnection={conn}] "
            "for the remainder of the session. The proxy can't reuse this connection until "
@@ -204,7 +204,7 @@ class RdsProxy(Resource):
 
     @property
     def metrics_url(self) -> str:
-        """Where :class:`loadtests.collectors.rds_proxy.RdsProxyCollector` reads the metrics."""
+        """Where the collector (``locust_plugin.collectors.rds_proxy``) reads the metrics."""
         return f"http://{self.host}:{self.metrics_port}/metrics"
 
     def dsn(self, user: str, password: str | None, dbname: str) -> str:

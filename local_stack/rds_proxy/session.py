@@ -12,7 +12,7 @@ Only message headers are parsed on the hot path: client messages are cut at
 Query/Sync boundaries and forwarded as they came; server bytes are forwarded
 unchanged while their headers are walked to find ReadyForQuery. The bodies of
 Query and Parse messages are looked at only by a regular expression
-(:mod:`local_stack.rds_proxy.pinning`). The login uses streams; after it, both
+(:mod:`connstorm.local_stack.rds_proxy.pinning`). The login uses streams; after it, both
 sockets are driven by protocol callbacks (``data_received``), with no task,
 stream or await per message: a task only when a borrow has to wait.
 
@@ -44,15 +44,15 @@ import secrets
 import struct
 from typing import TYPE_CHECKING
 
-from local_stack import pg_wire
-from local_stack.rds_proxy import pinning
-from local_stack.rds_proxy.auth import AuthFailed
-from local_stack.rds_proxy.pool import BorrowTimeout, Pool, ServerConnection
+from connstorm.local_stack import pg_wire
+from connstorm.local_stack.rds_proxy import pinning
+from connstorm.local_stack.rds_proxy.auth import AuthFailed
+from connstorm.local_stack.rds_proxy.pool import BorrowTimeout, Pool, ServerConnection
 
 if TYPE_CHECKING:
-    from local_stack.rds_proxy.proxy import ProxyCore
+    from connstorm.local_stack.rds_proxy.proxy import ProxyCore
 
-_log = logging.getLogger("local_stack.rds_proxy")
+_log = logging.getLogger("connstorm.local_stack.rds_proxy")
 
 BORROW_TIMEOUT_MESSAGE = "Timed-out waiting to acquire database connection."
 BORROW_TIMEOUT_SQLSTATE = "08006"

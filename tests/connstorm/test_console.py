@@ -44,7 +44,7 @@ def test_up_piped_keeps_whole_lines(tmp_path: Path) -> None:
 def test_repro_table_piped_keeps_its_columns(tmp_path: Path) -> None:
     code = ("import sys, json; from pathlib import Path; "
             "from tests.reports.run_folders import repro_run; "
-            "from connstorm.commands.repro import show_results; "
+            "from connstorm.cli.commands.repro import show_results; "
             "from connstorm.console import output_console; "
             "show_results(output_console(), repro_run(Path(sys.argv[1])), Path(sys.argv[1]))")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "repro")],

@@ -23,9 +23,9 @@ import jsonschema
 import pytest
 
 from connstorm.errors import ExitCode
+from connstorm.loadtests.orchestrator.cloudwatch import floor_to
+from connstorm.loadtests.orchestrator.summary import build_summary
 from connstorm.scenario import load_scenario
-from loadtests.collectors.cloudwatch import floor_to
-from loadtests.summary import build_summary
 from tests.loadtests.test_lambda_report_line import DOCS_COLD, WARM_SPACES
 from tests.moto_server import REGION, SECRET_KEY, aws_env, client, create_stack, moto_server
 
@@ -137,7 +137,7 @@ def test_a_local_summary_validates_against_the_schema(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from local_stack.stack import Stack
+    from connstorm.local_stack.stack import Stack
 
     run_dir = tmp_path_factory.mktemp("api")
     with Stack(load_scenario("ci-smoke"), run_dir):
@@ -259,7 +259,7 @@ def test_credentials_aws_refuses_are_their_own_line() -> None:
     from botocore.exceptions import ClientError
 
     from connstorm.errors import LiveCredentialsError, LiveStackError
-    from loadtests.live_target import _client_error
+    from connstorm.loadtests.orchestrator.live_target import _client_error
 
     refused = ClientError({"Error": {"Code": "InvalidClientTokenId",
                                      "Message": "The security token is invalid."}},

@@ -30,7 +30,7 @@ OUTPUTS = {"FunctionName": "fn-int", "DbInstanceId": "db-int", "ProxyName": "pro
 
 @pytest.fixture(scope="module")
 def moto_and_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from local_stack.stack import Stack
+    from connstorm.local_stack.stack import Stack
 
     run_dir = tmp_path_factory.mktemp("api")
     with moto_server() as url, Stack(load_scenario("ci-smoke"), run_dir):

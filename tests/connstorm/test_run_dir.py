@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from connstorm.errors import EnvironmentProblemError
-from connstorm.run_dir import create_run_dir, default_run_dir, write_json, write_private_json
+from connstorm.run_folder import create_run_dir, default_run_dir, write_json, write_private_json
 
 
 def test_default_run_dir_is_utc_timestamp_then_scenario() -> None:

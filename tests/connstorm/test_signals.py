@@ -10,10 +10,10 @@ import subprocess
 
 import pytest
 
-from connstorm import cli
+from connstorm.cli import main as cli
 from connstorm.errors import ExitCode
+from connstorm.local_stack.deathsig import preexec_death_signal
 from connstorm.signals import Terminated, exit_on_sigterm, held_while_forking
-from local_stack.deathsig import preexec_death_signal
 
 
 def _signal_self_under_the_hold(steps: list[str]) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from connstorm.errors import ExitCode
-from local_stack.process import descendants, pid_alive
-from local_stack.scratch import LINK_NAME, clean_stale, processes_in
+from connstorm.local_stack.process import descendants, pid_alive
+from connstorm.local_stack.scratch import LINK_NAME, clean_stale, processes_in
 
 pytestmark = pytest.mark.slow
 
@@ -148,8 +148,8 @@ def test_up_port_in_use_style_environment_error_exit_code(tmp_path: Path) -> Non
 
 
 def test_up_backend_option_selects_containers_over_the_scenario() -> None:
-    from connstorm.cli import build_parser
-    from connstorm.commands.up import scenario_from_args
+    from connstorm.cli.commands.up import scenario_from_args
+    from connstorm.cli.main import build_parser
 
     parser = build_parser()
     assert scenario_from_args(parser.parse_args(["up"])).postgres.backend == "native"

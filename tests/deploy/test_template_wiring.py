@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from handlers.workload import schema_function, settings
+from connstorm.handlers.workload import schema_function, settings
 from tests.deploy.cfn import ROOT, Resolved, load
 
 #: The patterns the template offers (a test checks they are exactly the handlers).

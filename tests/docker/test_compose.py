@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from local_stack.ports import free_port
+from connstorm.local_stack.ports import free_port
 from tests.docker.conftest import BUILD_TIMEOUT_S, CONTAINER_UID, ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S + 1200)]

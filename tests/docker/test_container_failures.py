@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from connstorm.errors import ExitCode
-from local_stack.containers import OWNER_LABEL
-from local_stack.ports import free_port
+from connstorm.local_stack.containers import OWNER_LABEL
+from connstorm.local_stack.ports import free_port
 from tests.docker.conftest import containers_labelled, engine_problem
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -42,7 +42,7 @@ def _one_line(result: subprocess.CompletedProcess[str], code: ExitCode) -> str:
     assert "Traceback" not in result.stderr, result.stderr
     # A notice that stale scratch folders of dead runs were cleaned may come first.
     lines = [line for line in result.stderr.strip().splitlines()
-             if " local_stack.scratch " not in line]
+             if " connstorm.local_stack.scratch " not in line]
     assert len(lines) == 1, result.stderr
     assert result.returncode == code, result.stderr
     return lines[0]

@@ -18,15 +18,15 @@ import psycopg
 import pytest
 
 from connstorm.error_kinds import classify_message
-from connstorm.scenario import load_scenario
-from local_stack.containers import (
+from connstorm.local_stack.containers import (
     OWNER_LABEL,
     PostgresContainer,
     docker_client,
     remove_orphans,
 )
-from local_stack.ports import port_in_use
-from local_stack.stack import Stack
+from connstorm.local_stack.ports import port_in_use
+from connstorm.local_stack.stack import Stack
+from connstorm.scenario import load_scenario
 from tests.docker.conftest import BUILD_TIMEOUT_S, containers_labelled, engine_problem
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S + 600)]

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from local_stack.containers import OWNER_LABEL
+from connstorm.local_stack.containers import OWNER_LABEL
 from tests.docker.conftest import BUILD_TIMEOUT_S, ROOT, containers_labelled, engine_problem
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUILD_TIMEOUT_S + 600)]

@@ -1,6 +1,6 @@
 """Fixtures for the handler tests: a real PostgreSQL with the workload installed.
 
-The cluster is the stack's own :class:`local_stack.postgres.PostgresServer`
+The cluster is the stack's own :class:`connstorm.local_stack.postgres.PostgresServer`
 (run as an unprivileged user, on 127.0.0.1 and a free port, dies with us).
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from connstorm.handlers.workload import schema
+from connstorm.local_stack.postgres import PostgresServer
 from connstorm.scenario import PostgresConfig
-from handlers.workload import schema
-from local_stack.postgres import PostgresServer
 
 PRODUCTS = 1000
 

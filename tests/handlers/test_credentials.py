@@ -18,9 +18,13 @@ import boto3
 import psycopg
 import pytest
 
-from handlers.workload import db
-from local_stack.iam_auth_proxy import IamAuthProxy, TokenError, verify_token
-from local_stack.secrets_manager import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, SecretsManagerServer
+from connstorm.handlers.workload import db
+from connstorm.local_stack.iam_auth_proxy import IamAuthProxy, TokenError, verify_token
+from connstorm.local_stack.secrets_manager import (
+    DUMMY_ACCESS_KEY,
+    DUMMY_SECRET_KEY,
+    SecretsManagerServer,
+)
 from tests.handlers import apigw_events
 from tests.handlers.conftest import Pg, admin
 
@@ -134,7 +138,7 @@ def test_iam_token_handler_regenerates_only_near_expiry(proxy: IamAuthProxy,
                  "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,
                  "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_KEY}.items():
         monkeypatch.setenv(k, v)
-    h = importlib.reload(importlib.import_module("handlers.iam_token_handler"))
+    h = importlib.reload(importlib.import_module("connstorm.handlers.iam_token_handler"))
     first = h.token()
     assert h.token() == first
     fetches = db.COUNTERS.credential_fetches
@@ -163,7 +167,7 @@ def test_secrets_cached_refreshes_once_after_rotation(pg: Pg,
                      "AWS_LAMBDA_FUNCTION_NAME": "rotating"}.items():
             monkeypatch.setenv(k, v)
         monkeypatch.delenv("DB_HOST", raising=False)
-        h = importlib.reload(importlib.import_module("handlers.secrets_cached_handler"))
+        h = importlib.reload(importlib.import_module("connstorm.handlers.secrets_cached_handler"))
 
         def get() -> int:
             return int(h.lambda_handler(apigw_events.v2("GET", "/items/1"), None)["statusCode"])
@@ -209,7 +213,7 @@ def test_proxy_stop_ends_sessions_and_the_listener(pg: Pg) -> None:
 def test_secrets_server_env_has_no_password_and_stops(pg: Pg) -> None:
     import socket
 
-    from local_stack.secrets_manager import secrets_cached_env
+    from connstorm.local_stack.secrets_manager import secrets_cached_env
 
     stack_env = {"DB_HOST": "h", "DB_PORT": "1", "DB_NAME": "app", "DB_USER": "app",
                  "DB_PASSWORD": "pw", "DB_SSLMODE": "disable"}

@@ -6,9 +6,11 @@ import ast
 import sys
 from pathlib import Path
 
-import handlers
+import connstorm.handlers as handlers
 
-ALLOWED = {"handlers", "psycopg", "psycopg_pool", "boto3", "botocore"}
+#: Besides the standard library; the package's own modules import each other
+#: relatively, so they run as ``handlers.*`` on AWS and ``connstorm.handlers.*`` here.
+ALLOWED = {"psycopg", "psycopg_pool", "boto3", "botocore"}
 ROOT = Path(handlers.__file__).resolve().parent
 
 
@@ -27,7 +29,7 @@ def test_handlers_import_only_stdlib_psycopg_and_boto3() -> None:
     foreign = {top: files for top, files in seen.items()
                if top not in ALLOWED and top not in sys.stdlib_module_names}
     assert foreign == {}
-    assert {"psycopg", "handlers"} <= set(seen)
+    assert "psycopg" in seen
 
 
 def test_every_pattern_has_a_documented_handler() -> None:

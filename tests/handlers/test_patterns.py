@@ -21,15 +21,15 @@ import psycopg
 import pytest
 from botocore.config import Config
 
-from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig, Scenario
-from local_stack.iam_auth_proxy import IamAuthProxy, iam_token_env
-from local_stack.lambda_.process import EmulatorProcess
-from local_stack.secrets_manager import (
+from connstorm.local_stack.iam_auth_proxy import IamAuthProxy, iam_token_env
+from connstorm.local_stack.lambda_.process import EmulatorProcess
+from connstorm.local_stack.secrets_manager import (
     DUMMY_ACCESS_KEY,
     DUMMY_SECRET_KEY,
     SecretsManagerServer,
     secrets_cached_env,
 )
+from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig, Scenario
 from tests.handlers import apigw_events
 from tests.handlers.conftest import Pg
 

@@ -17,12 +17,12 @@ import boto3
 import psycopg
 import pytest
 
+from connstorm.handlers.workload import db
+from connstorm.handlers.workload.settings import DbSettings
+from connstorm.local_stack.iam_auth_proxy import IamAuthProxy
+from connstorm.local_stack.secrets_manager import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+from connstorm.local_stack.stack import Stack
 from connstorm.scenario import load_scenario
-from handlers.workload import db
-from handlers.workload.settings import DbSettings
-from local_stack.iam_auth_proxy import IamAuthProxy
-from local_stack.secrets_manager import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
-from local_stack.stack import Stack
 from tests.handlers import apigw_events
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,8 @@ def test_pgbouncer_transaction_mode_serves_repeated_queries_and_writes(
     for k, v in pooled.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "pooled")
-    h = importlib.reload(importlib.import_module("handlers.module_level_resilient_handler"))
+    h = importlib.reload(
+        importlib.import_module("connstorm.handlers.module_level_resilient_handler"))
     # More runs of one query than psycopg's default prepare threshold (5).
     for i in range(1, 12):
         out = h.lambda_handler(apigw_events.v2("GET", f"/items/{i}"), None)

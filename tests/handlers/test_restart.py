@@ -17,10 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from connstorm.handlers.workload import schema
+from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.process import ManagedProcess
 from connstorm.scenario import PostgresConfig
-from handlers.workload import schema
-from local_stack.postgres import PostgresServer
-from local_stack.process import ManagedProcess
 from tests.handlers import apigw_events
 
 pytestmark = pytest.mark.slow

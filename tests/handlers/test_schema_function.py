@@ -16,9 +16,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from handlers.workload import schema_function
-from handlers.workload.settings import SettingsError
-from local_stack.secrets_manager import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, SecretsManagerServer
+from connstorm.handlers.workload import schema_function
+from connstorm.handlers.workload.settings import SettingsError
+from connstorm.local_stack.secrets_manager import (
+    DUMMY_ACCESS_KEY,
+    DUMMY_SECRET_KEY,
+    SecretsManagerServer,
+)
 from tests.handlers.conftest import Pg, admin
 
 

@@ -26,10 +26,10 @@ import psycopg
 import pytest
 from botocore.config import Config
 
+from connstorm.local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+from connstorm.local_stack.rds_proxy import pinning
+from connstorm.local_stack.stack import Stack
 from connstorm.scenario import load_scenario
-from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
-from local_stack.rds_proxy import pinning
-from local_stack.stack import Stack
 from tests.handlers import apigw_events
 
 pytestmark = pytest.mark.slow

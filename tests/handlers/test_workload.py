@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from connstorm import error_kinds
-from handlers.workload import db, schema
-from handlers.workload.settings import DbSettings, SettingsError, application_name
+from connstorm.handlers.workload import db, schema
+from connstorm.handlers.workload.settings import DbSettings, SettingsError, application_name
 from tests.handlers import apigw_events
 from tests.handlers.conftest import PRODUCTS, Pg
 
@@ -27,7 +27,7 @@ Call = Callable[..., tuple[int, dict[str, Any], dict[str, str]]]
 @pytest.fixture
 def handler(db_env: dict[str, str]) -> types.ModuleType:
     """The per_invocation handler, imported afresh with this test's environment."""
-    module = importlib.import_module("handlers.per_invocation_handler")
+    module = importlib.import_module("connstorm.handlers.per_invocation_handler")
     return importlib.reload(module)
 
 
@@ -168,7 +168,7 @@ def test_routes_database_down_is_503_with_kind(db_env: dict[str, str],
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         monkeypatch.setenv("DB_PORT", str(s.getsockname()[1]))
-    module = importlib.reload(importlib.import_module("handlers.per_invocation_handler"))
+    module = importlib.reload(importlib.import_module("connstorm.handlers.per_invocation_handler"))
     out = module.lambda_handler(apigw_events.v2("GET", "/health"), None)
     assert out["statusCode"] == 503
     body = json.loads(out["body"])

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from loadtests.cloudwatch_metrics import METRICS, Targets, api_id_of, selected
-from loadtests.collectors.cloudwatch import (
+from connstorm.loadtests.orchestrator.cloudwatch import (
     CloudWatchPoller,
     CloudWatchReader,
     complete,
@@ -20,7 +19,13 @@ from loadtests.collectors.cloudwatch import (
     wait_for_last_points,
     write_rows,
 )
-from loadtests.samples import SampleWriter, read_samples
+from connstorm.loadtests.orchestrator.cloudwatch_metrics import (
+    METRICS,
+    Targets,
+    api_id_of,
+    selected,
+)
+from connstorm.samples import SampleWriter, read_samples
 from tests.moto_server import client, moto_server
 
 TARGETS = Targets(function_name="fn", db_instance_id="db-1", proxy_name="proxy-1")
@@ -204,8 +209,8 @@ def test_every_next_token_page_is_followed_and_merged() -> None:
 def test_the_local_proxy_stand_in_and_cloudwatch_name_the_charted_series_alike() -> None:
     # The report's RDS Proxy chart reads the same keys from a live run's CloudWatch
     # rows and from the local stand-in's: both must call them the same.
-    from local_stack.rds_proxy.metrics import METRIC_NAMES
-    from reports.charts import RDS_PROXY_KEYS
+    from connstorm.local_stack.rds_proxy.metrics import METRIC_NAMES
+    from connstorm.reports.charts import RDS_PROXY_KEYS
 
     charted = set(RDS_PROXY_KEYS)
     read_live = {m.series_key for m in METRICS if m.group == "rds_proxy"}

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from connstorm import error_kinds
-from loadtests.collectors.cloudwatch_logs import findings_rows, read_logs
-from local_stack.lambda_.log_stream import end_lines, timeout_line
+from connstorm.loadtests.orchestrator.cloudwatch_logs import findings_rows, read_logs
+from connstorm.local_stack.lambda_.log_stream import end_lines, timeout_line
 from tests.loadtests.test_lambda_report_line import DOCS_COLD, WARM_SPACES
 from tests.moto_server import client, moto_server
 

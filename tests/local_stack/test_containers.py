@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 
 from connstorm.errors import ExitCode
-from local_stack.containers import DEFAULT_IMAGE
+from connstorm.local_stack.containers import DEFAULT_IMAGE
 from tests.local_stack.engine_stand_in import EngineStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 #: ``connstorm`` with the docker backend's packages made unimportable, as on a
 #: plain ``pip install connstorm``.
 WITHOUT_EXTRA = ("import sys; sys.modules['testcontainers'] = None; "
-                 "sys.modules['docker'] = None; from connstorm.cli import main; "
+                 "sys.modules['docker'] = None; from connstorm.cli.main import main; "
                  "sys.exit(main(sys.argv[1:]))")
 
 
@@ -46,7 +46,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str], code: ExitCode) ->
     assert "Traceback" not in result.stderr, result.stderr
     # A notice that stale scratch folders of dead runs were cleaned may come first.
     lines = [line for line in result.stderr.strip().splitlines()
-             if " local_stack.scratch " not in line]
+             if " connstorm.local_stack.scratch " not in line]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("connstorm: error: ")
     assert result.returncode == code, result.stderr
@@ -126,8 +126,8 @@ def test_stop_after_a_half_start_does_not_raise(tmp_path: Path,
     from testcontainers.core.config import testcontainers_config
 
     from connstorm.errors import StackError
+    from connstorm.local_stack.containers import PostgresContainer
     from connstorm.scenario import load_scenario
-    from local_stack.containers import PostgresContainer
 
     with EngineStandIn(tmp_path, images={DEFAULT_IMAGE}) as engine:
         monkeypatch.setenv("DOCKER_HOST", engine.url)

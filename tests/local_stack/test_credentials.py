@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from local_stack.credentials import make_dsn, mask_dsn, new_password, scram_verifier
+from connstorm.local_stack.credentials import make_dsn, mask_dsn, new_password, scram_verifier
 
 
 def test_new_password_is_long_random_and_url_safe() -> None:

@@ -23,10 +23,10 @@ import psycopg
 import pytest
 
 from connstorm.errors import StackError
+from connstorm.local_stack.faults import Faults
+from connstorm.local_stack.process import pid_alive
+from connstorm.local_stack.stack import Stack
 from connstorm.scenario import Scenario, load_scenario
-from local_stack.faults import Faults
-from local_stack.process import pid_alive
-from local_stack.stack import Stack
 
 pytestmark = pytest.mark.slow
 

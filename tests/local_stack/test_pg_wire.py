@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from local_stack import pg_wire
+from connstorm.local_stack import pg_wire
 
 
 @pytest.mark.parametrize(("password", "accepted"), [("right", True), ("wrong", False)])

@@ -13,11 +13,11 @@ import pytest
 
 from connstorm import error_kinds
 from connstorm.errors import StackError
+from connstorm.local_stack.pgbouncer import PgBouncerServer, render_auth_file, render_ini
+from connstorm.local_stack.ports import port_in_use
+from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.scratch import processes_in
 from connstorm.scenario import PgBouncerConfig
-from local_stack.pgbouncer import PgBouncerServer, render_auth_file, render_ini
-from local_stack.ports import port_in_use
-from local_stack.postgres import PostgresServer
-from local_stack.scratch import processes_in
 
 POOL = 2
 CLIENTS = 3 * POOL

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from connstorm.errors import EnvironmentProblemError
-from local_stack.ports import claim_port, free_port, port_in_use
+from connstorm.local_stack.ports import claim_port, free_port, port_in_use
 
 
 def test_free_port_never_hands_out_the_same_port_twice() -> None:

@@ -13,13 +13,13 @@ import pytest
 
 from connstorm import error_kinds
 from connstorm.errors import EnvironmentProblemError, ScenarioError, StackError
+from connstorm.local_stack import postgres as postgres_module
+from connstorm.local_stack.external_postgres import ExternalPostgres
+from connstorm.local_stack.os_user import server_user
+from connstorm.local_stack.ports import port_in_use
+from connstorm.local_stack.postgres import PostgresServer, render_conf
+from connstorm.local_stack.scratch import processes_in
 from connstorm.scenario import PostgresConfig, load_scenario
-from local_stack import postgres as postgres_module
-from local_stack.external_postgres import ExternalPostgres
-from local_stack.os_user import server_user
-from local_stack.ports import port_in_use
-from local_stack.postgres import PostgresServer, render_conf
-from local_stack.scratch import processes_in
 
 pytestmark = pytest.mark.slow
 

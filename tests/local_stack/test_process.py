@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from connstorm.errors import StackError
-from local_stack.os_user import server_user
-from local_stack.process import ManagedProcess, pid_alive
+from connstorm.local_stack.os_user import server_user
+from connstorm.local_stack.process import ManagedProcess, pid_alive
 
 
 def _wait_gone(pid: int, timeout_s: float = 10.0) -> bool:

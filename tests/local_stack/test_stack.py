@@ -14,12 +14,12 @@ import psycopg
 import pytest
 
 from connstorm.errors import StackError
+from connstorm.local_stack.os_user import server_user
+from connstorm.local_stack.ports import port_in_use
+from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.scratch import LINK_NAME, create_scratch, processes_in, remove_scratch
+from connstorm.local_stack.stack import Stack
 from connstorm.scenario import Scenario, load_scenario
-from local_stack.os_user import server_user
-from local_stack.ports import port_in_use
-from local_stack.postgres import PostgresServer
-from local_stack.scratch import LINK_NAME, create_scratch, processes_in, remove_scratch
-from local_stack.stack import Stack
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ def test_stack_cleans_the_scratch_folder_of_a_crashed_run(
     runs = tmp_path / "runs"
     crashed_run = runs / "crashed"
     crashed_run.mkdir(parents=True)
-    code = ("import sys; from pathlib import Path; from local_stack.scratch import "
+    code = ("import sys; from pathlib import Path; from connstorm.local_stack.scratch import "
             "create_scratch; print(create_scratch(Path(sys.argv[1]), sys.argv[2] or None))")
     out = subprocess.run([sys.executable, "-c", code, str(crashed_run), server_user() or ""],
                          capture_output=True, text=True, check=True).stdout

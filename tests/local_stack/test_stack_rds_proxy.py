@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from connstorm.local_stack.stack import Stack
 from connstorm.scenario import load_scenario
-from local_stack.stack import Stack
 
 pytestmark = pytest.mark.slow
 

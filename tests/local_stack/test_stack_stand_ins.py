@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from connstorm.local_stack.stack import Stack
 from connstorm.scenario import load_scenario
-from local_stack.stack import Stack
 
 
 def _get(url: str) -> tuple[int, dict[str, object]]:

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from local_stack.postgres import PostgresServer
-from local_stack.tcp_proxy import TcpProxy
+from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 

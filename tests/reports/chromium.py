@@ -24,7 +24,7 @@ from typing import Any
 
 import websocket  # websocket-client
 
-from local_stack.resource import Resource
+from connstorm.local_stack.resource import Resource
 
 _PR_SET_PDEATHSIG = 1
 _DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")

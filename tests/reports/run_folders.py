@@ -107,10 +107,11 @@ def repro_run(out: Path) -> dict[str, Any]:
 
     Each variant's run folder is synthetic (:func:`write_run`); the comparison
     (its expectations, the entries, ``summary.json``) is built by
-    :mod:`loadtests.repro` exactly as after a real run. The direct variant fails
+    :mod:`connstorm.loadtests.orchestrator.repro` exactly as after a real run. The direct
+    variant fails
     its own thresholds, as it is meant to; the transaction pooler passes them.
     """
-    from loadtests import repro
+    from connstorm.loadtests.orchestrator import repro
 
     results = []
     for variant in repro.variants_for(quick=True):

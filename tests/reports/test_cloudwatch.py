@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports import cloudwatch, markdown
+from connstorm.reports import cloudwatch, markdown
 
 LIVE: dict[str, Any] = {
     "scenario": "ci-smoke", "passed": True, "thresholds": [],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from reports import junit
+from connstorm.reports import junit
 from tests.reports.run_folders import repro_run, summary
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports import markdown
+from connstorm.reports import markdown
 from tests.reports.run_folders import repro_run, summary
 
 

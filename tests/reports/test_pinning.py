@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reports import html as report_html
-from reports import markdown, pinning
-from reports.run_folder import load_run
-from reports.verdicts import DASH
+from connstorm.reports import html as report_html
+from connstorm.reports import markdown, pinning
+from connstorm.reports.run_folder import load_run
+from connstorm.reports.verdicts import DASH
 from tests.reports.run_folders import write_run
 
 SET = "SQL changed session settings that the proxy doesn't track."

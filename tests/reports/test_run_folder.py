@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.errors import ReportError
-from reports.run_folder import combine, load_run, mask_text
+from connstorm.reports.errors import ReportError
+from connstorm.reports.run_folder import combine, load_run, mask_text
 from tests.reports.run_folders import PASSWORD, write_run
 
 

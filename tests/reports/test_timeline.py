@@ -6,10 +6,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from reports import html, markdown
-from reports import timeline as tl
-from reports.run_folder import load_run
-from reports.verdicts import verdict
+from connstorm.reports import html, markdown
+from connstorm.reports import timeline as tl
+from connstorm.reports.run_folder import load_run
+from connstorm.reports.verdicts import verdict
 from tests.reports.run_folders import samples, summary, write_run
 
 RECOVERED = {"at_s": 4.0, "action": "terminate_backends", "target": None,

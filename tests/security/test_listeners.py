@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from connstorm.errors import ScenarioError
+from connstorm.local_stack.ports import free_port
 from connstorm.scenario import load_scenario
-from local_stack.ports import free_port
 from tests.listeners import Listener, tree_listeners
 
 CONNSTORM = [sys.executable, "-m", "connstorm"]

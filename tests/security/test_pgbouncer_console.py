@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from local_stack.credentials import make_dsn
-from local_stack.pgbouncer import ADMIN_DB
+from connstorm.local_stack.credentials import make_dsn
+from connstorm.local_stack.pgbouncer import ADMIN_DB
 
 pytestmark = pytest.mark.slow
 

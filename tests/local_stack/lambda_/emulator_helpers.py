@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from connstorm.local_stack.lambda_.config import EmulatorConfig
 from connstorm.scenario import FunctionConfig, LambdaConfig
-from local_stack.lambda_.config import EmulatorConfig
 
 FIXTURES = Path(__file__).resolve().parent / "fixture_handlers"
 

@@ -1,7 +1,7 @@
 """Shared parts of the hostile-input tests: the emulator under attack, raw HTTP, bounds.
 
 The fuzzers talk to the REAL emulator server process (``python -m
-local_stack.lambda_``, real awslambdaric environments) over raw sockets, so
+connstorm.local_stack.lambda_``, real awslambdaric environments) over raw sockets, so
 they can send what no HTTP client would: any method, undecodable paths,
 repeated or odd headers, bodies of any bytes, requests cut short or sent a few
 bytes at a time.

@@ -24,16 +24,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig
-from local_stack.deathsig import preexec_death_signal
-from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.front import MAX_PAYLOAD_BYTES
-from local_stack.lambda_.http_server import Handler, HttpServer
-from local_stack.lambda_.invocation import (
+from connstorm.local_stack.deathsig import preexec_death_signal
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.front import MAX_PAYLOAD_BYTES
+from connstorm.local_stack.lambda_.http_server import Handler, HttpServer
+from connstorm.local_stack.lambda_.invocation import (
     InvocationRequest,
     InvocationResult,
     UnknownFunctionError,
 )
+from connstorm.scenario import FunctionConfig, LambdaConfig, RouteConfig
 
 Script = Callable[[InvocationRequest], Awaitable[InvocationResult]]
 
@@ -111,7 +111,7 @@ HANDLERS_DIR = Path(__file__).resolve().parent / "http_handlers"
 @contextmanager
 def emulator_server(config: EmulatorConfig, workdir: Path,
                     ready_timeout_s: float = 60.0) -> Iterator[str]:
-    """The real emulator server process (``python -m local_stack.lambda_``); yields its URL.
+    """The real emulator server (``python -m connstorm.local_stack.lambda_``); yields its URL.
 
     It runs real awslambdaric environments, exactly as ``connstorm up`` starts it,
     and dies with the test process (parent death signal). Stopped with SIGTERM
@@ -124,7 +124,7 @@ def emulator_server(config: EmulatorConfig, workdir: Path,
     config.write(config_path)
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "local_stack.lambda_", "--config", str(config_path),
+            [sys.executable, "-m", "connstorm.local_stack.lambda_", "--config", str(config_path),
              "--ready-file", str(ready), "--parent-pid", str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             preexec_fn=preexec_death_signal, cwd=str(workdir))

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayProxyEventV2Model,
 )
 
-from local_stack.lambda_.apigw_events import (
+from connstorm.local_stack.lambda_.apigw_events import (
     ApiContext,
     HttpRequest,
     encode_body,
@@ -34,7 +34,7 @@ from local_stack.lambda_.apigw_events import (
     request_time,
     rest_event,
 )
-from local_stack.lambda_.apigw_responses import parse_http_response, parse_rest_response
+from connstorm.local_stack.lambda_.apigw_responses import parse_http_response, parse_rest_response
 
 NOW_S = 1_700_000_000.25
 HEADERS = [

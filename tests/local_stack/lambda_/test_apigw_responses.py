@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from local_stack.lambda_.apigw_responses import (
+from connstorm.local_stack.lambda_.apigw_responses import (
     MalformedResponseError,
     parse_http_response,
     parse_response,

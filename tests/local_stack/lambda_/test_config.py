@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from connstorm.errors import ScenarioError
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.task_root import builtin_handlers_dir
 from connstorm.scenario import load_scenario
-from local_stack.lambda_.config import PROJECT_ROOT, EmulatorConfig
 
 
 def _scenario(tmp_path: Path, functions: str) -> Path:
@@ -18,11 +19,15 @@ def _scenario(tmp_path: Path, functions: str) -> Path:
     return path
 
 
-def test_config_from_builtin_scenario_resolves_pattern_to_project_root(tmp_path: Path) -> None:
+def test_config_from_builtin_scenario_resolves_pattern_to_a_task_root_of_handlers(
+        tmp_path: Path) -> None:
     config = EmulatorConfig.from_scenario(load_scenario("direct-small"), tmp_path,
                                           {"api": {"DB_HOST": "127.0.0.1"}})
     fn = config.function("api")
-    assert fn.code_dir == str(PROJECT_ROOT)
+    # Like /var/task of the zip connstorm package builds: handlers/ and nothing of connstorm.
+    task_root = Path(fn.code_dir)
+    assert [p.name for p in task_root.iterdir()] == ["handlers"]
+    assert (task_root / "handlers").resolve() == builtin_handlers_dir()
     assert fn.handler == "handlers.module_level_handler.lambda_handler"
     assert fn.env["DB_HOST"] == "127.0.0.1"
     assert config.run_dir == str(tmp_path.resolve())

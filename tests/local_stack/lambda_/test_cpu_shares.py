@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import uvloop
 
-from local_stack.lambda_.cpu_shares import MB_PER_VCPU, CpuShares, quota_us
-from local_stack.lambda_.emulator import Emulator
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
+from connstorm.local_stack.lambda_.cpu_shares import MB_PER_VCPU, CpuShares, quota_us
+from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from tests.local_stack.lambda_.emulator_helpers import emulator_config, function
 
 

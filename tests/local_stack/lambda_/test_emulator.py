@@ -14,9 +14,13 @@ from typing import Any
 import pytest
 import uvloop
 
-from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.emulator import Emulator
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult, UnknownFunctionError
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.invocation import (
+    InvocationRequest,
+    InvocationResult,
+    UnknownFunctionError,
+)
 from tests.local_stack.lambda_.emulator_helpers import (
     alive,
     emulator_config,

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import uvloop
 
+from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.event_queue import retry_delay_s
+from connstorm.local_stack.lambda_.invocation import InvocationRequest
 from connstorm.scenario import FunctionConfig
-from local_stack.lambda_.emulator import Emulator
-from local_stack.lambda_.event_queue import retry_delay_s
-from local_stack.lambda_.invocation import InvocationRequest
 from tests.local_stack.lambda_.emulator_helpers import emulator_config, function
 
 

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from connstorm.local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front, dumps_event
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
+from connstorm.local_stack.lambda_.invoke_api import InvokeApi
+from connstorm.local_stack.lambda_.routes import SimpleRoute
+from connstorm.local_stack.lambda_.server import Routes
 from connstorm.scenario import RouteConfig
-from local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front, dumps_event
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
-from local_stack.lambda_.invoke_api import InvokeApi
-from local_stack.lambda_.routes import SimpleRoute
-from local_stack.lambda_.server import Routes
 from tests.local_stack.lambda_.http_harness import (
     ScriptedInvoker,
     emulator_config,

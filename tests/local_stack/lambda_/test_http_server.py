@@ -25,8 +25,8 @@ from typing import Any, BinaryIO, TypeVar
 import pytest
 import uvloop
 
-from local_stack.lambda_ import http_connection
-from local_stack.lambda_.http_server import (
+from connstorm.local_stack.lambda_ import http_connection
+from connstorm.local_stack.lambda_.http_server import (
     FEED_BYTES,
     KEEPALIVE_TIMEOUT_S,
     MAX_HEAD_BYTES,
@@ -823,7 +823,8 @@ def test_http_server_failing_handler_is_500_and_server_keeps_serving(
     finally:
         conn.close()
     errors = [r for r in caplog.records
-              if r.name == "local_stack.lambda_.http_connection" and r.levelno >= logging.ERROR]
+              if r.name == "connstorm.local_stack.lambda_.http_connection"
+              and r.levelno >= logging.ERROR]
     assert len(errors) == 1
     # A failure carries its exception; a cancelled future or a junk answer has none to show.
     assert (errors[0].exc_info is not None) == (
@@ -833,7 +834,7 @@ def test_http_server_failing_handler_is_500_and_server_keeps_serving(
 def test_http_server_answers_cancelled_by_stop_log_one_line_each(
         serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
     # GIVEN three answers owed (invocations running) when the server stops
-    caplog.set_level(logging.DEBUG, logger="local_stack.lambda_.http_connection")
+    caplog.set_level(logging.DEBUG, logger="connstorm.local_stack.lambda_.http_connection")
     pending: list[asyncio.Future[bytes]] = []
 
     def handler(request: Request) -> Later:
@@ -854,7 +855,7 @@ def test_http_server_answers_cancelled_by_stop_log_one_line_each(
     served.call(cancel)
     served.call(lambda: None)  # the futures' done callbacks ran before this
     # THEN one DEBUG line per answer, no traceback, nothing louder
-    records = [r for r in caplog.records if r.name.startswith("local_stack.lambda_.http")]
+    records = [r for r in caplog.records if r.name.startswith("connstorm.local_stack.lambda_.http")]
     assert [(r.levelno, r.exc_info) for r in records] == [(logging.DEBUG, None)] * 3
     assert all("cancelled" in r.getMessage() for r in records)
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 import uuid
 
-from local_stack.lambda_.ids import hex_id, root_trace_id, segment_id, short_request_id, uuid4
+from connstorm.local_stack.lambda_.ids import (
+    hex_id,
+    root_trace_id,
+    segment_id,
+    short_request_id,
+    uuid4,
+)
 
 
 def test_uuid4_is_a_version_4_rfc_4122_uuid_in_canonical_text() -> None:

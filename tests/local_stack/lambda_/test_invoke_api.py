@@ -19,9 +19,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local_stack.lambda_.front import Front
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
-from local_stack.lambda_.invoke_api import (
+from connstorm.local_stack.lambda_.front import Front
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
+from connstorm.local_stack.lambda_.invoke_api import (
     LOG_TAIL_BYTES,
     MAX_ASYNC_PAYLOAD_BYTES,
     MAX_SYNC_PAYLOAD_BYTES,
@@ -30,7 +30,7 @@ from local_stack.lambda_.invoke_api import (
     log_result,
     parse_function_name,
 )
-from local_stack.lambda_.server import Routes
+from connstorm.local_stack.lambda_.server import Routes
 from tests.local_stack.lambda_.http_harness import (
     ScriptedInvoker,
     emulator_config,

@@ -25,7 +25,7 @@ from botocore.config import Config
 from hypothesis import given
 from hypothesis import strategies as st
 
-from local_stack.lambda_.config import ACCOUNT_ID
+from connstorm.local_stack.lambda_.config import ACCOUNT_ID
 from tests.local_stack.lambda_.hostile import (
     FUZZ,
     Answer,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import uvloop
 
-from local_stack.lambda_.emulator import Emulator
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
+from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from tests.local_stack.lambda_.emulator_helpers import alive, emulator_config, function, wait_until
 
 

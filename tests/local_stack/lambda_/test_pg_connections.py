@@ -11,10 +11,10 @@ import psycopg
 import pytest
 import uvloop
 
+from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.invocation import InvocationRequest
+from connstorm.local_stack.postgres import PostgresServer
 from connstorm.scenario import PostgresConfig
-from local_stack.lambda_.emulator import Emulator
-from local_stack.lambda_.invocation import InvocationRequest
-from local_stack.postgres import PostgresServer
 from tests.local_stack.lambda_.emulator_helpers import (
     alive,
     emulator_config,

@@ -15,8 +15,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from connstorm.local_stack.lambda_.process import EmulatorProcess
 from connstorm.scenario import load_scenario
-from local_stack.lambda_.process import EmulatorProcess
 from tests.local_stack.lambda_.emulator_helpers import COUNTER_SCENARIO, children_of
 
 TRY_FIFO = """
@@ -30,7 +30,7 @@ except OSError:
 #: Asks for real-time priority in a child after ``{setup}``; prints the answer and policy.
 CHILD = """
 import logging, os, sys
-from local_stack.lambda_.priority import raise_priority
+from connstorm.local_stack.lambda_.priority import raise_priority
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 {setup}
 print(raise_priority())

@@ -18,9 +18,9 @@ import pytest
 from botocore.config import Config
 
 from connstorm.errors import StackError
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.process import EmulatorProcess
 from connstorm.scenario import load_scenario
-from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.process import EmulatorProcess
 from tests.local_stack.lambda_.emulator_helpers import (
     COUNTER_SCENARIO,
     FIXTURES,
@@ -37,8 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 from connstorm.scenario import load_scenario
-from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.process import EmulatorProcess
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.process import EmulatorProcess
 
 proc = EmulatorProcess(load_scenario(sys.argv[1]), sys.argv[2])
 proc.start()
@@ -116,7 +116,8 @@ def test_process_startup_timeout_stops_the_server_and_says_where_to_look(
 def test_server_unreadable_config_exits_3_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "config.json"
     bad.write_text("{not json", encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "local_stack.lambda_", "--config", str(bad)],
+    out = subprocess.run([sys.executable, "-m", "connstorm.local_stack.lambda_",
+                          "--config", str(bad)],
                          capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 3
     assert "cannot read the emulator config" in out.stderr
@@ -146,7 +147,8 @@ def test_server_port_in_use_exits_5_with_one_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         # WHEN the emulator server is told to listen there
-        server = subprocess.Popen([sys.executable, "-m", "local_stack.lambda_", "--config",
+        server = subprocess.Popen([sys.executable, "-m", "connstorm.local_stack.lambda_",
+                                   "--config",
                                    str(tmp_path / "config.json"), "--port", str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _, stderr = server.communicate(timeout=60)
@@ -156,7 +158,7 @@ def test_server_port_in_use_exits_5_with_one_line(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in stderr
     assert "Traceback" not in stderr
     assert not [pid for pid, argv in _python_processes()
-                if "local_stack.lambda_.zygote" in argv and str(server.pid) in argv]
+                if "connstorm.local_stack.lambda_.zygote" in argv and str(server.pid) in argv]
 
 
 @pytest.mark.slow

@@ -18,10 +18,10 @@ import psycopg
 import pytest
 import uvloop
 
+from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
+from connstorm.local_stack.postgres import PostgresServer
 from connstorm.scenario import PostgresConfig, VpcConfig
-from local_stack.lambda_.emulator import Emulator
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
-from local_stack.postgres import PostgresServer
 from tests.local_stack.lambda_.emulator_helpers import emulator_config, function
 from tests.local_stack.lambda_.http_harness import (
     emulator_config as http_emulator_config,

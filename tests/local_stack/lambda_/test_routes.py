@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from connstorm.scenario import RouteConfig
-from local_stack.lambda_.routes import (
+from connstorm.local_stack.lambda_.routes import (
     RouteTable,
     RouteTemplateError,
     SimpleRoute,
     integration_timeout_s,
     route_key,
 )
+from connstorm.scenario import RouteConfig
 
 
 def _table(*specs: tuple[str, str]) -> RouteTable:

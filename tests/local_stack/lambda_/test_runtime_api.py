@@ -11,9 +11,9 @@ from typing import Any
 
 import uvloop
 
-from local_stack.lambda_.emulator import Emulator
-from local_stack.lambda_.environment import BUSY, Environment
-from local_stack.lambda_.invocation import InvocationRequest, InvocationResult
+from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.environment import BUSY, Environment
+from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from tests.local_stack.lambda_.emulator_helpers import emulator_config, function
 
 

@@ -6,15 +6,15 @@ import base64
 import re
 import signal
 
-from connstorm.scenario import FunctionConfig
-from local_stack.lambda_.ids import hex_id, uuid4
-from local_stack.lambda_.log_stream import end_lines
-from local_stack.lambda_.runtime_env import (
+from connstorm.local_stack.lambda_.ids import hex_id, uuid4
+from connstorm.local_stack.lambda_.log_stream import end_lines
+from connstorm.local_stack.lambda_.runtime_env import (
     client_context_header,
     exit_reason,
     function_environment,
     stream_name,
 )
+from connstorm.scenario import FunctionConfig
 
 
 def test_runtime_env_reserved_names_win_and_no_multi_concurrency() -> None:

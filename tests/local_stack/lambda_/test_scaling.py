@@ -11,9 +11,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from connstorm.scenario import FunctionConfig, LambdaConfig, load_scenario
-from local_stack.lambda_.process import EmulatorProcess
-from local_stack.lambda_.scaling import (
+from connstorm.local_stack.lambda_.process import EmulatorProcess
+from connstorm.local_stack.lambda_.scaling import (
     ACCOUNT_LIMIT,
     RATE_LIMIT,
     RESERVED_LIMIT,
@@ -25,6 +24,7 @@ from local_stack.lambda_.scaling import (
     request_rate_limited,
     scaling_bucket,
 )
+from connstorm.scenario import FunctionConfig, LambdaConfig, load_scenario
 from tests.local_stack.lambda_.emulator_helpers import FIXTURES
 
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import uvloop
 
+from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.invocation import InvocationRequest
+from connstorm.local_stack.lambda_.schedules import scheduled_event
 from connstorm.scenario import ScheduleConfig
-from local_stack.lambda_.config import EmulatorConfig
-from local_stack.lambda_.emulator import Emulator
-from local_stack.lambda_.invocation import InvocationRequest
-from local_stack.lambda_.schedules import scheduled_event
 from tests.local_stack.lambda_.emulator_helpers import emulator_config, function
 
 

@@ -20,8 +20,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from connstorm.local_stack.lambda_.vpc import VpcAttachment
 from connstorm.scenario import RouteConfig, VpcConfig
-from local_stack.lambda_.vpc import VpcAttachment
 from tests.local_stack.lambda_.http_harness import (
     emulator_config,
     emulator_server,

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.rds_proxy import RdsProxy
 from connstorm.scenario import load_scenario
 from connstorm.sections.rds_proxy import RdsProxyConfig
-from local_stack.postgres import PostgresServer
-from local_stack.rds_proxy import RdsProxy
 
 POOL_OF_3 = 18
 

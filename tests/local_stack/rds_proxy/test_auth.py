@@ -8,10 +8,10 @@ import boto3
 import psycopg
 import pytest
 
+from connstorm.local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
+from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.rds_proxy import RdsProxy
 from connstorm.sections.rds_proxy import RdsProxyConfig
-from local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
-from local_stack.postgres import PostgresServer
-from local_stack.rds_proxy import RdsProxy
 
 pytestmark = pytest.mark.slow
 

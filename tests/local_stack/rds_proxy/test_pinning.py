@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from local_stack.rds_proxy import pinning
+from connstorm.local_stack.rds_proxy import pinning
 
 PINS = [
     ("SET search_path = app, public", pinning.SESSION_SETTINGS),

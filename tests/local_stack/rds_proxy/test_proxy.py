@@ -10,10 +10,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.rds_proxy import (
+    BORROW_TIMEOUT_MESSAGE,
+    BORROW_TIMEOUT_SQLSTATE,
+    RdsProxy,
+    pinning,
+)
+from connstorm.local_stack.rds_proxy.process import RdsProxyProcess
 from connstorm.sections.rds_proxy import RdsProxyConfig
-from local_stack.postgres import PostgresServer
-from local_stack.rds_proxy import BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE, RdsProxy, pinning
-from local_stack.rds_proxy.process import RdsProxyProcess
 from tests.local_stack.rds_proxy.conftest import POOL_OF_3, client_dsn, proxy_backends
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from local_stack.pgbouncer import PgBouncerServer
-from local_stack.postgres import PostgresServer
-from local_stack.rds_proxy import RdsProxy
+from connstorm.local_stack.pgbouncer import PgBouncerServer
+from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.rds_proxy import RdsProxy
 from tests.local_stack.rds_proxy.conftest import client_dsn, proxy_backends
 
 pytestmark = pytest.mark.slow

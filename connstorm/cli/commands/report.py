@@ -1,0 +1,48 @@
+"""`connstorm report`: re-render one run's reports, or compare several runs side by side.
+
+    connstorm report runs/2026-11-26T22-00-00Z-direct-small
+    connstorm report runs/a runs/b runs/c --out comparison.html
+
+One folder: writes report.html (or ``--out``), summary.md and junit.xml into it.
+Several folders: one report.html with each run as a variant, in the order given
+(default ``comparison.html`` in the current folder). A missing or damaged folder
+is one line naming it, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+COMPARISON_FILE = "comparison.html"
+
+
+def add_parser(sub: Any) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser(
+        "report", help="re-render a run's report, or compare several runs",
+        description="Render report.html (and summary.md, junit.xml for one run) from run "
+                    "folders; several folders are compared side by side.")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="run folder(s); several are compared, each as a variant")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="where to write the HTML report (default: RUN_DIR/report.html for one "
+                        f"folder, ./{COMPARISON_FILE} for several)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render and print the paths written, one per line."""
+    import connstorm.reports
+
+    out: Path | None = args.out
+    if out is not None and out.is_dir():
+        out = out / (connstorm.reports.REPORT_FILE if len(args.run_dirs) == 1 else COMPARISON_FILE)
+    if len(args.run_dirs) == 1:
+        written = connstorm.reports.render_all(args.run_dirs[0], html_path=out)
+    else:
+        written = [connstorm.reports.render_comparison(args.run_dirs, out or Path(COMPARISON_FILE))]
+    sys.stdout.write("".join(f"{path}\n" for path in written))
+    return 0

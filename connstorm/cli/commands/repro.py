@@ -1,0 +1,132 @@
+"""`connstorm repro`: reproduce "too many clients" locally and see which fix makes it stop.
+
+    connstorm repro            # about 90 s
+    connstorm repro --quick    # about 30 s
+    connstorm repro --out runs/my-repro
+    connstorm repro --preset vpc   # one subnet against three, same load
+    connstorm repro --preset rds_proxy   # RDS Proxy: pooled against pinned
+
+Runs the variants of :mod:`connstorm.loadtests.orchestrator.repro` one after another on fresh local
+stacks, prints them side by side with a verdict each, and writes the
+comparison (``summary.json``, ``report.html``, ``summary.md``, ``junit.xml``)
+into the run folder. Exit code 0 when the run showed what it is meant to show,
+6 when it did not (for example the direct variant was never refused).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connstorm.console import output_console
+from connstorm.errors import ThresholdsFailedError
+
+
+def add_parser(sub: Any) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser(
+        "repro", help="reproduce 'too many clients' and compare the fixes (about 90 s)",
+        description="Put the same stepped load, well above max_connections, on several "
+                    "variants (direct, PgBouncer transaction and session mode, a leaky "
+                    "handler), one after another on fresh local stacks, and compare them.")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="run folder (default runs/<UTC time>-repro)")
+    p.add_argument("--quick", action="store_true", help="shorter steps: about 30 s in all")
+    p.add_argument("--preset", choices=("connections", "vpc", "failover", "rds_proxy"),
+                   default="connections",
+                   help="what to compare: the database paths (default), a VPC function "
+                        "in one subnet against three (the same load), or three handler "
+                        "patterns through a failover drill (backends terminated, then "
+                        "PostgreSQL restarted), or through the RDS Proxy stand-in the "
+                        "resilient pattern against session_state, which pins")
+    p.set_defaults(func=run)
+
+
+_ROWS: tuple[tuple[str, str], ...] = (
+    ("requests", "requests"), ("failures", "failures"), ("errors_by_kind", "errors by kind"),
+    ("peak_db_connections", "peak DB connections / max"),
+    ("peak_pooler_server_connections", "pooler server conns / pool"),
+    ("peak_pooler_waiting", "peak clients waiting"),
+    ("peak_environments", "peak environments"),
+    ("peak_concurrency", "peak concurrency"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"),
+    ("rps", "requests/s"),
+)
+
+
+def comparison_table(summary: dict[str, Any]) -> Table:
+    """Variants as columns, figures as rows: what the terminal shows at the end."""
+    from connstorm.reports import verdicts
+
+    entries = verdicts.variants(summary)
+    table = Table(title="connstorm repro: the same load on each variant")
+    table.add_column("")
+    for entry in entries:
+        table.add_column(str(entry.get("name")), justify="right", overflow="fold")
+    for key, label in _ROWS:
+        cells = []
+        for entry in entries:
+            if key == "peak_pooler_waiting" and entry.get("db_path") == "direct":
+                cells.append(verdicts.DASH)
+            else:
+                cells.append(verdicts.cell(entry, key))
+        table.add_row(label, *cells)
+    return table
+
+
+def show_results(console: Console, summary: dict[str, Any], out: Path) -> None:
+    """The comparison table, a verdict line per variant, and where the report is."""
+    from connstorm.reports import verdicts
+
+    console.print(comparison_table(summary))
+    for entry in verdicts.variants(summary):
+        console.print(f"{entry.get('name')}: {verdicts.verdict(entry)}", highlight=False)
+    console.print(f"report: {out / 'report.html'}", highlight=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the variants with a progress display, then print the comparison."""
+    from connstorm.loadtests.orchestrator.repro import (
+        check_out,
+        plan_for,
+        run_repro,
+        variant_scenario,
+        variants_for,
+    )
+    from connstorm.loadtests.orchestrator.runner import default_run_dir
+    from connstorm.reports import verdicts
+
+    console = output_console()
+    plan = plan_for(args.preset, quick=args.quick)
+    chosen = variants_for(quick=args.quick, preset=args.preset)
+    limit = variant_scenario(chosen[0], plan).postgres.max_connections
+    out: Path = args.out or default_run_dir("repro")
+    check_out(out)
+    budget_s = plan.variant_budget_s * len(chosen)
+    console.print(f"connstorm repro: {len(chosen)} variants, the same load stepping up to "
+                  f"{plan.users} users (max_connections is {limit}), one after another on fresh "
+                  f"local stacks; about {budget_s} s in all.", highlight=False)
+    console.print(f"run folder: {out}", highlight=False)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("starting", total=len(chosen))
+
+        def hook(index: int, variant: Any, phase: str) -> None:
+            if phase == "start":
+                progress.update(task, description=f"{variant.name}: {variant.shows}")
+            else:
+                progress.update(task, advance=1)
+
+        summary = run_repro(out, quick=args.quick, progress=hook, preset=args.preset)
+        progress.update(task, description="done")
+    show_results(console, summary, out)
+    missed = [t for t in verdicts.thresholds(summary) if not t.get("passed")]
+    if missed:
+        raise ThresholdsFailedError("the run did not show what it should: " + "; ".join(
+            verdicts.threshold_line(t) for t in missed) + f" (see {out / 'summary.json'})")
+    return 0

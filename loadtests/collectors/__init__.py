@@ -1,6 +1,0 @@
-"""Collectors: small classes that sample one target per interval into ``samples.jsonl``.
-
-Import the modules themselves (``loadtests.collectors.postgres``): this package
-imports nothing, so that importing it never pulls psycopg in before gevent has
-patched the standard library (see ``loadtests/plugin.py``).
-"""

@@ -1,0 +1,168 @@
+"""The Locust side of connstorm: collectors, the errors-by-kind counter and the web UI tab.
+
+Imported by ``loadtests/locust_plugin/locustfile.py``; it hooks Locust's events when imported.
+On ``init`` in the master or a local runner (never a worker: the database must
+be sampled once, not once per worker) it opens the run folder's
+``samples.jsonl`` and starts one collector per target it can find: targets come
+from ``--connstorm-stack PATH/stack.json`` (or env ``CONNSTORM_STACK``), else
+from explicit admin DSNs; a collector without a target is skipped and the reason
+is written to ``collectors.json``. Collectors stop on ``quitting``.
+
+Import order matters: ``locust`` is imported first, so gevent has patched the
+standard library before psycopg is imported and psycopg picks its
+gevent-friendly wait function (see ``../shared/guide/locust.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg's import
+from locust import events
+from locust.runners import WorkerRunner
+
+from connstorm.loadtests.locust_plugin import options as connstorm_options
+from connstorm.loadtests.locust_plugin.collectors.base import Collector
+from connstorm.loadtests.locust_plugin.collectors.locust_stats import (
+    ErrorKindCounter,
+    LocustStatsCollector,
+)
+from connstorm.loadtests.locust_plugin.plugin_state import PluginState
+from connstorm.samples import SAMPLES_FILE, SampleWriter
+
+log = logging.getLogger(__name__)
+
+COLLECTORS_FILE = "collectors.json"
+
+#: Counts failures by kind in every process; workers send theirs to the master.
+counter = ErrorKindCounter()
+
+
+state = PluginState()
+
+
+def load_stack(path: str) -> dict[str, Any]:
+    """Read ``stack.json``; a missing or broken file is reported, not fatal to plain Locust."""
+    if not path:
+        return {}
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.error("connstorm: cannot read stack file %s: %s; collectors need it", path, exc)
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def resolve_run_dir(opts: Any) -> Path:
+    """``--connstorm-out``, else the stack file's folder, else ``runs/<UTC time>-locust``."""
+    if getattr(opts, "connstorm_out", ""):
+        return Path(opts.connstorm_out)
+    if getattr(opts, "connstorm_stack", ""):
+        return Path(opts.connstorm_stack).resolve().parent
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S-locust", time.gmtime())
+
+
+def _user_of(dsn: str | None, default: str) -> str:
+    return (urlsplit(dsn).username if dsn else None) or default
+
+
+def _db_of(dsn: str | None, default: str) -> str:
+    path = urlsplit(dsn).path.lstrip("/") if dsn else ""
+    return path or default
+
+
+def build_collectors(environment: Any, writer: SampleWriter, stack: dict[str, Any],
+                     opts: Any) -> tuple[list[Collector], dict[str, str]]:
+    """The collectors this run can have, and why each missing one is missing."""
+    interval_s = float(getattr(opts, "sample_interval_s", 1.0) or 1.0)
+    collectors: list[Collector] = []
+    skipped: dict[str, str] = {}
+    pg_dsn = stack.get("postgres_admin_dsn") or getattr(opts, "postgres_admin_dsn", "")
+    if pg_dsn:
+        from connstorm.loadtests.locust_plugin.collectors.postgres import PostgresCollector
+        collectors.append(PostgresCollector(
+            writer, pg_dsn, app_user=_user_of(stack.get("postgres_dsn"), "app"),
+            interval_s=interval_s))
+    else:
+        skipped["postgres"] = "no PostgreSQL admin DSN (no local stack, no --postgres-admin-dsn)"
+    pb_dsn = stack.get("pgbouncer_admin_dsn") or getattr(opts, "pgbouncer_admin_dsn", "")
+    if pb_dsn:
+        from connstorm.loadtests.locust_plugin.collectors.pgbouncer import PgBouncerCollector
+        collectors.append(PgBouncerCollector(
+            writer, pb_dsn, database=_db_of(stack.get("pgbouncer_dsn"), "app"),
+            interval_s=interval_s))
+    else:
+        skipped["pgbouncer"] = ("PgBouncer disabled in the stack"
+                                if stack and not stack.get("live_target") else
+                                "no PgBouncer admin DSN (no local stack, no --pgbouncer-admin-dsn)")
+    if stack.get("rds_proxy_metrics_url"):
+        from connstorm.loadtests.locust_plugin.collectors.rds_proxy import RdsProxyCollector
+        collectors.append(RdsProxyCollector(writer, stack["rds_proxy_metrics_url"],
+                                            interval_s=interval_s))
+    if stack.get("stats_url"):
+        from connstorm.loadtests.locust_plugin.collectors.emulator import EmulatorCollector
+        collectors.append(EmulatorCollector(writer, stack["stats_url"], interval_s=interval_s))
+    else:
+        skipped["emulator"] = "no emulator stats URL (live target or no functions)"
+    collectors.append(LocustStatsCollector(writer, environment, counter, interval_s=interval_s))
+    return collectors, skipped
+
+
+def start(environment: Any, web_ui: Any = None) -> None:
+    """Open the run folder and start the collectors (master or local runner only)."""
+    opts = environment.parsed_options
+    state.stack = load_stack(getattr(opts, "connstorm_stack", "") if opts else "")
+    state.run_dir = resolve_run_dir(opts)
+    state.run_dir.mkdir(parents=True, exist_ok=True)
+    state.writer = SampleWriter(state.run_dir / SAMPLES_FILE)
+    state.writer.open()
+    state.collectors, state.skipped = build_collectors(environment, state.writer, state.stack,
+                                                       opts)
+    for name, reason in state.skipped.items():
+        log.warning("connstorm: %s collector skipped: %s", name, reason)
+    (state.run_dir / COLLECTORS_FILE).write_text(json.dumps(
+        {"running": [c.name for c in state.collectors], "skipped": state.skipped,
+         "sample_interval_s": state.collectors[0].interval_s}, indent=2) + "\n",
+        encoding="utf-8")
+    for collector in state.collectors:
+        collector.start()
+    if web_ui is not None:
+        from connstorm.loadtests.locust_plugin.web import register
+        register(web_ui, state)
+
+
+def stop() -> None:
+    """Stop every collector and close the samples file; safe to call twice."""
+    for collector in state.collectors:
+        collector.stop()
+    state.collectors = []
+    if state.writer is not None:
+        state.writer.close()
+        state.writer = None
+
+
+def _on_parser(parser: Any, **kwargs: Any) -> None:
+    connstorm_options.add_arguments(parser)
+
+
+def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **kwargs: Any) -> None:
+    counter.attach(environment.events)
+    if isinstance(runner, WorkerRunner) or runner is None:
+        return
+    start(environment, web_ui)
+
+
+def _on_quitting(environment: Any, **kwargs: Any) -> None:
+    stop()
+
+
+# Registered through Any: Locust's EventHook.add_listener is untyped.
+_events: Any = events
+_events.init_command_line_parser.add_listener(_on_parser)
+_events.init.add_listener(_on_init)
+_events.quitting.add_listener(_on_quitting)

@@ -1,0 +1,190 @@
+"""Recovery figures of a run's ``[[timeline]]`` actions, from its samples.
+
+For each action (its ``timeline`` rows, see :mod:`connstorm.loadtests.orchestrator.timeline`) the
+summary gets one entry of ``summary.json`` ``variants[].timeline``:
+
+``at_s``, ``action``, ``target``
+    as the scenario says (``target`` null for actions without one);
+``errors_during``
+    failed requests by kind from the action's start until it recovered (or
+    the end of the run when it never did), from the Locust rows' cumulative
+    ``errors_by_kind``;
+``recovery_s``
+    seconds from the action's start until the error rate is back at its level
+    before the action, and stays there; ``0`` when the action disturbed
+    nothing, ``null`` when the run ended before it came back.
+
+and, beside them: ``fired_at_s``, ``duration_s``, ``outcome`` (``done``,
+``failed`` or ``not_fired`` when the load ended first), ``error``,
+``baseline_error_ratio``, ``db_connections_before`` and ``_after`` (the
+application role's backends at the action's start and once it recovered) and
+``connections_leaked`` (how many more the role held after than before).
+
+How "back at its level" is decided, from the Locust collector's intervals
+(``sample_interval_s`` each): the baseline is the ratio of failed to made
+requests over the ``BASELINE_S`` before the action. An interval after the
+start, up to the next action's start (what that one disturbs is its own), is
+*disturbed* when its failure ratio exceeds ``baseline * 1.5 + 0.02``, or when,
+users running, it answered no request or under half the requests/s of the
+baseline (a stall or added latency fails nothing, it answers less). Recovery
+is the end of the last disturbed interval, provided at least one undisturbed
+interval follows; an action still disturbed at the end of the run, or when the
+next action fires, never recovered. A handler pattern is one variant, so these
+figures per variant are the figures per pattern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Any
+
+from connstorm.samples import Row
+
+#: Seconds before an action over which its baseline error rate is measured.
+BASELINE_S = 5.0
+#: Disturbed: failure ratio over ``baseline * RATIO_FACTOR + RATIO_SLACK``.
+RATIO_FACTOR = 1.5
+RATIO_SLACK = 0.02
+#: Disturbed too: requests/s under this share of its level before (a stall, added latency).
+THROUGHPUT_SHARE = 0.5
+
+
+def _ok(rows: Sequence[Row], collector: str) -> list[Row]:
+    return [r for r in rows if r.get("collector") == collector and r.get("ok")
+            and isinstance(r.get("elapsed_s"), int | float)]
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _counts(row: Row | None) -> dict[str, float]:
+    errors = (row or {}).get("errors_by_kind")
+    return {str(k): _num(v) for k, v in errors.items()} if isinstance(errors, Mapping) else {}
+
+
+def _at_or_before(rows: Sequence[Row], t: float) -> Row | None:
+    found = None
+    for row in rows:
+        if float(row["elapsed_s"]) <= t:
+            found = row
+        else:
+            break
+    return found
+
+
+def _ratio(a: Row, b: Row) -> tuple[float, float]:
+    """(requests, failure ratio) between two Locust rows."""
+    requests = max(0.0, _num(b.get("requests")) - _num(a.get("requests")))
+    failures = max(0.0, _num(b.get("failures")) - _num(a.get("failures")))
+    return requests, (failures / requests if requests else 0.0)
+
+
+def baseline_ratio(locust: Sequence[Row], start: float) -> float:
+    """Failure ratio over the ``BASELINE_S`` before ``start`` (0 without data)."""
+    return _baseline(locust, start)[1]
+
+
+def _baseline(locust: Sequence[Row], start: float) -> tuple[float, float]:
+    """(requests/s, failure ratio) over the ``BASELINE_S`` before ``start``."""
+    before = [r for r in locust if start - BASELINE_S <= float(r["elapsed_s"]) <= start]
+    if len(before) < 2:
+        return 0.0, 0.0
+    requests, ratio = _ratio(before[0], before[-1])
+    dt = float(before[-1]["elapsed_s"]) - float(before[0]["elapsed_s"])
+    return (requests / dt if dt > 0 else 0.0), ratio
+
+
+def recovery_after(locust: Sequence[Row], start: float, baseline: float,
+                   until: float | None = None, baseline_rps: float = 0.0) -> float | None:
+    """Seconds from ``start`` until the error rate is back at ``baseline`` (None: never).
+
+    Only intervals ending by ``until`` (the next action's start) count: what the
+    next action disturbs is its own, and an action still disturbed when the next
+    one fires never recovered.
+    """
+    limit = baseline * RATIO_FACTOR + RATIO_SLACK
+    last_disturbed: float | None = None
+    last_end: float | None = None
+    for a, b in pairwise(locust):
+        end = float(b["elapsed_s"])
+        if end <= start:
+            continue
+        if until is not None and end > until + 1e-6:
+            break
+        last_end = end
+        requests, ratio = _ratio(a, b)
+        users = _num(b.get("users"))
+        dt = end - float(a["elapsed_s"])
+        slow = users > 0 and (requests == 0 or (
+            dt > 0 and requests / dt < baseline_rps * THROUGHPUT_SHARE))
+        if ratio > limit or slow:
+            last_disturbed = end
+    if last_disturbed is None:
+        return 0.0
+    if last_end is None or last_disturbed >= last_end:
+        return None
+    return round(max(0.0, last_disturbed - start), 3)
+
+
+def _db_app(postgres: Sequence[Row], t: float) -> int | None:
+    row = _at_or_before(postgres, t)
+    return int(_num(row.get("db_app"))) if row is not None else None
+
+
+def action_figures(rows: Sequence[Row], entry: Mapping[str, Any],
+                   next_start: float | None = None) -> dict[str, Any]:
+    """The ``timeline`` entry of one scenario action (``entry``: its scenario fields;
+    ``next_start``: when the next action fired, which ends this one's window)."""
+    index = entry.get("index")
+    mine = [r for r in rows if r.get("collector") == "timeline" and r.get("index") == index]
+    start_row = next((r for r in mine if r.get("event") == "start"), None)
+    end_row = next((r for r in mine if r.get("event") == "end"), None)
+    out: dict[str, Any] = {"at_s": entry.get("at_s"), "action": entry.get("action"),
+                           "target": entry.get("target"), "errors_during": {},
+                           "recovery_s": None}
+    if start_row is None:
+        out.update(outcome="not_fired", fired_at_s=None)
+        return out
+    start = float(start_row["elapsed_s"])
+    locust = _ok(rows, "locust")
+    baseline_rps, baseline = _baseline(locust, start)
+    recovery = recovery_after(locust, start, baseline, next_start, baseline_rps)
+    last = float(locust[-1]["elapsed_s"]) if locust else start
+    if next_start is not None:
+        last = min(last, next_start)
+    until = start + recovery if recovery is not None else last
+    before, after = _at_or_before(locust, start), _at_or_before(locust, max(until, start))
+    counts_before, counts_after = _counts(before), _counts(after)
+    errors = {k: int(v - counts_before.get(k, 0.0)) for k, v in sorted(counts_after.items())
+              if v - counts_before.get(k, 0.0) > 0}
+    postgres = _ok(rows, "postgres")
+    db_before, db_after = _db_app(postgres, start), _db_app(postgres, until)
+    out.update(
+        errors_during=errors, recovery_s=recovery, fired_at_s=round(start, 3),
+        outcome=(end_row or {}).get("outcome", "running"),
+        duration_s=(end_row or {}).get("duration_s"),
+        error=(end_row or {}).get("error"),
+        baseline_error_ratio=round(baseline, 4),
+        db_connections_before=db_before, db_connections_after=db_after,
+        connections_leaked=(max(0, db_after - db_before)
+                            if db_before is not None and db_after is not None else None))
+    return out
+
+
+def timeline_figures(rows: Sequence[Row], timeline: Sequence[Any]) -> list[dict[str, Any]]:
+    """``variants[].timeline`` of ``summary.json``: one entry per ``[[timeline]]`` action."""
+    starts = sorted(float(r["elapsed_s"]) for r in rows
+                    if r.get("collector") == "timeline" and r.get("event") == "start"
+                    and isinstance(r.get("elapsed_s"), int | float))
+    out = []
+    for index, action in enumerate(timeline):
+        fields = {"index": index, "at_s": float(action.at_s), "action": action.action,
+                  "target": getattr(action, "target", None)}
+        mine = next((float(r["elapsed_s"]) for r in rows
+                     if r.get("collector") == "timeline" and r.get("index") == index
+                     and r.get("event") == "start"), None)
+        later = [t for t in starts if mine is not None and t > mine]
+        out.append(action_figures(rows, fields, later[0] if later else None))
+    return out

@@ -1,0 +1,113 @@
+"""``report.html``, ``junit.xml`` and ``summary.md`` for a finished run, and the GitHub
+step summary.
+
+The reports package renders them (``connstorm.reports.render_all``); when it is not
+importable or fails, the minimal renderings below keep CI working: one JUnit
+test case per threshold, failed ones with a ``<failure>`` saying by how much.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, cast
+from xml.sax.saxutils import escape, quoteattr
+
+from connstorm.loadtests.orchestrator.thresholds import Verdict, describe
+
+log = logging.getLogger(__name__)
+
+JUNIT_FILE = "junit.xml"
+MARKDOWN_FILE = "summary.md"
+ENV_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
+
+Renderer = Callable[[Mapping[str, Any]], str]
+
+
+def _renderer(module: str) -> Renderer | None:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    render = getattr(mod, "render", None)
+    return cast(Renderer, render) if callable(render) else None
+
+
+def junit_xml(summary: Mapping[str, Any]) -> str:
+    """Minimal JUnit XML: a suite per scenario, a test case per threshold."""
+    verdicts: list[Verdict] = list(summary.get("thresholds") or [])
+    failures = sum(1 for v in verdicts if not v["passed"])
+    name = str(summary.get("scenario", "connstorm"))
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             f'<testsuites name="connstorm" tests="{len(verdicts)}" failures="{failures}">',
+             f'  <testsuite name={quoteattr(name)} tests="{len(verdicts)}" '
+             f'failures="{failures}">']
+    for v in verdicts:
+        case = (f'    <testcase classname={quoteattr("thresholds." + name)} '
+                f'name={quoteattr(v["name"])}')
+        if v["passed"]:
+            lines.append(case + "/>")
+        else:
+            text = describe(v)
+            lines.append(case + ">")
+            lines.append(f"      <failure message={quoteattr(text)}>{escape(text)}</failure>")
+            lines.append("    </testcase>")
+    lines += ["  </testsuite>", "</testsuites>", ""]
+    return "\n".join(lines)
+
+
+def markdown(summary: Mapping[str, Any]) -> str:
+    """Minimal markdown: verdict, thresholds, and the variant figures."""
+    passed = summary.get("passed")
+    out = [f"## connstorm: {summary.get('scenario')} — {'PASSED' if passed else 'FAILED'}", ""]
+    verdicts: list[Verdict] = list(summary.get("thresholds") or [])
+    if verdicts:
+        out += ["| threshold | limit | actual | result |", "|---|---|---|---|"]
+        out += [f"| {v['name']} | {v['limit']} | {v['actual']} | "
+                f"{'pass' if v['passed'] else '**FAIL**'} |" for v in verdicts]
+        out.append("")
+    for variant in summary.get("variants") or []:
+        out += [f"### {variant.get('name')}", "", "| figure | value |", "|---|---|"]
+        out += [f"| {k} | {variant[k]} |" for k in variant if k != "name"]
+        out.append("")
+    return "\n".join(out)
+
+
+def write_reports(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Path]:
+    """Write ``report.html``, ``junit.xml`` and ``summary.md``; append the markdown to the
+    GitHub step summary.
+
+    ``connstorm.reports.render_all`` renders all three from the run folder; if the reports
+    package is missing or fails, the CI files are still written (minimal ones),
+    since the CI verdict must not depend on the HTML report.
+    """
+    written: dict[str, Path] = {}
+    try:
+        import connstorm.reports
+
+        for path in connstorm.reports.render_all(run_dir):
+            written[path.name] = path
+    except Exception as exc:  # ImportError, ReportError, or a bug in the renderer
+        log.warning("reports could not render %s (%s); writing minimal junit.xml and "
+                    "summary.md", run_dir, exc)
+    for filename, module, fallback in ((JUNIT_FILE, "connstorm.reports.junit", junit_xml),
+                                       (MARKDOWN_FILE, "connstorm.reports.markdown", markdown)):
+        if filename in written:
+            continue
+        render = _renderer(module) or fallback
+        try:
+            text = render(summary)
+        except Exception:  # a broken renderer must not cost the CI verdict
+            log.exception("%s failed; writing the minimal %s", module, filename)
+            text = fallback(summary)
+        path = run_dir / filename
+        path.write_text(text, encoding="utf-8")
+        written[filename] = path
+    step_summary = os.environ.get(ENV_STEP_SUMMARY)
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(written[MARKDOWN_FILE].read_text(encoding="utf-8") + "\n")
+    return written

@@ -1,0 +1,388 @@
+"""``connstorm repro``: the same stepped load on several variants, one after another.
+
+Each variant is a built-in scenario (plus overrides) run by
+:class:`connstorm.loadtests.orchestrator.runner.Run` on a fresh local stack, into
+``<out>/variants/<name>/``. The load steps up to well above the database's
+``max_connections``. Afterwards the top-level ``summary.json`` holds one entry
+per variant, and its ``thresholds`` are the *expectations* of the demonstration
+(the direct variant is refused connections, the transaction pooler is not, ...),
+so ``passed`` says whether the reproduction showed what it is meant to show.
+
+>>> result = run_repro(Path("runs/repro"), quick=True)  # doctest: +SKIP
+>>> [v["name"] for v in result["variants"]]  # doctest: +SKIP
+['direct-module_level', 'pgbouncer-transaction', 'pgbouncer-session', 'direct-leaky']
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from connstorm import __version__, error_kinds
+from connstorm.console import output_console
+from connstorm.errors import ConnstormError, ExitCode, ThresholdsFailedError
+from connstorm.loadtests.orchestrator.summary import SUMMARY_FILE, load_json, write_json
+from connstorm.samples import SAMPLES_FILE, read_samples
+from connstorm.scenario import Scenario, load_scenario
+
+log = logging.getLogger(__name__)
+
+VARIANTS_DIR = "variants"
+REPRO_NAME = "repro"
+
+
+class ReproOutError(ConnstormError):
+    """``--out`` already holds a run: its samples would be mixed with the new ones."""
+
+    exit_code = ExitCode.USAGE
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """The stepped load every variant gets: steps of ``step_users`` up to ``users``."""
+
+    users: int
+    step_users: int
+    step_duration_s: float
+    duration_s: float
+    #: PgBouncer's query_wait_timeout for the session variant: waiting clients
+    #: must give up within the run for the failure to show.
+    query_wait_timeout_s: int
+    #: What one variant costs (stack start, load, stop, summary): the command
+    #: announces this times the number of variants up front.
+    variant_budget_s: int
+
+    def overrides(self) -> list[str]:
+        """``--set`` overrides putting the plan into a scenario."""
+        return [f"load.users={self.users}", 'load.shape="steps"',
+                f"load.step_users={self.step_users}",
+                f"load.step_duration_s={self.step_duration_s}",
+                f"load.duration_s={self.duration_s}", f"load.spawn_rate={self.users}",
+                "load.sample_interval_s=0.5"]
+
+
+FULL = LoadPlan(users=60, step_users=15, step_duration_s=2.5, duration_s=10.0,
+                query_wait_timeout_s=3, variant_budget_s=15)
+QUICK = LoadPlan(users=45, step_users=15, step_duration_s=1.0, duration_s=4.0,
+                 query_wait_timeout_s=1, variant_budget_s=10)
+#: ``--preset failover``: a steady load far below the limit, so every failure is the faults'.
+FAILOVER_FULL = LoadPlan(users=8, step_users=8, step_duration_s=20.0, duration_s=20.0,
+                         query_wait_timeout_s=3, variant_budget_s=33)
+FAILOVER_QUICK = LoadPlan(users=6, step_users=6, step_duration_s=13.0, duration_s=13.0,
+                          query_wait_timeout_s=3, variant_budget_s=23)
+
+
+def plan_for(preset: str, *, quick: bool) -> LoadPlan:
+    """The load a preset's variants get."""
+    if preset == "failover":
+        return FAILOVER_QUICK if quick else FAILOVER_FULL
+    return QUICK if quick else FULL
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One line of the comparison: a built-in scenario, changed by overrides."""
+
+    name: str
+    scenario: str
+    overrides: tuple[str, ...]
+    #: What the variant is there to show, in a few words.
+    shows: str
+    #: Part of ``--quick`` too (each variant costs a stack start and Locust's).
+    quick: bool = True
+    #: Which comparison it belongs to (``connstorm repro --preset``).
+    preset: str = "connections"
+    #: Presets whose full (not ``--quick``) comparison also runs it: the RDS Proxy
+    #: pair belongs in the main demonstration, where it proves the fix users deploy.
+    also_in: tuple[str, ...] = ()
+    #: The variant is there to fail: its own thresholds failing is the point
+    #: (reports mark that as intended; only the expectations decide the verdict).
+    meant_to_fail: bool = False
+
+
+#: The failover drill's timeline and room: far below max_connections, failures are counted.
+_FAILOVER = ("postgres.max_connections=60", "thresholds.max_fail_ratio=1.0",
+             'timeline=[{at_s=4, action="terminate_backends"}, '
+             '{at_s=8, action="restart_postgres", mode="fast"}]')
+
+#: Both RDS Proxy variants: through the stand-in, a pool of 8 (50 % of the 17 app
+#: slots), waits for a connection cut at 1 s so the exhaustion shows within the run.
+_RDS_PROXY = ('functions.api.database="rds_proxy"', "rds_proxy.max_connections_percent=50",
+              "rds_proxy.connection_borrow_timeout_s=1")
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("direct-module_level", "direct-small", (),
+            "the failure: one connection per environment, straight to PostgreSQL",
+            meant_to_fail=True),
+    Variant("pgbouncer-transaction", "pgbouncer-transaction", (),
+            "the fix on your own servers: PgBouncer in transaction mode"),
+    Variant("pgbouncer-session", "pgbouncer-session", (),
+            "session pooling: frozen environments stay pinned to server connections",
+            meant_to_fail=True),
+    Variant("direct-leaky", "direct-small", ('functions.api.pattern="leaky"',),
+            "what bad code adds: a connection leaked per invocation", quick=False,
+            meant_to_fail=True),
+    # The article's "Mistake 3": Lambda in too few subnets, one address per environment
+    # (the per_environment model): the same load, through the pooler, so that only
+    # the subnets can fail it.
+    Variant("vpc-one-subnet", "pgbouncer-transaction", (
+        'functions.api.vpc={subnets=1, free_ips_per_subnet=20, eni_model="per_environment", '
+        'eni_attach_ms=1000}',),
+            "too few subnets: new environments find no free address", preset="vpc",
+            meant_to_fail=True),
+    Variant("vpc-three-subnets", "pgbouncer-transaction", (
+        'functions.api.vpc={subnets=3, free_ips_per_subnet=20, eni_model="per_environment", '
+        'eni_attach_ms=1000}',),
+            "three subnets: an address for every environment", preset="vpc"),
+    # An incident rehearsed on three handler patterns: every backend terminated
+    # (an idle timeout, a failover that keeps the server) then a PostgreSQL restart.
+    Variant("failover-module_level", "direct-small",
+            ('functions.api.pattern="module_level"', *_FAILOVER),
+            "no recovery: connection_lost until the environment is recycled", preset="failover",
+            meant_to_fail=True),
+    Variant("failover-module_level_resilient", "direct-small",
+            ('functions.api.pattern="module_level_resilient"', *_FAILOVER),
+            "reopens a dead connection once: back within seconds", preset="failover"),
+    Variant("failover-per_invocation", "direct-small",
+            ('functions.api.pattern="per_invocation"', *_FAILOVER),
+            "a connection per request: back as soon as the database is", preset="failover"),
+    # RDS Proxy's pinning: the same proxy settings and load, a resilient handler
+    # against one that sets session state as ORMs do.
+    Variant("rds_proxy-resilient", "direct-small",
+            ('functions.api.pattern="module_level_resilient"', *_RDS_PROXY),
+            "through the RDS Proxy stand-in: multiplexed over a few database connections",
+            preset="rds_proxy", also_in=("connections",)),
+    Variant("rds_proxy-session_state", "direct-small",
+            ('functions.api.pattern="session_state"', *_RDS_PROXY),
+            "SET search_path + named prepared statements: every environment pinned, "
+            "the pool exhausted, borrow timeouts", preset="rds_proxy", meant_to_fail=True,
+            also_in=("connections",)),
+)
+#: ``connstorm repro --preset``: the database comparison, the VPC one, the failover drill,
+#: or RDS Proxy's pinning.
+PRESETS = ("connections", "vpc", "failover", "rds_proxy")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a variant must show for the reproduction to have worked."""
+
+    variant: str
+    name: str
+    bound: str  # "at least" or "at most"
+    limit: Callable[[Scenario], float]
+    actual: Callable[[Mapping[str, Any]], float]
+
+    def check(self, scenario: Scenario, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """The expectation as a threshold entry of summary.json."""
+        limit, actual = self.limit(scenario), self.actual(entry)
+        ok = actual >= limit if self.bound == "at least" else actual <= limit
+        return {"name": f"{self.variant}: {self.name}", "limit": limit, "actual": actual,
+                "passed": ok, "bound": self.bound, "variant": self.variant}
+
+
+def _errors(entry: Mapping[str, Any], kind: str) -> float:
+    """Errors of ``kind`` as the clients or, if more, as the functions saw them.
+
+    A function refused at init reaches the client as a bare HTTP 502, classified
+    ``http_error``; the emulator classified PostgreSQL's own message.
+    """
+    counts = [0.0]
+    for key in ("errors_by_kind", "function_errors_by_kind"):
+        errors = entry.get(key) or {}
+        if isinstance(errors, Mapping):
+            counts.append(float(errors.get(kind, 0)))
+    return max(counts)
+
+
+def _proxy_pool(scenario: Scenario) -> float:
+    """The stand-in's pool bound: max_connections_percent of the app role's slots."""
+    from connstorm.local_stack.rds_proxy.pool import pool_limit
+
+    pg = scenario.postgres
+    return pool_limit(pg.max_connections, pg.superuser_reserved_connections,
+                      scenario.rds_proxy.max_connections_percent)
+
+
+def _num(entry: Mapping[str, Any], key: str) -> float:
+    value = entry.get(key)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+EXPECTATIONS: tuple[Expectation, ...] = (
+    Expectation("direct-module_level", "too_many_connections errors", "at least",
+                lambda s: 1, lambda e: _errors(e, error_kinds.TOO_MANY_CONNECTIONS)),
+    # Ordinary roles are refused once connections of all roles (the collector's
+    # included) reach max_connections - superuser_reserved_connections.
+    Expectation("direct-module_level", "peak DB connections (all roles)", "at least",
+                lambda s: s.postgres.app_slots, lambda e: _num(e, "peak_db_connections")),
+    Expectation("pgbouncer-transaction", "too_many_connections errors", "at most",
+                lambda s: 0, lambda e: _errors(e, error_kinds.TOO_MANY_CONNECTIONS)),
+    Expectation("pgbouncer-transaction", "peak server connections", "at most",
+                lambda s: s.pgbouncer.default_pool_size + s.pgbouncer.reserve_pool_size,
+                lambda e: _num(e, "peak_pooler_server_connections")),
+    Expectation("pgbouncer-session", "clients waiting + query_wait_timeout errors",
+                "at least", lambda s: 1,
+                lambda e: _num(e, "peak_pooler_waiting")
+                + _errors(e, error_kinds.POOL_QUERY_WAIT_TIMEOUT)),
+    Expectation("direct-leaky", "too_many_connections errors", "at least",
+                lambda s: 1, lambda e: _errors(e, error_kinds.TOO_MANY_CONNECTIONS)),
+    Expectation("vpc-one-subnet", "lambda_vpc_limit errors", "at least",
+                lambda s: 1, lambda e: _errors(e, error_kinds.LAMBDA_VPC_LIMIT)),
+    Expectation("vpc-three-subnets", "failures", "at most",
+                lambda s: 0, lambda e: _num(e, "failures")),
+    Expectation("rds_proxy-resilient", "failures", "at most",
+                lambda s: 0, lambda e: _num(e, "failures")),
+    Expectation("rds_proxy-resilient", "peak pinned connections", "at most",
+                lambda s: 0, lambda e: _num(e, "peak_pinned_connections")),
+    Expectation("rds_proxy-resilient", "peak proxy database connections", "at most",
+                _proxy_pool, lambda e: _num(e, "peak_proxy_database_connections")),
+    Expectation("rds_proxy-session_state", "peak pinned connections", "at least",
+                _proxy_pool, lambda e: _num(e, "peak_pinned_connections")),
+    Expectation("rds_proxy-session_state", "proxy_borrow_timeout errors", "at least",
+                lambda s: 1, lambda e: _errors(e, error_kinds.PROXY_BORROW_TIMEOUT)),
+    Expectation("failover-module_level", "timeline actions not recovered from", "at least",
+                lambda s: 1, lambda e: _not_recovered(e)),
+    Expectation("failover-module_level_resilient", "timeline actions not recovered from",
+                "at most", lambda s: 0, lambda e: _not_recovered(e)),
+    Expectation("failover-per_invocation", "timeline actions not recovered from", "at most",
+                lambda s: 0, lambda e: _not_recovered(e)),
+)
+
+
+def _not_recovered(entry: Mapping[str, Any]) -> float:
+    """Timeline actions of a variant whose error rate never came back (``recovery_s`` null)."""
+    timeline = entry.get("timeline")
+    if not isinstance(timeline, list) or not timeline:
+        return float("nan")  # no figures: neither bound holds, the check fails
+    return float(sum(1 for e in timeline
+                     if isinstance(e, Mapping) and e.get("recovery_s") is None))
+
+
+def check_out(out: Path) -> None:
+    """Refuse a run folder that already holds a run (raises :class:`ReproOutError`)."""
+    if (out / VARIANTS_DIR).exists() or (out / SUMMARY_FILE).exists():
+        raise ReproOutError(f"{out}: already holds a run; give another --out (samples are "
+                            f"appended, so two runs in one folder would mix)")
+
+
+def variants_for(*, quick: bool, preset: str = "connections") -> tuple[Variant, ...]:
+    """The variants a run of ``preset`` includes: all of them, or the ``--quick`` ones.
+
+    A variant another preset borrows (``also_in``) runs there only in full runs, so
+    that ``--quick`` stays a few variants.
+    """
+    return tuple(v for v in VARIANTS
+                 if (v.preset == preset and (v.quick or not quick))
+                 or (preset in v.also_in and not quick))
+
+
+def variant_scenario(variant: Variant, plan: LoadPlan) -> Scenario:
+    """The variant's scenario with the plan's load (and timeouts) applied."""
+    overrides = [*variant.overrides, *plan.overrides()]
+    if variant.name == "pgbouncer-session":
+        overrides.append(f"pgbouncer.query_wait_timeout={plan.query_wait_timeout_s}")
+    return load_scenario(variant.scenario, overrides=overrides)
+
+
+def function_errors(run_dir: Path) -> dict[str, int]:
+    """The emulator's cumulative error kinds at the end of a run (its last good sample)."""
+    last: dict[str, int] = {}
+    for row in read_samples(run_dir / SAMPLES_FILE):
+        if row.get("collector") == "emulator" and row.get("ok") \
+                and isinstance(row.get("errors_by_kind"), dict):
+            last = {str(k): int(v) for k, v in row["errors_by_kind"].items() if v}
+    return last
+
+
+def _entry(variant: Variant, summary: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    entries = summary.get("variants") or [{}]
+    entry = dict(entries[0])
+    entry.setdefault("function_errors_by_kind", function_errors(run_dir))
+    entry.update(name=variant.name, shows=variant.shows, expected_to_fail=variant.meant_to_fail,
+                 thresholds=list(summary.get("thresholds") or []),
+                 passed=summary.get("passed"))
+    return entry
+
+
+def build_summary(results: Sequence[tuple[Variant, Scenario, dict[str, Any]]], *,
+                  quick: bool, elapsed_s: float, complete: bool,
+                  name: str = REPRO_NAME) -> dict[str, Any]:
+    """The comparison's summary.json: variants, and the expectations as its thresholds."""
+    entries = [entry for _, _, entry in results]
+    by_name = {variant.name: (scenario, entry) for variant, scenario, entry in results}
+    checks = [exp.check(*by_name[exp.variant]) for exp in EXPECTATIONS if exp.variant in by_name]
+    return {"scenario": name, "passed": complete and all(c["passed"] for c in checks),
+            "thresholds": checks, "variants": entries,
+            "repro": {"quick": quick, "elapsed_s": round(elapsed_s, 1), "complete": complete},
+            "versions": {"connstorm": __version__}}
+
+
+ProgressHook = Callable[[int, Variant, str], None]
+
+
+def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
+              progress: ProgressHook | None = None,
+              preset: str = "connections") -> dict[str, Any]:
+    """Run every variant into ``out/variants/<name>``; write and return the summary.
+
+    ``progress(index, variant, phase)`` is called with phase "start" and "done".
+    Whatever stops the run (Ctrl-C, SIGTERM, an error), the variants finished so
+    far are summarised and rendered before the exception goes on.
+    """
+    from connstorm.loadtests.orchestrator.runner import Run, RunOptions
+
+    plan = plan_for(preset, quick=quick)
+    chosen = variants_for(quick=quick, preset=preset)
+    name = REPRO_NAME if preset == "connections" else f"{REPRO_NAME}-{preset}"
+    quiet = console or output_console(quiet=True)
+    check_out(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results: list[tuple[Variant, Scenario, dict[str, Any]]] = []
+    scenarios = [(variant, variant_scenario(variant, plan)) for variant in chosen]
+    write_json(out / "scenario.json", {
+        "name": name, "description": "the same stepped load on each variant, "
+        "one after another on fresh local stacks",
+        "variants": {v.name: dict(s.raw) for v, s in scenarios}})
+    complete = False
+    try:
+        for index, (variant, scenario) in enumerate(scenarios):
+            if progress:
+                progress(index, variant, "start")
+            run_dir = out / VARIANTS_DIR / variant.name
+            try:
+                summary = Run(RunOptions(scenario=scenario, run_dir=run_dir), quiet).execute()
+            except ThresholdsFailedError:
+                summary = load_json(run_dir / SUMMARY_FILE)  # written before the raise
+            except BaseException:
+                # Interrupted mid-variant: Run has stopped its stack and summarised
+                # what it measured; keep that, marked, in the comparison.
+                partial = load_json(run_dir / SUMMARY_FILE)
+                if partial:
+                    entry = _entry(variant, partial, run_dir)
+                    entry["interrupted"] = True
+                    results.append((variant, scenario, entry))
+                raise
+            results.append((variant, scenario, _entry(variant, summary, run_dir)))
+            if progress:
+                progress(index, variant, "done")
+        complete = True
+    finally:
+        if results:
+            doc = build_summary(results, quick=quick, elapsed_s=time.monotonic() - started,
+                                complete=complete, name=name)
+            write_json(out / SUMMARY_FILE, doc)
+            try:
+                import connstorm.reports
+
+                connstorm.reports.render_all(out)
+            except Exception:
+                log.exception("could not render the reports of %s", out)
+    return load_json(out / SUMMARY_FILE)

@@ -1,0 +1,375 @@
+"""``connstorm run`` / ``connstorm ui``: stack, Locust, live view, summary and thresholds.
+
+The order of a run:
+
+1. the run folder (``--out``, default ``runs/<UTC time>-<scenario>``);
+2. the local stack (``connstorm.local_stack.stack.Stack``), unless ``--target-url`` points
+   at a live deployment, in which case ``stack.json`` holds only the URL and the
+   DSNs given on the command line;
+3. Locust as a subprocess (:class:`~connstorm.loadtests.orchestrator.locust_process.LocustProcess`),
+   whose plugin starts the collectors on the master;
+4. while it runs, the live terminal view (headless) or the web UI's URL (ui);
+5. ``summary.json``, ``junit.xml``, ``summary.md``, then the verdict: a broken
+   threshold raises :class:`~connstorm.errors.ThresholdsFailedError` (exit 6).
+
+Whatever ends the run (the end of the test, Ctrl-C, SIGTERM, an error), Locust
+and the stack are stopped, and the summary is still written from what the run
+folder holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from connstorm.console import output_console
+from connstorm.errors import (
+    ConnstormError,
+    EnvironmentProblemError,
+    ExitCode,
+    ScenarioError,
+    ThresholdsFailedError,
+)
+from connstorm.loadtests.orchestrator.live_view import LiveView
+from connstorm.loadtests.orchestrator.locust_process import LocustProcess, wait_until
+from connstorm.loadtests.orchestrator.report_files import write_reports
+from connstorm.loadtests.orchestrator.summary import (
+    CSV_PREFIX,
+    SUMMARY_FILE,
+    build_summary,
+    db_path,
+    load_json,
+    write_json,
+)
+from connstorm.loadtests.orchestrator.thresholds import describe, failed
+from connstorm.samples import SAMPLES_FILE
+from connstorm.scenario import Scenario
+
+log = logging.getLogger(__name__)
+
+#: Passed to Locust by path: the orchestrator never imports the Locust side.
+LOCUSTFILE = Path(__file__).resolve().parent.parent / "locust_plugin" / "locustfile.py"
+#: Seconds Locust may take beyond the run time before connstorm stops it.
+GRACE_S = 90.0
+
+
+class LocustFailedError(ConnstormError):
+    """Locust itself failed (bad options, crash): carries the end of its output."""
+
+    exit_code = ExitCode.STACK
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run needs; built by the ``run`` and ``ui`` commands.
+
+    ``None`` for users, spawn rate, duration and processes means "the scenario's
+    ``[load]`` value".
+    """
+
+    scenario: Scenario
+    run_dir: Path
+    headless: bool = True
+    users: int | None = None
+    spawn_rate: float | None = None
+    duration_s: float | None = None
+    shape: str | None = None
+    target_url: str | None = None
+    postgres_admin_dsn: str | None = None
+    pgbouncer_admin_dsn: str | None = None
+    processes: int | None = None
+    master: bool = False
+    expect_workers: int = 1
+    master_bind_host: str = "127.0.0.1"
+    master_bind_port: int | None = None
+    worker: bool = False
+    master_host: str = "127.0.0.1"
+    master_port: int = 5557
+    web_port: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def default_run_dir(scenario_name: str, root: Path = Path("runs")) -> Path:
+    """``runs/<UTC yyyymmdd-HHMMSS>-<scenario>``."""
+    return root / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{scenario_name}"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_private_json(path: Path, doc: dict[str, Any]) -> None:
+    """Write JSON readable by the owner only (it may hold passwords)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle, indent=2)
+        handle.write("\n")
+
+
+def locust_args(opts: RunOptions, host: str, stack_file: Path | None) -> list[str]:
+    """Locust's command line for a run (everything but ``python -m locust``)."""
+    load = opts.scenario.load
+    args = ["-f", str(LOCUSTFILE)]
+    if opts.worker:
+        return [*args, "--worker", "--master-host", opts.master_host,
+                "--master-port", str(opts.master_port)]
+    users = opts.users if opts.users is not None else load.users
+    rate = opts.spawn_rate if opts.spawn_rate is not None else load.spawn_rate
+    duration = opts.duration_s if opts.duration_s is not None else load.duration_s
+    args += ["--host", host, "-u", str(users), "-r", f"{rate:g}", "-t", f"{int(duration)}s",
+             "--csv", str(opts.run_dir / CSV_PREFIX), "--exit-code-on-error", "0",
+             "--connstorm-out", str(opts.run_dir),
+             "--sample-interval-s", f"{load.sample_interval_s:g}",
+             "--shape", opts.shape or load.shape,
+             "--step-users", str(load.step_users), "--step-duration-s", f"{load.step_duration_s:g}",
+             "--think-time-min-ms", f"{load.think_time_min_ms:g}",
+             "--think-time-max-ms", f"{load.think_time_max_ms:g}",
+             "--products", str(opts.scenario.postgres.seed_products)]
+    if stack_file is not None:
+        args += ["--connstorm-stack", str(stack_file)]
+    if opts.headless:
+        args += ["--headless", "--only-summary"]
+    else:
+        args += ["--web-host", "127.0.0.1", "--web-port", str(opts.web_port or free_port())]
+    processes = opts.processes if opts.processes is not None else load.processes
+    if opts.master:
+        port = opts.master_bind_port or 5557
+        args += ["--master", "--expect-workers", str(opts.expect_workers),
+                 "--master-bind-host", opts.master_bind_host, "--master-bind-port", str(port)]
+    elif processes:
+        # A private port on loopback: several runs may share the machine, and the
+        # children must be told the same port or they never find their master.
+        port = free_port()
+        args += ["--processes", str(processes), "--master-bind-host", "127.0.0.1",
+                 "--master-bind-port", str(port), "--master-host", "127.0.0.1",
+                 "--master-port", str(port)]
+    return args
+
+
+def _web_url(args: list[str]) -> str | None:
+    if "--web-port" not in args:
+        return None
+    return f"http://127.0.0.1:{args[args.index('--web-port') + 1]}"
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+class Run:
+    """One run of a scenario; :meth:`execute` does it all and returns ``summary.json``."""
+
+    def __init__(self, opts: RunOptions, console: Console | None = None) -> None:
+        self.opts = opts
+        self.console = console or output_console()
+        self.run_dir = opts.run_dir
+        self.web_url: str | None = None
+        #: The local stack while it runs (None against a live target).
+        self.stack: Any = None
+
+    # -- the stack ---------------------------------------------------------------
+
+    def _live_target_stack(self) -> Path:
+        """``stack.json`` of a run against a live URL: the URL and any DSNs given."""
+        doc = {"scenario": self.opts.scenario.name, "run_dir": str(self.run_dir.resolve()),
+               "pid": os.getpid(), "api_url": self.opts.target_url,
+               "postgres_admin_dsn": self.opts.postgres_admin_dsn,
+               "pgbouncer_admin_dsn": self.opts.pgbouncer_admin_dsn,
+               "postgres_dsn": None, "pgbouncer_dsn": None, "invoke_url": None,
+               "stats_url": None, "live_target": True}
+        path = self.run_dir / "stack.json"
+        write_private_json(path, doc)
+        write_json(self.run_dir / "scenario.json", dict(self.opts.scenario.raw))
+        return path
+
+    def _local_stack(self, stack: ExitStack) -> Path:
+        try:
+            from connstorm.local_stack.stack import Stack
+        except ImportError as exc:
+            raise EnvironmentProblemError(
+                f"the local stack is not available ({exc}); use --target-url URL "
+                "to load a deployed API instead") from None
+        self.stack = stack.enter_context(Stack(self.opts.scenario, self.run_dir))
+        return self.run_dir / "stack.json"
+
+    # -- the run -----------------------------------------------------------------
+
+    def execute(self) -> dict[str, Any]:
+        """Run it; returns the summary (raises ThresholdsFailedError after writing it)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        if self.opts.worker:
+            self._run_worker()
+            return {}
+        started = False
+        try:
+            with ExitStack() as stack:
+                if self.opts.target_url:
+                    stack_file = self._live_target_stack()
+                else:
+                    stack_file = self._local_stack(stack)
+                host = load_json(stack_file).get("api_url")
+                if not host:
+                    raise ScenarioError(f"{self.opts.scenario.source}: the scenario has no "
+                                        "[[functions]] and [[routes]]: nothing to send load to")
+                args = locust_args(self.opts, str(host), stack_file)
+                started = True
+                self._run_locust(args, stack)
+        except BaseException:
+            # Interrupted or failed mid-run: Locust and the stack are stopped by
+            # now; keep whatever the run folder holds, then let the error through.
+            if started:
+                try:
+                    self._finish()
+                except Exception:
+                    log.exception("could not write the summary of the interrupted run")
+            raise
+        return self._verdict(self._finish())
+
+    def _locust_env(self) -> dict[str, str]:
+        """Locust's environment: ours, plus what the start form shows about the stack."""
+        scenario = self.opts.scenario
+        path = db_path(scenario)
+        fn = scenario.functions[0] if scenario.functions else None
+        env = dict(os.environ)
+        env.update({"CONNSTORM_DB_PATH": path,
+                    "CONNSTORM_PATTERN": (fn.pattern or fn.handler) if fn else "none",
+                    "CONNSTORM_POOL_MODE": (scenario.pgbouncer.pool_mode
+                                            if path == "pgbouncer" else "none")})
+        env.update(self.opts.extra_env)
+        return env
+
+    def _run_locust(self, args: list[str], stack: ExitStack) -> None:
+        proc = stack.enter_context(LocustProcess(args, self.run_dir / "logs" / "locust.log",
+                                                 env=self._locust_env()))
+        self._start_timeline(stack)
+        duration = (self.opts.duration_s if self.opts.duration_s is not None
+                    else self.opts.scenario.load.duration_s)
+        self.web_url = _web_url(args)
+        if self.web_url is not None:
+            if not wait_until(lambda: proc.poll() is not None or _answers(self.web_url or ""),
+                              30.0):
+                raise LocustFailedError(f"Locust's web UI did not answer within 30 s:\n"
+                                        f"{proc.tail()}")
+            if proc.poll() is None:
+                self.console.print(f"Locust web UI: {self.web_url}", highlight=False)
+                self.console.print(f"Live chart: {self.web_url}/connstorm/chart  "
+                                   "(Ctrl-C stops everything)", highlight=False)
+            deadline = None
+        else:
+            deadline = time.monotonic() + duration + GRACE_S
+        title = f"connstorm run {self.opts.scenario.name}"
+        with LiveView(self.run_dir / SAMPLES_FILE, title, self.console) as view:
+            while proc.poll() is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    hint = (f" (did {self.opts.expect_workers} worker(s) connect?)"
+                            if self.opts.master else "")
+                    raise LocustFailedError(
+                        f"Locust ran {GRACE_S:.0f} s past its run time of {duration:g} s and "
+                        f"was stopped{hint}; see {proc.log_path}")
+                view.refresh()
+                time.sleep(0.5)
+            view.refresh()
+        code = proc.poll()
+        if code not in (0, None) and not (self.run_dir / f"{CSV_PREFIX}_stats.csv").exists():
+            raise LocustFailedError(f"Locust exited with code {code}:\n{proc.tail()}")
+
+    def _start_timeline(self, stack: ExitStack) -> None:
+        """Fire the scenario's ``[[timeline]]`` during the load (local stack only).
+
+        Entered after Locust, so it is stopped (lasting faults undone) before
+        Locust and the stack are.
+        """
+        timeline = self.opts.scenario.timeline
+        if not timeline:
+            return
+        if self.stack is None:
+            self.console.print("timeline skipped: its actions need the local stack, not "
+                               "--target-url", highlight=False)
+            return
+        from connstorm.loadtests.orchestrator.timeline import TimelineRunner
+        from connstorm.local_stack.faults import Faults
+
+        stack.enter_context(TimelineRunner(timeline, Faults(self.stack),
+                                           self.run_dir / SAMPLES_FILE))
+
+    def _run_worker(self) -> None:
+        args = locust_args(self.opts, "", None)
+        with LocustProcess(args, self.run_dir / "logs" / "locust-worker.log",
+                           env=self._locust_env()) as proc:
+            self.console.print(f"Locust worker connecting to {self.opts.master_host}:"
+                               f"{self.opts.master_port}", highlight=False)
+            while proc.poll() is None:
+                time.sleep(0.5)
+            if proc.poll() not in (0, None):
+                raise LocustFailedError(f"Locust worker exited with code {proc.poll()}:\n"
+                                        f"{proc.tail()}")
+
+    def _finish(self) -> dict[str, Any]:
+        collectors = load_json(self.run_dir / "collectors.json")
+        summary = build_summary(self.run_dir, self.opts.scenario,
+                                skipped=collectors.get("skipped") or {})
+        write_json(self.run_dir / SUMMARY_FILE, summary)
+        write_reports(self.run_dir, summary)
+        self.print_summary(summary)
+        return summary
+
+    def _verdict(self, summary: dict[str, Any]) -> dict[str, Any]:
+        broken = failed(summary["thresholds"])
+        if broken:
+            raise ThresholdsFailedError(
+                f"{len(broken)} threshold(s) failed: " + "; ".join(describe(v) for v in broken)
+                + f" (see {self.run_dir / SUMMARY_FILE})")
+        return summary
+
+    def print_summary(self, summary: dict[str, Any]) -> None:
+        """The end-of-run table and the thresholds, on the console."""
+        for variant in summary["variants"]:
+            table = Table(title=f"{summary['scenario']}: {variant['name']}")
+            table.add_column("figure")
+            table.add_column("value", justify="right")
+            for key in ("requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms",
+                        "peak_db_connections", "max_connections", "peak_pooler_clients",
+                        "peak_pooler_server_connections", "peak_environments", "peak_concurrency",
+                        "cold_starts", "throttles"):
+                table.add_row(key, "–" if variant.get(key) is None else f"{variant[key]}")
+            kinds = variant.get("errors_by_kind") or {}
+            table.add_row("errors_by_kind",
+                          ", ".join(f"{k}: {v}" for k, v in kinds.items()) or "none")
+            self.console.print(table)
+        for line in _timeline_lines(summary):
+            self.console.print(f"timeline: {line}", highlight=False)
+        for name, reason in (summary.get("collectors_skipped") or {}).items():
+            self.console.print(f"collector {name} skipped: {reason}", highlight=False)
+        for verdict in summary["thresholds"]:
+            self.console.print(("PASS " if verdict["passed"] else "FAIL ") + describe(verdict),
+                               highlight=False)
+        self.console.print(f"run folder: {self.run_dir}", highlight=False)
+
+
+def _timeline_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per timeline action: what the pattern did after it (none without reports)."""
+    try:
+        from connstorm.reports.timeline import recovery_text
+    except ImportError:  # the reports are optional here, as in report_files
+        return []
+    return [line for variant in summary["variants"]
+            for line in recovery_text(variant).split("; ") if line]

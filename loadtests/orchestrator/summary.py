@@ -1,0 +1,234 @@
+"""``summary.json``: one run's figures and verdicts, built from its run folder.
+
+Everything comes from files the run left behind (``samples.jsonl``, Locust's
+CSVs, ``stack.json``) plus the scenario, so a summary can be rebuilt later from
+the folder alone. Keys are the contract in ``docs/run-folder.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from connstorm import error_kinds
+from connstorm.failures import classify_failure
+from connstorm.loadtests.orchestrator.lifecycle_summary import lifecycle_figures
+from connstorm.loadtests.orchestrator.recovery import timeline_figures
+from connstorm.loadtests.orchestrator.series_sources import series_sources
+from connstorm.loadtests.orchestrator.thresholds import check_thresholds
+from connstorm.samples import SAMPLES_FILE, Row, read_samples
+from connstorm.scenario import Scenario
+
+SUMMARY_FILE = "summary.json"
+CSV_PREFIX = "locust"
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number  # NaN -> None
+
+
+def read_locust_totals(run_dir: Path) -> dict[str, Any]:
+    """The ``Aggregated`` row of ``locust_stats.csv``: requests, failures, percentiles, rps."""
+    path = run_dir / f"{CSV_PREFIX}_stats.csv"
+    out: dict[str, Any] = {"requests": 0, "failures": 0, "p50_ms": None, "p95_ms": None,
+                           "p99_ms": None, "rps": 0.0}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return out
+    for row in rows:
+        if row.get("Name") == "Aggregated":
+            out["requests"] = int(_float(row.get("Request Count")) or 0)
+            out["failures"] = int(_float(row.get("Failure Count")) or 0)
+            for col, key in (("50%", "p50_ms"), ("95%", "p95_ms"), ("99%", "p99_ms")):
+                value = _float(row.get(col))
+                out[key] = value if out["requests"] else None
+            out["rps"] = round(_float(row.get("Requests/s")) or 0.0, 3)
+    return out
+
+
+def read_locust_errors(run_dir: Path) -> dict[str, int] | None:
+    """Failures by kind from ``locust_failures.csv`` (all workers merged); None if absent."""
+    path = run_dir / f"{CSV_PREFIX}_failures.csv"
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return None
+    counts: Counter[str] = Counter()
+    for row in rows:
+        counts[classify_failure(row.get("Error"))] += int(_float(row.get("Occurrences")) or 0)
+    return dict(counts)
+
+
+def attribute_errors(client: Mapping[str, int],
+                     invocations: Mapping[str, int]) -> dict[str, int]:
+    """Failures by kind, with opaque gateway failures explained by the emulator's records.
+
+    API Gateway hides why a function failed: a handler that died on
+    ``too many clients`` during init reaches Locust as a bare ``502 Internal
+    Server Error`` (``http_error``), while the emulator's invocation records
+    know the kind. Each classified invocation error explains one ``http_error``,
+    largest kinds first, so the counts still add up to the requests that failed.
+    """
+    merged = {k: int(v) for k, v in client.items() if v}
+    remaining = merged.pop(error_kinds.HTTP_ERROR, 0)
+    for kind, count in sorted(invocations.items(), key=lambda kv: (-kv[1], kv[0])):
+        if kind in (error_kinds.HTTP_ERROR, error_kinds.OTHER) or remaining <= 0:
+            continue
+        take = min(int(count), remaining)
+        merged[kind] = merged.get(kind, 0) + take
+        remaining -= take
+    if remaining:
+        merged[error_kinds.HTTP_ERROR] = remaining
+    return dict(sorted(merged.items()))
+
+
+def _peak(rows: Sequence[Row], collector: str, *keys: str) -> int:
+    values = [sum(int(r.get(k) or 0) for k in keys)
+              for r in rows if r.get("collector") == collector and r.get("ok")]
+    return max(values, default=0)
+
+
+def pin_figures(rows: Sequence[Row]) -> tuple[dict[str, int], dict[str, str]]:
+    """({pin reason: count}, {pin reason: sample statement}) from the ``rds_proxy`` rows.
+
+    Counts are cumulative in the proxy; the largest seen per reason is kept, so
+    a proxy restart (which starts counting again) does not lose what came before.
+    """
+    counts: dict[str, int] = {}
+    samples: dict[str, str] = {}
+    for row in rows:
+        reasons = row.get("pin_reasons") if row.get("collector") == "rds_proxy" else None
+        if not isinstance(reasons, dict):
+            continue
+        for reason, entry in reasons.items():
+            if isinstance(entry, dict):
+                counts[reason] = max(counts.get(reason, 0), int(entry.get("count") or 0))
+                samples.setdefault(reason, str(entry.get("sample") or ""))
+    return counts, samples
+
+
+def _last(rows: Sequence[Row], collector: str) -> Row:
+    for row in reversed(rows):
+        if row.get("collector") == collector and row.get("ok"):
+            return row
+    return {}
+
+
+def variant_name(scenario: Scenario) -> str:
+    """``<db_path>-<pattern>`` of the scenario's first function, e.g. ``direct-module_level``."""
+    fn = scenario.functions[0] if scenario.functions else None
+    if fn is None:
+        return scenario.name
+    return f"{db_path(scenario)}-{fn.pattern or fn.handler.rsplit('.', 1)[0]}"
+
+
+def db_path(scenario: Scenario) -> str:
+    """``pgbouncer`` or ``rds_proxy`` when any function goes through one, else ``direct``."""
+    if any(fn.database == "pgbouncer" for fn in scenario.functions):
+        return "pgbouncer"
+    if any(fn.database == "rds_proxy" for fn in scenario.functions):
+        return "rds_proxy"
+    return "direct"
+
+
+def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
+                  stack: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One ``variants[]`` entry of ``summary.json`` from a run folder."""
+    rows = read_samples(run_dir / SAMPLES_FILE)
+    totals = read_locust_totals(run_dir)
+    errors = read_locust_errors(run_dir)
+    if errors is None:  # no CSV (e.g. Locust killed): the live counter's last word
+        errors = dict(_last(rows, "locust").get("errors_by_kind") or {})
+    path = db_path(scenario)
+    emulator = _last(rows, "emulator")
+    postgres = _last(rows, "postgres")
+    stack = stack or {}
+    max_connections = postgres.get("max_connections") or stack.get("max_connections")
+    fn = scenario.functions[0] if scenario.functions else None
+    pin_counts, pin_samples = pin_figures(rows)
+    return {
+        "name": name or variant_name(scenario),
+        "db_path": path,
+        "pool_mode": scenario.pgbouncer.pool_mode if path == "pgbouncer" else None,
+        "handler": fn.handler if fn else None,
+        "requests": totals["requests"],
+        "failures": totals["failures"],
+        "errors_by_kind": attribute_errors(errors, emulator.get("errors_by_kind") or {}),
+        "peak_db_connections": _peak(rows, "postgres", "db_total"),
+        "max_connections": max_connections,
+        "peak_pooler_clients": _peak(rows, "pgbouncer", "cl_active", "cl_waiting"),
+        "peak_environments": _peak(rows, "emulator", "env_total"),
+        # The emulator's own running maximum of busy + initializing environments:
+        # exact, where peak_environments is only as fine as the sampling interval.
+        "peak_concurrency": _peak(rows, "emulator", "concurrency_peak"),
+        "cold_starts": int(emulator.get("cold_starts") or 0),
+        "throttles": int(emulator.get("throttles") or 0),
+        "p50_ms": totals["p50_ms"],
+        "p95_ms": totals["p95_ms"],
+        "p99_ms": totals["p99_ms"],
+        "rps": totals["rps"],
+        # Added keys (documented in docs/run-folder.md):
+        "client_errors_by_kind": {k: v for k, v in sorted(errors.items()) if v},
+        "invocation_errors_by_kind": dict(sorted((emulator.get("errors_by_kind") or {}).items())),
+        "peak_db_app_connections": _peak(rows, "postgres", "db_app"),
+        "peak_pooler_server_connections": _peak(rows, "pgbouncer", "sv_active", "sv_idle",
+                                                "sv_used", "sv_login"),
+        "peak_pooler_waiting": _peak(rows, "pgbouncer", "cl_waiting"),
+        "peak_proxy_client_connections": _peak(rows, "rds_proxy", "ClientConnections"),
+        "peak_proxy_database_connections": _peak(rows, "rds_proxy", "DatabaseConnections"),
+        "peak_pinned_connections": _peak(rows, "rds_proxy",
+                                         "DatabaseConnectionsCurrentlySessionPinned"),
+        "proxy_max_connections": stack.get("rds_proxy_max_connections"),
+        "pin_reasons": pin_counts,
+        "pin_samples": pin_samples,
+        "pool_size": (scenario.pgbouncer.default_pool_size + scenario.pgbouncer.reserve_pool_size
+                      if path == "pgbouncer" else None),
+        "requests_by_worker": dict(_last(rows, "locust").get("requests_by_worker") or {}),
+        "sample_gaps": dict(Counter(str(r.get("collector")) for r in rows if not r.get("ok"))),
+        "lambda_lifecycle": lifecycle_figures(rows, scenario),
+        "timeline": timeline_figures(rows, scenario.timeline),
+        "series_sources": series_sources(rows, scenario.load.sample_interval_s),
+    }
+
+
+def build_summary(run_dir: Path, scenario: Scenario, *,
+                  skipped: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The whole ``summary.json`` document of a single-variant run."""
+    stack = load_json(run_dir / "stack.json")
+    variant = build_variant(run_dir, scenario, stack=stack)
+    verdicts = check_thresholds(scenario.thresholds, [variant])
+    return {
+        "scenario": scenario.name,
+        "passed": all(v["passed"] for v in verdicts),
+        "thresholds": verdicts,
+        "variants": [variant],
+        "collectors_skipped": dict(skipped or {}),
+    }
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a file; empty when the file is missing."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def write_json(path: Path, doc: Mapping[str, Any]) -> None:
+    """Write a JSON document atomically (a reader never sees half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,121 @@
+"""Recovery figures from samples (pure logic: rows built here, the decisions tested)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from connstorm.loadtests.orchestrator.recovery import (
+    action_figures,
+    recovery_after,
+    timeline_figures,
+)
+
+
+def locust_rows(failures_per_tick: list[int], requests_per_tick: int = 10,
+                users: int = 4) -> list[dict[str, Any]]:
+    """One Locust row per second; cumulative requests, failures and connection_lost."""
+    rows, requests, failures = [], 0, 0
+    for i, failed in enumerate(failures_per_tick):
+        if i:
+            requests += requests_per_tick
+            failures += failed
+        rows.append({"collector": "locust", "ok": True, "elapsed_s": float(i), "users": users,
+                     "requests": requests, "failures": failures,
+                     "errors_by_kind": {"connection_lost": failures} if failures else {}})
+    return rows
+
+
+def timeline_rows(at: float) -> list[dict[str, Any]]:
+    return [{"collector": "timeline", "ok": True, "elapsed_s": at, "event": "start",
+             "index": 0, "action": "terminate_backends", "at_s": at},
+            {"collector": "timeline", "ok": True, "elapsed_s": at + 0.1, "event": "end",
+             "index": 0, "action": "terminate_backends", "at_s": at, "outcome": "done",
+             "duration_s": 0.1}]
+
+
+ENTRY = {"index": 0, "at_s": 5.0, "action": "terminate_backends", "target": None}
+
+
+def test_recovery_is_the_end_of_the_last_disturbed_interval() -> None:
+    # GIVEN no errors, then 3 s of errors after the action at 5 s, then none again
+    rows = locust_rows([0] * 6 + [5, 5, 5] + [0] * 5) + timeline_rows(5.0)
+    entry = action_figures(rows, ENTRY)
+    # THEN it recovered at the end of the last failing second (8 s), 3 s after it fired
+    assert entry["recovery_s"] == 3.0
+    assert entry["errors_during"] == {"connection_lost": 15}
+    assert entry["outcome"] == "done"
+    assert entry["baseline_error_ratio"] == 0.0
+
+
+def test_errors_until_the_end_never_recovered() -> None:
+    rows = locust_rows([0] * 6 + [5] * 6) + timeline_rows(5.0)
+    entry = action_figures(rows, ENTRY)
+    assert entry["recovery_s"] is None
+    assert entry["errors_during"] == {"connection_lost": 30}
+
+
+def test_an_undisturbed_action_recovered_at_once() -> None:
+    rows = locust_rows([0] * 12) + timeline_rows(5.0)
+    entry = action_figures(rows, ENTRY)
+    assert entry["recovery_s"] == 0.0
+    assert entry["errors_during"] == {}
+
+
+def test_a_baseline_error_rate_is_not_a_disturbance() -> None:
+    # GIVEN 10 % failures all along (the run was already failing), 60 % for 2 s
+    failures = [1] * 6 + [6, 6] + [1] * 4
+    assert recovery_after(locust_rows(failures), 5.0, 0.1) == 2.0
+
+
+def test_a_stall_that_answers_nothing_is_disturbed() -> None:
+    # GIVEN no request answered for 3 s while users were running
+    rows = locust_rows([0] * 12)
+    for row in rows[6:9]:
+        row["requests"] = rows[5]["requests"]
+    for later in rows[9:]:
+        later["requests"] -= 30
+    assert recovery_after(rows, 5.0, 0.0) == 3.0
+
+
+def test_an_action_that_never_fired_says_so() -> None:
+    entry = action_figures(locust_rows([0] * 4), {**ENTRY, "at_s": 60.0})
+    assert (entry["outcome"], entry["recovery_s"], entry["errors_during"]) == (
+        "not_fired", None, {})
+
+
+def test_the_next_action_ends_the_window_of_the_one_before() -> None:
+    # GIVEN errors 5-7 s after the first action, and again after a second one at 10 s
+    rows = locust_rows([0] * 6 + [5, 5] + [0] * 3 + [5, 5] + [0] * 3)
+    rows += timeline_rows(5.0)
+    rows += [{**r, "index": 1, "elapsed_s": r["elapsed_s"] + 5, "at_s": 10.0}
+             for r in timeline_rows(5.0)]
+    entries = timeline_figures(rows, [Action(5.0), Action(10.0)])
+    # THEN each recovered 2 s after it fired, with its own errors only
+    assert [e["recovery_s"] for e in entries] == [2.0, 2.0]
+    assert [e["errors_during"] for e in entries] == [{"connection_lost": 10}] * 2
+
+
+def test_still_failing_when_the_next_action_fires_never_recovered() -> None:
+    rows = locust_rows([0] * 6 + [5] * 10) + timeline_rows(5.0)
+    rows += [{**r, "index": 1, "elapsed_s": r["elapsed_s"] + 5, "at_s": 10.0}
+             for r in timeline_rows(5.0)]
+    first, _ = timeline_figures(rows, [Action(5.0), Action(10.0)])
+    assert first["recovery_s"] is None
+    assert first["errors_during"] == {"connection_lost": 25}
+
+
+@dataclass(frozen=True)
+class Action:
+    at_s: float
+    action: str = "terminate_backends"
+    target: str | None = None
+
+
+def test_throughput_under_half_its_level_is_disturbed() -> None:
+    # GIVEN 10 requests/s, then 3 s at 3/s (latency added, nothing fails)
+    rows = locust_rows([0] * 12)
+    for i, row in enumerate(rows):
+        row["requests"] = 10 * min(i, 6) + 3 * max(0, min(i, 9) - 6) + 10 * max(0, i - 9)
+    assert recovery_after(rows, 5.0, 0.0, baseline_rps=10.0) == 4.0
+    assert recovery_after(rows, 5.0, 0.0) == 0.0
