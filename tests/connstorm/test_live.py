@@ -26,7 +26,7 @@ from connstorm.errors import ExitCode
 from connstorm.loadtests.orchestrator.cloudwatch import floor_to
 from connstorm.loadtests.orchestrator.summary import build_summary
 from connstorm.scenario import load_scenario
-from tests.loadtests.test_lambda_report_line import DOCS_COLD, WARM_SPACES
+from tests.loadtests.orchestrator.test_lambda_report_line import DOCS_COLD, WARM_SPACES
 from tests.moto_server import REGION, SECRET_KEY, aws_env, client, create_stack, moto_server
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 from connstorm import error_kinds
 from connstorm.loadtests.orchestrator.cloudwatch_logs import findings_rows, read_logs
 from connstorm.local_stack.lambda_.log_stream import end_lines, timeout_line
-from tests.loadtests.test_lambda_report_line import DOCS_COLD, WARM_SPACES
+from tests.loadtests.orchestrator.test_lambda_report_line import DOCS_COLD, WARM_SPACES
 from tests.moto_server import client, moto_server
 
 
