@@ -53,7 +53,8 @@ def test_run_target_url_samples_what_it_is_given_and_says_what_it_skipped(
 def test_plain_locust_runs_the_locustfile_without_connstorm(live: dict[str, Any],
                                                             tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", "loadtests/locust_plugin/locustfile.py", "--headless",
+        [sys.executable, "-m", "locust", "-f", "loadtests/locust_plugin/locustfile.py",
+         "--headless",
          "-u", "3", "-r", "3", "-t", "4s", "--host", live["api_url"], "--only-summary",
          "--products", "200",  # ci-smoke seeds 200 products
          "--csv", str(tmp_path / "locust"), "--connstorm-out", str(tmp_path)],
