@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connstorm import metric_names as names
 from connstorm.reports.run_folder import Row, RunData
 
 Value = float | None
@@ -137,15 +138,13 @@ def db_connections(run: RunData) -> list[Series]:
 def pooler(run: RunData) -> list[Series]:
     """PgBouncer's clients (active, waiting) and server connections, and the pool size."""
     rows = run.series("pgbouncer")
-    busy = ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_login")
-    if not any(r.get(k) for r in rows for k in busy):
+    if not any(r.get(k) for r in rows for k in names.PGBOUNCER_POOL_COUNTS):
         return []  # no client ever came: the run went straight to PostgreSQL
-    out = _simple(run, "pgbouncer", ("cl_active", "cl_waiting", "sv_active", "sv_idle",
-                                     "sv_used", "sv_login"),
-                  {"cl_active": "clients active", "cl_waiting": "clients waiting",
-                   "sv_active": "server active", "sv_idle": "server idle",
-                   "sv_used": "server used", "sv_login": "server login"},
-                  always=("cl_active", "cl_waiting", "sv_active"))
+    out = _simple(run, "pgbouncer", names.PGBOUNCER_POOL_COUNTS,
+                  {names.CL_ACTIVE: "clients active", names.CL_WAITING: "clients waiting",
+                   names.SV_ACTIVE: "server active", names.SV_IDLE: "server idle",
+                   names.SV_USED: "server used", names.SV_LOGIN: "server login"},
+                  always=(names.CL_ACTIVE, names.CL_WAITING, names.SV_ACTIVE))
     pool = run.stack.get("default_pool_size")
     if isinstance(pool, int) and not isinstance(pool, bool):
         xs = [float(r["elapsed_s"]) for r in rows]
@@ -232,15 +231,11 @@ def lambda_metrics(run: RunData) -> list[Series]:
                   ("ConcurrentExecutions", "Invocations"))
 
 
-#: The RDS Proxy chart's keys: CloudWatch's metric names, which the local stand-in uses too.
-RDS_PROXY_KEYS = ("ClientConnections", "DatabaseConnections",
-                  "DatabaseConnectionsCurrentlyBorrowed",
-                  "DatabaseConnectionsCurrentlySessionPinned", "ClientConnectionsSetupFailedAuth")
-
-
 def rds_proxy(run: RunData) -> list[Series]:
     """RDS Proxy's connections (CloudWatch, or the local stand-in's same-named series)."""
-    return _group(run, "rds_proxy", RDS_PROXY_KEYS, ("ClientConnections", "DatabaseConnections"))
+    # CloudWatch's metric names, which the local stand-in uses too.
+    return _group(run, "rds_proxy", names.RDS_PROXY_CHART,
+                  (names.CLIENT_CONNECTIONS, names.DATABASE_CONNECTIONS))
 
 
 def api_gateway(run: RunData) -> list[Series]:

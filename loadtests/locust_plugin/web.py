@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, request
 
+from connstorm import metric_names as names
 from connstorm.samples import SAMPLES_FILE, read_samples
 
 if TYPE_CHECKING:
@@ -40,11 +41,11 @@ SERIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("db_total", "postgres", ("db_total",)),
     ("db_app", "postgres", ("db_app",)),
     ("max_connections", "postgres", ("max_connections",)),
-    ("pooler_clients", "pgbouncer", ("cl_active", "cl_waiting")),
-    ("pooler_waiting", "pgbouncer", ("cl_waiting",)),
-    ("pooler_servers", "pgbouncer", ("sv_active", "sv_idle", "sv_used", "sv_login")),
-    ("environments", "emulator", ("env_total",)),
-    ("env_busy", "emulator", ("env_busy",)),
+    ("pooler_clients", "pgbouncer", names.PGBOUNCER_CLIENTS),
+    ("pooler_waiting", "pgbouncer", (names.CL_WAITING,)),
+    ("pooler_servers", "pgbouncer", names.PGBOUNCER_SERVERS),
+    ("environments", "emulator", (names.ENV_TOTAL,)),
+    ("env_busy", "emulator", (names.ENV_BUSY,)),
     ("env_frozen", "emulator", ("env_frozen",)),
 )
 

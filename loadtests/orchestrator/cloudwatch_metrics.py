@@ -12,14 +12,20 @@ came from in ``source`` (``cloudwatch`` here) and ``period_s`` (their resolution
 Statistics follow what each metric means: gauges of connections take the
 ``Maximum`` of the minute (the peak is what exhausts ``max_connections``),
 counters the ``Sum``, latencies the ``Average`` (RDS Proxy's latencies are in
-microseconds, API Gateway's and Lambda's in milliseconds). Units are those AWS
-documents; see ``../shared/guide/postgres-pgbouncer.md``.
+microseconds, API Gateway's and Lambda's in milliseconds). Names and units are
+those AWS documents: RDS User Guide, "Monitoring RDS Proxy metrics with Amazon
+CloudWatch" and "Amazon CloudWatch metrics for Amazon RDS"; Lambda Developer
+Guide, "Types of metrics for Lambda functions"; API Gateway Developer Guide,
+"Monitor CloudWatch metrics for HTTP APIs in API Gateway". The RDS Proxy names
+are spelled once, in :mod:`connstorm.metric_names`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from connstorm import metric_names as names
 
 #: Seconds of one CloudWatch data point for these metrics (standard resolution).
 DEFAULT_PERIOD_S = 60
@@ -83,13 +89,13 @@ METRICS: tuple[MetricSpec, ...] = (
     _m("rds", "DatabaseConnections", "Maximum", "Count"),
     _m("rds", "CPUUtilization", "Average", "Percent"),
     _m("rds", "FreeableMemory", "Minimum", "Bytes"),
-    _m("rds_proxy", "ClientConnections", "Maximum", "Count"),
-    _m("rds_proxy", "DatabaseConnections", "Maximum", "Count"),
-    _m("rds_proxy", "DatabaseConnectionsCurrentlyBorrowed", "Maximum", "Count"),
-    _m("rds_proxy", "DatabaseConnectionsCurrentlySessionPinned", "Maximum", "Count"),
-    _m("rds_proxy", "DatabaseConnectionsBorrowLatency", "Average", "Microseconds"),
-    _m("rds_proxy", "QueryDatabaseResponseLatency", "Average", "Microseconds"),
-    _m("rds_proxy", "ClientConnectionsSetupFailedAuth", "Sum", "Count"),
+    _m("rds_proxy", names.CLIENT_CONNECTIONS, "Maximum", "Count"),
+    _m("rds_proxy", names.DATABASE_CONNECTIONS, "Maximum", "Count"),
+    _m("rds_proxy", names.DATABASE_CONNECTIONS_BORROWED, "Maximum", "Count"),
+    _m("rds_proxy", names.DATABASE_CONNECTIONS_PINNED, "Maximum", "Count"),
+    _m("rds_proxy", names.BORROW_LATENCY, "Average", "Microseconds"),
+    _m("rds_proxy", names.QUERY_DATABASE_RESPONSE_LATENCY, "Average", "Microseconds"),
+    _m("rds_proxy", names.SETUP_FAILED_AUTH, "Sum", "Count"),
     _m("apigateway", "4xx", "Sum", "Count"),
     _m("apigateway", "5xx", "Sum", "Count"),
     _m("apigateway", "Latency", "Average", "Milliseconds"),

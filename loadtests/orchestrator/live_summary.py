@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from connstorm import metric_names as names
 from connstorm.loadtests.orchestrator.cloudwatch import Reading
 from connstorm.loadtests.orchestrator.cloudwatch_logs import LogFindings
 from connstorm.loadtests.orchestrator.cloudwatch_metrics import METRICS
@@ -99,10 +100,10 @@ def fill_variant(variant: dict[str, Any], reading: Reading,
     throttles = _int(_total(reading, "lambda", "Throttles"))
     if throttles is not None:
         variant["throttles"] = throttles
-    clients = _int(_peak(reading, "rds_proxy", "ClientConnections"))
+    clients = _int(_peak(reading, "rds_proxy", names.CLIENT_CONNECTIONS))
     if clients is not None:
         variant["peak_pooler_clients"] = clients
-    server = _int(_peak(reading, "rds_proxy", "DatabaseConnections"))
+    server = _int(_peak(reading, "rds_proxy", names.DATABASE_CONNECTIONS))
     if server is not None:
         variant["peak_pooler_server_connections"] = server
     if findings is not None:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from connstorm import metric_names as names
 from connstorm.console import output_console
 from connstorm.local_stack.resource import Resource
 from connstorm.samples import latest_by_collector, tail_samples
@@ -38,10 +39,10 @@ def figures(samples_path: Path) -> dict[str, Any]:
         "db_total": pg.get("db_total") if pg.get("ok") else None,
         "max_connections": pg.get("max_connections"),
         "db_gap": pg.get("error") if pg and not pg.get("ok") else None,
-        "pooler_waiting": pb.get("cl_waiting") if pb.get("ok") else None,
-        "pooler_active": pb.get("cl_active") if pb.get("ok") else None,
-        "environments": em.get("env_total") if em.get("ok") else None,
-        "cold_starts": em.get("cold_starts") if em.get("ok") else None,
+        "pooler_waiting": pb.get(names.CL_WAITING) if pb.get("ok") else None,
+        "pooler_active": pb.get(names.CL_ACTIVE) if pb.get("ok") else None,
+        "environments": em.get(names.ENV_TOTAL) if em.get("ok") else None,
+        "cold_starts": em.get(names.COLD_STARTS) if em.get("ok") else None,
         "invocation_errors": em.get("errors_by_kind") or {},
         "timeline": _timeline_text(latest.get("timeline")),
     }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from connstorm import error_kinds
+from connstorm import metric_names as names
 from connstorm.failures import classify_failure
 from connstorm.loadtests.orchestrator.lifecycle_summary import lifecycle_figures
 from connstorm.loadtests.orchestrator.recovery import timeline_figures
@@ -168,13 +169,13 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "errors_by_kind": attribute_errors(errors, emulator.get("errors_by_kind") or {}),
         "peak_db_connections": _peak(rows, "postgres", "db_total"),
         "max_connections": max_connections,
-        "peak_pooler_clients": _peak(rows, "pgbouncer", "cl_active", "cl_waiting"),
-        "peak_environments": _peak(rows, "emulator", "env_total"),
+        "peak_pooler_clients": _peak(rows, "pgbouncer", *names.PGBOUNCER_CLIENTS),
+        "peak_environments": _peak(rows, "emulator", names.ENV_TOTAL),
         # The emulator's own running maximum of busy + initializing environments:
         # exact, where peak_environments is only as fine as the sampling interval.
-        "peak_concurrency": _peak(rows, "emulator", "concurrency_peak"),
-        "cold_starts": int(emulator.get("cold_starts") or 0),
-        "throttles": int(emulator.get("throttles") or 0),
+        "peak_concurrency": _peak(rows, "emulator", names.CONCURRENCY_PEAK),
+        "cold_starts": int(emulator.get(names.COLD_STARTS) or 0),
+        "throttles": int(emulator.get(names.THROTTLES) or 0),
         "p50_ms": totals["p50_ms"],
         "p95_ms": totals["p95_ms"],
         "p99_ms": totals["p99_ms"],
@@ -183,13 +184,11 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "client_errors_by_kind": {k: v for k, v in sorted(errors.items()) if v},
         "invocation_errors_by_kind": dict(sorted((emulator.get("errors_by_kind") or {}).items())),
         "peak_db_app_connections": _peak(rows, "postgres", "db_app"),
-        "peak_pooler_server_connections": _peak(rows, "pgbouncer", "sv_active", "sv_idle",
-                                                "sv_used", "sv_login"),
-        "peak_pooler_waiting": _peak(rows, "pgbouncer", "cl_waiting"),
-        "peak_proxy_client_connections": _peak(rows, "rds_proxy", "ClientConnections"),
-        "peak_proxy_database_connections": _peak(rows, "rds_proxy", "DatabaseConnections"),
-        "peak_pinned_connections": _peak(rows, "rds_proxy",
-                                         "DatabaseConnectionsCurrentlySessionPinned"),
+        "peak_pooler_server_connections": _peak(rows, "pgbouncer", *names.PGBOUNCER_SERVERS),
+        "peak_pooler_waiting": _peak(rows, "pgbouncer", names.CL_WAITING),
+        "peak_proxy_client_connections": _peak(rows, "rds_proxy", names.CLIENT_CONNECTIONS),
+        "peak_proxy_database_connections": _peak(rows, "rds_proxy", names.DATABASE_CONNECTIONS),
+        "peak_pinned_connections": _peak(rows, "rds_proxy", names.DATABASE_CONNECTIONS_PINNED),
         "proxy_max_connections": stack.get("rds_proxy_max_connections"),
         "pin_reasons": pin_counts,
         "pin_samples": pin_samples,

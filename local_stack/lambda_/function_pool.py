@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from connstorm import metric_names as names
 from connstorm.local_stack.lambda_.environment import (
     BUSY,
     DEAD,
@@ -36,12 +37,7 @@ from connstorm.local_stack.lambda_.zygote_client import ZygoteClient
 from connstorm.scenario import FunctionConfig
 
 #: Stats keys, as the ``emulator`` sample row of ``docs/run-folder.md`` names them.
-STAT_KEYS = ("env_initializing", "env_busy", "env_frozen", "env_idle", "env_stopping",
-             "env_total", "env_reaped", "concurrency", "concurrency_peak", "invocations",
-             "cold_starts", "throttles", "timeouts", "errors", "errors_by_kind",
-             "provisioned", "provisioned_busy", "provisioned_invocations",
-             "spillover_invocations", "superseded", "deploys", "scheduled_invocations",
-             "rejections")
+STAT_KEYS = names.EMULATOR_STAT_KEYS
 
 
 class FunctionPool:

@@ -17,8 +17,10 @@ run chart the same series:
 ``MaxDatabaseConnectionsAllowed``              the pool's bound
 =============================================  ==========================================
 
-plus connstorm's own ``BorrowTimeouts`` (cumulative) and ``pin_reasons``
-(reason -> ``{"count", "sample"}``, a sample statement each). CloudWatch sums
+plus connstorm's own ``BorrowTimeouts`` and ``IdleClientsClosed`` (cumulative)
+and ``pin_reasons`` (reason -> ``{"count", "sample"}``, a sample statement
+each). The names are :mod:`connstorm.metric_names`' (AWS RDS User Guide,
+"Monitoring RDS Proxy metrics with Amazon CloudWatch"). CloudWatch sums
 the cumulative ones per minute; a collector takes differences.
 
 The snapshot is served as JSON at ``GET /metrics`` by a tiny HTTP listener on
@@ -34,13 +36,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-METRIC_NAMES = (
-    "ClientConnections", "DatabaseConnections", "DatabaseConnectionsCurrentlyBorrowed",
-    "DatabaseConnectionsCurrentlyInTransaction", "DatabaseConnectionsCurrentlySessionPinned",
-    "DatabaseConnectionsBorrowLatency", "ClientConnectionsSetupFailedAuth",
-    "ClientConnectionsSetupSucceeded", "QueryRequests", "MaxDatabaseConnectionsAllowed",
-    "BorrowTimeouts",
-)
 #: Window of DatabaseConnectionsBorrowLatency.
 LATENCY_WINDOW_S = 5.0
 

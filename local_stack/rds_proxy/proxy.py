@@ -31,6 +31,7 @@ from typing import Any
 
 import psycopg
 
+from connstorm import metric_names as names
 from connstorm.errors import StackError
 from connstorm.local_stack import pg_wire
 from connstorm.local_stack.credentials import make_dsn
@@ -146,21 +147,19 @@ class ProxyCore:
         lent = [s for s in self.sessions if s.server is not None]
         latencies = [x for p in self.pools.values() for x in p.borrow_latencies]
         return {
-            "ClientConnections": sum(1 for s in self.sessions if s.ready),
-            "DatabaseConnections": sum(p.opened for p in self.pools.values()),
-            "DatabaseConnectionsCurrentlyBorrowed": sum(p.borrowed for p in self.pools.values()),
-            "DatabaseConnectionsCurrentlyInTransaction": sum(
-                1 for s in lent if s.status != b"I"),
-            "DatabaseConnectionsCurrentlySessionPinned": sum(
-                1 for s in lent if s.pinned is not None),
-            "DatabaseConnectionsBorrowLatency": mean_recent(latencies, time.monotonic()),
-            "ClientConnectionsSetupFailedAuth": self.failed_auth,
-            "ClientConnectionsSetupSucceeded": self.setup_succeeded,
-            "QueryRequests": self.queries,
-            "MaxDatabaseConnectionsAllowed": self.limit,
-            "BorrowTimeouts": self.borrow_timeouts,
-            "IdleClientsClosed": self.idle_closed,
-            "pin_reasons": {k: dict(v) for k, v in self.pin_reasons.items()},
+            names.CLIENT_CONNECTIONS: sum(1 for s in self.sessions if s.ready),
+            names.DATABASE_CONNECTIONS: sum(p.opened for p in self.pools.values()),
+            names.DATABASE_CONNECTIONS_BORROWED: sum(p.borrowed for p in self.pools.values()),
+            names.DATABASE_CONNECTIONS_IN_TRANSACTION: sum(1 for s in lent if s.status != b"I"),
+            names.DATABASE_CONNECTIONS_PINNED: sum(1 for s in lent if s.pinned is not None),
+            names.BORROW_LATENCY: mean_recent(latencies, time.monotonic()),
+            names.SETUP_FAILED_AUTH: self.failed_auth,
+            names.SETUP_SUCCEEDED: self.setup_succeeded,
+            names.QUERY_REQUESTS: self.queries,
+            names.MAX_DATABASE_CONNECTIONS: self.limit,
+            names.BORROW_TIMEOUTS: self.borrow_timeouts,
+            names.IDLE_CLIENTS_CLOSED: self.idle_closed,
+            names.PIN_REASONS: {k: dict(v) for k, v in self.pin_reasons.items()},
         }
 
 

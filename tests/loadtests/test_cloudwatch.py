@@ -209,11 +209,12 @@ def test_every_next_token_page_is_followed_and_merged() -> None:
 def test_the_local_proxy_stand_in_and_cloudwatch_name_the_charted_series_alike() -> None:
     # The report's RDS Proxy chart reads the same keys from a live run's CloudWatch
     # rows and from the local stand-in's: both must call them the same.
-    from connstorm.local_stack.rds_proxy.metrics import METRIC_NAMES
-    from connstorm.reports.charts import RDS_PROXY_KEYS
+    from connstorm import metric_names as names
 
-    charted = set(RDS_PROXY_KEYS)
+    charted = set(names.RDS_PROXY_CHART)
     read_live = {m.series_key for m in METRICS if m.group == "rds_proxy"}
     assert charted <= read_live
-    assert charted <= set(METRIC_NAMES)
-    assert "DatabaseConnectionsBorrowLatency" in set(METRIC_NAMES) & read_live
+    assert charted <= set(names.RDS_PROXY_SNAPSHOT)
+    assert names.BORROW_LATENCY in set(names.RDS_PROXY_SNAPSHOT) & read_live
+    # What CloudWatch reads is CloudWatch's (never one of connstorm's own counters).
+    assert not read_live & set(names.RDS_PROXY_OWN)

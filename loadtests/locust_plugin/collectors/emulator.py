@@ -14,15 +14,9 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from connstorm import metric_names as names
 from connstorm.loadtests.locust_plugin.collectors.base import Collector
 from connstorm.samples import SampleWriter
-
-ENV_STATES = ("initializing", "busy", "frozen", "idle", "stopping", "total", "reaped")
-COUNTERS = ("invocations", "cold_starts", "throttles", "timeouts", "errors")
-#: The lifecycle's figures (provisioned concurrency, deploys, schedules, VPC refusals).
-LIFECYCLE = ("provisioned", "provisioned_busy", "provisioned_invocations",
-             "spillover_invocations", "superseded", "deploys", "scheduled_invocations",
-             "rejections")
 
 
 def _int(value: Any) -> int:
@@ -38,22 +32,22 @@ def stats_to_row(stats: Mapping[str, Any]) -> dict[str, Any]:
     envs = stats.get("environments")
     envs = envs if isinstance(envs, Mapping) else {}
     row: dict[str, Any] = {}
-    for state in ENV_STATES:
+    for state in names.EMULATOR_ENV_STATES:
         row[f"env_{state}"] = _int(stats.get(f"env_{state}", envs.get(state, 0)))
-    if not row["env_total"]:
-        row["env_total"] = sum(row[f"env_{s}"] for s in ("initializing", "busy", "frozen",
+    if not row[names.ENV_TOTAL]:
+        row[names.ENV_TOTAL] = sum(row[f"env_{s}"] for s in ("initializing", "busy", "frozen",
                                                           "idle"))
-    conc = stats.get("concurrency")
+    conc = stats.get(names.CONCURRENCY)
     if isinstance(conc, Mapping):
-        row["concurrency"] = _int(conc.get("now", conc.get("current", 0)))
-        row["concurrency_peak"] = _int(conc.get("peak", 0))
+        row[names.CONCURRENCY] = _int(conc.get("now", conc.get("current", 0)))
+        row[names.CONCURRENCY_PEAK] = _int(conc.get("peak", 0))
     else:
-        row["concurrency"] = _int(conc)
-        row["concurrency_peak"] = _int(stats.get("concurrency_peak", 0))
-    for key in COUNTERS + LIFECYCLE:
+        row[names.CONCURRENCY] = _int(conc)
+        row[names.CONCURRENCY_PEAK] = _int(stats.get(names.CONCURRENCY_PEAK, 0))
+    for key in names.EMULATOR_COUNTERS + names.EMULATOR_LIFECYCLE:
         row[key] = _int(stats.get(key, 0))
-    kinds = stats.get("errors_by_kind")
-    row["errors_by_kind"] = ({str(k): _int(v) for k, v in kinds.items()}
+    kinds = stats.get(names.ERRORS_BY_KIND)
+    row[names.ERRORS_BY_KIND] = ({str(k): _int(v) for k, v in kinds.items()}
                              if isinstance(kinds, Mapping) else {})
     return row
 

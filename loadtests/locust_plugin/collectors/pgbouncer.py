@@ -1,6 +1,8 @@
 """PgBouncer collector: SHOW POOLS and SHOW STATS from the admin console.
 
-Columns are read by name, never by position: every PgBouncer release adds some.
+Columns are read by name, never by position: every PgBouncer release adds some
+(PgBouncer "Usage", sections "SHOW POOLS" and "SHOW STATS"); the row keeps them
+under :mod:`connstorm.metric_names`' names.
 The admin console speaks only the simple query protocol, so psycopg's automatic
 prepared statements are switched off (``prepare_threshold=None``); with the
 default, the sixth ``SHOW POOLS`` on one connection fails.
@@ -14,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from connstorm import metric_names as names
 from connstorm.loadtests.locust_plugin.collectors.base import Collector
 from connstorm.samples import SampleWriter
 
@@ -52,15 +55,14 @@ class PgBouncerCollector(Collector):
             cur.execute("SHOW STATS")
             stats = [r for r in cur.fetchall() if r.get("database") == self.database]
         values: dict[str, Any] = {
-            key: sum(_num(p, key) for p in pools)
-            for key in ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_login")
+            key: sum(_num(p, key) for p in pools) for key in names.PGBOUNCER_POOL_COUNTS
         }
-        values["maxwait_s"] = round(max(
+        values[names.MAXWAIT_S] = round(max(
             (_num(p, "maxwait") + _num(p, "maxwait_us") / 1e6 for p in pools), default=0.0), 6)
-        values["pool_mode"] = pools[0].get("pool_mode") if pools else None
-        for key, out in (("total_xact_count", "total_xact_count"),
-                         ("total_query_count", "total_query_count"),
-                         ("total_wait_time", "total_wait_time_us")):
+        values[names.POOL_MODE] = pools[0].get("pool_mode") if pools else None
+        for key, out in (("total_xact_count", names.TOTAL_XACT_COUNT),
+                         ("total_query_count", names.TOTAL_QUERY_COUNT),
+                         ("total_wait_time", names.TOTAL_WAIT_TIME_US)):
             values[out] = sum(_num(s, key) for s in stats)
         return values
 

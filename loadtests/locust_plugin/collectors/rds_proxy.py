@@ -8,10 +8,11 @@ The stand-in (:mod:`connstorm.local_stack.rds_proxy`) serves a JSON snapshot at
 ``connstorm live`` CloudWatch collector writes, see
 :mod:`connstorm.loadtests.orchestrator.cloudwatch_metrics`), so a local run and a live run chart the
 same series. ``source`` is ``stand-in`` and ``period_s`` the sampling interval
-(CloudWatch rows say ``cloudwatch`` and 60). Cumulative counters
-(``QueryRequests``, ``ClientConnectionsSetupFailedAuth``, ``BorrowTimeouts``)
-are copied as they are and ``pin_reasons`` (reason -> ``{count, sample}``) too;
-reports take differences and the last value.
+(CloudWatch rows say ``cloudwatch`` and 60). Every number of the snapshot
+(:data:`connstorm.metric_names.RDS_PROXY_SNAPSHOT`) is copied; cumulative
+counters (``QueryRequests``, ``ClientConnectionsSetupFailedAuth``,
+``BorrowTimeouts``, ``IdleClientsClosed``) as they are, and ``pin_reasons``
+(reason -> ``{count, sample}``) too; reports take differences and the last value.
 
 It reads over HTTP, so it works the same when the proxy runs in the stack's
 process or in a process of its own; a proxy that does not answer (restarting,
@@ -25,17 +26,9 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from connstorm import metric_names as names
 from connstorm.loadtests.locust_plugin.collectors.base import Collector
 from connstorm.samples import SampleWriter
-
-#: The gauges and counters copied from the snapshot (missing ones become 0).
-METRICS = (
-    "ClientConnections", "DatabaseConnections", "DatabaseConnectionsCurrentlyBorrowed",
-    "DatabaseConnectionsCurrentlyInTransaction", "DatabaseConnectionsCurrentlySessionPinned",
-    "DatabaseConnectionsBorrowLatency", "ClientConnectionsSetupFailedAuth",
-    "ClientConnectionsSetupSucceeded", "QueryRequests", "MaxDatabaseConnectionsAllowed",
-    "BorrowTimeouts",
-)
 
 
 def _number(value: Any) -> int | float:
@@ -46,12 +39,14 @@ def _number(value: Any) -> int | float:
 
 def snapshot_to_row(snapshot: Mapping[str, Any], interval_s: float) -> dict[str, Any]:
     """The ``rds_proxy`` row's columns for one snapshot of the stand-in."""
-    row: dict[str, Any] = {name: _number(snapshot.get(name)) for name in METRICS}
-    reasons = snapshot.get("pin_reasons")
-    row["pin_reasons"] = ({str(reason): {"count": int(_number(entry.get("count"))),
-                                         "sample": str(entry.get("sample", ""))}
-                           for reason, entry in reasons.items() if isinstance(entry, Mapping)}
-                          if isinstance(reasons, Mapping) else {})
+    row: dict[str, Any] = {name: _number(snapshot.get(name))
+                           for name in names.RDS_PROXY_SNAPSHOT}
+    reasons = snapshot.get(names.PIN_REASONS)
+    row[names.PIN_REASONS] = (
+        {str(reason): {"count": int(_number(entry.get("count"))),
+                       "sample": str(entry.get("sample", ""))}
+         for reason, entry in reasons.items() if isinstance(entry, Mapping)}
+        if isinstance(reasons, Mapping) else {})
     row["source"] = "stand-in"
     row["period_s"] = interval_s
     return row
@@ -75,6 +70,6 @@ class RdsProxyCollector(Collector):
         """One read of the snapshot; raises (a gap row) when the proxy does not answer."""
         with urllib.request.urlopen(self.metrics_url, timeout=self.timeout_s) as response:
             snapshot = json.load(response)
-        if not isinstance(snapshot, Mapping) or "ClientConnections" not in snapshot:
+        if not isinstance(snapshot, Mapping) or names.CLIENT_CONNECTIONS not in snapshot:
             raise ValueError("the metrics endpoint did not answer with a snapshot")
         return snapshot_to_row(snapshot, self.interval_s)

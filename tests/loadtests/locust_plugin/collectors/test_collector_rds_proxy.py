@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from connstorm import metric_names as names
 from connstorm.loadtests.locust_plugin.collectors.rds_proxy import (
-    METRICS,
     RdsProxyCollector,
     snapshot_to_row,
 )
@@ -44,10 +46,14 @@ def test_collector_reads_the_metric_series_of_a_proxy_in_another_process(
             plain.execute("select 1")
             pinned.execute("set search_path = public")
             row = collector.tick()
+            with urllib.request.urlopen(proxy.metrics_url, timeout=5) as response:
+                emitted = set(json.load(response))
         proxy.stop()  # the proxy is gone: the next sample is a gap, not the end
         gap = collector.tick()
     assert row["ok"] is True
-    assert set(METRICS) <= set(row)
+    # Everything the stand-in emits is collected (IdleClientsClosed once was not).
+    assert emitted == {*names.RDS_PROXY_SNAPSHOT, names.PIN_REASONS}
+    assert emitted <= set(row)
     assert row["ClientConnections"] == 2
     assert row["DatabaseConnectionsCurrentlySessionPinned"] == 1
     assert row["MaxDatabaseConnectionsAllowed"] == 3
