@@ -17,7 +17,11 @@ What each pattern costs, per execution environment (the local stack measures it)
 - ``module_level``, ``module_level_resilient``, ``secrets_cached``, ``iam_token``:
   one connection per environment, kept open while it is frozen;
 - ``leaky``: one more per invocation, never closed: invocations per environment;
-- ``in_process_pool``: the pool's size, opened at init and kept.
+- ``in_process_pool``: the pool's size, opened at init and kept;
+- ``session_state``: one per environment, like ``module_level``, but the session
+  state it sets (``SET``) pins it through RDS Proxy, which then cannot multiplex it
+  (AWS, "Avoiding pinning an RDS Proxy"): through a proxy it costs what session
+  pooling costs.
 
 Reserved connections: PostgreSQL refuses an ordinary role once only
 ``superuser_reserved_connections`` slots remain free, counting *every* connection,
@@ -47,8 +51,13 @@ from connstorm.errors import ConnstormError, ExitCode
 ENGINES = ("postgres", "mysql", "mariadb")
 ENGINE_ALIASES = {"postgresql": "postgres", "pg": "postgres"}
 PATTERNS = ("per_invocation", "module_level", "module_level_resilient", "secrets_cached",
-            "iam_token", "leaky", "in_process_pool")
-POOL_MODES = ("transaction", "session")
+            "iam_token", "leaky", "in_process_pool", "session_state")
+#: PgBouncer's statement mode lends a server connection per statement: for the
+#: count of server connections it is transaction mode (one statement at a time
+#: per environment).
+POOL_MODES = ("transaction", "session", "statement")
+#: Patterns whose session state RDS Proxy pins: through a proxy, session mode.
+PINNING_PATTERNS = frozenset({"session_state"})
 
 GIB = 1024**3
 POSTGRES_BYTES_PER_CONNECTION = 9531392
@@ -73,7 +82,7 @@ INSTANCE_MEMORY_GIB: dict[str, float] = {
 
 #: Connections one environment holds at its peak, for the patterns with a fixed cost.
 _PER_ENV_FIXED = {"per_invocation": 1, "module_level": 1, "module_level_resilient": 1,
-                  "secrets_cached": 1, "iam_token": 1}
+                  "secrets_cached": 1, "iam_token": 1, "session_state": 1}
 #: Patterns whose connection survives while the environment is frozen.
 _HELD_WHILE_FROZEN = frozenset(PATTERNS) - {"per_invocation"}
 
@@ -139,6 +148,11 @@ class CapacityPlan:
     max_concurrency_direct_low: int | None
     #: Largest pooler pool size that keeps within the limit.
     max_pool_size: int
+    #: The pooler's server-side pool (an RDS Proxy's from its percentage); None direct.
+    pool_size: int | None = None
+    #: How the pool lends its connections: "transaction" (statement mode counts as
+    #: one) or "session" (also RDS Proxy pinning the pattern's sessions); None direct.
+    pool_mode: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
@@ -148,6 +162,21 @@ class CapacityPlan:
                                          if self.max_connections_range else None)
         data["notes"] = list(self.notes)
         return data
+
+
+def proxy_pool_size(max_connections: int, reserved: int, percent: int) -> int:
+    """Database connections an RDS Proxy may open: its MaxConnectionsPercent, at least 1.
+
+    The one formula of the proxy's pool: the RDS Proxy stand-in
+    (``connstorm.local_stack.rds_proxy.pool.pool_limit``) sizes its pool with it and
+    the planner plans with it, so ``connstorm capacity`` and a run through the
+    stand-in never disagree. RDS computes MaxConnectionsPercent of the instance's
+    ``max_connections`` (AWS, "RDS Proxy connection considerations"); locally the
+    app role is not a superuser, so the superuser-reserved slots are never
+    available to it and are taken off first (else the proxy's own logins would
+    fail with "remaining connection slots are reserved").
+    """
+    return max(1, (max(1, max_connections - reserved) * percent) // 100)
 
 
 def formula_max_connections(engine: str, memory_bytes: float) -> int:
@@ -246,16 +275,22 @@ def plan_capacity(request: CapacityRequest) -> CapacityPlan:
     environments = request.concurrency
     clients = environments * per_env
     pool = request.pooler_pool_size
+    mode = "transaction" if request.pooler_mode == "statement" else request.pooler_mode
     if request.proxy_max_connections_percent is not None:
-        pool = limit * request.proxy_max_connections_percent // 100
+        pool = proxy_pool_size(limit, reserved, request.proxy_max_connections_percent)
         notes.append(f"RDS Proxy: MaxConnectionsPercent {request.proxy_max_connections_percent} "
-                     f"of max_connections {limit} is a pool of {pool}; sessions it pins (SET, "
+                     f"of max_connections {limit} ({reserved} reserved taken off first, as "
+                     f"the stand-in does) is a pool of {pool}; sessions it pins (SET, "
                      f"prepared statements, temporary tables, advisory locks...) behave as in "
                      f"session mode")
+        if request.pattern in PINNING_PATTERNS:
+            mode = "session"
+            notes.append(f"{request.pattern}: its session state pins every environment's "
+                         f"connection, so the proxy cannot multiplex them: session mode")
     waiting = 0
     if pool is None:
         peak_db = clients
-    elif request.pooler_mode == "transaction":
+    elif mode == "transaction":
         # A server connection is busy only inside a transaction, and an environment
         # runs one invocation at a time: at most `concurrency` transactions at once.
         peak_db = min(pool, environments if clients else 0)
@@ -269,8 +304,9 @@ def plan_capacity(request: CapacityRequest) -> CapacityPlan:
         waiting = max(0, clients - pool)
         if request.pattern in _HELD_WHILE_FROZEN and waiting:
             notes.append(f"session mode: {clients} clients stay pinned (frozen environments "
-                         f"keep their connection); {waiting} wait and fail with "
-                         f"query_wait_timeout: session pooling does not help Lambda")
+                         f"keep their connection); {waiting} wait and fail (PgBouncer's "
+                         f"query_wait_timeout, RDS Proxy's borrow timeout): session pooling "
+                         f"does not help Lambda")
     if request.pattern == "leaky":
         notes.append(f"leaky: connections grow by one per invocation until the environment is "
                      f"reaped; {per_env} invocations per environment assumed")
@@ -291,7 +327,8 @@ def plan_capacity(request: CapacityRequest) -> CapacityPlan:
         peak_waiting_clients=waiting, headroom=headroom, fits=headroom >= 0,
         max_concurrency_direct=usable // per_env,
         max_concurrency_direct_low=(low_usable // per_env) if low_usable is not None else None,
-        max_pool_size=usable, notes=tuple(notes))
+        max_pool_size=usable, pool_size=pool, pool_mode=None if pool is None else mode,
+        notes=tuple(notes))
 
 
 def describe(plan: CapacityPlan) -> str:
@@ -317,7 +354,7 @@ def describe(plan: CapacityPlan) -> str:
     if r.pooler_pool_size is not None or r.proxy_max_connections_percent is not None:
         lines.append(f"  waiting, worst case  {plan.peak_waiting_clients:>6}"
                      f"  (every environment in a transaction at once)"
-                     if r.pooler_mode == "transaction" else
+                     if plan.pool_mode == "transaction" else
                      f"  waiting, pinned out  {plan.peak_waiting_clients:>6}")
     verdict = "fits" if plan.fits else "DOES NOT FIT"
     lines.append(f"  headroom             {plan.headroom:>6}  {verdict}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from connstorm.reports.budget import budget_text
+
 DASH = "–"
 
 #: The columns of the verdict table, in order: (summary key, heading).
@@ -133,7 +135,9 @@ def verdict(variant: Mapping[str, Any]) -> str:
     (:func:`connstorm.reports.pinning.pinning_text`) follow it; when the run had
     provisioned concurrency, deploys, keep-warm pings or VPC refusals,
     :func:`lifecycle_text` follows it; when it had a ``[[timeline]]``,
-    what the pattern did after each action (:func:`connstorm.reports.timeline.recovery_text`).
+    what the pattern did after each action (:func:`connstorm.reports.timeline.recovery_text`);
+    last, the connection budget: needed against had, and what fits
+    (:func:`connstorm.reports.budget.budget_text`).
     """
     from connstorm.reports.pinning import pinning_text  # both build on this module's helpers
     from connstorm.reports.timeline import recovery_text
@@ -148,6 +152,9 @@ def verdict(variant: Mapping[str, Any]) -> str:
     recovery = recovery_text(variant)
     if recovery:
         line = f"{line}; {recovery}"
+    budget = budget_text(variant.get("connection_budget"))
+    if budget:
+        line = f"{line}; budget: {budget}"
     return f"INTERRUPTED, so far {line}" if variant.get("interrupted") else line
 
 

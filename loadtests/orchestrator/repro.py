@@ -27,7 +27,12 @@ from rich.console import Console
 from connstorm import __version__, error_kinds
 from connstorm.console import output_console
 from connstorm.errors import ConnstormError, ExitCode, ThresholdsFailedError
-from connstorm.loadtests.orchestrator.summary import SUMMARY_FILE, load_json, write_json
+from connstorm.loadtests.orchestrator.summary import (
+    SCHEMA_VERSION,
+    SUMMARY_FILE,
+    load_json,
+    write_json,
+)
 from connstorm.samples import SAMPLES_FILE, read_samples
 from connstorm.scenario import Scenario, load_scenario
 
@@ -318,7 +323,8 @@ def build_summary(results: Sequence[tuple[Variant, Scenario, dict[str, Any]]], *
     entries = [entry for _, _, entry in results]
     by_name = {variant.name: (scenario, entry) for variant, scenario, entry in results}
     checks = [exp.check(*by_name[exp.variant]) for exp in EXPECTATIONS if exp.variant in by_name]
-    return {"scenario": name, "passed": complete and all(c["passed"] for c in checks),
+    return {"schema_version": SCHEMA_VERSION, "scenario": name,
+            "passed": complete and all(c["passed"] for c in checks),
             "thresholds": checks, "variants": entries,
             "repro": {"quick": quick, "elapsed_s": round(elapsed_s, 1), "complete": complete},
             "versions": {"connstorm": __version__}}

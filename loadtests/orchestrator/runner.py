@@ -326,7 +326,7 @@ class Run:
     def _finish(self) -> dict[str, Any]:
         collectors = load_json(self.run_dir / "collectors.json")
         summary = build_summary(self.run_dir, self.opts.scenario,
-                                skipped=collectors.get("skipped") or {})
+                                skipped=collectors.get("skipped") or {}, users=self.opts.users)
         write_json(self.run_dir / SUMMARY_FILE, summary)
         write_reports(self.run_dir, summary)
         self.print_summary(summary)
@@ -355,6 +355,9 @@ class Run:
             table.add_row("errors_by_kind",
                           ", ".join(f"{k}: {v}" for k, v in kinds.items()) or "none")
             self.console.print(table)
+            budget = _budget_line(variant)
+            if budget:
+                self.console.print(f"connection budget: {budget}", highlight=False)
         for line in _timeline_lines(summary):
             self.console.print(f"timeline: {line}", highlight=False)
         for name, reason in (summary.get("collectors_skipped") or {}).items():
@@ -373,3 +376,12 @@ def _timeline_lines(summary: dict[str, Any]) -> list[str]:
         return []
     return [line for variant in summary["variants"]
             for line in recovery_text(variant).split("; ") if line]
+
+
+def _budget_line(variant: dict[str, Any]) -> str:
+    """The variant's connection budget in words ("" without the reports or a budget)."""
+    try:
+        from connstorm.reports.budget import budget_text
+    except ImportError:  # the reports are optional here, as in report_files
+        return ""
+    return budget_text(variant.get("connection_budget"))

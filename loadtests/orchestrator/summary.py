@@ -18,6 +18,7 @@ from typing import Any
 from connstorm import error_kinds
 from connstorm import metric_names as names
 from connstorm.failures import classify_failure
+from connstorm.loadtests.orchestrator.connection_budget import connection_budget
 from connstorm.loadtests.orchestrator.lifecycle_summary import lifecycle_figures
 from connstorm.loadtests.orchestrator.recovery import timeline_figures
 from connstorm.loadtests.orchestrator.series_sources import series_sources
@@ -27,6 +28,9 @@ from connstorm.scenario import Scenario
 
 SUMMARY_FILE = "summary.json"
 CSV_PREFIX = "locust"
+#: ``summary.json``'s ``schema_version``: raised only when a key changes meaning or
+#: goes (keys are added without it), so a baseline of another version is refused.
+SCHEMA_VERSION = 1
 
 
 def _float(value: Any) -> float | None:
@@ -145,8 +149,12 @@ def db_path(scenario: Scenario) -> str:
 
 
 def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
-                  stack: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """One ``variants[]`` entry of ``summary.json`` from a run folder."""
+                  stack: Mapping[str, Any] | None = None,
+                  users: int | None = None) -> dict[str, Any]:
+    """One ``variants[]`` entry of ``summary.json`` from a run folder.
+
+    ``users`` is the run's peak users when the command line changed the scenario's.
+    """
     rows = read_samples(run_dir / SAMPLES_FILE)
     totals = read_locust_totals(run_dir)
     errors = read_locust_errors(run_dir)
@@ -199,21 +207,44 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "lambda_lifecycle": lifecycle_figures(rows, scenario),
         "timeline": timeline_figures(rows, scenario.timeline),
         "series_sources": series_sources(rows, scenario.load.sample_interval_s),
+        "connection_budget": run_budget(scenario, rows, stack, users),
     }
 
 
+def run_budget(scenario: Scenario, rows: Sequence[Row], stack: Mapping[str, Any],
+               users: int | None) -> dict[str, Any]:
+    """The run's connection budget, on the limits its server had.
+
+    The collector's own connection (a superuser's, which still takes an ordinary
+    slot) counts as another's: with it, the application had one slot fewer.
+    """
+    postgres = _last(rows, "postgres")
+    limit = postgres.get("max_connections") or stack.get("max_connections")
+    reserved = postgres.get("superuser_reserved_connections")
+    if reserved is None:
+        reserved = stack.get("superuser_reserved_connections")
+    return connection_budget(scenario, users=users,
+                             max_connections=int(limit) if limit else None,
+                             reserved=int(reserved) if reserved is not None else None,
+                             other_connections=1 if postgres else 0)
+
+
 def build_summary(run_dir: Path, scenario: Scenario, *,
-                  skipped: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  skipped: Mapping[str, str] | None = None,
+                  users: int | None = None) -> dict[str, Any]:
     """The whole ``summary.json`` document of a single-variant run."""
     stack = load_json(run_dir / "stack.json")
-    variant = build_variant(run_dir, scenario, stack=stack)
+    variant = build_variant(run_dir, scenario, stack=stack, users=users)
     verdicts = check_thresholds(scenario.thresholds, [variant])
     return {
+        "schema_version": SCHEMA_VERSION,
         "scenario": scenario.name,
         "passed": all(v["passed"] for v in verdicts),
         "thresholds": verdicts,
         "variants": [variant],
         "collectors_skipped": dict(skipped or {}),
+        # The run's budget; each variant carries its own (a comparison has several).
+        "connection_budget": variant["connection_budget"],
     }
 
 

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from connstorm.capacity import proxy_pool_size
 from connstorm.local_stack import pg_wire
 
 _log = logging.getLogger(__name__)
@@ -39,14 +40,13 @@ class BorrowTimeout(Exception):
 
 
 def pool_limit(max_connections: int, reserved: int, percent: int) -> int:
-    """Connections the proxy may open: ``percent`` of the slots an ordinary role has.
+    """Connections the proxy may open: its MaxConnectionsPercent (at least 1).
 
-    RDS computes MaxConnectionsPercent of the instance's ``max_connections``;
-    locally the app role is not a superuser, so the superuser-reserved slots
-    are never available to it and are taken off first (else the proxy's own
-    logins would fail with "remaining connection slots are reserved"). At least 1.
+    The formula is :func:`connstorm.capacity.proxy_pool_size` (which says why),
+    shared with ``connstorm capacity`` and a run's connection budget, so the
+    planner, the verdict and the stand-in never disagree about the pool.
     """
-    return max(1, (max(1, max_connections - reserved) * percent) // 100)
+    return proxy_pool_size(max_connections, reserved, percent)
 
 
 class Borrower(Protocol):

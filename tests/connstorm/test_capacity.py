@@ -13,7 +13,9 @@ from connstorm.capacity import (
     CapacityRequest,
     class_max_connections,
     plan_capacity,
+    proxy_pool_size,
 )
+from connstorm.local_stack.rds_proxy.pool import pool_limit
 
 # The guide's table (../shared/guide/postgres-pgbouncer.md): class, PostgreSQL, MySQL/MariaDB.
 GUIDE_TABLE = [
@@ -166,10 +168,41 @@ def test_capacity_rds_proxy_percent_sets_the_pool() -> None:
     plan = plan_capacity(CapacityRequest(concurrency=1000, instance_class="db.t3.medium",
                                          proxy_max_connections_percent=50))
     assert plan.max_connections == 450
-    assert plan.peak_db_connections == 225
-    assert plan.peak_waiting_clients == 775
-    assert plan.fits
+    # the stand-in's pool: 50 % of the 447 slots left after the 3 reserved
+    assert plan.pool_size == proxy_pool_size(450, 3, 50) == 223
+    assert plan.peak_db_connections == 223
+    assert plan.peak_waiting_clients == 777
+    assert (plan.pool_mode, plan.fits) == ("transaction", True)
     assert any("pins" in note for note in plan.notes)
+
+
+def test_capacity_proxy_pool_is_the_stand_ins() -> None:
+    # one formula: the RDS Proxy stand-in sizes its pool with the planner's function
+    for limit, reserved, percent in ((20, 3, 50), (20, 3, 100), (450, 3, 50), (5, 3, 1)):
+        assert pool_limit(limit, reserved, percent) == proxy_pool_size(limit, reserved, percent)
+
+
+def test_capacity_session_state_through_rds_proxy_is_pinned() -> None:
+    # SET in the session pins it (AWS, "Avoiding pinning an RDS Proxy"): no multiplexing
+    pinned = plan_capacity(CapacityRequest(concurrency=60, max_connections=20,
+                                           pattern="session_state",
+                                           proxy_max_connections_percent=50))
+    assert (pinned.pool_mode, pinned.pool_size) == ("session", 8)
+    assert pinned.peak_waiting_clients == 52
+    resilient = plan_capacity(CapacityRequest(concurrency=60, max_connections=20,
+                                              pattern="module_level_resilient",
+                                              proxy_max_connections_percent=50))
+    assert resilient.pool_mode == "transaction"
+    # directly, session state costs what module_level costs
+    direct = plan_capacity(CapacityRequest(concurrency=60, max_connections=20,
+                                           pattern="session_state"))
+    assert (direct.connections_per_env, direct.pool_mode) == (1, None)
+
+
+def test_capacity_statement_mode_counts_as_transaction_mode() -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=60, max_connections=20, pooler_pool_size=10,
+                                         pooler_mode="statement"))
+    assert (plan.pool_mode, plan.peak_db_connections, plan.fits) == ("transaction", 10, True)
 
 
 @pytest.mark.parametrize(("extra", "message"), [

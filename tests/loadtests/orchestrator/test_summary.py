@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from connstorm.loadtests.orchestrator.report_files import junit_xml, markdown, write_reports
-from connstorm.loadtests.orchestrator.summary import build_summary
+from connstorm.loadtests.orchestrator.summary import SCHEMA_VERSION, build_summary
 from connstorm.samples import SampleWriter
 from connstorm.scenario import load_scenario
 
@@ -66,6 +66,19 @@ def test_summary_variant_has_every_contract_key(tmp_path: Path) -> None:
     assert variant["peak_concurrency"] == 25
     assert variant["cold_starts"] == 14
     assert variant["sample_gaps"] == {"postgres": 1}
+
+
+def test_summary_has_its_schema_version_and_connection_budget(tmp_path: Path) -> None:
+    summary = build_summary(_run_folder(tmp_path), load_scenario("direct-small"), users=30)
+    assert summary["schema_version"] == SCHEMA_VERSION == 1
+    (variant,) = summary["variants"]
+    budget = variant["connection_budget"]
+    assert summary["connection_budget"] == budget
+    # the server's limit, and the collector's connection taking an ordinary slot
+    assert (budget["max_connections"], budget["max_connections_from"]) == (20, "server")
+    assert (budget["reserved"], budget["other_connections"], budget["usable"]) == (3, 1, 16)
+    # --users 30 rather than the scenario's 60, one connection each
+    assert (budget["environments"], budget["needed"], budget["fits"]) == (30, 30, False)
 
 
 def test_summary_thresholds_from_the_scenario(tmp_path: Path) -> None:
