@@ -58,6 +58,8 @@ def conninfo(settings: DbSettings, *, user: str | None = None,
         "autocommit": True,
         "prepare_threshold": None,
     }
+    if settings.sslrootcert is not None:
+        kwargs["sslrootcert"] = settings.sslrootcert
     pw = password if password is not None else settings.password
     if pw is not None:
         kwargs["password"] = pw

@@ -5,6 +5,12 @@ stack the Stack sets the ``DB_*`` ones and the emulator sets Lambda's own
 (``AWS_LAMBDA_FUNCTION_NAME``, ``AWS_LAMBDA_LOG_STREAM_NAME``). Nothing here
 knows which of the two it runs on.
 
+``DB_SSLROOTCERT`` is checked here, at Init, because libpq would only say so at
+the first connect of every environment, inside a request. On AWS the template
+sets ``rds-ca-bundle.pem``, the file ``connstorm package --rds-ca-bundle`` adds
+to the zip; Lambda unpacks the zip into ``LAMBDA_TASK_ROOT`` (AWS, "Defined
+runtime environment variables": "The path to your Lambda function code").
+
 =========================  ==============================================================
 variable                   meaning
 =========================  ==============================================================
@@ -17,6 +23,9 @@ variable                   meaning
 ``DB_IAM_AUTH``            ``true``: the password is an RDS IAM token (``iam_token``)
 ``DB_CONNECT_TIMEOUT_S``   connect timeout, seconds, default 5
 ``DB_SSLMODE``             libpq ``sslmode``, default ``prefer``
+``DB_SSLROOTCERT``         CA bundle for ``verify-ca``/``verify-full``; a relative path is
+                           read from ``LAMBDA_TASK_ROOT`` (the unpacked zip), else the
+                           working folder; it must exist
 ``DB_STATEMENT_TIMEOUT_MS`` server-side statement timeout, default 0 (none); the
                            resilient pattern uses 5000 when unset
 ``DB_POOL_SIZE``           pool size per environment (``in_process_pool``), default 2
@@ -30,6 +39,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 #: PostgreSQL truncates application_name to NAMEDATALEN - 1 bytes.
 APPLICATION_NAME_MAX = 63
@@ -55,6 +65,7 @@ class DbSettings:
     iam_auth: bool = False
     connect_timeout_s: float = 5.0
     sslmode: str = "prefer"
+    sslrootcert: str | None = None
     statement_timeout_ms: int | None = None
     pool_size: int = 2
     application_name: str = "lambda"
@@ -79,12 +90,28 @@ class DbSettings:
             iam_auth=env.get("DB_IAM_AUTH", "").strip().lower() in _TRUE,
             connect_timeout_s=_float(env, "DB_CONNECT_TIMEOUT_S", 5.0),
             sslmode=env.get("DB_SSLMODE", "").strip() or "prefer",
+            sslrootcert=ca_bundle(env),
             statement_timeout_ms=(_int(env, "DB_STATEMENT_TIMEOUT_MS", 0, lo=0)
                                   if timeout_ms else None),
             pool_size=_int(env, "DB_POOL_SIZE", 2, lo=1, hi=1000),
             application_name=application_name(env),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         )
+
+
+def ca_bundle(environ: Mapping[str, str]) -> str | None:
+    """The absolute path ``DB_SSLROOTCERT`` names, or None when unset; it must be a file."""
+    raw = environ.get("DB_SSLROOTCERT", "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_absolute():
+        path = Path(environ.get("LAMBDA_TASK_ROOT", "").strip() or os.getcwd()) / path
+    if not path.is_file():
+        raise SettingsError(
+            f"DB_SSLROOTCERT: {path} is not a file (build the zip with `connstorm package "
+            "--rds-ca-bundle FILE`, or deploy with DbSslMode=require)")
+    return str(path)
 
 
 def environment_id(environ: Mapping[str, str] | None = None) -> str:
