@@ -11,6 +11,18 @@ use it.
 Point a function at a handler with ``Handler = handlers.<pattern>_handler.lambda_handler``
 and runtime ``python3.11``; architecture ``x86_64`` or ``arm64`` to match ``--arch``.
 
+With ``--rds-ca-bundle FILE`` (repeatable) the certificates of every FILE go into
+one file at the zip's root, :data:`CA_BUNDLE_NAME`, which the template names in
+``DB_SSLROOTCERT`` so libpq can check the server with ``sslmode=verify-full``.
+Two bundles make it whole: AWS publishes the RDS certificate authorities as
+``https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem`` (AWS, "Using
+SSL/TLS to encrypt a connection to a DB instance or cluster", Certificate
+bundles for all AWS Regions), which sign the instance's certificate; RDS Proxy
+presents a certificate from AWS Certificate Manager instead, which chains to
+Amazon Root CA 1, ``https://www.amazontrust.com/repository/AmazonRootCA1.pem``
+(Amazon Trust Services). A bundle that is missing or holds no certificate is
+refused before anything is built (:class:`CaBundleError`, exit code 2).
+
 >>> result = build_package(PackageSpec(arch="x86_64", out=Path("dist/handlers.zip")))
 >>> result.size_bytes > 0
 True
@@ -21,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -28,7 +41,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connstorm.errors import EnvironmentProblemError
+from connstorm.errors import ConnstormError, EnvironmentProblemError, ExitCode
 
 _log = logging.getLogger(__name__)
 
@@ -40,6 +53,16 @@ REQUIREMENTS = ("psycopg[binary]>=3.2", "psycopg-pool>=3.2")
 PIP_TIMEOUT_S = 600.0
 #: Every file gets this timestamp, so the same inputs give the same zip bytes.
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+#: Where ``--rds-ca-bundle`` puts the certificates in the zip (the template's DB_SSLROOTCERT).
+CA_BUNDLE_NAME = "rds-ca-bundle.pem"
+#: Where AWS publishes the RDS certificate bundle (all Regions), for messages and docs.
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+
+class CaBundleError(ConnstormError):
+    """A ``--rds-ca-bundle`` file is missing, unreadable or holds no certificate."""
+
+    exit_code = ExitCode.USAGE
 
 
 def default_out(arch: str) -> Path:
@@ -63,6 +86,8 @@ class PackageSpec:
     requirements: tuple[str, ...] = REQUIREMENTS
     #: Extra ``pip install`` arguments (e.g. ``--find-links DIR --no-index`` offline).
     pip_args: tuple[str, ...] = field(default_factory=tuple)
+    #: PEM files whose certificates go into the zip as :data:`CA_BUNDLE_NAME`.
+    ca_bundles: tuple[Path, ...] = field(default_factory=tuple)
 
     @property
     def platform(self) -> str:
@@ -82,6 +107,8 @@ class PackageResult:
     size_bytes: int
     files: int
     distributions: tuple[str, ...]
+    #: Certificates in the zip's :data:`CA_BUNDLE_NAME` (0: no bundle given).
+    ca_certificates: int = 0
 
 
 def install_dependencies(spec: PackageSpec, target: Path) -> None:
@@ -102,6 +129,48 @@ def install_dependencies(spec: PackageSpec, target: Path) -> None:
         last = lines[-1].strip() if lines else f"exit status {done.returncode}"
         raise EnvironmentProblemError(
             f"pip could not fetch {' '.join(spec.requirements)} for {spec.platform}: {last}")
+
+
+def read_ca_bundle(path: Path) -> tuple[str, int]:
+    """The PEM text of ``path`` and how many CA certificates OpenSSL finds in it.
+
+    Loaded with the standard library's OpenSSL, as libpq will load it: a file it
+    cannot parse, or one without a certificate, is refused here rather than at
+    the functions' first connect on AWS.
+    """
+    where = f"--rds-ca-bundle {path}"
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise CaBundleError(f"{where}: no such file (the RDS bundle is published at "
+                            f"{RDS_CA_BUNDLE_URL})") from None
+    except IsADirectoryError:
+        raise CaBundleError(f"{where}: is a folder; give a PEM file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a PEM text file"
+        raise CaBundleError(f"{where}: cannot read: {reason or exc}") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=text)
+    except ssl.SSLError:
+        count = 0
+    else:
+        count = context.cert_store_stats()["x509_ca"]
+    if count == 0:
+        raise CaBundleError(f"{where}: holds no CA certificate (expected PEM "
+                            "'-----BEGIN CERTIFICATE-----' blocks)")
+    return text, count
+
+
+def write_ca_bundle(paths: tuple[Path, ...], dest: Path) -> int:
+    """Concatenate the certificates of ``paths`` into ``dest``; returns how many."""
+    texts, total = [], 0
+    for path in paths:
+        text, count = read_ca_bundle(path)
+        texts.append(text.strip() + "\n")
+        total += count
+    dest.write_text("".join(texts), encoding="ascii")
+    return total
 
 
 def _copy_handlers(src: Path, dest: Path) -> None:
@@ -130,6 +199,8 @@ def _write_zip(root: Path, out: Path) -> int:
 def build_package(spec: PackageSpec) -> PackageResult:
     """Build the zip at ``spec.out``; raises :class:`EnvironmentProblemError` on failure."""
     spec.platform  # noqa: B018 - validates arch before any work
+    for bundle in spec.ca_bundles:
+        read_ca_bundle(bundle)  # refused before pip spends a minute
     out = spec.out.resolve()
     if out.is_dir():
         raise EnvironmentProblemError(f"--out {spec.out}: is a folder; give a file name")
@@ -138,6 +209,8 @@ def build_package(spec: PackageSpec) -> PackageResult:
         staging.mkdir()
         install_dependencies(spec, staging)
         _copy_handlers(spec.handlers_dir, staging / "handlers")
+        certificates = (write_ca_bundle(spec.ca_bundles, staging / CA_BUNDLE_NAME)
+                        if spec.ca_bundles else 0)
         dists = tuple(sorted(p.name.removesuffix(".dist-info")
                              for p in staging.glob("*.dist-info")))
         try:
@@ -145,4 +218,4 @@ def build_package(spec: PackageSpec) -> PackageResult:
         except OSError as exc:
             raise EnvironmentProblemError(f"--out {spec.out}: cannot write: "
                                           f"{exc.strerror or exc}") from None
-    return PackageResult(out, out.stat().st_size, count, dists)
+    return PackageResult(out, out.stat().st_size, count, dists, certificates)

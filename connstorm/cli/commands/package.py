@@ -1,10 +1,12 @@
 """`connstorm package`: build the AWS Lambda deployment zip of ``handlers/``.
 
     connstorm package --arch arm64 --out dist/handlers-arm64.zip
+    connstorm package --rds-ca-bundle global-bundle.pem --rds-ca-bundle AmazonRootCA1.pem
 
 The zip holds ``handlers/`` and psycopg's binary wheels (plus psycopg-pool) for
-Lambda's Linux on the chosen architecture, Python 3.11; see
-:mod:`connstorm.packaging`. Prints where it went and its size.
+Lambda's Linux on the chosen architecture, Python 3.11, and with
+``--rds-ca-bundle`` the certificates ``sslmode=verify-full`` checks the server
+with; see :mod:`connstorm.packaging`. Prints where it went and its size.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from connstorm.packaging import PLATFORMS, PackageSpec, build_package, default_out
+from connstorm.packaging import (
+    CA_BUNDLE_NAME,
+    PLATFORMS,
+    RDS_CA_BUNDLE_URL,
+    PackageSpec,
+    build_package,
+    default_out,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -30,6 +39,11 @@ def add_parser(sub: Any) -> None:
                    help="Lambda runtime's Python version (default 3.11)")
     p.add_argument("--find-links", type=Path, default=None,
                    help="install wheels from this folder only (offline), not from PyPI")
+    p.add_argument("--rds-ca-bundle", type=Path, action="append", default=[],
+                   metavar="FILE",
+                   help=f"PEM certificates to put in the zip as {CA_BUNDLE_NAME} for "
+                        "sslmode=verify-full (repeatable): the RDS bundle "
+                        f"({RDS_CA_BUNDLE_URL}) and, for RDS Proxy, Amazon Root CA 1")
     p.set_defaults(func=run)
 
 
@@ -40,10 +54,17 @@ def run(args: argparse.Namespace) -> int:
     if args.find_links is not None:
         pip_args = ("--no-index", "--find-links", str(args.find_links))
     result = build_package(PackageSpec(arch=args.arch, out=out,
-                                       python_version=args.python_version, pip_args=pip_args))
+                                       python_version=args.python_version, pip_args=pip_args,
+                                       ca_bundles=tuple(args.rds_ca_bundle)))
+    if result.ca_certificates:
+        tls = (f"{CA_BUNDLE_NAME}: {result.ca_certificates} CA certificates "
+               "(deploy with DbSslMode=verify-full, the default)")
+    else:
+        tls = ("no --rds-ca-bundle: deploy with DbSslMode=require, or build again with "
+               f"--rds-ca-bundle (RDS bundle: {RDS_CA_BUNDLE_URL})")
     sys.stdout.write(
         f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.size_bytes} bytes, "
         f"{result.files} files) for Lambda python{args.python_version} {args.arch}: "
         f"handlers + {', '.join(result.distributions)}\n"
-        f"handler: handlers.<pattern>_handler.lambda_handler\n")
+        f"handler: handlers.<pattern>_handler.lambda_handler\n{tls}\n")
     return 0
