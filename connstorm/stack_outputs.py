@@ -28,7 +28,14 @@ or informative only):
 ``DbEndpoint``
     the instance's host name (private)
 ``SecretArn``
-    the Secrets Manager secret of the database credentials (the ARN, never the value)
+    the Secrets Manager secret of the application role the functions and the
+    proxy log in as (the ARN, never the value; the master user's is not an output)
+``ProxyLogGroupName``
+    RDS Proxy's CloudWatch Logs group, ``/aws/rds/proxy/<ProxyName>``; with
+    enhanced logging on it holds every SQL statement and the pinning reasons
+``ProxyDebugLogging``
+    ``true`` when the stack turned RDS Proxy's enhanced logging (``DebugLogging``)
+    on, else ``false``: whether ``ProxyLogGroupName`` has statements to audit
 ``SchemaFunctionName``
     the one-shot function that installs the schema and seed rows
 ``ConnectMode``
@@ -44,7 +51,7 @@ REQUIRED_OUTPUTS: tuple[str, ...] = ("ApiUrl", "FunctionName", "DbInstanceId", "
 #: Outputs read when present (a REST API, log and endpoint details).
 OPTIONAL_OUTPUTS: tuple[str, ...] = ("RestApiUrl", "LogGroupName", "ProxyEndpoint",
                                      "DbEndpoint", "SecretArn", "SchemaFunctionName",
-                                     "ConnectMode")
+                                     "ConnectMode", "ProxyLogGroupName", "ProxyDebugLogging")
 
 #: Every output key of the contract, required first.
 ALL_OUTPUTS: tuple[str, ...] = REQUIRED_OUTPUTS + OPTIONAL_OUTPUTS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from connstorm.packaging import default_out
+from connstorm.packaging import RDS_CA_BUNDLE_URL, default_out
 from connstorm.stack_outputs import ALL_OUTPUTS, REQUIRED_OUTPUTS
 from tests.deploy.cfn import ROOT, Resolved, load
 
@@ -43,7 +43,15 @@ def test_every_deploy_uses_the_template_and_parameters_it_accepts() -> None:
 
 def test_package_seed_live_and_delete_commands_match_the_template() -> None:
     cmds = commands()
-    assert ["connstorm", "package"] in cmds  # default output = the template's CodeUri
+    # default output = the template's CodeUri, with the certificates verify-full needs
+    (package,) = [c for c in cmds if c[:2] == ["connstorm", "package"]]
+    assert "--out" not in package
+    bundles = [package[i + 1] for i, arg in enumerate(package) if arg == "--rds-ca-bundle"]
+    # curl -fsSo FILE URL: each bundle the package step names is downloaded first
+    downloads = {c[-2]: c[-1] for c in cmds if c[:2] == ["curl", "-fsSo"]}
+    assert set(bundles) == set(downloads)
+    assert RDS_CA_BUNDLE_URL in downloads.values()
+    assert RDS_CA_BUNDLE_URL in section()
     assert default_out("x86_64").as_posix() == "dist/handlers-x86_64.zip"
     (seed,) = [c for c in cmds if c[:3] == ["sam", "remote", "invoke"]]
     assert seed[3] in load()["Resources"]

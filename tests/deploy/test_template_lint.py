@@ -21,10 +21,12 @@ TIMEOUT_S = 240
 #: Parameter sets that switch conditional resources on and off (and pass the Rules).
 COMBINATIONS = [
     [],
-    ["ConnectMode=direct", "HandlerPattern=module_level", "ApiType=HTTP_AND_REST"],
+    ["ConnectMode=direct", "HandlerPattern=module_level", "ApiType=HTTP_AND_REST",
+     "DbSslMode=require"],
     ["ConnectMode=proxy", "ProxyIamAuth=DISABLED", "HandlerPattern=secrets_cached",
-     "ReservedConcurrency=0"],
-    ["ConnectMode=direct", "HandlerPattern=iam_token", "ApiType=HTTP_AND_REST"],
+     "ReservedConcurrency=0", "ProxyDebugLogging=true", "DbEngineVersion=15"],
+    ["ConnectMode=direct", "HandlerPattern=iam_token", "ApiType=HTTP_AND_REST",
+     "DbSslMode=verify-full", "ProxyDebugLogging=false"],
 ]
 
 

@@ -54,7 +54,10 @@ def test_output_values_name_the_right_resources() -> None:
     assert values["LogGroupName"] == {"Ref": "WorkloadLogGroup"}
     assert values["ProxyEndpoint"] == {"Fn::GetAtt": ["Proxy", "Endpoint"]}
     assert values["DbEndpoint"] == {"Fn::GetAtt": ["Db", "Endpoint.Address"]}
-    assert values["SecretArn"] == {"Ref": "DbSecret"}  # the ARN, never the secret's value
+    # the application role's secret, the ARN, never the secret's value (nor the master's)
+    assert values["SecretArn"] == {"Ref": "AppSecret"}
+    assert values["ProxyLogGroupName"] == {"Ref": "ProxyLogGroup"}
+    assert values["ProxyDebugLogging"] == {"Ref": "ProxyDebugLogging"}
     assert values["ConnectMode"] == {"Ref": "ConnectMode"}
     assert resources["WorkloadLogGroup"]["Properties"]["LogGroupName"] == {
         "Fn::Sub": "/aws/lambda/${WorkloadFunction}"}

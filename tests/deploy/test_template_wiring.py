@@ -134,17 +134,20 @@ def test_workload_environment_per_pattern_and_mode(mode: str, pattern: str) -> N
         {"Fn::GetAtt": ["Db", "Endpoint.Address"]}
     assert env["DB_HOST"] == host
     assert env["DB_PORT"] == "5432"
-    assert env["DB_SSLMODE"] == "require"
+    assert env["DB_SSLMODE"] == {"Ref": "DbSslMode"}
     assert ("DB_PASSWORD" in env) == (pattern in PASSWORD_PATTERNS)
-    if "DB_PASSWORD" in env:  # a dynamic reference to the generated secret, never a literal
+    if "DB_PASSWORD" in env:  # a dynamic reference to the app role's secret, never a literal
         assert env["DB_PASSWORD"] == {
-            "Fn::Sub": "{{resolve:secretsmanager:${DbSecret}:SecretString:password}}"}
+            "Fn::Sub": "{{resolve:secretsmanager:${AppSecret}:SecretString:password}}"}
     assert ("DB_SECRET_ARN" in env) == (pattern == "secrets_cached")
+    if "DB_SECRET_ARN" in env:
+        assert env["DB_SECRET_ARN"] == {"Ref": "AppSecret"}
     assert (env.get("DB_IAM_AUTH") == "true") == (pattern == "iam_token")
     names = load()["Mappings"]["Database"]["Names"]
     user = names["IamUser"] if (pattern == "iam_token" and mode == "direct") else \
-        names["MasterUser"]
+        names["AppUser"]
     assert _map(r, env["DB_USER"]) == user
+    assert user != names["MasterUser"]  # the workload never logs in as the master user
     handler = r.resources()["WorkloadFunction"]["Properties"]["Handler"]
     assert handler == {"Fn::Sub": "handlers.${HandlerPattern}_handler.lambda_handler"}
 
@@ -166,10 +169,16 @@ def test_the_template_sets_only_variables_the_code_reads() -> None:
         r = resolved(ConnectMode=mode, HandlerPattern=pattern)
         assert set(env_of(r)) <= read_by_settings, (mode, pattern)
     assert set(env_of(everything, "SchemaFunction")) <= read_by_schema_fn
-    # The schema function creates the very role the direct iam_token pattern logs in as.
+    # The schema function creates the very role the direct iam_token pattern logs in as,
+    # and the application role from the secret the proxy and the workload use.
     schema_env = env_of(everything, "SchemaFunction")
     assert _map(everything, schema_env["DB_IAM_USER"]) == \
         everything.template["Mappings"]["Database"]["Names"]["IamUser"]
+    assert schema_env["DB_SECRET_ARN"] == {"Ref": "DbSecret"}
+    assert schema_env["DB_APP_SECRET_ARN"] == {"Ref": "AppSecret"}
+    policies = everything.resources()["SchemaFunction"]["Properties"]["Policies"]
+    assert [p["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"] for p in policies] == [
+        {"Ref": "DbSecret"}, {"Ref": "AppSecret"}]
 
 
 def _source(module: Any) -> str:
@@ -206,33 +215,46 @@ def test_iam_connect_permission_names_the_user_the_function_logs_in_as(mode: str
     # the user in the permission is the one the function logs in as
     db_user = _map(r, env_of(r)["DB_USER"])
     assert _map(r, variables.get("User", variables.get("IamUser"))) == db_user
-    # Other patterns get no IAM connect permission; secrets_cached may read the secret.
+    # Other patterns get no IAM connect permission; secrets_cached may read the app
+    # role's secret, and no function may read the master user's.
     other = resolved(ConnectMode=mode, HandlerPattern="secrets_cached",
                      ProxyIamAuth="DISABLED").resources()["FunctionRole"]["Properties"]
-    assert [p["PolicyName"] for p in other["Policies"]] == ["read-db-secret"]
+    assert [p["PolicyName"] for p in other["Policies"]] == ["read-app-secret"]
+    (read,) = other["Policies"][0]["PolicyDocument"]["Statement"]
+    assert read["Resource"] == {"Ref": "AppSecret"}
     plain = resolved(ConnectMode="direct", HandlerPattern="leaky").resources()
     assert plain["FunctionRole"]["Properties"]["Policies"] == []
 
 
-def test_proxy_iam_tls_and_generated_secret() -> None:
+def test_proxy_iam_tls_and_generated_secrets() -> None:
     r = resolved()
     res = r.resources()
     proxy = res["Proxy"]["Properties"]
     assert proxy["RequireTLS"] is True
     assert proxy["EngineFamily"] == "POSTGRESQL"
+    # The proxy knows only the application role: IAM tokens (ProxyIamAuth) name
+    # it, and the proxy logs in to the instance with its secret.
     (auth,) = proxy["Auth"]
-    assert auth == {"AuthScheme": "SECRETS", "SecretArn": {"Ref": "DbSecret"},
+    assert auth == {"AuthScheme": "SECRETS", "SecretArn": {"Ref": "AppSecret"},
                     "IAMAuth": {"Ref": "ProxyIamAuth"}}
+    (read,) = res["ProxyRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert read["Resource"] == {"Ref": "AppSecret"}
     assert r.values["ProxyIamAuth"] == "REQUIRED"
     assert res["ProxyTargetGroup"]["Properties"]["DBInstanceIdentifiers"] == [{"Ref": "Db"}]
-    secret = res["DbSecret"]["Properties"]["GenerateSecretString"]
-    assert secret["GenerateStringKey"] == "password"
-    # the secret's user (the proxy's and the master user) is the mapping's MasterUser
-    text, variables = secret["SecretStringTemplate"]["Fn::Sub"]
-    assert text.replace("${User}", _map(r, variables["User"])) == '{"username": "connstorm"}'
+    names = r.template["Mappings"]["Database"]["Names"]
+    for secret_name, user in (("DbSecret", "MasterUser"), ("AppSecret", "AppUser")):
+        secret = res[secret_name]["Properties"]["GenerateSecretString"]
+        assert secret["GenerateStringKey"] == "password"
+        assert secret["PasswordLength"] >= 32
+        text, variables = secret["SecretStringTemplate"]["Fn::Sub"]
+        assert variables["User"] == {"Fn::FindInMap": ["Database", "Names", user]}
+        assert text.replace("${User}", names[user]) == f'{{"username": "{names[user]}"}}'
+    assert len({names["MasterUser"], names["AppUser"], names["IamUser"]}) == 3
     db = res["Db"]["Properties"]
     assert db["MasterUserPassword"] == {
         "Fn::Sub": "{{resolve:secretsmanager:${DbSecret}:SecretString:password}}"}
+    assert db["MasterUsername"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${DbSecret}:SecretString:username}}"}
     assert db["EnableIAMDatabaseAuthentication"] is True
     assert db["DBInstanceClass"] == {"Ref": "DbInstanceClass"}
     # No literal password anywhere in the template.
@@ -258,3 +280,50 @@ def test_rest_api_only_when_asked(api: str) -> None:
     assert res["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
     event = res["WorkloadFunction"]["Properties"]["Events"]["HttpApi"]
     assert event == {"Type": "HttpApi", "Properties": {"ApiId": {"Ref": "HttpApi"}}}
+
+
+@pytest.mark.parametrize(("mode", "root"), [("verify-full", "rds-ca-bundle.pem"),
+                                            ("require", None)])
+def test_ssl_mode_reaches_both_functions_with_the_bundle_only_for_verify_full(
+        mode: str, root: str | None) -> None:
+    from connstorm.packaging import CA_BUNDLE_NAME
+
+    assert resolved().values["DbSslMode"] == "verify-full"  # require is the named fallback
+    r = resolved(DbSslMode=mode, ConnectMode="direct", HandlerPattern="module_level")
+    for function in ("WorkloadFunction", "SchemaFunction"):
+        env = env_of(r, function)
+        assert env["DB_SSLMODE"] == {"Ref": "DbSslMode"}
+        assert _map(r, env.get("DB_SSLROOTCERT")) == root, function
+    # the path is the one `connstorm package --rds-ca-bundle` writes in the zip
+    assert r.template["Mappings"]["Database"]["Files"]["CaBundle"] == CA_BUNDLE_NAME
+
+
+@pytest.mark.parametrize("debug", ["false", "true"])
+def test_proxy_debug_logging_parameter_and_log_group(debug: str) -> None:
+    param = load()["Parameters"]["ProxyDebugLogging"]
+    assert param["Default"] == "false"
+    assert "SQL" in param["Description"]  # it says what lands in the logs
+    res = resolved(ProxyDebugLogging=debug).resources()
+    assert res["Proxy"]["Properties"]["DebugLogging"] is (debug == "true")
+    # The proxy's log group exists before the proxy (so RDS does not create one
+    # without retention) under the name RDS Proxy writes to.
+    group = res["ProxyLogGroup"]["Properties"]
+    assert group["LogGroupName"] == {"Fn::Sub": "/aws/rds/proxy/${AWS::StackName}-proxy"}
+    assert res["Proxy"]["Properties"]["DBProxyName"] == {"Fn::Sub": "${AWS::StackName}-proxy"}
+    assert group["RetentionInDays"] <= 30
+    assert res["Proxy"]["DependsOn"] == "ProxyLogGroup"
+    assert res["ProxyLogGroup"]["DeletionPolicy"] == "Delete"
+
+
+def test_engine_versions_are_in_standard_support_and_extended_support_is_off() -> None:
+    param = load()["Parameters"]["DbEngineVersion"]
+    offered = [int(v) for v in param["AllowedValues"]]
+    # RDS ended standard support for 13 on 2026-02-28 (release calendar); 14 on
+    # 2027-02-28, under three months after the template's date.
+    assert min(offered) >= 15
+    assert param["Default"] in param["AllowedValues"]
+    db = resolved().resources()["Db"]["Properties"]
+    assert db["EngineVersion"] == {"Ref": "DbEngineVersion"}
+    assert db["EngineLifecycleSupport"] == "open-source-rds-extended-support-disabled"
+    text = (ROOT / "deploy" / "template.yaml").read_text("utf-8")
+    assert "Release calendars for Amazon RDS for PostgreSQL" in text
