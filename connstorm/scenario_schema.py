@@ -21,7 +21,7 @@ from connstorm.sections.pgbouncer import PASSED_ON
 #: Where the committed copies live (the schema beside the built-in scenarios,
 #: so their ``#:schema ./scenario.schema.json`` directive finds it).
 SCHEMA_PATH = BUILTIN_DIR / "scenario.schema.json"
-REFERENCE_PATH = BUILTIN_DIR.parent.parent / "docs" / "scenario.md"
+REFERENCE_PATH = BUILTIN_DIR.resolve().parent.parent / "docs" / "scenario.md"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
