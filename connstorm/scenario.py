@@ -88,9 +88,14 @@ class Scenario:
     """The file it was read from (set by connstorm)."""
     description: Str = ""
     """One line on what the scenario shows."""
-    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    # Validated from an empty table, not constructed: only a table's validation fills
+    # ``settings`` with the typed keys' defaults (a bare PostgresConfig() left it empty,
+    # so a scenario without [postgres] ran the server with PostgreSQL's own defaults).
+    postgres: PostgresConfig = Field(
+        default_factory=lambda: TypeAdapter(PostgresConfig).validate_python({}))
     """The PostgreSQL server."""
-    pgbouncer: PgBouncerConfig = Field(default_factory=PgBouncerConfig)
+    pgbouncer: PgBouncerConfig = Field(
+        default_factory=lambda: TypeAdapter(PgBouncerConfig).validate_python({}))
     """PgBouncer in front of PostgreSQL."""
     lambda_: LambdaConfig = Field(default_factory=LambdaConfig, alias="lambda")
     """The Lambda account the emulator stands for."""
