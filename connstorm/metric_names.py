@@ -124,8 +124,14 @@ EMULATOR_LIFECYCLE: tuple[str, ...] = (
     "provisioned", "provisioned_busy", "provisioned_invocations", "spillover_invocations",
     "superseded", "deploys", "scheduled_invocations", "rejections",
 )
+#: Connections of reaped environments the servers still see open, held by the emulator
+#: until the server's keepalive would give up (docs/lambda-vanished.md), gauge.
+VANISHED_CONNECTIONS = "vanished_connections"
+#: Reaped environments with at least one such connection (gauge).
+VANISHED_ENVIRONMENTS = "vanished_environments"
+EMULATOR_VANISHED: tuple[str, ...] = (VANISHED_CONNECTIONS, VANISHED_ENVIRONMENTS)
 #: Every key of the stats route's totals, in the order of the ``emulator`` row.
 EMULATOR_STAT_KEYS: tuple[str, ...] = (
     *(f"env_{state}" for state in EMULATOR_ENV_STATES), CONCURRENCY, CONCURRENCY_PEAK,
-    *EMULATOR_COUNTERS, ERRORS_BY_KIND, *EMULATOR_LIFECYCLE,
+    *EMULATOR_COUNTERS, ERRORS_BY_KIND, *EMULATOR_LIFECYCLE, *EMULATOR_VANISHED,
 )

@@ -212,11 +212,57 @@ class Stack(Resource):
         from connstorm.local_stack.lambda_.process import EmulatorProcess
 
         env = {fn.name: self.function_env(fn) for fn in self.scenario.functions}
+        direct = {name: dict(fn_env) for name, fn_env in env.items()}
         self._start_credential_stand_ins(env)
-        emulator = EmulatorProcess(self.scenario, self.run_dir, env)
+        emulator = EmulatorProcess(self.scenario, self.run_dir, env,
+                                   vanished_lingers=self._vanished_lingers(direct, env))
         self.emulator = emulator
         self._started.append(("Lambda emulator", emulator.stop))
         emulator.start()
+
+    def _vanished_lingers(self, *envs: Mapping[str, Mapping[str, str]]
+                          ) -> dict[str, float | None]:
+        """How long each server a function reaches keeps a vanished client (``host:port``).
+
+        Computed from the servers' own settings (:mod:`.keepalive`); the address a
+        function's handler dials (``DB_HOST``/``DB_PORT``, also a latency proxy's or
+        the IAM auth proxy's in front) gets the linger of the server behind it.
+        Skipped, with a warning, when ``[lambda] vanished_linger_s`` decides anyway
+        or a server cannot tell (its connections then close at once).
+        """
+        from connstorm.local_stack import keepalive
+
+        if self.scenario.lambda_.vanished_linger_s is not None:
+            return {}
+        by_path: dict[str, float | None] = {}
+        servers: dict[str, Any] = {"direct": self.postgres, "pgbouncer": self.pgbouncer,
+                                   "rds_proxy": self.rds_proxy}
+        lingers: dict[str, float | None] = {}
+        for path, server in servers.items():
+            if server is None:
+                continue
+            try:
+                if path == "direct":
+                    by_path[path] = keepalive.postgres_linger_s(server.admin_dsn)
+                elif path == "pgbouncer":
+                    by_path[path] = keepalive.pgbouncer_linger_s(
+                        keepalive.pgbouncer_config(server.console()))
+                else:
+                    by_path[path] = float(self.scenario.rds_proxy.idle_client_timeout_s)
+            except Exception as exc:  # a server that cannot tell: no linger, say so
+                log.warning("%s: cannot read its keepalive settings (%s); vanished "
+                            "environments' connections to it close at once", path, exc)
+                continue
+            lingers[keepalive.endpoint(server.host, server.port)] = by_path[path]
+        for fn in self.scenario.functions:
+            if fn.database not in by_path:
+                continue
+            for env in envs:
+                fn_env = env.get(fn.name, {})
+                if "DB_HOST" in fn_env and "DB_PORT" in fn_env:
+                    lingers[keepalive.endpoint(fn_env["DB_HOST"], fn_env["DB_PORT"])] = \
+                        by_path[fn.database]
+        return lingers
 
     def _start_credential_stand_ins(self, env: dict[str, dict[str, str]]) -> None:
         """Local Secrets Manager and IAM token verifier for the patterns that need them.

@@ -31,7 +31,9 @@ class LambdaConfig:
     init_timeout_s: Float = Field(default=10.0, ge=0.1, le=600)
     """Limit of an environment's Init phase (Lambda's is 10 s)."""
     shutdown_timeout_s: Float = Field(default=2.0, ge=0, le=60)
-    """Time an environment gets to shut down before SIGKILL (Lambda's is 2 s)."""
+    """Time an environment gets to exit after SIGTERM when the emulator stops (Lambda's Shutdown phase is at most 2 s, and 0 ms without extensions)."""
+    vanished_linger_s: Float | None = Field(default=None, ge=0, le=86_400)
+    """How long a reaped environment's connections stay open at the server; unset is the server's TCP keepalive time (RDS for PostgreSQL: 300 + 30 x 2 = 360 s); 0 closes them at once."""
     region: Str = "us-east-1"
     """The region in ARNs and AWS_REGION."""
     request_rate_limit: Bool = True

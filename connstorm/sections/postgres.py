@@ -31,7 +31,8 @@ POSTGRES_MANAGED = frozenset(
 BACKENDS = ("native", "docker")
 #: Typed fields that are also postgresql.conf settings.
 _SERVER_FIELDS = ("max_connections", "superuser_reserved_connections", "idle_session_timeout",
-                  "idle_in_transaction_session_timeout", "log_connections", "log_disconnections")
+                  "idle_in_transaction_session_timeout", "log_connections", "log_disconnections",
+                  "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
 _PG_DURATION = re.compile(r"^\s*\d+\s*(us|ms|s|min|h|d)?\s*$")
 
 
@@ -49,6 +50,11 @@ class PostgresConfig:
     own name and unit (``statement_timeout = "5s"``); connstorm passes it on and
     PostgreSQL checks it at start. ``settings`` holds all of them, the typed keys
     included, exactly as the server gets them.
+
+    The ``tcp_keepalives_*`` defaults are RDS for PostgreSQL's (AWS, "Dead connection
+    handling in PostgreSQL", "Key TCP keepalive parameters in RDS for PostgreSQL"),
+    so that the connection of a vanished Lambda environment stays as long as on
+    RDS: idle + interval x count = 360 s.
     """
 
     max_connections: Int = Field(default=20, ge=1, le=262143)
@@ -63,6 +69,12 @@ class PostgresConfig:
     """Log each connection (the server log is in the run folder)."""
     log_disconnections: Bool = True
     """Log each disconnection, with the session's length."""
+    tcp_keepalives_idle: Int = Field(default=300, ge=0, le=2_147_483_647)
+    """Seconds of silence before the server probes a client (RDS for PostgreSQL's default, 300; 0 is the system's)."""
+    tcp_keepalives_interval: Int = Field(default=30, ge=0, le=2_147_483_647)
+    """Seconds between unanswered keepalive probes (RDS's default, 30; 0 is the system's)."""
+    tcp_keepalives_count: Int = Field(default=2, ge=0, le=2_147_483_647)
+    """Unanswered probes before the server drops a vanished client (RDS's default, 2: gone after 360 s)."""
     settings: SkipJsonSchema[Mapping[str, SettingValue]] = dataclasses.field(default_factory=dict)
     """Every postgresql.conf setting of the section; filled in by connstorm."""
     url: Str | None = None

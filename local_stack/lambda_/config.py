@@ -53,6 +53,10 @@ class EmulatorConfig:
     schedules: tuple[ScheduleConfig, ...] = ()
     run_dir: str = "."
     host: str = "127.0.0.1"
+    #: How long each database server the functions reach keeps a vanished environment's
+    #: connection (``"host:port"`` -> seconds; ``None``: until the server closes it), as
+    #: the stack computed it from the server's keepalive settings (:mod:`.vanished`).
+    vanished_lingers: Mapping[str, float | None] = field(default_factory=dict)
 
     def function(self, name: str) -> FunctionConfig:
         """The function called ``name``; ``KeyError`` when there is none."""
@@ -72,6 +76,7 @@ class EmulatorConfig:
         *,
         base_dir: str | Path | None = None,
         host: str = "127.0.0.1",
+        vanished_lingers: Mapping[str, float | None] | None = None,
     ) -> EmulatorConfig:
         """Resolve a scenario's functions for the emulator.
 
@@ -93,7 +98,7 @@ class EmulatorConfig:
         )
         return cls(account=scenario.lambda_, functions=functions, routes=scenario.routes,
                    schedules=scenario.schedules, run_dir=str(Path(run_dir).resolve()),
-                   host=host)
+                   host=host, vanished_lingers=dict(vanished_lingers or {}))
 
     # ------------------------------------------------------------ JSON
 
@@ -112,6 +117,8 @@ class EmulatorConfig:
             schedules=tuple(ScheduleConfig(**s) for s in doc.get("schedules", ())),
             run_dir=doc["run_dir"],
             host=doc["host"],
+            vanished_lingers={str(k): None if v is None else float(v)
+                              for k, v in doc.get("vanished_lingers", {}).items()},
         )
 
     @classmethod

@@ -24,6 +24,10 @@ that each hold one kind of transition, joined here as mixins of one class:
 * :mod:`.provisioning` -- provisioned concurrency, deploys, a VPC interface's
   attach time, and what a dead environment gives back.
 
+A reaped environment vanishes as a microVM does: no signal it could act on,
+and its database connections held open (:mod:`.vanished`) until the server at
+the other end would have noticed.
+
 Around them: :mod:`.vpc` (``Pending`` and subnet addresses), :mod:`.schedules`
 (``[[schedules]]`` pings, fired here) and :mod:`.cpu_shares` (each environment's
 share of a CPU by memory size).
@@ -72,6 +76,7 @@ from connstorm.local_stack.lambda_.runtime_env import function_environment, runt
 from connstorm.local_stack.lambda_.scaling import request_rate_buckets, scaling_bucket
 from connstorm.local_stack.lambda_.scheduler import Scheduler
 from connstorm.local_stack.lambda_.schedules import run_schedule
+from connstorm.local_stack.lambda_.vanished import VanishedSockets
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +104,9 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks, Provisioning):
         self._emulator_log_fd: int | None = None
         #: Per-environment CPU cgroups (``[lambda] cpu_shares``), when they can be made.
         self.cpu_shares: CpuShares | None = None
+        #: Connections of reaped environments, held as the servers still see them.
+        self.vanished = VanishedSockets(config.vanished_lingers, self.account.vanished_linger_s,
+                                        config.host)
         account_bucket = scaling_bucket(self.account) if self.account.scaling == "legacy" else None
         runtime_root = runtime_dir()
         rate_buckets = request_rate_buckets(self.account, config.functions)
@@ -116,6 +124,7 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks, Provisioning):
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.invocation_log = InvocationLog(self.run_dir / "invocations.jsonl")
             self.invocation_log.start()
+            self.vanished.start()
             for pool in self.pools.values():
                 (self.run_dir / "logs" / "lambda" / pool.fn.name).mkdir(parents=True,
                                                                        exist_ok=True)
@@ -165,6 +174,7 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks, Provisioning):
             self._complete(inv, "crash", error_type="Runtime.ExitError",
                            error_message=f"RequestId: {inv.request_id} Error: "
                                          f"Runtime exited with error: signal: killed")
+        self.vanished.close_all()
         if self.cpu_shares is not None:
             self.cpu_shares.close()
         if self.invocation_log is not None:

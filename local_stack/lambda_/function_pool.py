@@ -32,6 +32,7 @@ from connstorm.local_stack.lambda_.environment import (
 )
 from connstorm.local_stack.lambda_.event_queue import EventQueue
 from connstorm.local_stack.lambda_.scaling import TokenBucket
+from connstorm.local_stack.lambda_.vanished import VanishedCount
 from connstorm.local_stack.lambda_.vpc import VpcAttachment
 from connstorm.local_stack.lambda_.zygote_client import ZygoteClient
 from connstorm.scenario import FunctionConfig
@@ -85,6 +86,8 @@ class FunctionPool:
         self.scheduled_invocations = 0
         #: Invocations refused with an AWS error other than a throttle (VPC).
         self.rejections = 0
+        #: Connections of reaped environments the servers still see open (:mod:`.vanished`).
+        self.vanished = VanishedCount()
 
     @property
     def concurrency(self) -> int:
@@ -191,6 +194,8 @@ class FunctionPool:
             "deploys": self.deploys,
             "scheduled_invocations": self.scheduled_invocations,
             "rejections": self.rejections,
+            names.VANISHED_CONNECTIONS: self.vanished.connections,
+            names.VANISHED_ENVIRONMENTS: self.vanished.environments,
             "version": self.generation,
             "vpc": self.vpc.stats() if self.vpc is not None else None,
         }

@@ -2,10 +2,12 @@
 
 An environment is forked by its function's zygote (:mod:`.zygote_client`), runs
 Init under ``init_timeout_s``, and after each invocation is SIGSTOPped, as Lambda
-freezes its microVM; the reaper shuts it down when idle or old, a timeout or
-crash kills it. An Init over ``init_timeout_s``, and the first invocation of a
-sandbox reset by a timeout or crash, run a "suppressed init": a fresh runtime
-whose Init counts against the invocation's timeout (:meth:`EnvironmentLifecycle._reinit`).
+freezes its microVM; the reaper makes it vanish when idle or old (no signal, its
+connections left open at the servers, :mod:`.vanished`), a timeout or crash
+kills it (the microVM's kernel closes its sockets). An Init over
+``init_timeout_s``, and the first invocation of a sandbox reset by a timeout or
+crash, run a "suppressed init": a fresh runtime whose Init counts against the
+invocation's timeout (:meth:`EnvironmentLifecycle._reinit`).
 
 The zygote's reports (``on_spawned``, ``on_spawn_failed``, ``on_exit``,
 ``on_zygote_lost``) arrive here; a death ends what the environment held through
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     import socket
 
     from connstorm.local_stack.lambda_.cpu_shares import CpuShares
+    from connstorm.local_stack.lambda_.vanished import VanishedSockets
     from connstorm.scenario import LambdaConfig
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ class EnvironmentLifecycle:
     _launching: set[asyncio.Task[None]]
     _stopping: bool
     cpu_shares: CpuShares | None
+    vanished: VanishedSockets
 
     if TYPE_CHECKING:
         # The scheduler's part (:mod:`.scheduler`).
@@ -229,17 +233,43 @@ class EnvironmentLifecycle:
             env.signal_group(signal.SIGKILL)
 
     def _shutdown(self, env: Environment, *, reaped: bool = True) -> None:
-        """Lambda's shutdown: SIGTERM (continued if frozen), SIGKILL after the grace time."""
+        """End an environment: reaped ones vanish, the rest get SIGTERM, then SIGKILL.
+
+        Reaped (idle, an earlier version's, past ``max_lifetime_s``): it vanishes as
+        a microVM does (:meth:`_vanish`). When the emulator stops, or where
+        connections cannot be held, the runtime gets SIGTERM (continued if frozen)
+        and SIGKILL after ``shutdown_timeout_s``.
+        """
         pool = self._retire(env)
         if pool is None:
             return
         if reaped:
             pool.reaped += 1
+            if self.vanished.available:
+                self._vanish(pool, env)
+                return
         env.signal_group(signal.SIGTERM)
         env.signal_group(signal.SIGCONT)
         env.frozen = False
         env.kill_timer = asyncio.get_running_loop().call_later(
             self.account.shutdown_timeout_s, env.signal_group, signal.SIGKILL)
+
+    def _vanish(self, pool: FunctionPool, env: Environment) -> None:
+        """The microVM is gone: no SIGTERM, its connections still open at the servers.
+
+        AWS, "Understanding the Lambda execution environment lifecycle", "Shutdown
+        phase": "0 ms – A function with no registered extensions", then "Lambda
+        ends the process using a SIGKILL signal" (no extensions are emulated). The
+        environment is stopped, its TCP connections are duplicated into the
+        emulator (:mod:`.vanished`: held until the server's keepalive would give
+        up), and only then killed, so its kernel has nothing left to close.
+        """
+        if env.pid is not None:  # else on_spawned kills it (it is STOPPING)
+            env.signal_group(signal.SIGSTOP)
+            if self.vanished.holding:
+                self.vanished.take(env.pid, env.env_id, pool.vanished, env.port)
+            env.signal_group(signal.SIGKILL)
+        env.frozen = False
 
     def _on_env_dead(self, env: Environment, status: int) -> None:
         """The process is gone: fail what it held, forget it, free its sockets."""

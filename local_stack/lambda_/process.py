@@ -52,10 +52,12 @@ class EmulatorProcess(Resource):
 
     def __init__(self, scenario: Scenario, run_dir: str | Path,
                  function_env: Mapping[str, Mapping[str, str]] | None = None, *,
-                 startup_timeout_s: float = 30.0, base_dir: str | Path | None = None) -> None:
+                 startup_timeout_s: float = 30.0, base_dir: str | Path | None = None,
+                 vanished_lingers: Mapping[str, float | None] | None = None) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.config = EmulatorConfig.from_scenario(scenario, self.run_dir, function_env,
-                                                   base_dir=base_dir)
+                                                   base_dir=base_dir,
+                                                   vanished_lingers=vanished_lingers)
         # Provisioned environments are initialised before the server reports ready,
         # after a hyperplane VPC function's Pending window: wait for those too.
         provisioned = [fn for fn in self.config.functions if fn.provisioned_concurrency]
