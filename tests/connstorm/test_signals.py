@@ -49,7 +49,7 @@ def test_signals_sigterm_whose_exception_was_swallowed_still_exits_143(
 
     parser = argparse.ArgumentParser()
     parser.set_defaults(func=swallowing_command, verbose=False)
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda *_: parser)
     # WHEN it runs under the CLI  THEN the exit code still says SIGTERM
     assert cli.main([]) == ExitCode.TERMINATED
     assert "terminated" in capsys.readouterr().err
