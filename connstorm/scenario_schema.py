@@ -9,11 +9,19 @@ the committed copies; a test fails when they differ from a fresh render.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import inspect
+import itertools
 import json
+import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from connstorm.scenario import BUILTIN_DIR, Scenario
 from connstorm.sections.pgbouncer import PASSED_ON
@@ -25,9 +33,62 @@ REFERENCE_PATH = BUILTIN_DIR.resolve().parent.parent / "docs" / "scenario.md"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
+class _WithFieldDocstrings(GenerateJsonSchema):
+    """Pydantic's generator, plus each field's docstring as its description.
+
+    The sections do not ask pydantic for ``use_attribute_docstrings`` (see
+    :data:`connstorm.sections.base.SECTION`): the docstrings are read here, from
+    each module's source parsed once, and fill the description of every field
+    that has none, as pydantic would have (an explicit ``description`` wins).
+    """
+
+    def dataclass_schema(self, schema: core_schema.DataclassSchema) -> JsonSchemaValue:
+        json_schema = super().dataclass_schema(schema)
+        cls = schema["cls"]
+        properties = json_schema.get("properties", {})
+        infos = getattr(cls, "__pydantic_fields__", {})
+        for name, doc in field_docstrings(cls).items():
+            info = infos.get(name)
+            key = info.alias if self.by_alias and info is not None and info.alias else name
+            if key in properties and "description" not in properties[key]:
+                properties[key]["description"] = doc
+        return json_schema
+
+
+def field_docstrings(cls: type) -> dict[str, str]:
+    """``{field: docstring}`` of a dataclass: the string right under each annotated field."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_class_docstrings(klass.__module__, klass.__qualname__))
+    return docs
+
+
+@cache
+def _class_docstrings(module: str, qualname: str) -> dict[str, str]:
+    node: ast.AST = _module_tree(module)
+    for part in qualname.split("."):
+        node = next((n for n in getattr(node, "body", ()) if isinstance(n, ast.ClassDef)
+                     and n.name == part), ast.Module(body=[], type_ignores=[]))
+    docs = {}
+    body = getattr(node, "body", [])
+    for field, after in itertools.pairwise(body):
+        if (isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            docs[field.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+@cache
+def _module_tree(module: str) -> ast.Module:
+    return ast.parse(inspect.getsource(sys.modules[module]))
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a scenario file, keys as written in TOML."""
-    schema = TypeAdapter(Scenario).json_schema(by_alias=True, mode="validation")
+    schema = TypeAdapter(Scenario).json_schema(by_alias=True, mode="validation",
+                                               schema_generator=_WithFieldDocstrings)
     return {"$schema": DRAFT, **schema, "title": "connstorm scenario"}
 
 

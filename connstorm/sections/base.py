@@ -18,9 +18,12 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Strict, StrictBool, StrictStr
 
-#: Configuration of every section: unknown keys are errors, field docstrings are
-#: descriptions, Python callers may use attribute names where TOML uses aliases.
-SECTION = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
+#: Configuration of every section: unknown keys are errors, Python callers may use
+#: attribute names where TOML uses aliases. Field docstrings are the schema's
+#: descriptions, but :mod:`connstorm.scenario_schema` reads them when it renders the
+#: schema: pydantic's ``use_attribute_docstrings`` re-read each class's source at
+#: import, 45 % of importing the scenario model, paid by every command (issue 24).
+SECTION = ConfigDict(extra="forbid", populate_by_name=True)
 
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
