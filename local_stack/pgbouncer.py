@@ -28,6 +28,7 @@ import psycopg
 from connstorm.errors import EnvironmentProblemError, StackError
 from connstorm.local_stack.credentials import make_dsn, new_password, scram_verifier
 from connstorm.local_stack.os_user import chown_tree, server_user
+from connstorm.local_stack.pgbouncer_binaries import PgBouncerBinary, resolve
 from connstorm.local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_port_race
 from connstorm.local_stack.process import ManagedProcess, start_in_keeper
 from connstorm.local_stack.resource import Resource
@@ -66,6 +67,21 @@ def find_pgbouncer() -> str:
     if found is None:
         raise EnvironmentProblemError(INSTALL_HINT)
     return found
+
+
+def runnable_copy(binary: PgBouncerBinary, folder: Path, user: str | None) -> str:
+    """The program as the server user can run it.
+
+    A PgBouncer built into connstorm's cache lives under the caller's home
+    (``/root`` is mode 0700), where the unprivileged server user cannot reach
+    it: that one is copied into the server's private folder (about 1 MB).
+    """
+    if user is None or binary.installed_by_system:
+        return str(binary.path)
+    copy = folder / "pgbouncer"
+    shutil.copy2(binary.path, copy)
+    copy.chmod(0o755)
+    return str(copy)
 
 
 def _ini_value(value: SettingValue) -> str:
@@ -139,6 +155,13 @@ class PgBouncerServer(Resource):
         self.admin_user = ADMIN_USER
         self.admin_password = new_password()
         self.log_path = self.run_dir / "logs" / "pgbouncer.log"
+        #: The program run, found at start from ``[pgbouncer] binary``.
+        self.binary: PgBouncerBinary | None = None
+
+    @property
+    def version(self) -> str | None:
+        """The running PgBouncer's version (``1.18.0``), None before start."""
+        return self.binary.version if self.binary is not None else None
 
     @property
     def host(self) -> str:
@@ -176,13 +199,14 @@ class PgBouncerServer(Resource):
 
     def start(self) -> None:
         """Write the ini and auth file, start pgbouncer, wait until the console answers."""
-        program = find_pgbouncer()
+        self.binary = resolve(self.config.binary, announce=lambda line: log.warning("%s", line))
         user = server_user()
         if self._scratch is None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._scratch = create_scratch(self.run_dir, user, ".stack-pgbouncer")
         folder = self._scratch / "pgbouncer"
         folder.mkdir(mode=0o700)
+        program = runnable_copy(self.binary, folder, user)
         auth_file, ini = folder / "userlist.txt", folder / "pgbouncer.ini"
         app_secret = self.postgres.role_secret(self.postgres.app_user)
         auth_file.write_text(render_auth_file({
@@ -213,7 +237,7 @@ class PgBouncerServer(Resource):
             except StackError:
                 if not lost_port_race(self._process, self._requested_port, attempt):
                     raise
-        log.info("pgbouncer ready on %s:%d", self.host, self._port)
+        log.info("pgbouncer %s ready on %s:%d", self.binary.version, self.host, self._port)
 
     def running(self) -> bool:
         """True while pgbouncer is alive."""

@@ -381,6 +381,7 @@ class Stack(Resource):
             "stats_url": emu.stats_url if emu is not None else None,
             "max_connections": cfg.postgres.max_connections,
             "superuser_reserved_connections": cfg.postgres.superuser_reserved_connections,
+            "pgbouncer_version": getattr(pb, "version", None) if pb is not None else None,
             "pool_mode": cfg.pgbouncer.pool_mode if pb is not None else None,
             "default_pool_size": cfg.pgbouncer.default_pool_size if pb is not None else None,
             "postgres_log": str(pg.log_path) if pg is not None and pg.log_path else None,

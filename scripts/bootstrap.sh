@@ -19,6 +19,16 @@ have_pg_bin || missing+=(postgresql)
 command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# PgBouncer 1.21+ (prepared statements in transaction mode) is built from Debian
+# 13's source when the installed one is older: these are its Debian 12 build deps.
+if [[ -f /etc/debian_version ]]; then
+  command -v cc >/dev/null || missing+=(build-essential)
+  command -v dpkg-source >/dev/null || missing+=(dpkg-dev)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  for pair in libevent:libevent-dev libcares:libc-ares-dev openssl:libssl-dev; do
+    pkg-config --exists "${pair%%:*}" 2>/dev/null || missing+=("${pair##*:}")
+  done
+fi
 if (( want_test_tools )); then
   command -v chromium >/dev/null || missing+=(chromium)
   command -v wrk >/dev/null || missing+=(wrk)
@@ -49,9 +59,14 @@ stamp=.venv/.connstorm-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   echo "bootstrap: installing connstorm and its test extras into .venv..." >&2
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,drivers]'
   touch "$stamp"
 fi
+
+# A PgBouncer that tracks prepared statements (1.21+) beside Debian 12's 1.18, built
+# once per machine into connstorm's cache (~/.cache/connstorm/pgbouncer); a no-op
+# when one is there. `connstorm drivers` runs every driver through both.
+.venv/bin/python -m connstorm.local_stack.pgbouncer_binaries
 
 # cfn-lint and the SAM CLI (tests/deploy lint deploy/template.yaml with them)
 # get a virtual environment of their own: aws-sam-cli pins many dependencies

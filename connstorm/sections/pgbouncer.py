@@ -18,10 +18,12 @@ from connstorm.sections.base import (
     Int,
     KeyProblem,
     SettingValue,
+    Str,
 )
 from connstorm.sections.native import collect_settings
 
-# PgBouncer 1.18's [pgbouncer] settings; an unknown name is a typo, not a feature.
+# PgBouncer 1.18's [pgbouncer] settings, and max_prepared_statements (1.21 and later,
+# see binary); an unknown name is a typo, not a feature.
 PGBOUNCER_SETTINGS = frozenset(
     """
     logfile pidfile listen_addr listen_port unix_socket_dir unix_socket_mode unix_socket_group
@@ -41,6 +43,7 @@ PGBOUNCER_SETTINGS = frozenset(
     client_tls_ca_file client_tls_protocols client_tls_ciphers client_tls_ecdhcurve
     client_tls_dheparams server_tls_sslmode server_tls_ca_file server_tls_key_file
     server_tls_cert_file server_tls_protocols server_tls_ciphers peer_id
+    max_prepared_statements
     """.split()  # noqa: SIM905 - a word list reads better than 90 quoted names
 )
 #: Settings connstorm owns: a scenario cannot override them without breaking the stack.
@@ -76,6 +79,8 @@ class PgBouncerConfig:
 
     enabled: Bool = True
     """Start PgBouncer (functions with database = "pgbouncer" need it)."""
+    binary: Str = ""
+    """Which pgbouncer program: a path, or a version such as "1.24" (1.21+ is built from Debian 13's source when missing); empty: the installed one."""
     pool_mode: Literal["session", "transaction", "statement"] = "transaction"
     """When a server connection goes back to the pool: at disconnect, transaction end or query end."""
     default_pool_size: Int = Field(default=10, ge=1, le=100_000)

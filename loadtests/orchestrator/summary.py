@@ -245,6 +245,9 @@ def build_summary(run_dir: Path, scenario: Scenario, *,
         "collectors_skipped": dict(skipped or {}),
         # The run's budget; each variant carries its own (a comparison has several).
         "connection_budget": variant["connection_budget"],
+        # The pooler's version decides verdicts (prepared statements: 1.21+), so every
+        # run records it; reports read the other versions from the servers' logs.
+        "versions": {"pgbouncer": stack.get("pgbouncer_version")},
     }
 
 

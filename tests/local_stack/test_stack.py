@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 STACK_KEYS = {"scenario", "run_dir", "pid", "postgres_dsn", "postgres_admin_dsn",
               "pgbouncer_dsn", "pgbouncer_admin_dsn", "api_url", "invoke_url", "stats_url",
               "max_connections", "superuser_reserved_connections", "pool_mode",
-              "default_pool_size"}
+              "default_pool_size", "pgbouncer_version"}
 
 
 def _scratch_of(run_dir: Path) -> Path:
@@ -48,6 +48,8 @@ def test_two_stacks_run_side_by_side_without_colliding(tmp_path: Path,
             assert (s.run_dir / "scenario.json").is_file()
             assert doc["pool_mode"] == "transaction"
             assert doc["default_pool_size"] == 3
+            assert doc["pgbouncer_version"] == s.pgbouncer.version  # type: ignore[union-attr]
+            assert doc["pgbouncer_version"].count(".") == 2
         ports = {a.postgres.port, b.postgres.port, a.pgbouncer.port, b.pgbouncer.port}  # type: ignore[union-attr]
         assert len(ports) == 4
         # each has its own data: a table made in one is absent from the other
