@@ -282,6 +282,10 @@ def _check_routes(sc: Scenario) -> None:
         if key in seen:
             raise KeyProblem(("routes", i), "defined twice")
         seen.add(key)
+    if sc.routes and not sc.load.locustfile and not any(r.load_weight for r in sc.routes):
+        raise KeyProblem(("routes", 0, "weight"),
+                         "every route has weight 0: nothing would send load (give one a "
+                         "weight, or [load] locustfile)")
 
 
 def _check_timeline(sc: Scenario) -> None:

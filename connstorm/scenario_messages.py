@@ -80,6 +80,8 @@ def _problem(detail: ErrorDetails, model: type) -> tuple[tuple[str | int, ...], 
         return loc, f"must be one of {choices}; got {value!r}"
     if kind == "string_pattern_mismatch":
         return loc, f"not a valid value: {value!r}"
+    if kind == "string_too_short" and value == "":
+        return loc, "must not be empty (leave the key out instead)"
     return loc, detail["msg"]
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass
 
-from connstorm.sections.base import SECTION, Float, Int, KeyProblem
+from connstorm.sections.base import SECTION, Float, Int, KeyProblem, Str
 
 LOAD_SHAPES = ("constant", "ramp", "steps", "spike", "soak")
 
@@ -36,6 +36,8 @@ class LoadConfig:
     """How often collectors sample connections, pools and the emulator."""
     processes: Int = Field(default=0, ge=0, le=64)
     """Locust worker processes on this machine (0: one process)."""
+    locustfile: Str | None = Field(default=None, min_length=1)
+    """Your own locustfile (relative to the scenario file): its User classes send the load, connstorm's collectors, Connections tab, thresholds and report stay."""
 
     @model_validator(mode="after")
     def _think_times(self) -> LoadConfig:

@@ -73,6 +73,28 @@ MISTAKES = [
      "[[functions]] api: event_retry_attempts: must be at most 2, got 3"),
     ("negative event retry delay", GOOD, ["functions.api.event_retry_delay_s=-1"],
      "[[functions]] api: event_retry_delay_s: must be at least 0, got -1"),
+    ("route param the path lacks", GOOD, ["routes.0.params={idx=[1]}"],
+     "[[routes]] GET /items/{id}: params.idx: is not a parameter of /items/{id} "
+     "(its parameters: id)"),
+    ("route param range upside down", GOOD, ["routes.0.params={id={min=9, max=1}}"],
+     "[[routes]] GET /items/{id}: params.id.max: must not be less than min (9), got 1"),
+    ("route param neither list nor range", GOOD, ["routes.0.params={id=7}"],
+     "[[routes]] GET /items/{id}: params.id: expected a list of values (id = [1, 2]) or an "
+     "integer range (id = { min = 1, max = 9 }), got 7"),
+    ("route param empty list", GOOD, ["routes.0.params={id=[]}"],
+     "[[routes]] GET /items/{id}: params.id: is empty"),
+    ("route param range missing max", GOOD, ["routes.0.params={id={min=1}}"],
+     "[[routes]] GET /items/{id}: params.id: a range takes exactly min and max, got min"),
+    ("route weight negative", GOOD, ["routes.0.weight=-1"],
+     "[[routes]] GET /items/{id}: weight: must be at least 0, got -1"),
+    ("every route weight 0", GOOD, ["routes.0.weight=0"],
+     "[[routes]] GET /items/{id}: weight: every route has weight 0: nothing would send load"),
+    ("route header not a string", GOOD, ["routes.0.headers={X-Count=1}"],
+     "[[routes]] GET /items/{id}: headers.X-Count: expected a string, got 1"),
+    ("route body not JSON", GOOD, ["routes.0.body=1979-05-27"],
+     "[[routes]] GET /items/{id}: body: must be JSON"),
+    ("empty locustfile", GOOD, ['load.locustfile=""'],
+     "[load] locustfile: must not be empty (leave the key out instead)"),
 ]
 
 
