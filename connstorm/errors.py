@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     LIVE_CREDENTIALS = 9
     LIVE_REGION = 10
     LIVE_API = 11
+    LOCUSTFILE = 12
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -103,3 +104,13 @@ class LiveApiError(ConnstormError):
     """``connstorm live``: the API URL does not answer."""
 
     exit_code = ExitCode.LIVE_API
+
+
+class LocustfileError(ConnstormError):
+    """A locustfile of one's own (``[load] locustfile``, ``--locustfile``) that cannot run.
+
+    Missing, not a ``.py`` file, failing to import, or without a User class:
+    found before anything starts.
+    """
+
+    exit_code = ExitCode.LOCUSTFILE

@@ -341,24 +341,29 @@ def write_stack_json(scenario: Scenario, env: ServiceEnv, run_dir: Path) -> Path
 
 def run_locust_master(scenario: Scenario, env: ServiceEnv) -> None:
     """Locust's master with the web UI (and the Connections tab) for workers to join."""
+    from connstorm.loadtests.orchestrator.locustfiles import ready_source
     from connstorm.loadtests.orchestrator.runner import RunOptions, locust_args
 
     run_dir = Path(env.runs_dir) / "ui"
-    stack_file = write_stack_json(scenario, env, run_dir)
     opts = RunOptions(scenario=scenario, run_dir=run_dir, headless=False, master=True,
                       expect_workers=1, master_bind_host=env.listen_addr,
                       master_bind_port=env.locust_master_port, web_port=env.locust_web_port)
+    os.environ.update(ready_source(scenario).env)  # the routes, for Locust to inherit
+    stack_file = write_stack_json(scenario, env, run_dir)
     args = locust_args(opts, dsns(env, load_secrets(env, create=False))["api_url"], stack_file)
     args[args.index("--web-host") + 1] = env.listen_addr
     _exec_locust(args)
 
 
-def run_locust_worker(env: ServiceEnv) -> None:
-    """One Locust worker; ``docker compose up --scale locust-worker=N`` adds more."""
-    from connstorm.loadtests.orchestrator.runner import LOCUSTFILE
+def run_locust_worker(scenario: Scenario, env: ServiceEnv) -> None:
+    """One Locust worker (``--scale locust-worker=N`` adds more), with the master's users."""
+    from connstorm.loadtests.orchestrator.locustfiles import ready_source
+    from connstorm.loadtests.orchestrator.runner import RunOptions, locust_args
 
-    _exec_locust(["-f", str(LOCUSTFILE), "--worker", "--master-host", env.locust_master_host,
-                  "--master-port", str(env.locust_master_port)])
+    opts = RunOptions(scenario=scenario, run_dir=Path(env.runs_dir) / "worker", worker=True,
+                      master_host=env.locust_master_host, master_port=env.locust_master_port)
+    os.environ.update(ready_source(scenario).env)
+    _exec_locust(locust_args(opts, "", None))
 
 
 def _exec_locust(args: Sequence[str]) -> None:
@@ -475,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.service == "loadtest":
             return run_loadtest(env.scenario, env, rest)
         if args.service == "locust-worker":
-            run_locust_worker(env)
+            run_locust_worker(scenario, env)
             return 0
         services: dict[str, Callable[[Scenario, ServiceEnv], None]] = {
             "postgres": run_postgres, "pgbouncer": run_pgbouncer, "emulator": run_emulator,

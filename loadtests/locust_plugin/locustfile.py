@@ -11,19 +11,25 @@ Runs two ways:
 A failed request is marked with its HTTP status and the error the body carries
 (``HTTP 500 [too_many_connections] connection failed: ...``), so Locust's failure
 table, its CSV and connstorm's counter all classify it the same way.
+
+connstorm loads this file when a scenario's ``[[routes]]`` are the workload's
+own (the built-in scenarios); other routes get users generated from them
+(``routes_locustfile.py``), and ``[load] locustfile`` brings users of your own
+(``plugin_locustfile.py`` adds connstorm's plugin to them).
 """
 
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
-from locust import FastHttpUser, LoadTestShape, task
+from locust import task
 
-from connstorm.failures import ERROR_KIND_HEADER, describe_failure
 from connstorm.loadtests.locust_plugin import plugin  # noqa: F401  - registers connstorm's options, collectors and UI
-from connstorm.loadtests.locust_plugin.shapes import ShapeParams, target
+from connstorm.loadtests.locust_plugin.shape_class import ConnstormShape
+from connstorm.loadtests.locust_plugin.users import ConnstormUser, check_response
+
+__all__ = ["ApiUser", "ConnstormShape"]
 
 #: The workload's product categories (handlers/workload/schema.py).
 CATEGORIES = ("books", "games", "garden", "kitchen", "music", "outdoor", "tools", "toys")
@@ -31,33 +37,15 @@ CATEGORIES = ("books", "games", "garden", "kitchen", "music", "outdoor", "tools"
 ACCOUNTS = 100
 
 
-class ApiUser(FastHttpUser):
+class ApiUser(ConnstormUser):
     """A shopper: mostly reads single items and lists, sometimes orders and reads the order."""
-
-    def wait_time(self) -> float:
-        """A pause between ``--think-time-min-ms`` and ``--think-time-max-ms``."""
-        opts = self.environment.parsed_options
-        low = float(getattr(opts, "think_time_min_ms", 0.0) or 0.0)
-        high = float(getattr(opts, "think_time_max_ms", 50.0) or 0.0)
-        return random.uniform(low, max(low, high)) / 1000.0
 
     def _products(self) -> int:
         return max(1, int(getattr(self.environment.parsed_options, "products", 1000) or 1000))
 
     def _check(self, response: Any, expected: tuple[int, ...] = (200,)) -> Any:
         """Mark the response failed unless its status is expected; return its JSON (or None)."""
-        if response.status_code in expected:
-            response.success()
-            try:
-                return response.json()
-            except Exception:  # a 200 with a body that is not JSON is still a success
-                return None
-        if response.status_code == 0 or response.status_code is None:
-            response.failure(f"connection error: {response.error}")
-        else:
-            response.failure(describe_failure(response.status_code, response.text,
-                                              response.headers.get(ERROR_KIND_HEADER)))
-        return None
+        return check_response(response, expected)
 
     @task(6)
     def get_item(self) -> None:
@@ -99,19 +87,3 @@ class ApiUser(FastHttpUser):
         """``GET /health``: a SELECT 1 over the handler's connection."""
         with self.client.get("/health", name="/health", catch_response=True) as response:
             self._check(response)
-
-
-class ConnstormShape(LoadTestShape):
-    """The shape Locust runs: whichever ``--shape`` names, re-read at every tick.
-
-    ``use_common_options`` keeps ``-u``, ``-r``, ``-t`` (and the start form's
-    fields) as the shape's target users, spawn rate and duration.
-    """
-
-    use_common_options = True
-
-    def tick(self) -> tuple[int, float] | None:
-        """Locust calls this about once a second."""
-        options = self.runner.environment.parsed_options if self.runner is not None else None
-        elapsed_s = time.perf_counter() - self.start_time  # get_run_time() is untyped
-        return target(ShapeParams.from_options(options), elapsed_s)

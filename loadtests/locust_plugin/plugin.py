@@ -6,7 +6,9 @@ be sampled once, not once per worker) it opens the run folder's
 ``samples.jsonl`` and starts one collector per target it can find: targets come
 from ``--connstorm-stack PATH/stack.json`` (or env ``CONNSTORM_STACK``), else
 from explicit admin DSNs; a collector without a target is skipped and the reason
-is written to ``collectors.json``. Collectors stop on ``quitting``.
+is written to ``collectors.json``. Collectors stop on ``quitting``. Failed
+requests of any user, one's own locustfile's included, are described by their
+kind before Locust records them (:mod:`.failure_kinds`).
 
 Import order matters: ``locust`` is imported first, so gevent has patched the
 standard library before psycopg is imported and psycopg picks its
@@ -26,6 +28,7 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 from locust import events
 from locust.runners import WorkerRunner
 
+from connstorm.loadtests.locust_plugin import failure_kinds
 from connstorm.loadtests.locust_plugin import options as connstorm_options
 from connstorm.loadtests.locust_plugin.collectors.base import Collector
 from connstorm.loadtests.locust_plugin.collectors.locust_stats import (
@@ -166,3 +169,5 @@ _events: Any = events
 _events.init_command_line_parser.add_listener(_on_parser)
 _events.init.add_listener(_on_init)
 _events.quitting.add_listener(_on_quitting)
+# Now, at import: before Locust builds its runner, whose stats listen to this event.
+failure_kinds.install(_events.request)

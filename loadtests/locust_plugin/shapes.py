@@ -2,8 +2,8 @@
 
 This module is pure (it does not import Locust, whose import monkey-patches the
 standard library): :func:`target` says what a shape wants at a given second.
-One ``ConnstormShape`` class in ``loadtests/locust_plugin/locustfile.py`` serves every shape,
-because Locust uses the first shape class a locustfile defines for every run; the
+One ``ConnstormShape`` class (``shape_class.py``, in every connstorm locustfile) serves
+every shape, because Locust uses the first shape class a locustfile defines for every run; the
 shape it plays is read from the options at each tick, so a choice made in the web
 UI's form applies to the next swarm. ``use_common_options`` keeps ``-u``, ``-r`` and ``-t`` (and the
 form's user count, spawn rate and run time) meaningful: they are the target

@@ -44,7 +44,7 @@ def log_tail(path: Path, lines: int = 15) -> str:
 class LocustProcess:
     """``python -m locust ...`` with its output in ``log_path``.
 
-    >>> with LocustProcess(["-f", str(LOCUSTFILE), "--headless", ...], log) as p:
+    >>> with LocustProcess(["-f", str(WORKLOAD_LOCUSTFILE), "--headless", ...], log) as p:
     ...     p.wait(timeout_s=120)
     """
 

@@ -335,13 +335,16 @@ ProgressHook = Callable[[int, Variant, str], None]
 
 def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
               progress: ProgressHook | None = None,
-              preset: str = "connections") -> dict[str, Any]:
+              preset: str = "connections", locustfile: Path | None = None) -> dict[str, Any]:
     """Run every variant into ``out/variants/<name>``; write and return the summary.
 
     ``progress(index, variant, phase)`` is called with phase "start" and "done".
     Whatever stops the run (Ctrl-C, SIGTERM, an error), the variants finished so
-    far are summarised and rendered before the exception goes on.
+    far are summarised and rendered before the exception goes on. ``locustfile``
+    (``--locustfile``) puts your own users on every variant; it is checked once,
+    before the first stack starts.
     """
+    from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
     from connstorm.loadtests.orchestrator.runner import Run, RunOptions
 
     plan = plan_for(preset, quick=quick)
@@ -349,10 +352,12 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
     name = REPRO_NAME if preset == "connections" else f"{REPRO_NAME}-{preset}"
     quiet = console or output_console(quiet=True)
     check_out(out)
+    scenarios = [(variant, variant_scenario(variant, plan)) for variant in chosen]
+    if locustfile is not None:
+        check_own(load_source(scenarios[0][1], locustfile))
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: list[tuple[Variant, Scenario, dict[str, Any]]] = []
-    scenarios = [(variant, variant_scenario(variant, plan)) for variant in chosen]
     write_json(out / "scenario.json", {
         "name": name, "description": "the same stepped load on each variant, "
         "one after another on fresh local stacks",
@@ -364,7 +369,8 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
                 progress(index, variant, "start")
             run_dir = out / VARIANTS_DIR / variant.name
             try:
-                summary = Run(RunOptions(scenario=scenario, run_dir=run_dir), quiet).execute()
+                summary = Run(RunOptions(scenario=scenario, run_dir=run_dir,
+                                         locustfile=locustfile), quiet).execute()
             except ThresholdsFailedError:
                 summary = load_json(run_dir / SUMMARY_FILE)  # written before the raise
             except BaseException:

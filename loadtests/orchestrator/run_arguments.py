@@ -81,6 +81,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                    help="run time, e.g. 20s or 2m (default: [load] duration_s)")
     p.add_argument("--shape", choices=LOAD_SHAPES, default=None,
                    help="load shape (default: [load] shape)")
+    add_locustfile_argument(p)
     p.add_argument("--target-url", type=http_url, default=None,
                    help="send the load to this deployed API instead of a local stack")
     # DSNs hold passwords: the environment keeps them out of `ps` and shell history.
@@ -103,6 +104,14 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                         "use the machine's address for remote workers)")
     p.add_argument("--master-bind-port", type=int, default=5557,
                    help="with --master: port to listen on for workers (default 5557)")
+
+
+def add_locustfile_argument(p: argparse.ArgumentParser) -> None:
+    """``--locustfile``: shared by run, ui, live and repro."""
+    p.add_argument("--locustfile", type=Path, default=None, metavar="PATH",
+                   help="your own locustfile: its User classes send the load, connstorm's "
+                        "collectors, Connections tab, thresholds and report stay (default: "
+                        "[load] locustfile, else users generated from the scenario's routes)")
 
 
 def add_run_only_arguments(p: argparse.ArgumentParser) -> None:
@@ -141,4 +150,4 @@ def options_from_args(args: argparse.Namespace, *, headless: bool) -> Any:
         worker=getattr(args, "worker", False),
         master_host=getattr(args, "master_host", "127.0.0.1"),
         master_port=getattr(args, "master_port", 5557),
-        web_port=getattr(args, "web_port", None))
+        web_port=getattr(args, "web_port", None), locustfile=args.locustfile)

@@ -43,6 +43,7 @@ from connstorm.errors import (
 )
 from connstorm.loadtests.orchestrator.live_view import LiveView
 from connstorm.loadtests.orchestrator.locust_process import LocustProcess, wait_until
+from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
 from connstorm.loadtests.orchestrator.report_files import write_reports
 from connstorm.loadtests.orchestrator.summary import (
     CSV_PREFIX,
@@ -58,8 +59,6 @@ from connstorm.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
-#: Passed to Locust by path: the orchestrator never imports the Locust side.
-LOCUSTFILE = Path(__file__).resolve().parent.parent / "locust_plugin" / "locustfile.py"
 #: Seconds Locust may take beyond the run time before connstorm stops it.
 GRACE_S = 90.0
 
@@ -98,6 +97,9 @@ class RunOptions:
     master_port: int = 5557
     web_port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: ``--locustfile``: your own users instead of the scenario's (absolute, or
+    #: relative to the working directory); ``None`` means ``[load] locustfile``.
+    locustfile: Path | None = None
 
 
 def default_run_dir(scenario_name: str, root: Path = Path("runs")) -> Path:
@@ -123,7 +125,8 @@ def write_private_json(path: Path, doc: dict[str, Any]) -> None:
 def locust_args(opts: RunOptions, host: str, stack_file: Path | None) -> list[str]:
     """Locust's command line for a run (everything but ``python -m locust``)."""
     load = opts.scenario.load
-    args = ["-f", str(LOCUSTFILE)]
+    # The files are passed by path: the orchestrator never imports the Locust side.
+    args = ["-f", load_source(opts.scenario, opts.locustfile).locustfile_arg]
     if opts.worker:
         return [*args, "--worker", "--master-host", opts.master_host,
                 "--master-port", str(opts.master_port)]
@@ -214,6 +217,7 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         """Run it; returns the summary (raises ThresholdsFailedError after writing it)."""
+        self._check_locustfile()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         if self.opts.worker:
@@ -244,8 +248,16 @@ class Run:
             raise
         return self._verdict(self._finish())
 
+    def _check_locustfile(self) -> None:
+        """Your own locustfile must load and have users, before a server starts."""
+        source = load_source(self.opts.scenario, self.opts.locustfile)
+        users = check_own(source, env=self._locust_env())
+        if users:
+            self.console.print(f"Locust users from {source.own}: {', '.join(users)}",
+                               highlight=False)
+
     def _locust_env(self) -> dict[str, str]:
-        """Locust's environment: ours, plus what the start form shows about the stack."""
+        """Locust's environment: ours, what the start form shows about the stack, the routes."""
         scenario = self.opts.scenario
         path = db_path(scenario)
         fn = scenario.functions[0] if scenario.functions else None
@@ -254,6 +266,7 @@ class Run:
                     "CONNSTORM_PATTERN": (fn.pattern or fn.handler) if fn else "none",
                     "CONNSTORM_POOL_MODE": (scenario.pgbouncer.pool_mode
                                             if path == "pgbouncer" else "none")})
+        env.update(load_source(scenario, self.opts.locustfile).env)
         env.update(self.opts.extra_env)
         return env
 

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from connstorm.console import output_console
 from connstorm.errors import ThresholdsFailedError
+from connstorm.loadtests.orchestrator.run_arguments import add_locustfile_argument
 
 
 def add_parser(sub: Any) -> None:
@@ -44,6 +45,7 @@ def add_parser(sub: Any) -> None:
                         "patterns through a failover drill (backends terminated, then "
                         "PostgreSQL restarted), or through the RDS Proxy stand-in the "
                         "resilient pattern against session_state, which pins")
+    add_locustfile_argument(p)
     p.set_defaults(func=run)
 
 
@@ -122,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 progress.update(task, advance=1)
 
-        summary = run_repro(out, quick=args.quick, progress=hook, preset=args.preset)
+        summary = run_repro(out, quick=args.quick, progress=hook, preset=args.preset,
+                            locustfile=args.locustfile)
         progress.update(task, description="done")
     show_results(console, summary, out)
     missed = [t for t in verdicts.thresholds(summary) if not t.get("passed")]
