@@ -149,3 +149,24 @@ def test_a_locustfile_that_cannot_run_is_one_line_before_anything_starts(
         "" if text is None else " (define a subclass of HttpUser, FastHttpUser or User with "
         "@task methods)") + "\n"
     assert not run_dir.exists()  # nothing started, nothing written
+
+
+def test_repro_comparison_runs_your_locustfile_on_every_variant(tmp_path: Path) -> None:
+    out = tmp_path / "repro"
+    # GIVEN the RDS Proxy pair of connstorm repro, loaded by a user's plain locustfile
+    result = connstorm("repro", "--preset", "rds_proxy", "--quick", "--locustfile",
+                       str(HERE / "item_reader.py"), "--out", str(out))
+    assert result.returncode in (0, 6), result.stdout[-3000:] + result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    by_name = {v["name"]: v for v in summary["variants"]}
+    assert set(by_name) == {"rds_proxy-resilient", "rds_proxy-session_state"}
+    # THEN every variant ran the user's task, and only it
+    for name in by_name:
+        stats = _locust_stats(out / "variants" / name)
+        assert list(stats) == [("GET", "reader: /items/{id}")], name
+        assert stats[("GET", "reader: /items/{id}")][0] > 0
+    # ... and a pinned pool's failures are named by kind, as the built-in user's are
+    pinned = by_name["rds_proxy-session_state"]
+    assert set(pinned["client_errors_by_kind"]) <= {"proxy_borrow_timeout"}
+    assert by_name["rds_proxy-resilient"]["failures"] == 0
+    _no_leftovers(out)
