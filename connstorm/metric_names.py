@@ -54,6 +54,9 @@ BORROW_TIMEOUTS = "BorrowTimeouts"
 #: connstorm's own: clients closed by the idle client timeout (counter). CloudWatch
 #: counts these only inside ``ClientConnectionsClosed``, with every other close.
 IDLE_CLIENTS_CLOSED = "IdleClientsClosed"
+#: connstorm's own: Parses injected before a Bind/Describe on a connection that lacked
+#: the client's named statement (counter; RDS Proxy does this but publishes no metric).
+PREPARED_STATEMENTS_INJECTED = "PreparedStatementsInjected"
 #: connstorm's own: reason -> ``{"count", "sample"}`` for every pin, in RDS Proxy's words.
 PIN_REASONS = "pin_reasons"
 
@@ -64,7 +67,8 @@ RDS_PROXY_CLOUDWATCH: tuple[str, ...] = (
     SETUP_FAILED_AUTH, SETUP_SUCCEEDED, QUERY_REQUESTS, MAX_DATABASE_CONNECTIONS,
 )
 #: connstorm's own numeric counters beside them.
-RDS_PROXY_OWN: tuple[str, ...] = (BORROW_TIMEOUTS, IDLE_CLIENTS_CLOSED)
+RDS_PROXY_OWN: tuple[str, ...] = (BORROW_TIMEOUTS, IDLE_CLIENTS_CLOSED,
+                                   PREPARED_STATEMENTS_INJECTED)
 #: Every number in the stand-in's snapshot, and so in a local ``rds_proxy`` row
 #: (``pin_reasons`` comes beside them).
 RDS_PROXY_SNAPSHOT: tuple[str, ...] = RDS_PROXY_CLOUDWATCH + RDS_PROXY_OWN

@@ -15,18 +15,24 @@ When it is right
     and cost nothing.
 
 How it fails
-    Behind RDS Proxy each of those pins the client session to its database
-    connection for the rest of the session (the proxy logs "The client session
-    was pinned to the database connection ... Reason: SQL changed session
-    settings that the proxy doesn't track ..."). A Lambda environment keeps its
-    connection while frozen, so every environment holds one database
-    connection for its whole life: the proxy stops multiplexing,
+    Behind RDS Proxy the ``SET`` commands pin the client session to its
+    database connection for the rest of the session (AWS, "Avoiding pinning
+    an RDS Proxy": "Using ``SET`` commands"; the proxy logs "The client
+    session was pinned to the database connection ... Reason: SQL changed
+    session settings that the proxy doesn't track ..."). A Lambda environment
+    keeps its connection while frozen, so every environment holds one
+    database connection for its whole life: the proxy stops multiplexing,
     ``DatabaseConnectionsCurrentlySessionPinned`` climbs to the pool's limit
     and new environments fail with ``Timed-out waiting to acquire database
     connection.`` after the borrow timeout. The fix: put the settings in the
-    role (``ALTER ROLE ... SET search_path``) or the proxy's ``InitQuery``,
-    and turn server-side prepared statements off (``prepare_threshold=None``),
-    as ``module_level_resilient`` does.
+    role (``ALTER ROLE ... SET search_path``) or the proxy's ``InitQuery``.
+
+    The named prepared statements do *not* pin: RDS Proxy multiplexes the
+    extended query protocol since November 2023 (AWS Database Blog, "Amazon
+    RDS Proxy multiplexing support for PostgreSQL Extended Query Protocol").
+    They break PgBouncer before 1.21 in transaction mode instead
+    (``prepared statement "_pg3_0" does not exist``), which is why
+    ``module_level_resilient`` turns them off (``prepare_threshold=None``).
 """
 
 from __future__ import annotations

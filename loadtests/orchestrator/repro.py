@@ -165,7 +165,7 @@ VARIANTS: tuple[Variant, ...] = (
             preset="rds_proxy", also_in=("connections",)),
     Variant("rds_proxy-session_state", "direct-small",
             ('functions.api.pattern="session_state"', *_RDS_PROXY),
-            "SET search_path + named prepared statements: every environment pinned, "
+            "SET search_path and TIME ZONE per connection: every environment pinned, "
             "the pool exhausted, borrow timeouts", preset="rds_proxy", meant_to_fail=True,
             also_in=("connections",)),
 )

@@ -3,8 +3,9 @@
 PgBouncer in transaction mode never pins: it hands one client's ``SET`` to the
 next client, so a handler that would pin (and exhaust the database) behind RDS
 Proxy passes locally. This stand-in behaves like RDS Proxy instead: see
-:mod:`.proxy` (the resource), :mod:`.session` (multiplexing), :mod:`.pinning`
-(what pins, and the reasons logged), :mod:`.pool` (the bounded pool),
+:mod:`.proxy` (the resource), :mod:`.session` (multiplexing), :mod:`.statements`
+(named prepared statements, multiplexed), :mod:`.pinning` (what pins, and the
+reasons logged), :mod:`.pool` (the bounded pool),
 :mod:`.auth` (SCRAM or IAM clients) and :mod:`.metrics` (CloudWatch names).
 """
 

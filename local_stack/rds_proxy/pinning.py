@@ -2,8 +2,16 @@
 
 RDS Proxy for PostgreSQL pins a client to its database connection for the rest
 of the session when the client leaves state on that connection the proxy does
-not track (``../shared/guide/postgres-pgbouncer.md``, "RDS Proxy"). This module
-decides that from the SQL text of a simple Query or of a Parse message.
+not track (AWS, "Avoiding pinning an RDS Proxy", section "Conditions that
+cause pinning for RDS for PostgreSQL"). This module decides that from the SQL
+text of a simple Query or of a Parse message.
+
+A *named* Parse does not pin by itself any more: RDS Proxy multiplexes the
+extended query protocol's prepared statements since November 2023 (AWS
+Database Blog, "Amazon RDS Proxy multiplexing support for PostgreSQL Extended
+Query Protocol"); see :mod:`.statements`. Its text is judged like any other.
+Only the SQL-level ``PREPARE``, ``EXECUTE``, ``DEALLOCATE`` and ``DISCARD``
+still pin, as the page lists them.
 
 Reason strings: :data:`SESSION_SETTINGS` is RDS Proxy's own log wording (seen
 in its CloudWatch logs for ``SET search_path``); the others are written in the
@@ -36,8 +44,6 @@ SESSION_SETTINGS: Final = ("SQL changed session settings that the proxy doesn't 
                            "initialization query.")
 PREPARED_STATEMENT: Final = ("A SQL-level prepared statement (PREPARE, EXECUTE or DEALLOCATE) "
                              "was detected.")
-NAMED_PARSE: Final = ("A named prepared statement of the extended query protocol (Parse) "
-                      "was detected.")
 DISCARD: Final = "A DISCARD statement was detected."
 TEMPORARY_OBJECT: Final = "A temporary table, sequence or view was created."
 CURSOR: Final = "A DECLARE CURSOR statement was detected."
@@ -48,9 +54,10 @@ LOAD: Final = "A LOAD statement was detected."
 LARGE_STATEMENT: Final = "The statement is larger than 16 KB."
 
 #: Every reason, for reports and tests.
-ALL_REASONS: Final = (SESSION_SETTINGS, PREPARED_STATEMENT, NAMED_PARSE, DISCARD,
-                      TEMPORARY_OBJECT, CURSOR, LISTEN, ADVISORY_LOCK, SEQUENCE_FUNCTION,
-                      LOAD, LARGE_STATEMENT)
+ALL_REASONS: Final = (SESSION_SETTINGS, PREPARED_STATEMENT, DISCARD, TEMPORARY_OBJECT,
+                      CURSOR, LISTEN, ADVISORY_LOCK, SEQUENCE_FUNCTION, LOAD, LARGE_STATEMENT)
+#: Reasons whose statement may drop every prepared statement of the session.
+CLEARING_REASONS: Final = frozenset({PREPARED_STATEMENT, DISCARD})
 
 _MAYBE = re.compile(
     r"\b(set|reset|prepare|execute|deallocate|discard|temp|temporary|declare|listen|load|"
@@ -67,6 +74,8 @@ _TEMP_CREATE = re.compile(
     r"^create\s+(?:or\s+replace\s+)?(?:(?:global|local)\s+)?(?:temp|temporary)\s+"
     r"(?:(?:recursive|unlogged)\s+)?(?:table|sequence|view)\b")
 _INTO_TEMP = re.compile(r"\binto\s+(?:temp|temporary)\b")
+_MAY_CLEAR = re.compile(rb"deallocate|discard", re.IGNORECASE)
+_CLEARS = re.compile(r"^(?:deallocate\s+(?:prepare\s+)?all|discard\s+all)\s*$")
 
 
 def _statement_reason(stmt: str) -> str | None:
@@ -125,27 +134,42 @@ def pin_reason(sql: str) -> str | None:
     return None
 
 
+def statement_text(kind: bytes, body: bytes | memoryview) -> tuple[bytes, str]:
+    """(statement name, SQL) of a Query (``Q``, no name) or Parse (``P``) body."""
+    raw = bytes(body)
+    if kind == b"Q":
+        return b"", raw[:-1].decode(errors="replace")
+    end = raw.find(b"\0")
+    return raw[:end], raw[end + 1:raw.find(b"\0", end + 1)].decode(errors="replace")
+
+
 def message_reason(kind: bytes, body: bytes | memoryview) -> tuple[str | None, str]:
     """The pin reason of a client message (``Q`` query or ``P`` parse), and its SQL.
 
     ``body`` is the message without kind and length. Any other kind never pins.
-    The SQL comes back only with a reason (it is the audit's sample).
+    The SQL comes back only with a reason (it is the audit's sample). A named
+    Parse is judged by its text like an unnamed one (see the module's docstring).
     """
-    if (len(body) <= MAX_UNPINNED_STATEMENT_BYTES and _MAYBE_BYTES.search(body) is None
-            and (kind == b"Q" or (kind == b"P" and body[0] == 0))):
-        return None, ""  # the fast path: unnamed, small, no trigger word anywhere
-    if kind == b"Q":
-        raw = bytes(body[:-1])
-        name = b""
-    elif kind == b"P":
-        raw = bytes(body)
-        end = raw.find(b"\0")
-        name, raw = raw[:end], raw[end + 1:raw.find(b"\0", end + 1)]
-    else:
+    if kind not in (b"Q", b"P"):
         return None, ""
-    sql = raw.decode(errors="replace")
+    if len(body) <= MAX_UNPINNED_STATEMENT_BYTES and _MAYBE_BYTES.search(body) is None:
+        return None, ""  # the fast path: small, no trigger word anywhere
+    _, sql = statement_text(kind, body)
     if len(body) > MAX_UNPINNED_STATEMENT_BYTES:
         return LARGE_STATEMENT, sql
-    if name:
-        return NAMED_PARSE, sql
     return pin_reason(sql), sql
+
+
+def may_clear_statements(body: bytes | memoryview) -> bool:
+    """Cheap pre-check: could this Query/Parse body drop prepared statements?"""
+    return _MAY_CLEAR.search(body) is not None
+
+
+def clears_statements(sql: str) -> bool:
+    """Whether ``sql`` drops every prepared statement of the session.
+
+    PostgreSQL's ``DEALLOCATE [PREPARE] ALL`` and ``DISCARD ALL`` do
+    (PostgreSQL, "DEALLOCATE" and "DISCARD").
+    """
+    text = _STRIP.sub(" ", sql).lower()
+    return any(_CLEARS.match(stmt.strip()) for stmt in text.split(";"))

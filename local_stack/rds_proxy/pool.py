@@ -23,10 +23,13 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from connstorm.capacity import proxy_pool_size
 from connstorm.local_stack import pg_wire
+
+if TYPE_CHECKING:
+    from connstorm.local_stack.rds_proxy.statements import ServerStatements
 
 _log = logging.getLogger(__name__)
 
@@ -76,6 +79,8 @@ class ServerConnection:
     idle_since: float = 0.0
     session: Borrower | None = None
     dead: bool = False
+    #: The named statements prepared on it (made by the first borrower).
+    statements: ServerStatements | None = None
 
     @property
     def transport(self) -> asyncio.WriteTransport:
@@ -93,6 +98,8 @@ class ServerConnection:
     def close(self) -> None:
         """Terminate and close (no reuse)."""
         self.dead = True
+        if self.statements is not None:
+            self.statements.release_all()
         transport = self.writer.transport
         if not transport.is_closing():
             transport.write(pg_wire.message(b"X", b""))

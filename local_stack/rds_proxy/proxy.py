@@ -39,6 +39,7 @@ from connstorm.local_stack.rds_proxy.auth import ClientAuth, IamSettings
 from connstorm.local_stack.rds_proxy.metrics import MetricsEndpoint, mean_recent
 from connstorm.local_stack.rds_proxy.pool import Pool, pool_limit
 from connstorm.local_stack.rds_proxy.session import ClientSession
+from connstorm.local_stack.rds_proxy.statements import StatementRegistry
 from connstorm.local_stack.resource import Resource
 from connstorm.sections.rds_proxy import RdsProxyConfig
 
@@ -74,6 +75,7 @@ class ProxyCore:
         self.idle_limit = limit * config.idle_percent // max(1, config.max_connections_percent)
         self.auth = ClientAuth(passwords, iam)
         self.pools: dict[tuple[str, str], Pool] = {}
+        self.statements = StatementRegistry()
         self.sessions: set[ClientSession] = set()
         self.by_key: dict[tuple[int, bytes], ClientSession] = {}
         self.queries = 0
@@ -159,6 +161,7 @@ class ProxyCore:
             names.MAX_DATABASE_CONNECTIONS: self.limit,
             names.BORROW_TIMEOUTS: self.borrow_timeouts,
             names.IDLE_CLIENTS_CLOSED: self.idle_closed,
+            names.PREPARED_STATEMENTS_INJECTED: self.statements.injected,
             names.PIN_REASONS: {k: dict(v) for k, v in self.pin_reasons.items()},
         }
 

@@ -48,6 +48,7 @@ from connstorm.local_stack import pg_wire
 from connstorm.local_stack.rds_proxy import pinning
 from connstorm.local_stack.rds_proxy.auth import AuthFailed
 from connstorm.local_stack.rds_proxy.pool import BorrowTimeout, Pool, ServerConnection
+from connstorm.local_stack.rds_proxy.statements import ServerStatements, StatementMux
 
 if TYPE_CHECKING:
     from connstorm.local_stack.rds_proxy.proxy import ProxyCore
@@ -60,8 +61,9 @@ OPTIONS_MESSAGE = "Feature not supported: RDS Proxy currently doesn't support co
 IDLE_TIMEOUT_MESSAGE = "terminating connection due to idle client timeout"
 LOGIN_TIMEOUT_S = 30.0
 _SYNCS = frozenset(b"QSF")
-#: Extended-protocol messages that wait for a Sync (COPY data does not: its Query does).
-_EXTENDED = frozenset(b"PBDECH")
+#: Extended-protocol messages that wait for a Sync (COPY data does not: its Query does;
+#: nor does a Flush, which psycopg's pipelines also send after their last Sync).
+_EXTENDED = frozenset(b"PBDEC")
 _length = struct.Struct("!i").unpack_from
 
 
@@ -91,7 +93,9 @@ class ClientSession:
         self._borrow_failure: bytes | None = None
         self._discard_error: bytes | None = None
         self._skip = 0
-        self._carry = b""
+        self._held = b""  # the start of a server message not passed on yet
+        self._clears = False  # DEALLOCATE ALL / DISCARD ALL on its way to the server
+        self._mux = StatementMux(core.statements)
         self._ended = False
         self._done: asyncio.Future[None] | None = None
 
@@ -135,6 +139,7 @@ class ClientSession:
                 self.pool.discard(conn)
             else:
                 self.pool.release(conn)
+        self._mux.close()
         self.core.session_ended(self)
         self.transport.close()
         if self._done is not None and not self._done.done():
@@ -210,7 +215,9 @@ class ClientSession:
         n = len(buf)
         pos = start = 0
         pin = self._batch_pin
-        extended = False
+        extended = special = False
+        has_names = bool(self._mux.names)
+        parses = closes = 0
         while n - pos >= 5:
             kind = buf[pos]
             length = _length(buf, pos + 1)[0]
@@ -230,26 +237,49 @@ class ClientSession:
             if end > self._scanned:  # not yet counted (a batch resumed after a borrow is)
                 if kind in (81, 69):  # Q, E
                     self.core.queries += 1
-                if kind in (81, 80) and self.pinned is None and pin is None:  # Q, P
-                    reason, sql = pinning.message_reason(b"Q" if kind == 81 else b"P",
-                                                         memoryview(buf)[pos + 5:end])
-                    if reason is not None:
-                        pin = (reason, sql)
+                if kind in (81, 80):  # Q, P
+                    pin = self._inspect(kind, memoryview(buf)[pos + 5:end], pin)
                 self._scanned = end
+            # Named statements (Parse; Bind, Describe, Close of one) need translating.
+            if kind == 80:
+                parses += 1
+                special = special or (length > 5 and buf[pos + 5] != 0)
+            elif kind == 66:
+                special = special or (has_names and length > 5
+                                      and (buf[pos + 5] != 0 or buf[pos + 6] != 0))
+            elif kind == 68 or kind == 67:
+                closes += kind == 67
+                special = special or (has_names and length > 5 and buf[pos + 5] == 83
+                                      and buf[pos + 6] != 0)
             pos = end
             if kind in _SYNCS:
-                if not self._send(buf, start, pos, False, pin, synced=True):
+                if not self._send(buf, start, pos, False, pin, True, special, parses, closes):
                     self._suspend(start, pin)
                     return
-                start, pin, extended = pos, None, False
+                start, pin, extended, special, parses, closes = pos, None, False, False, 0, 0
             elif kind in _EXTENDED:
                 extended = True
-        if start < pos and not self._send(buf, start, pos, extended, pin, synced=False):
+        if start < pos and not self._send(buf, start, pos, extended, pin, False, special,
+                                          parses, closes):
             self._suspend(start, pin)
             return
         self._batch_pin = None
         del buf[:pos]
         self._scanned = max(0, self._scanned - pos)
+
+    def _inspect(self, kind: int, body: memoryview,
+                 pin: tuple[str, str] | None) -> tuple[str, str] | None:
+        """The pin reason of a Query or Parse (if none yet); note DEALLOCATE/DISCARD ALL."""
+        if self.pinned is None and pin is None:
+            reason, sql = pinning.message_reason(b"Q" if kind == 81 else b"P", body)
+            if reason is not None:
+                pin = (reason, sql)
+                if reason in pinning.CLEARING_REASONS and pinning.clears_statements(sql):
+                    self._clears = True
+        elif pinning.may_clear_statements(body):
+            _, sql = pinning.statement_text(b"Q" if kind == 81 else b"P", body)
+            self._clears = self._clears or pinning.clears_statements(sql)
+        return pin
 
     def _suspend(self, start: int, pin: tuple[str, str] | None) -> None:
         """A borrow must wait: keep the batch from ``start`` for when it is done."""
@@ -258,19 +288,26 @@ class ClientSession:
         self._batch_pin = pin
 
     def _send(self, buf: bytearray, start: int, end: int, extended: bool,
-              pin: tuple[str, str] | None, *, synced: bool) -> bool:
+              pin: tuple[str, str] | None, synced: bool, special: bool, parses: int,
+              closes: int) -> bool:
         """Forward ``buf[start:end]``; False when a borrow has to wait first.
 
         ``synced``: the batch ends with a Query/Sync/FunctionCall (one
         ReadyForQuery will answer it); ``extended``: it holds extended-protocol
-        messages still waiting for their Sync (the connection must stay).
+        messages still waiting for their Sync (the connection must stay);
+        ``special``: it names prepared statements (translated by
+        :class:`.statements.StatementMux`), else it has ``parses`` Parse and
+        ``closes`` Close messages, counted so that injected ones can be told apart.
         """
         if self._discard_error is not None:  # a failed borrow: skip to the Sync
             if synced:
                 self.transport.write(self._discard_error + pg_wire.ready_for_query())
                 self._discard_error = None
+            self._clears = False
             return True
         server = self.server
+        if server is None and not (synced or extended):
+            return True  # a lone Flush with nothing in flight: nothing to borrow for
         if server is None:
             failure, self._borrow_failure = self._borrow_failure, None
             if failure is None:
@@ -281,21 +318,35 @@ class ClientSession:
                     self.transport.pause_reading()
                     return False
                 server = self._attach(conn)
-            elif synced:
-                self.transport.write(failure + pg_wire.ready_for_query())
-                return True
             else:
-                self._discard_error = failure
+                self._clears = False
+                if synced:
+                    self.transport.write(failure + pg_wire.ready_for_query())
+                else:
+                    self._discard_error = failure
                 return True
         if pin is not None and self.pinned is None:
             self.pinned = pin[0]
             self.core.pinned(self, server, *pin)
+        mux = self._mux
+        if special:
+            assert server.statements is not None
+            data = mux.translate(buf, start, end, server.statements)
+        else:
+            data = bytes(buf[start:end])
+            mux.open_parses += parses
+            mux.open_closes += closes
         if synced:
             self.pending += 1
             self.open_batch = False
+            mux.syncs_sent += 1
+            mux.open_parses = mux.open_closes = 0
         elif extended:
             self.open_batch = True
-        server.transport.write(bytes(buf[start:end]))
+        server.transport.write(data)
+        if self._clears:
+            self._clears = False
+            mux.forget_all(server.statements)
         return True
 
     async def _borrow(self) -> None:
@@ -327,44 +378,80 @@ class ClientSession:
     def _attach(self, conn: ServerConnection) -> ServerConnection:
         self.server = conn
         conn.session = self
+        if conn.statements is None:
+            conn.statements = ServerStatements(self.core.statements)
         self.status = b"I"
-        self._skip, self._carry = 0, b""
+        self._skip, self._held = 0, b""
+        self._mux.reset()
         return conn
 
     # ------------------------------------------------------------ server to client
 
     def server_data(self, data: bytes) -> None:
-        """Server bytes: to the client as they are; at the transaction's end, release."""
-        self.transport.write(data)
+        """Server bytes to the client (a few dropped or rewritten); release at the end.
+
+        Message headers are walked to find each ReadyForQuery and its status,
+        and the ParseComplete/CloseComplete/ErrorResponse messages the
+        statement bookkeeping (:class:`.statements.StatementMux`) answers for.
+        Bytes go on unchanged unless one of those must be dropped or
+        rewritten; a message start too short to judge is held back until the
+        rest arrives.
+        """
         skip = self._skip
-        if skip >= len(data):
-            self._skip = skip - len(data)
-            return
-        if self._carry:
-            data, self._carry = self._carry + data[skip:], b""
-            i = 0
-        else:
-            i = skip
-        self._skip = 0
         n = len(data)
-        while i < n:  # walk the headers to find each ReadyForQuery and its status
+        if skip >= n:  # inside a message already being passed on
+            self._skip = skip - n
+            self.transport.write(data)
+            return
+        if self._held:
+            data = self._held + data
+            n = len(data)
+            self._held = b""
+        self._skip = 0
+        mux = self._mux
+        errors = bool(mux.synthetic or mux.names)
+        pieces: list[bytes] | None = None
+        sent = 0  # data[sent:i] goes out as it came
+        i = skip
+        while i < n:  # walk the headers
             if n - i < 5:
-                self._carry = data[i:]
                 break
             end = i + 1 + _length(data, i + 1)[0]
-            if data[i] == 90:  # Z
+            kind = data[i]
+            if kind == 90:  # Z
                 if end > n:
-                    self._carry = data[i:]
                     break
                 self.pending -= 1
                 self.status = data[i + 5:i + 6]
+                mux.ready()
+            elif kind == 49 or kind == 51:  # ParseComplete, CloseComplete: 5 bytes
+                if mux.parse_complete() if kind == 49 else mux.close_complete():
+                    pieces = pieces if pieces is not None else []
+                    pieces.append(data[sent:i])
+                    sent = end
+            elif kind == 69 and errors:  # E
+                if end > n:
+                    break
+                replacement = mux.error(data[i + 5:end])
+                if replacement is not None:
+                    pieces = pieces if pieces is not None else []
+                    pieces += (data[sent:i], replacement)
+                    sent = end
             elif end > n:
                 self._skip = end - n
+                i = n
                 break
             i = end
+        if i < n:
+            self._held = data[i:]
+        if pieces is None:
+            self.transport.write(data if i == n else data[:i])
+        else:
+            pieces.append(data[sent:i])
+            self.transport.write(b"".join(pieces))
         self.last_active = self.loop.time()
         if (self.pending <= 0 and self.status == b"I" and not self.open_batch
-                and self.pinned is None and not self._carry and not self._skip):
+                and self.pinned is None and not self._held and not self._skip):
             conn, self.server = self.server, None
             if conn is not None and self.pool is not None:
                 conn.session = None

@@ -64,9 +64,11 @@ def _parse(name: bytes, sql: bytes) -> bytes:
     return name + b"\0" + sql + b"\0" + b"\0\0"
 
 
-def test_named_parse_pins_and_unnamed_parse_is_judged_by_its_text() -> None:
-    assert pinning.message_reason(b"P", _parse(b"_pg3_0", b"select 1")) == (
-        pinning.NAMED_PARSE, "select 1")
+def test_named_and_unnamed_parses_are_judged_by_their_text_alone() -> None:
+    # AWS multiplexes the extended protocol's prepared statements since November 2023.
+    assert pinning.message_reason(b"P", _parse(b"_pg3_0", b"select 1")) == (None, "")
+    assert pinning.message_reason(b"P", _parse(b"_pg3_1", b"set search_path = x")) == (
+        pinning.SESSION_SETTINGS, "set search_path = x")
     assert pinning.message_reason(b"P", _parse(b"", b"select $1")) == (None, "")
     assert pinning.message_reason(b"P", _parse(b"", b"select nextval($1)"))[0] == (
         pinning.SEQUENCE_FUNCTION)
@@ -81,4 +83,13 @@ def test_statements_over_16_kb_pin_and_others_never_do() -> None:
 
 
 def test_every_reason_is_listed_once() -> None:
-    assert len(set(pinning.ALL_REASONS)) == len(pinning.ALL_REASONS) == 11
+    assert len(set(pinning.ALL_REASONS)) == len(pinning.ALL_REASONS) == 10
+
+
+@pytest.mark.parametrize(("sql", "clears"), [
+    ("DEALLOCATE ALL", True), ("deallocate prepare all", True), ("DISCARD ALL", True),
+    ("select 1; discard all", True), ("DEALLOCATE _pg3_0", False), ("DISCARD PLANS", False),
+    ("select 'discard all'", False),
+])
+def test_statements_that_drop_every_prepared_statement(sql: str, clears: bool) -> None:
+    assert pinning.clears_statements(sql) is clears

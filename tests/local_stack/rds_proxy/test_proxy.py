@@ -106,8 +106,8 @@ def test_each_documented_condition_pins(pg: PostgresServer, make_proxy: MakeProx
     assert [p.reason for p in proxy.pins] == [reason]
 
 
-def test_load_and_named_prepared_statements_pin(pg: PostgresServer,
-                                                make_proxy: MakeProxy) -> None:
+def test_load_pins_and_a_named_prepared_statement_does_not(pg: PostgresServer,
+                                                           make_proxy: MakeProxy) -> None:
     proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
     dsn = client_dsn(proxy, pg)
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -115,8 +115,8 @@ def test_load_and_named_prepared_statements_pin(pg: PostgresServer,
             conn.execute("load 'rdsp_no_such_library'")
         conn.execute("select 1")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("select %s::int", (1,), prepare=True)  # Parse with a name
-    assert [p.reason for p in proxy.pins] == [pinning.LOAD, pinning.NAMED_PARSE]
+        conn.execute("select %s::int", (1,), prepare=True)  # Parse with a name: multiplexed
+    assert [p.reason for p in proxy.pins] == [pinning.LOAD]
 
 
 def test_plain_transactions_and_set_local_do_not_pin(pg: PostgresServer,

@@ -1,0 +1,459 @@
+"""Named prepared statements of the extended query protocol, multiplexed (not pinned).
+
+What AWS documents
+    Since November 2023 RDS Proxy multiplexes clients that use the extended
+    query protocol (AWS Database Blog, "Amazon RDS Proxy multiplexing support
+    for PostgreSQL Extended Query Protocol"); the "Avoiding pinning an RDS
+    Proxy" page now names only the SQL-level ``PREPARE``, ``EXECUTE``,
+    ``DEALLOCATE`` and ``DISCARD`` among the PostgreSQL pin conditions, and
+    the "Limitations for RDS Proxy" page (section "Additional limitations for
+    RDS for PostgreSQL") no longer lists the extended protocol. How: AWS's
+    patent US 11,943,316 ("Database connection multiplexing for prepared
+    statements") describes storing each client's Parse in the client
+    connection's state and, when a later Bind uses it on another database
+    connection, injecting a Parse there first.
+
+What is modelled (as PgBouncer >= 1.21 does it, ``src/prepare.c``)
+    * Each client's statements: name -> :class:`Statement` (query text and
+      parameter types), kept for the whole session as PostgreSQL keeps them
+      (PostgreSQL "Message Flow", "Extended Query": a named prepared statement
+      "lasts till the end of the current session, unless explicitly
+      destroyed").
+    * On the database side every statement has one unique name
+      (``__connstorm_rdsp_<n>``), shared by all clients whose text and types
+      are the same, so two clients' ``_pg3_0`` never clash and the database
+      prepares a query once per connection, not once per client.
+    * A Bind or Describe of a statement the borrowed connection does not have
+      yet gets a Parse injected before it; its ParseComplete is swallowed.
+    * Each connection keeps at most :data:`MAX_SERVER_STATEMENTS` (PgBouncer's
+      ``max_prepared_statements`` default); the least recently used beyond
+      that is closed on the server (its CloseComplete swallowed).
+    * Close of a statement forgets it and is passed on, so the server answers
+      CloseComplete in order (PostgreSQL: "It is not an error to issue Close
+      against a nonexistent statement or portal name").
+    * Bind or Describe of a name the client never prepared is passed on as
+      it came: the server answers what PostgreSQL answers (26000, ``prepared
+      statement "x" does not exist``), skips to the Sync and aborts the
+      transaction, so the client and the others go on as they would.
+    * Parse of a name the client already has: PostgreSQL's 42P05 ``prepared
+      statement "x" already exists``, produced in its place in the stream by
+      a Describe of a marker name whose 26000 error is rewritten.
+    * Optimism, then correction: a statement is recorded when its Parse is
+      sent; if the server fails or skips it (an error earlier in the batch),
+      the record is taken back when that batch's ReadyForQuery arrives, so a
+      failed Parse is never taken for a prepared one.
+    * SQL-level ``DEALLOCATE ALL``/``DISCARD ALL`` (which pin) forget the
+      client's statements, and the connection's cache becomes unsure: each
+      later injection there closes the name first (a Close of a missing name
+      is harmless).
+
+Bounds: PgBouncer keeps a client's statements without limit, as PostgreSQL
+does. Here a client may hold :data:`MAX_CLIENT_STATEMENTS` statements and
+:data:`MAX_CLIENT_STATEMENT_BYTES` of their text; a Parse beyond that fails
+with SQLSTATE 53400 (configuration_limit_exceeded), the client keeps what it
+has, and nothing is evicted behind its back (an evicted name would make a
+later Bind fail where PostgreSQL succeeds).
+
+Not modelled: ``DEALLOCATE name`` or ``EXECUTE name`` in SQL of a name
+prepared with Parse (both pin; the server does not know the client's name,
+as with PgBouncer); portals built on a statement evicted in the same batch.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import re
+import struct
+from collections.abc import Callable
+
+from connstorm.local_stack import pg_wire
+
+#: Prefix of the server-side statement names (and of the error markers).
+PREFIX = b"__connstorm_rdsp_"
+#: Statements kept prepared per database connection (PgBouncer's max_prepared_statements).
+MAX_SERVER_STATEMENTS = 200
+#: Statements one client may hold, and bytes of their text and parameter types.
+MAX_CLIENT_STATEMENTS = 10_000
+MAX_CLIENT_STATEMENT_BYTES = 32 << 20
+
+_PARSE_COMPLETE, _CLOSE_COMPLETE = 49, 51
+_MARKER = re.compile(re.escape(PREFIX) + rb"[0-9a-z_]+")
+_length = struct.Struct("!i").unpack_from
+
+
+class Statement:
+    """One statement text (query + parameter types) and its server-side name."""
+
+    __slots__ = ("body", "refs", "server_name")
+
+    def __init__(self, body: bytes, server_name: bytes) -> None:
+        self.body = body  # the Parse payload after the name: query, int16 n, n oids
+        self.server_name = server_name
+        self.refs = 0
+
+
+class StatementRegistry:
+    """Every statement some client or connection holds, by text: one per proxy.
+
+    Reference-counted, so a statement no client and no connection holds is
+    forgotten (a client inventing statements cannot grow it for ever).
+    """
+
+    def __init__(self) -> None:
+        self._by_body: dict[bytes, Statement] = {}
+        self._ids = itertools.count(1)
+        #: Parses injected before a Bind or Describe (connstorm's own metric).
+        self.injected = 0
+
+    def acquire(self, body: bytes) -> Statement:
+        """The statement for ``body`` (made on first use), with one more reference."""
+        stmt = self._by_body.get(body)
+        if stmt is None:
+            stmt = Statement(body, PREFIX + str(next(self._ids)).encode())
+            self._by_body[body] = stmt
+        stmt.refs += 1
+        return stmt
+
+    def release(self, stmt: Statement) -> None:
+        """Drop one reference; the last one forgets the statement."""
+        stmt.refs -= 1
+        if stmt.refs <= 0:
+            self._by_body.pop(stmt.body, None)
+
+    def __len__(self) -> int:
+        return len(self._by_body)
+
+
+class ServerStatements:
+    """What one database connection has prepared: statement -> state, least recently used first.
+
+    State ``True``: prepared; ``False``: unsure (close before preparing
+    again); an :class:`_Act`: being closed by that injected Close.
+    """
+
+    __slots__ = ("closing", "lru", "registry", "unsure_all")
+
+    def __init__(self, registry: StatementRegistry) -> None:
+        self.registry = registry
+        self.lru: collections.OrderedDict[Statement, object] = collections.OrderedDict()
+        self.unsure_all = False
+        self.closing = 0
+
+    def release_all(self) -> None:
+        """The connection is closed: drop every reference; idempotent."""
+        lru, self.lru = self.lru, collections.OrderedDict()
+        for stmt in lru:
+            self.registry.release(stmt)
+        self.closing = 0
+
+
+class _Act:
+    """What to do when the server answers (or skips) one injected or rewritten message."""
+
+    __slots__ = ("fail", "ok", "ordinal", "seq", "swallow")
+
+    def __init__(self, seq: int, ordinal: int, swallow: bool,
+                 ok: Callable[[], None] | None, fail: Callable[[], None] | None) -> None:
+        self.seq, self.ordinal, self.swallow = seq, ordinal, swallow
+        self.ok, self.fail = ok, fail
+
+
+class StatementMux:
+    """One client's statements and the bookkeeping of the responses that change.
+
+    The client side counts what it sends in the current batch (Parses and
+    Closes since the last Sync, ``open_*``; Syncs, ``syncs_sent``); the server
+    side counts what comes back (``parses_seen``/``closes_seen`` since the last
+    ReadyForQuery, ``syncs_done``). An action belongs to the n-th Parse (or
+    Close) of a given batch; the server answers them in order, so the n-th
+    ParseComplete of that batch is its answer, and a ReadyForQuery that ends
+    the batch before it means the server failed or skipped it.
+    """
+
+    def __init__(self, registry: StatementRegistry) -> None:
+        self.registry = registry
+        self.names: dict[bytes, Statement] = {}
+        self.bytes = 0
+        self.parse_acts: collections.deque[_Act] = collections.deque()
+        self.close_acts: collections.deque[_Act] = collections.deque()
+        self.synthetic: dict[bytes, tuple[int, bytes]] = {}
+        self._markers = itertools.count(1)
+        self.reset()
+
+    def reset(self) -> None:
+        """A connection was just borrowed: nothing is in flight on it."""
+        self.syncs_sent = self.open_parses = self.open_closes = 0
+        self.syncs_done = self.parses_seen = self.closes_seen = 0
+        self.parse_acts.clear()
+        self.close_acts.clear()
+        self.synthetic.clear()
+
+    def close(self) -> None:
+        """The client left: forget its statements."""
+        for stmt in self.names.values():
+            self.registry.release(stmt)
+        self.names.clear()
+        self.bytes = 0
+
+    # ------------------------------------------------------------ client to server
+
+    def translate(self, buf: bytearray, start: int, end: int,
+                  cache: ServerStatements) -> bytes:
+        """``buf[start:end]`` (whole messages) as the server must get it."""
+        out = bytearray()
+        copied = pos = start
+        while pos < end:
+            kind = buf[pos]
+            mend = pos + 1 + _length(buf, pos + 1)[0]
+            if mend - pos > 6:
+                if kind == 80 and buf[pos + 5]:  # P, named
+                    out += buf[copied:pos]
+                    self._parse(out, bytes(buf[pos + 5:mend]), cache)
+                    copied = mend
+                elif kind == 66:  # B
+                    body = bytes(buf[pos + 5:mend])
+                    if self._bind(out, buf[copied:pos], body, cache):
+                        copied = mend
+                elif kind in (68, 67) and buf[pos + 5] == 83 and buf[pos + 6]:  # D/C, statement
+                    out += buf[copied:pos]
+                    body = bytes(buf[pos + 5:mend])
+                    (self._describe if kind == 68 else self._close)(out, body, cache)
+                    copied = mend
+                elif kind == 80:
+                    self.open_parses += 1
+                elif kind == 67:
+                    self.open_closes += 1
+            elif kind == 80:
+                self.open_parses += 1
+            elif kind == 67:
+                self.open_closes += 1
+            pos = mend
+        out += buf[copied:end]
+        return bytes(out)
+
+    def _emit_parse(self, out: bytearray, stmt: Statement, swallow: bool,
+                    fail: Callable[[], None] | None) -> None:
+        out += pg_wire.message(b"P", stmt.server_name + b"\0" + stmt.body)
+        self.open_parses += 1
+        self.parse_acts.append(_Act(self.syncs_sent, self.open_parses, swallow, None, fail))
+
+    def _emit_close(self, out: bytearray, name: bytes, act: bool = True,
+                    ok: Callable[[], None] | None = None,
+                    fail: Callable[[], None] | None = None) -> None:
+        out += pg_wire.message(b"C", b"S" + name + b"\0")
+        self.open_closes += 1
+        if act:
+            self.close_acts.append(_Act(self.syncs_sent, self.open_closes, True, ok, fail))
+
+    def _synthetic_error(self, out: bytearray, text: str, code: str) -> None:
+        """An ErrorResponse in this message's place: a Describe the server must refuse."""
+        marker = PREFIX + b"e" + str(next(self._markers)).encode()
+        self.synthetic[marker] = (self.syncs_sent,
+                                  pg_wire.error_response(text, code, "ERROR"))
+        out += pg_wire.message(b"D", b"S" + marker + b"\0")
+
+    def _parse(self, out: bytearray, body: bytes, cache: ServerStatements) -> None:
+        cut = body.find(b"\0")
+        name, rest = body[:cut], body[cut + 1:]
+        if name in self.names:
+            self._synthetic_error(out, f'prepared statement "{_text(name)}" already exists',
+                                  "42P05")
+            return
+        if (len(self.names) >= MAX_CLIENT_STATEMENTS
+                or self.bytes + len(rest) > MAX_CLIENT_STATEMENT_BYTES):
+            self._synthetic_error(
+                out, f"RDS Proxy stand-in: this client holds {len(self.names)} prepared "
+                f"statements ({self.bytes} bytes), the most it keeps; close some first",
+                "53400")
+            return
+        stmt = self.registry.acquire(rest)
+        self.names[name] = stmt
+        self.bytes += len(rest)
+
+        def failed() -> None:  # PostgreSQL keeps no statement whose Parse failed
+            if self.names.get(name) is stmt:
+                del self.names[name]
+                self.bytes -= len(rest)
+                self.registry.release(stmt)
+            self._unsure(cache, stmt)
+
+        state = cache.lru.get(stmt)
+        if state is not None or cache.unsure_all:
+            # The connection has it (or may): close it, so the client's own Parse
+            # is answered by a real ParseComplete in its place.
+            self._emit_close(out, stmt.server_name)
+        self._track(cache, stmt)
+        self._emit_parse(out, stmt, False, failed)
+        self._evict(out, cache)
+
+    def _ensure(self, out: bytearray, stmt: Statement, cache: ServerStatements) -> None:
+        """Make ``stmt`` prepared on the connection (inject a Parse if need be)."""
+        state = cache.lru.get(stmt)
+        if state is True:
+            cache.lru.move_to_end(stmt)
+            return
+        if state is not None or cache.unsure_all:
+            self._emit_close(out, stmt.server_name)
+        self._track(cache, stmt)
+        self.registry.injected += 1
+        self._emit_parse(out, stmt, True, lambda: self._unsure(cache, stmt))
+        self._evict(out, cache)
+
+    def _track(self, cache: ServerStatements, stmt: Statement) -> None:
+        state = cache.lru.get(stmt)
+        if state is None:
+            stmt.refs += 1  # the connection's reference
+        elif isinstance(state, _Act):
+            cache.closing -= 1
+        cache.lru[stmt] = True
+        cache.lru.move_to_end(stmt)
+
+    @staticmethod
+    def _unsure(cache: ServerStatements, stmt: Statement) -> None:
+        if stmt in cache.lru:
+            if isinstance(cache.lru[stmt], _Act):
+                cache.closing -= 1
+            cache.lru[stmt] = False
+
+    def _evict(self, out: bytearray, cache: ServerStatements) -> None:
+        """Close the least recently used statements beyond the connection's bound."""
+        excess = len(cache.lru) - cache.closing - MAX_SERVER_STATEMENTS
+        if excess <= 0:
+            return
+        for stmt, state in list(cache.lru.items()):
+            if excess <= 0:
+                break
+            if isinstance(state, _Act) or (state is True and stmt is next(reversed(cache.lru))):
+                continue
+            act = _Act(0, 0, True, None, None)
+
+            def closed(stmt: Statement = stmt, act: _Act = act) -> None:
+                if cache.lru.get(stmt) is act:
+                    del cache.lru[stmt]
+                    cache.closing -= 1
+                    cache.registry.release(stmt)
+
+            act.ok, act.fail = closed, lambda stmt=stmt: self._unsure(cache, stmt)
+            self._emit_close(out, stmt.server_name, act=False)
+            act.seq, act.ordinal = self.syncs_sent, self.open_closes
+            self.close_acts.append(act)
+            cache.lru[stmt] = act
+            cache.closing += 1
+            excess -= 1
+
+    def _bind(self, out: bytearray, before: bytearray | memoryview, body: bytes,
+              cache: ServerStatements) -> bool:
+        """Rewrite a Bind of a known statement; False: pass it on as it came."""
+        portal_end = body.find(b"\0")
+        name_end = body.find(b"\0", portal_end + 1)
+        stmt = self.names.get(body[portal_end + 1:name_end]) if name_end > portal_end else None
+        if stmt is None:
+            return False
+        out += before
+        self._ensure(out, stmt, cache)
+        out += pg_wire.message(b"B", body[:portal_end + 1] + stmt.server_name + body[name_end:])
+        return True
+
+    def _describe(self, out: bytearray, body: bytes, cache: ServerStatements) -> None:
+        stmt = self.names.get(body[1:-1])
+        if stmt is None:  # unknown: the server answers PostgreSQL's 26000
+            out += pg_wire.message(b"D", body)
+            return
+        self._ensure(out, stmt, cache)
+        out += pg_wire.message(b"D", b"S" + stmt.server_name + b"\0")
+
+    def _close(self, out: bytearray, body: bytes, cache: ServerStatements) -> None:
+        name = body[1:-1]
+        stmt = self.names.pop(name, None)
+        out += pg_wire.message(b"C", body)  # the server answers CloseComplete in order
+        self.open_closes += 1
+        if stmt is None:
+            return
+        self.bytes -= len(stmt.body)
+
+        def done() -> None:
+            self.registry.release(stmt)
+
+        def skipped() -> None:  # an earlier error: PostgreSQL would not have closed it
+            if name not in self.names:
+                self.names[name] = stmt
+                self.bytes += len(stmt.body)
+            else:
+                self.registry.release(stmt)
+
+        self.close_acts.append(_Act(self.syncs_sent, self.open_closes, False, done, skipped))
+
+    def forget_all(self, cache: ServerStatements | None) -> None:
+        """``DEALLOCATE ALL`` or ``DISCARD ALL`` went to the server."""
+        self.close()
+        if cache is not None:
+            cache.unsure_all = True
+            for stmt in cache.lru:
+                if cache.lru[stmt] is True:
+                    cache.lru[stmt] = False
+
+    # ------------------------------------------------------------ server to client
+
+    def parse_complete(self) -> bool:
+        """A ParseComplete came; True when it answers an injected Parse (drop it)."""
+        self.parses_seen += 1
+        acts = self.parse_acts
+        if acts and acts[0].seq == self.syncs_done and acts[0].ordinal == self.parses_seen:
+            act = acts.popleft()
+            if act.ok is not None:
+                act.ok()
+            return act.swallow
+        return False
+
+    def close_complete(self) -> bool:
+        """A CloseComplete came; True when it answers an injected Close (drop it)."""
+        self.closes_seen += 1
+        acts = self.close_acts
+        if acts and acts[0].seq == self.syncs_done and acts[0].ordinal == self.closes_seen:
+            act = acts.popleft()
+            if act.ok is not None:
+                act.ok()
+            return act.swallow
+        return False
+
+    def ready(self) -> None:
+        """A ReadyForQuery ended a batch: what was not answered was failed or skipped."""
+        done = self.syncs_done
+        for acts in (self.parse_acts, self.close_acts):
+            while acts and acts[0].seq <= done:
+                act = acts.popleft()
+                if act.fail is not None:
+                    act.fail()
+        if self.synthetic:
+            for marker in [m for m, (seq, _) in self.synthetic.items() if seq <= done]:
+                del self.synthetic[marker]
+        self.syncs_done = done + 1
+        self.parses_seen = self.closes_seen = 0
+
+    def error(self, payload: bytes) -> bytes | None:
+        """An ErrorResponse to give the client instead, or None to pass it on.
+
+        A marker's refusal becomes the error it stands for; a server-side
+        statement name in a message becomes the client's own name.
+        """
+        found = _MARKER.search(payload)
+        if found is None:
+            return None
+        entry = self.synthetic.pop(found.group(), None)
+        if entry is not None:
+            return entry[1]
+        server_name = found.group()
+        for name, stmt in self.names.items():
+            if stmt.server_name == server_name:
+                return pg_wire.message(b"E", payload.replace(server_name, name))
+        return None
+
+    @property
+    def editing(self) -> bool:
+        """Responses must be looked at (some are dropped or rewritten)."""
+        return bool(self.parse_acts or self.close_acts or self.synthetic)
+
+
+def _text(name: bytes) -> str:
+    return name.decode(errors="replace")
