@@ -17,14 +17,20 @@ after the CloudWatch metrics they stand for where there is one:
 * ``deploys``, ``peak_superseded_environments`` (an earlier version's environments
   alive at once after a deploy), ``scheduled_invocations`` (``[[schedules]]``
   pings) and ``rejections`` (invocations a VPC function refused: ``Pending`` or
-  out of subnet addresses).
+  out of subnet addresses);
+* ``refused_while_vanished``: invocations that failed on ``too many clients``
+  between two ``emulator`` samples of which the later still counted connections of
+  reaped environments held open at the server (``vanished_connections``,
+  docs/lambda-vanished.md): the refusals of the tail after a deploy or a scale-down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from connstorm import error_kinds
+from connstorm import metric_names as names
 from connstorm.samples import Row
 from connstorm.scenario import Scenario
 
@@ -53,4 +59,18 @@ def lifecycle_figures(rows: Sequence[Row], scenario: Scenario) -> dict[str, Any]
             (int(r.get("superseded") or 0) for r in emulator), default=0),
         "scheduled_invocations": int(last.get("scheduled_invocations") or 0),
         "rejections": int(last.get("rejections") or 0),
+        "refused_while_vanished": _refused_while_vanished(emulator),
     }
+
+
+def _refused_while_vanished(emulator: Sequence[Row]) -> int:
+    """Refusals counted in an interval that ended with vanished connections still held."""
+    total, before = 0, 0
+    for row in emulator:
+        kinds = row.get(names.ERRORS_BY_KIND)
+        now = int(kinds.get(error_kinds.TOO_MANY_CONNECTIONS) or 0) \
+            if isinstance(kinds, Mapping) else before
+        if int(row.get(names.VANISHED_CONNECTIONS) or 0) > 0:
+            total += max(0, now - before)
+        before = now
+    return total

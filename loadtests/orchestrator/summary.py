@@ -197,6 +197,8 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "peak_proxy_client_connections": _peak(rows, "rds_proxy", names.CLIENT_CONNECTIONS),
         "peak_proxy_database_connections": _peak(rows, "rds_proxy", names.DATABASE_CONNECTIONS),
         "peak_pinned_connections": _peak(rows, "rds_proxy", names.DATABASE_CONNECTIONS_PINNED),
+        # Connections of reaped environments the servers still held (docs/lambda-vanished.md).
+        "peak_vanished_connections": _peak(rows, "emulator", names.VANISHED_CONNECTIONS),
         "proxy_max_connections": stack.get("rds_proxy_max_connections"),
         "pin_reasons": pin_counts,
         "pin_samples": pin_samples,

@@ -44,7 +44,7 @@ def stats_to_row(stats: Mapping[str, Any]) -> dict[str, Any]:
     else:
         row[names.CONCURRENCY] = _int(conc)
         row[names.CONCURRENCY_PEAK] = _int(stats.get(names.CONCURRENCY_PEAK, 0))
-    for key in names.EMULATOR_COUNTERS + names.EMULATOR_LIFECYCLE:
+    for key in names.EMULATOR_COUNTERS + names.EMULATOR_LIFECYCLE + names.EMULATOR_VANISHED:
         row[key] = _int(stats.get(key, 0))
     kinds = stats.get(names.ERRORS_BY_KIND)
     row[names.ERRORS_BY_KIND] = ({str(k): _int(v) for k, v in kinds.items()}

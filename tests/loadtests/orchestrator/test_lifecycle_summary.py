@@ -102,3 +102,19 @@ def test_run_with_a_deploy_shows_old_and_new_generations_connected_at_once(
         variant["cold_starts"]
     assert f"up to {old} environments of the old version stayed connected" in (
         run_dir / "summary.md").read_text()
+
+
+def test_refusals_while_vanished_connections_were_held(tmp_path: Path) -> None:
+    path = tmp_path / "pc.toml"
+    path.write_text(SCENARIO.replace("provisioned_concurrency = 4", ""))
+
+    def row(refused: int, held: int) -> dict[str, object]:
+        return {"collector": "emulator", "ok": True, "vanished_connections": held,
+                "errors_by_kind": {"too_many_connections": refused}}
+
+    rows = [row(0, 0), row(2, 0),  # refused before any environment vanished: not counted
+            row(2, 4), row(7, 4), {"collector": "emulator", "ok": False}, row(9, 6),
+            row(10, 0)]  # the last one after the held connections were gone
+    out = lifecycle_figures(rows, load_scenario(path))
+    assert out["refused_while_vanished"] == 7
+    assert lifecycle_figures([], load_scenario(path))["refused_while_vanished"] == 0

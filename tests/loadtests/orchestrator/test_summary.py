@@ -43,7 +43,8 @@ def _run_folder(tmp_path: Path) -> Path:
             w.write("postgres", {"ok": True, "db_total": total, "db_app": total - 1,
                                  "max_connections": 20}, t=float(i))
             w.write("emulator", {"ok": True, "env_total": 10 * i, "cold_starts": 7 * i,
-                                 "concurrency_peak": (3, 25, 25)[i], "throttles": 0},
+                                 "concurrency_peak": (3, 25, 25)[i], "throttles": 0,
+                                 "vanished_connections": (0, 4, 2)[i]},
                     t=float(i))
         w.write("postgres", {"ok": False, "error": "gone"}, t=3.0)
     return run
@@ -58,6 +59,7 @@ def test_summary_variant_has_every_contract_key(tmp_path: Path) -> None:
     assert (variant["db_path"], variant["pool_mode"]) == ("direct", None)
     assert (variant["requests"], variant["failures"], variant["rps"]) == (100, 40, 10.0)
     assert (variant["p50_ms"], variant["p95_ms"], variant["p99_ms"]) == (5.0, 25.0, 45.0)
+    assert variant["peak_vanished_connections"] == 4
     assert variant["errors_by_kind"] == {"http_error": 10, "too_many_connections": 30}
     assert variant["peak_db_connections"] == 20
     assert variant["max_connections"] == 20

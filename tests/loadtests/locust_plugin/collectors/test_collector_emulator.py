@@ -19,6 +19,7 @@ STATS: dict[str, Any] = {
     "env_stopping": 0, "env_total": 15, "env_reaped": 2, "concurrency": 4,
     "concurrency_peak": 9, "invocations": 120, "cold_starts": 15, "throttles": 3, "timeouts": 1,
     "errors": 7, "errors_by_kind": {"too_many_connections": 6, "lambda_timeout": 1},
+    "vanished_connections": 5, "vanished_environments": 4,
     "functions": {"api": {}},
 }
 
@@ -56,6 +57,8 @@ def test_emulator_stats_map_to_the_documented_columns() -> None:
     assert row["concurrency"] == 4
     assert row["concurrency_peak"] == 9
     assert row["errors_by_kind"] == {"too_many_connections": 6, "lambda_timeout": 1}
+    # reaped environments' connections the server still holds: a series of their own
+    assert (row["vanished_connections"], row["vanished_environments"]) == (5, 4)
     nested = stats_to_row({"environments": {"busy": 2, "frozen": 3},
                            "concurrency": {"now": 2, "peak": 5}})
     assert nested["env_total"] == 5
