@@ -130,9 +130,22 @@ def db_connections(run: RunData) -> list[Series]:
                   style="area", source=f"postgres.db_by_state.{state}")
            for state in _mapping_keys(rows, "db_by_state")]
     out.append(Series("db total", *_column(rows, "db_total"), source="postgres.db_total"))
+    out += _vanished(run)
     out += _limit(rows, "max_connections", "max_connections", "postgres.max_connections",
                   run.stack.get("max_connections"))
     return out
+
+
+def _vanished(run: RunData) -> list[Series]:
+    """Connections of reaped environments the server still holds, as their own line.
+
+    A reaped environment's microVM is gone without closing its sockets; the
+    server keeps them until its keepalive gives up (docs/lambda-vanished.md). They
+    are part of the connections above, with no process behind them: drawn apart
+    so the tail after a deploy or a scale-down shows for what it is.
+    """
+    return _simple(run, "emulator", (names.VANISHED_CONNECTIONS,),
+                   {names.VANISHED_CONNECTIONS: "vanished envs' conns (no process)"})
 
 
 def pooler(run: RunData) -> list[Series]:
@@ -158,9 +171,11 @@ def environments(run: RunData) -> list[Series]:
     rows = run.series("emulator")
     if not rows:
         return []
-    out = _simple(run, "emulator", ("env_busy", "env_frozen", "env_idle", "env_initializing"),
+    out = _simple(run, "emulator", ("env_busy", "env_frozen", "env_idle", "env_initializing",
+                                    names.VANISHED_ENVIRONMENTS),
                   {"env_busy": "envs busy", "env_frozen": "envs frozen", "env_idle": "envs idle",
-                   "env_initializing": "envs initializing"},
+                   "env_initializing": "envs initializing",
+                   names.VANISHED_ENVIRONMENTS: "envs vanished, conns held"},
                   always=("env_busy", "env_frozen"))
     xs, cumulative = _column(rows, "cold_starts")
     new: list[Value] = []

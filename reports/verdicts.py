@@ -149,6 +149,9 @@ def verdict(variant: Mapping[str, Any]) -> str:
     lifecycle = lifecycle_text(variant)
     if lifecycle:
         line = f"{line}; {lifecycle}"
+    vanished = vanished_text(variant)
+    if vanished:
+        line = f"{line}; {vanished}"
     recovery = recovery_text(variant)
     if recovery:
         line = f"{line}; {recovery}"
@@ -182,6 +185,28 @@ def lifecycle_text(variant: Mapping[str, Any]) -> str:
     if _num(life.get("rejections")):
         parts.append(f"{fmt(life.get('rejections'))} invocations refused by the VPC set-up")
     return "; ".join(parts)
+
+
+def vanished_text(variant: Mapping[str, Any]) -> str:
+    """The connections reaped environments left open at the server, or "".
+
+    Lambda reclaims an environment without a signal; its connections stay open at
+    the server until its keepalive gives up (docs/lambda-vanished.md). Refusals
+    while they were held are the tail users see after a deploy or a scale-down.
+    """
+    held = _num(variant.get("peak_vanished_connections"))
+    if not held:
+        return ""
+    text = (f"up to {fmt(held)} connection{'s' if held != 1 else ''} of reaped "
+            f"environments stayed open at the server with no process behind them (the "
+            f"microVM vanished; they go only when the server's keepalive gives up)")
+    life = variant.get("lambda_lifecycle")
+    refused = _num(life.get("refused_while_vanished")) if isinstance(life, Mapping) else 0.0
+    if refused:
+        text += (f"; {fmt(refused)} invocation{'s' if refused != 1 else ''} were refused "
+                 f"(too_many_connections) while they held their slots: the tail of a deploy "
+                 f"or scale-down")
+    return text
 
 
 def _percent(value: Any) -> str:
