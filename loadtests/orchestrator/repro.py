@@ -83,10 +83,19 @@ FAILOVER_QUICK = LoadPlan(users=6, step_users=6, step_duration_s=13.0, duration_
                           query_wait_timeout_s=3, variant_budget_s=23)
 
 
+#: ``--preset deploy``: six users, all the time, well inside the 17 slots; only what the
+#: deploys leave behind can fill them (two deploys: three versions' connections).
+DEPLOY_FULL = LoadPlan(users=6, step_users=6, step_duration_s=10.0, duration_s=10.0,
+                       query_wait_timeout_s=3, variant_budget_s=20)
+DEPLOY_QUICK = DEPLOY_FULL
+
+
 def plan_for(preset: str, *, quick: bool) -> LoadPlan:
     """The load a preset's variants get."""
     if preset == "failover":
         return FAILOVER_QUICK if quick else FAILOVER_FULL
+    if preset == "deploy":
+        return DEPLOY_QUICK if quick else DEPLOY_FULL
     return QUICK if quick else FULL
 
 
@@ -120,6 +129,13 @@ _FAILOVER = ("postgres.max_connections=60", "thresholds.max_fail_ratio=1.0",
 #: slots), waits for a connection cut at 1 s so the exhaustion shows within the run.
 _RDS_PROXY = ('functions.api.database="rds_proxy"', "rds_proxy.max_connections_percent=50",
               "rds_proxy.connection_borrow_timeout_s=1")
+
+#: Both deploy variants: two deploys, the old versions reaped a second after their last
+#: request (idle_lifetime_s = 1, on AWS minutes: only the tail's length is shortened);
+#: users never pause, so no environment idles out before a deploy retires it.
+_DEPLOY = ("functions.api.idle_lifetime_s=1", "load.think_time_max_ms=0",
+           'timeline=[{at_s=2, action="deploy", target="api"}, '
+           '{at_s=5, action="deploy", target="api"}]')
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("direct-module_level", "direct-small", (),
@@ -168,10 +184,21 @@ VARIANTS: tuple[Variant, ...] = (
             "SET search_path and TIME ZONE per connection: every environment pinned, "
             "the pool exhausted, borrow timeouts", preset="rds_proxy", meant_to_fail=True,
             also_in=("connections",)),
+    # The tail after a deploy: reaped environments vanish without closing their
+    # connections (docs/lambda-vanished.md); the same deploys with the connections
+    # closed at once (what a graceful-shutdown extension buys) refuse nobody.
+    Variant("deploy-vanished", "direct-small", _DEPLOY,
+            "two deploys: the old versions' connections stay open at the server (360 s, "
+            "RDS's keepalive) and the third version is refused", preset="deploy",
+            meant_to_fail=True),
+    Variant("deploy-closed", "direct-small", (*_DEPLOY, "lambda.vanished_linger_s=0"),
+            "the same deploys, the old connections closed with their environments "
+            "(vanished_linger_s = 0, as a graceful-shutdown extension would): no refusals",
+            preset="deploy"),
 )
 #: ``connstorm repro --preset``: the database comparison, the VPC one, the failover drill,
-#: or RDS Proxy's pinning.
-PRESETS = ("connections", "vpc", "failover", "rds_proxy")
+#: RDS Proxy's pinning, or the tail after a deploy.
+PRESETS = ("connections", "vpc", "failover", "rds_proxy", "deploy")
 
 
 @dataclass(frozen=True)
@@ -252,6 +279,14 @@ EXPECTATIONS: tuple[Expectation, ...] = (
                 _proxy_pool, lambda e: _num(e, "peak_pinned_connections")),
     Expectation("rds_proxy-session_state", "proxy_borrow_timeout errors", "at least",
                 lambda s: 1, lambda e: _errors(e, error_kinds.PROXY_BORROW_TIMEOUT)),
+    Expectation("deploy-vanished", "too_many_connections errors", "at least",
+                lambda s: 1, lambda e: _errors(e, error_kinds.TOO_MANY_CONNECTIONS)),
+    Expectation("deploy-vanished", "refusals while vanished connections were held",
+                "at least", lambda s: 1, lambda e: _lifecycle(e, "refused_while_vanished")),
+    Expectation("deploy-closed", "too_many_connections errors", "at most",
+                lambda s: 0, lambda e: _errors(e, error_kinds.TOO_MANY_CONNECTIONS)),
+    Expectation("deploy-closed", "peak vanished connections", "at most",
+                lambda s: 0, lambda e: _num(e, "peak_vanished_connections")),
     Expectation("failover-module_level", "timeline actions not recovered from", "at least",
                 lambda s: 1, lambda e: _not_recovered(e)),
     Expectation("failover-module_level_resilient", "timeline actions not recovered from",
@@ -259,6 +294,12 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation("failover-per_invocation", "timeline actions not recovered from", "at most",
                 lambda s: 0, lambda e: _not_recovered(e)),
 )
+
+
+def _lifecycle(entry: Mapping[str, Any], key: str) -> float:
+    """A figure of the variant's ``lambda_lifecycle`` (0 when absent)."""
+    life = entry.get("lambda_lifecycle")
+    return _num(life, key) if isinstance(life, Mapping) else 0.0
 
 
 def _not_recovered(entry: Mapping[str, Any]) -> float:

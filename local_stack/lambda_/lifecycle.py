@@ -265,7 +265,8 @@ class EnvironmentLifecycle:
         up), and only then killed, so its kernel has nothing left to close.
         """
         if env.pid is not None:  # else on_spawned kills it (it is STOPPING)
-            env.signal_group(signal.SIGSTOP)
+            if not env.frozen:  # one being retired as it finished: hold it still
+                env.signal_group(signal.SIGSTOP)
             if self.vanished.holding:
                 self.vanished.take(env.pid, env.env_id, pool.vanished, env.port)
             env.signal_group(signal.SIGKILL)

@@ -5,6 +5,7 @@
     connstorm repro --out runs/my-repro
     connstorm repro --preset vpc   # one subnet against three, same load
     connstorm repro --preset rds_proxy   # RDS Proxy: pooled against pinned
+    connstorm repro --preset deploy   # the tail of connections a deploy leaves behind
 
 Runs the variants of :mod:`connstorm.loadtests.orchestrator.repro` one after another on fresh local
 stacks, prints them side by side with a verdict each, and writes the
@@ -38,13 +39,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="run folder (default runs/<UTC time>-repro)")
     p.add_argument("--quick", action="store_true", help="shorter steps: about 30 s in all")
-    p.add_argument("--preset", choices=("connections", "vpc", "failover", "rds_proxy"),
+    p.add_argument("--preset", choices=("connections", "vpc", "failover", "rds_proxy", "deploy"),
                    default="connections",
                    help="what to compare: the database paths (default), a VPC function "
                         "in one subnet against three (the same load), or three handler "
                         "patterns through a failover drill (backends terminated, then "
                         "PostgreSQL restarted), or through the RDS Proxy stand-in the "
-                        "resilient pattern against session_state, which pins")
+                        "resilient pattern against session_state, which pins, or two "
+                        "deploys whose reaped environments leave their connections open "
+                        "at the server against the same with them closed")
     add_locustfile_argument(p)
     p.set_defaults(func=run)
 

@@ -303,3 +303,38 @@ def test_repro_rds_proxy_preset_pooled_against_pinned(tmp_path: Path) -> None:
         "configuration to the proxy's initialization query."}
     assert pinned["errors_by_kind"].get("proxy_borrow_timeout", 0) > 0
     assert "PINNED because" in (out / "summary.md").read_text()
+
+
+def test_repro_deploy_preset_varies_only_the_linger() -> None:
+    chosen = variants_for(quick=False, preset="deploy")
+    assert [v.name for v in chosen] == ["deploy-vanished", "deploy-closed"]
+    assert variants_for(quick=True, preset="deploy") == chosen
+    vanished, closed = (variant_scenario(v, plan_for("deploy", quick=False)) for v in chosen)
+    assert vanished.lambda_.vanished_linger_s is None  # the server's keepalive decides
+    assert closed.lambda_.vanished_linger_s == 0
+    assert vanished.timeline == closed.timeline
+    assert [a.action for a in vanished.timeline] == ["deploy", "deploy"]
+    assert vanished.functions[0].database == "direct"
+    # the load alone fits twice over: only what the deploys leave behind can refuse it
+    assert 2 * vanished.load.users + 1 <= vanished.postgres.app_slots
+    assert 3 * vanished.load.users + 1 > vanished.postgres.app_slots
+
+
+@pytest.mark.slow
+def test_repro_deploy_preset_refuses_only_while_the_old_connections_linger(
+        tmp_path: Path) -> None:
+    out = tmp_path / "repro-deploy"
+    done = subprocess.run([sys.executable, "-m", "connstorm", "repro", "--preset", "deploy",
+                           "--out", str(out)], capture_output=True, text=True,
+                          timeout=400, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    vanished, closed = summary["variants"]
+    # THEN the old versions' connections outlived their environments and took the slots
+    assert vanished["peak_vanished_connections"] > 0
+    assert vanished["lambda_lifecycle"]["refused_while_vanished"] > 0
+    assert vanished["errors_by_kind"].get("too_many_connections", 0) > 0
+    # AND the same deploys with the connections closed refused nobody
+    assert closed["peak_vanished_connections"] == 0
+    assert closed["failures"] == 0
+    assert "stayed open at the server" in (out / "summary.md").read_text()
