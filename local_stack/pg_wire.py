@@ -83,6 +83,39 @@ def length_of(header: bytes | bytearray | memoryview, offset: int = 0) -> int:
     return int(_LENGTH.unpack_from(header, offset)[0])
 
 
+def bind_parameter(body: bytes | memoryview, index: int) -> tuple[bytes, int, bytes | None]:
+    """(statement name, format code, value) of parameter ``index`` (0-based) of a Bind body.
+
+    PostgreSQL "Message Formats", Bind: portal and statement names, then the
+    parameter format codes (none: all text; one: for all; else one each), then
+    the values (length -1 is NULL). Raises ``ValueError`` for a short or
+    malformed body, or an index beyond its parameters.
+    """
+    raw = bytes(body)
+    try:
+        portal_end = raw.index(0)
+        name_end = raw.index(0, portal_end + 1)
+        pos = name_end + 1
+        (nfmt,) = struct.unpack_from("!h", raw, pos)
+        formats = struct.unpack_from(f"!{nfmt}h", raw, pos + 2) if nfmt > 0 else ()
+        pos += 2 + 2 * max(nfmt, 0)
+        (nparams,) = struct.unpack_from("!h", raw, pos)
+        if not 0 <= index < nparams:
+            raise ValueError(f"Bind has {nparams} parameters, not {index + 1}")
+        pos += 2
+        for _ in range(index):
+            (size,) = _LENGTH.unpack_from(raw, pos)
+            pos += 4 + max(size, 0)
+        (size,) = _LENGTH.unpack_from(raw, pos)
+        value = raw[pos + 4:pos + 4 + size] if size >= 0 else None
+        if value is not None and len(value) != size:
+            raise ValueError("Bind ends inside a parameter")
+        fmt = formats[0] if len(formats) == 1 else formats[index] if formats else 0
+        return raw[portal_end + 1:name_end], fmt, value
+    except (struct.error, IndexError) as exc:
+        raise ValueError(f"malformed Bind: {exc}") from None
+
+
 async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     """One whole message as (kind, payload); for logins, not for the hot path."""
     head = await reader.readexactly(5)

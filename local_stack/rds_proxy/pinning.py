@@ -22,7 +22,12 @@ Decisions:
 
 * ``SET``/``RESET``/``set_config(..., false)`` pin; ``SET LOCAL``,
   ``SET TRANSACTION``, ``SET CONSTRAINTS`` and ``set_config(..., true)`` do not
-  (they end with the transaction).
+  (they end with the transaction). The page names "using ``SET`` and
+  ``set_config`` commands" without regard to how the arguments come: a
+  ``set_config`` whose third argument is a parameter (``$3``, as drivers and
+  ORMs send it) pins when the Bind carries false, in text (``false``, ``f``,
+  ``off``, ``0``, ... as PostgreSQL's boolean input reads them) or binary
+  (a zero byte) format (:class:`SessionWatch`).
 * Session advisory locks (``pg_advisory_lock``, ``pg_try_advisory_lock`` and
   their ``_shared`` forms) pin; the ``_xact_`` forms end with the transaction
   and do not.
@@ -35,6 +40,8 @@ from __future__ import annotations
 
 import re
 from typing import Final
+
+from connstorm.local_stack import pg_wire
 
 #: Statements longer than this pin (AWS: "statements over 16 KB").
 MAX_UNPINNED_STATEMENT_BYTES: Final = 16 * 1024
@@ -69,7 +76,13 @@ _STRIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$\$
 _WORD = re.compile(r"[a-z_]+")
 _ADVISORY = re.compile(r"\bpg_(?:try_)?advisory_lock(?:_shared)?\s*\(")
 _SEQUENCE = re.compile(r"\b(?:nextval|setval)\s*\(")
-_SET_CONFIG = re.compile(r"\bset_config\s*\(([^()]*)\)")
+_SET_CONFIG = re.compile(r"\bset_config\s*\(", re.IGNORECASE)
+_CAST = re.compile(r"::\s*(?:pg_catalog\.)?bool(?:ean)?\s*$")
+_PARAMETER = re.compile(r"^\$(\d+)$")
+#: PostgreSQL's boolean input for false: the words and their unique prefixes ("Boolean Type").
+_FALSE = frozenset({"f", "fa", "fal", "fals", "false", "n", "no", "of", "off", "0"})
+#: Named statements whose set_config scope a session remembers at most.
+MAX_WATCHED_STATEMENTS = 10_000
 _TEMP_CREATE = re.compile(
     r"^create\s+(?:or\s+replace\s+)?(?:(?:global|local)\s+)?(?:temp|temporary)\s+"
     r"(?:(?:recursive|unlogged)\s+)?(?:table|sequence|view)\b")
@@ -112,10 +125,75 @@ def _statement_reason(stmt: str) -> str | None:
         return ADVISORY_LOCK
     if _SEQUENCE.search(stmt):
         return SEQUENCE_FUNCTION
-    for args in _SET_CONFIG.findall(stmt):
-        if args.replace(" ", "").endswith(",false"):
-            return SESSION_SETTINGS
     return None
+
+
+def set_config_scopes(sql: str) -> list[str]:
+    """The third argument of each ``set_config`` call in ``sql``, normalised.
+
+    Lower case, without spaces, quotes and a ``::boolean`` cast: ``false``,
+    ``true``, ``$3``, or the expression as written. Calls inside string
+    literals and comments do not count.
+    """
+    masked = _STRIP.sub(lambda m: "x" * len(m.group()), sql)
+    scopes = []
+    for call in _SET_CONFIG.finditer(masked):
+        depth, commas, arg_start = 0, 0, -1
+        for i in range(call.end(), len(masked)):
+            ch = masked[i]
+            if ch == "(":
+                depth += 1
+            elif ch == ")" and depth:
+                depth -= 1
+            elif ch in ",)" and depth == 0:
+                if commas == 2:
+                    scopes.append(_normal(sql[arg_start:i]))
+                    break
+                if ch == ")":
+                    break
+                commas += 1
+                arg_start = i + 1
+    return scopes
+
+
+def _normal(arg: str) -> str:
+    text = arg.strip().lower()
+    while True:
+        uncast = _CAST.sub("", text).strip()
+        if uncast.startswith("(") and uncast.endswith(")"):
+            uncast = uncast[1:-1].strip()
+        if uncast.startswith("e'"):
+            uncast = uncast[1:]
+        if len(uncast) > 1 and uncast[0] == uncast[-1] == "'":
+            uncast = uncast[1:-1].strip()
+        if uncast == text:
+            return text
+        text = uncast
+
+
+def _set_config_reason(sql: str) -> str | None:
+    """SESSION_SETTINGS when some ``set_config`` is given a literal false."""
+    if any(scope in _FALSE for scope in set_config_scopes(sql)):
+        return SESSION_SETTINGS
+    return None
+
+
+def set_config_parameter(sql: str) -> int | None:
+    """The 1-based parameter number of the first ``set_config`` scope given as ``$n``."""
+    for scope in set_config_scopes(sql):
+        found = _PARAMETER.match(scope)
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def bound_false(fmt: int, value: bytes | None) -> bool:
+    """Whether a bound boolean parameter is false (text or binary format; NULL is not)."""
+    if value is None:
+        return False
+    if fmt == 1:
+        return value == b"\0"
+    return value.decode(errors="replace").strip().lower() in _FALSE
 
 
 def pin_reason(sql: str) -> str | None:
@@ -131,6 +209,8 @@ def pin_reason(sql: str) -> str | None:
         reason = _statement_reason(stmt.strip())
         if reason is not None:
             return reason
+    if "set_config" in text:
+        return _set_config_reason(sql)
     return None
 
 
@@ -173,3 +253,55 @@ def clears_statements(sql: str) -> bool:
     """
     text = _STRIP.sub(" ", sql).lower()
     return any(_CLEARS.match(stmt.strip()) for stmt in text.split(";"))
+
+
+class SessionWatch:
+    """What one client session has said that pins, or will pin when bound.
+
+    :meth:`message` judges each Query and Parse; a Parse whose ``set_config``
+    takes its scope from a parameter is remembered (by statement name, the
+    unnamed one included) and :meth:`bind` judges the value each Bind gives
+    it. :attr:`clears` says a ``DEALLOCATE ALL``/``DISCARD ALL`` is on its way
+    (the session's prepared statements must be forgotten).
+    """
+
+    def __init__(self) -> None:
+        self.clears = False
+        self._deferred: dict[bytes, tuple[int, str]] = {}
+
+    def message(self, kind: int, body: memoryview, unpinned: bool) -> tuple[str, str] | None:
+        """(reason, sample) when this Query (81) or Parse (80) pins the session."""
+        q = b"Q" if kind == 81 else b"P"
+        if not unpinned:
+            if may_clear_statements(body):
+                self.clears = self.clears or clears_statements(statement_text(q, body)[1])
+            return None
+        reason, sql = message_reason(q, body)
+        if reason is not None:
+            if reason in CLEARING_REASONS and clears_statements(sql):
+                self.clears = True
+            return reason, sql
+        if kind == 80 and (sql or self._deferred):
+            raw = bytes(body)
+            name = raw[:raw.find(b"\0")]
+            number = set_config_parameter(sql) if "set_config" in sql.lower() else None
+            if number is not None and len(self._deferred) < MAX_WATCHED_STATEMENTS:
+                self._deferred[name] = (number, sql)
+            else:
+                self._deferred.pop(name, None)
+        return None
+
+    def bind(self, body: memoryview) -> tuple[str, str] | None:
+        """(reason, sample) when this Bind gives a watched ``set_config`` a false scope."""
+        if not self._deferred:
+            return None
+        raw = bytes(body)
+        portal_end = raw.find(b"\0")
+        watched = self._deferred.get(raw[portal_end + 1:raw.find(b"\0", portal_end + 1)])
+        if watched is None:
+            return None
+        try:
+            _, fmt, value = pg_wire.bind_parameter(raw, watched[0] - 1)
+        except ValueError:
+            return None  # the server refuses the Bind: nothing is set
+        return (SESSION_SETTINGS, watched[1]) if bound_false(fmt, value) else None

@@ -94,7 +94,7 @@ class ClientSession:
         self._discard_error: bytes | None = None
         self._skip = 0
         self._held = b""  # the start of a server message not passed on yet
-        self._clears = False  # DEALLOCATE ALL / DISCARD ALL on its way to the server
+        self._watch = pinning.SessionWatch()
         self._mux = StatementMux(core.statements)
         self._ended = False
         self._done: asyncio.Future[None] | None = None
@@ -238,7 +238,11 @@ class ClientSession:
                 if kind in (81, 69):  # Q, E
                     self.core.queries += 1
                 if kind in (81, 80):  # Q, P
-                    pin = self._inspect(kind, memoryview(buf)[pos + 5:end], pin)
+                    found = self._watch.message(kind, memoryview(buf)[pos + 5:end],
+                                                self.pinned is None and pin is None)
+                    pin = pin or found
+                elif kind == 66 and self.pinned is None and pin is None:  # B
+                    pin = self._watch.bind(memoryview(buf)[pos + 5:end])
                 self._scanned = end
             # Named statements (Parse; Bind, Describe, Close of one) need translating.
             if kind == 80:
@@ -267,20 +271,6 @@ class ClientSession:
         del buf[:pos]
         self._scanned = max(0, self._scanned - pos)
 
-    def _inspect(self, kind: int, body: memoryview,
-                 pin: tuple[str, str] | None) -> tuple[str, str] | None:
-        """The pin reason of a Query or Parse (if none yet); note DEALLOCATE/DISCARD ALL."""
-        if self.pinned is None and pin is None:
-            reason, sql = pinning.message_reason(b"Q" if kind == 81 else b"P", body)
-            if reason is not None:
-                pin = (reason, sql)
-                if reason in pinning.CLEARING_REASONS and pinning.clears_statements(sql):
-                    self._clears = True
-        elif pinning.may_clear_statements(body):
-            _, sql = pinning.statement_text(b"Q" if kind == 81 else b"P", body)
-            self._clears = self._clears or pinning.clears_statements(sql)
-        return pin
-
     def _suspend(self, start: int, pin: tuple[str, str] | None) -> None:
         """A borrow must wait: keep the batch from ``start`` for when it is done."""
         del self._buf[:start]
@@ -303,7 +293,7 @@ class ClientSession:
             if synced:
                 self.transport.write(self._discard_error + pg_wire.ready_for_query())
                 self._discard_error = None
-            self._clears = False
+            self._watch.clears = False
             return True
         server = self.server
         if server is None and not (synced or extended):
@@ -319,7 +309,7 @@ class ClientSession:
                     return False
                 server = self._attach(conn)
             else:
-                self._clears = False
+                self._watch.clears = False
                 if synced:
                     self.transport.write(failure + pg_wire.ready_for_query())
                 else:
@@ -344,8 +334,8 @@ class ClientSession:
         elif extended:
             self.open_batch = True
         server.transport.write(data)
-        if self._clears:
-            self._clears = False
+        if self._watch.clears:
+            self._watch.clears = False
             mux.forget_all(server.statements)
         return True
 

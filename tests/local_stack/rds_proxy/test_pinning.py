@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from connstorm.local_stack.rds_proxy import pinning
@@ -93,3 +95,51 @@ def test_every_reason_is_listed_once() -> None:
 ])
 def test_statements_that_drop_every_prepared_statement(sql: str, clears: bool) -> None:
     assert pinning.clears_statements(sql) is clears
+
+
+@pytest.mark.parametrize(("sql", "scopes"), [
+    ("select set_config('search_path', 'x', false)", ["false"]),
+    ("SELECT set_config($1, $2, $3)", ["$3"]),
+    ("select set_config('a', 'b', 'off'::boolean), set_config('c', upper('d'), (true))",
+     ["off", "true"]),
+    ("select set_config('a', 'x,y', $2::bool)", ["$2"]),
+    ("select 'set_config(a, b, false)' -- set_config(a, b, false)", []),
+])
+def test_set_config_scopes_are_read_with_literals_casts_and_parameters(
+        sql: str, scopes: list[str]) -> None:
+    assert pinning.set_config_scopes(sql) == scopes
+
+
+@pytest.mark.parametrize(("fmt", "value", "false"), [
+    (0, b"false", True), (0, b"f", True), (0, b" OFF ", True), (0, b"0", True),
+    (0, b"no", True), (0, b"true", False), (0, b"t", False), (0, b"on", False),
+    (1, b"\0", True), (1, b"\1", False), (0, None, False),
+])
+def test_a_bound_scope_is_false_as_postgresql_reads_booleans(
+        fmt: int, value: bytes | None, false: bool) -> None:
+    assert pinning.bound_false(fmt, value) is false
+
+
+def _bind(name: bytes, fmt: int, *values: bytes | None) -> memoryview:
+    body = b"\0" + name + b"\0" + struct.pack("!hh", 1, fmt) + struct.pack("!h", len(values))
+    for value in values:
+        body += struct.pack("!i", -1) if value is None else struct.pack("!i", len(value)) + value
+    return memoryview(body + b"\0\0")
+
+
+def test_a_parse_with_a_parameter_scope_pins_at_the_bind_that_gives_it_false() -> None:
+    watch = pinning.SessionWatch()
+    sql = b"select set_config($1, $2, $3)"
+    assert watch.message(80, memoryview(_parse(b"s1", sql)), True) is None
+    assert watch.message(80, memoryview(_parse(b"", sql)), True) is None
+    assert watch.bind(_bind(b"s1", 0, b"search_path", b"x", b"true")) is None
+    assert watch.bind(_bind(b"s1", 0, b"search_path", b"x", b"false")) == (
+        pinning.SESSION_SETTINGS, sql.decode())
+    assert watch.bind(_bind(b"", 1, b"search_path", b"x", b"\0")) == (
+        pinning.SESSION_SETTINGS, sql.decode())
+    assert watch.bind(_bind(b"", 1, b"search_path", b"x", None)) is None
+    assert watch.bind(_bind(b"other", 0, b"a", b"b", b"false")) is None
+    assert watch.bind(memoryview(b"\0s1\0\0")) is None  # malformed: the server refuses it
+    # A new unnamed Parse replaces the unnamed statement: nothing to watch there any more.
+    assert watch.message(80, memoryview(_parse(b"", b"select 1")), True) is None
+    assert watch.bind(_bind(b"", 0, b"a", b"b", b"false")) is None

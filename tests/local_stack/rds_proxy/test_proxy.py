@@ -283,3 +283,36 @@ def test_copy_from_stdin_is_one_transaction_and_gives_the_connection_back(
         row = conn.execute("select count(*) from rdsp_rows where id >= 10000").fetchone()
     assert row == (1000,)
     assert metrics["DatabaseConnectionsCurrentlySessionPinned"] == 0
+
+
+@pytest.mark.parametrize(("sql", "scope", "pins"), [
+    ("select set_config('search_path', 'public', %s)", False, True),  # bound, text format
+    ("select set_config('search_path', 'public', %b)", False, True),  # bound, binary format
+    ("select set_config(%s, %s, %s)", False, True),
+    ("select set_config('search_path', 'public', %s)", True, False),
+    ("select set_config('search_path', 'public', %b)", True, False),
+])
+def test_set_config_pins_with_a_bound_false_and_not_with_true(
+        pg: PostgresServer, make_proxy: MakeProxy, sql: str, scope: bool, pins: bool) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    params: tuple[object, ...] = ((scope,) if sql.count("%") == 1
+                                  else ("search_path", "public", scope))
+    with psycopg.connect(client_dsn(proxy, pg), autocommit=True) as conn:
+        assert conn.execute(sql, params).fetchone() == ("public",)  # type: ignore[arg-type]
+        pinned = proxy.metrics()["DatabaseConnectionsCurrentlySessionPinned"]
+    assert pinned == int(pins)
+    assert [p.reason for p in proxy.pins] == ([pinning.SESSION_SETTINGS] if pins else [])
+
+
+def test_set_config_of_a_prepared_statement_pins_on_the_execution_that_binds_false(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
+    sql = "select set_config('statement_timeout', %s, %s)"
+    with psycopg.connect(client_dsn(proxy, pg), autocommit=True) as conn:
+        for _ in range(3):  # a named prepared statement, run with a transaction scope
+            conn.execute(sql, ("1000", True), prepare=True)
+        assert proxy.pins == []
+        conn.execute(sql, ("1000", False), prepare=True)
+        assert proxy.metrics()["DatabaseConnectionsCurrentlySessionPinned"] == 1
+    assert [p.reason for p in proxy.pins] == [pinning.SESSION_SETTINGS]
+    assert "set_config" in proxy.pins[0].statement
