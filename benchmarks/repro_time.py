@@ -4,7 +4,7 @@ The command promises about 90 s (``--quick``: 30 s) on a 2-core machine. This
 runs it ``--rounds`` times and splits each variant's time, from the files the
 run leaves behind, into: stack start (variant start to ``stack.json``), Locust
 start (to Locust's first log line), load and stop (to ``summary.json``). It then
-times ``connstorm.reports.render_all`` on the comparison and reports the HTML's size.
+times ``connstorm.reports.render.render_all`` on the comparison and reports the HTML's size.
 
     .venv/bin/python benchmarks/repro_time.py --quick --rounds 2
     .venv/bin/python benchmarks/repro_time.py --rounds 1
@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import connstorm.reports
+from connstorm.reports.render import render_all
 
 _LOCUST_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]")
 
@@ -65,7 +65,7 @@ def one_round(quick: bool) -> dict[str, object]:
                            "load_and_stop": ended - locust})
             previous_end = ended
         render_started = time.perf_counter()
-        connstorm.reports.render_all(out)
+        render_all(out)
         render_s = time.perf_counter() - render_started
         size_mb = (out / "report.html").stat().st_size / 1e6
     return {"wall": wall, "phases": phases, "render": render_s, "size_mb": size_mb,

@@ -19,6 +19,13 @@ from connstorm.errors import EnvironmentProblemError
 #: Where runs go when ``--out`` is not given (relative to the current folder).
 RUNS_ROOT = Path("runs")
 
+#: The HTML report (``connstorm.reports``).
+REPORT_FILE = "report.html"
+#: The verdicts in markdown, for CI job summaries.
+MARKDOWN_FILE = "summary.md"
+#: The thresholds as JUnit XML, for CI test reports.
+JUNIT_FILE = "junit.xml"
+
 
 def default_run_dir(scenario_name: str, now: datetime | None = None,
                     root: Path = RUNS_ROOT) -> Path:

@@ -156,7 +156,7 @@ class Stack(Resource):
     def _start_rds_proxy(self) -> None:
         """The RDS Proxy stand-in before the database, with the app role as its secret."""
         from connstorm.local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
-        from connstorm.local_stack.rds_proxy import RdsProxy
+        from connstorm.local_stack.rds_proxy.proxy import RdsProxy
 
         pg = self.postgres
         assert pg is not None

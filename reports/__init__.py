@@ -1,67 +1,10 @@
-"""Turning a run folder into ``report.html``, ``summary.md`` and ``junit.xml``.
+"""The reports of a run folder: ``report.html``, ``summary.md`` and ``junit.xml``.
 
-The load tests call :func:`render_all` once a run has written its
-``summary.json``; ``connstorm report`` calls it again later, or
-:func:`render_comparison` for several runs side by side.
-
->>> paths = render_all(Path("runs/2026-11-26T22-00-00Z-direct-small"))  # doctest: +SKIP
->>> [p.name for p in paths]  # doctest: +SKIP
-['report.html', 'summary.md', 'junit.xml']
+They read only the run folder (``docs/run-folder.md``), so a report can be made
+again, or compared with other runs, long after the run: :mod:`.render` writes
+them (``render_all``, ``render_comparison``); :mod:`.run_folder` loads what a
+run left; :mod:`.html`, :mod:`.markdown` and :mod:`.junit` lay it out;
+:mod:`.charts` decides what each chart shows; :mod:`.verdict_line` says what
+happened to each variant in one line. This ``__init__`` imports nothing, so no
+module here reads the package in a circle.
 """
-
-from __future__ import annotations
-
-import logging
-from collections.abc import Sequence
-from pathlib import Path
-
-from connstorm.reports.errors import ReportError
-
-logger = logging.getLogger(__name__)
-
-REPORT_FILE = "report.html"
-MARKDOWN_FILE = "summary.md"
-JUNIT_FILE = "junit.xml"
-
-__all__ = ["JUNIT_FILE", "MARKDOWN_FILE", "REPORT_FILE", "ReportError", "render_all",
-           "render_comparison"]
-
-
-def _write(path: Path, text: str) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot write: {exc.strerror}") from None
-    return path
-
-
-def render_all(run_dir: Path, *, html_path: Path | None = None) -> list[Path]:
-    """Write report.html, summary.md and junit.xml for one run folder (or a comparison).
-
-    summary.md and junit.xml need summary.json; without it (a run that did not
-    finish) only the HTML report, made from the samples, is written. Returns the
-    paths written. Raises :class:`ReportError` for a missing or damaged folder.
-    """
-    from connstorm.reports import html, junit, markdown
-    from connstorm.reports.run_folder import load_run
-
-    run = load_run(Path(run_dir))
-    written = [_write(html_path or run.path / REPORT_FILE, html.render(run))]
-    if run.summary is not None:
-        written.append(_write(run.path / MARKDOWN_FILE, markdown.render(run.summary)))
-        written.append(_write(run.path / JUNIT_FILE, junit.render(run.summary)))
-    else:
-        logger.warning("%s: no summary.json; wrote the HTML report only", run.path)
-    return written
-
-
-def render_comparison(run_dirs: Sequence[Path], out: Path) -> Path:
-    """One report.html comparing several run folders, each shown as a variant."""
-    from connstorm.reports import html
-    from connstorm.reports.run_folder import combine, load_run
-
-    runs = [load_run(Path(d)) for d in run_dirs]
-    return _write(out, html.render(combine(runs, out.parent)))

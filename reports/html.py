@@ -24,6 +24,7 @@ from connstorm.reports import cloudwatch, pinning, timeline
 from connstorm.reports import verdicts as v
 from connstorm.reports.charts import CHARTS, Chart, Series
 from connstorm.reports.run_folder import RunData
+from connstorm.reports.verdict_line import verdict
 
 #: The id of the charts' div; tests read ``document.getElementById(CHARTS_DIV).data``.
 CHARTS_DIV = "connstorm-charts"
@@ -173,7 +174,7 @@ def _variant_table(summary: Mapping[str, Any] | None) -> str:
         return '<p class="muted">No summary.json: the run did not finish; charts only.</p>'
     headings = ["variant", "verdict", *(h for _, h in v.VARIANT_COLUMNS)]
     rows = [[_e(e.get("name", "")) + (f'<br><span class="muted">{_e(e["shows"])}</span>'
-                                      if e.get("shows") else ""), _e(v.verdict(e)),
+                                      if e.get("shows") else ""), _e(verdict(e)),
              *(_e(v.cell(e, key)) for key, _ in v.VARIANT_COLUMNS)] for e in entries]
     return _table(headings, rows)
 

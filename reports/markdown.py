@@ -17,6 +17,7 @@ from typing import Any
 
 from connstorm.reports import cloudwatch, pinning, timeline
 from connstorm.reports import verdicts as v
+from connstorm.reports.verdict_line import verdict
 
 
 def _esc(text: str) -> str:
@@ -38,7 +39,7 @@ def render(summary: Mapping[str, Any]) -> str:
     entries = v.variants(summary)
     if entries:
         headings = ["variant", "verdict", *(h for _, h in v.VARIANT_COLUMNS)]
-        rows = [[str(e.get("name", "")), v.verdict(e), *(v.cell(e, k) for k, _ in
+        rows = [[str(e.get("name", "")), verdict(e), *(v.cell(e, k) for k, _ in
                                                            v.VARIANT_COLUMNS)]
                 for e in entries]
         lines += _table(headings, rows)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
+from connstorm.route_template import RouteTemplateError, integration_timeout_s, parse_template
 from connstorm.sections.base import SECTION, Float, Int, KeyProblem, Str, show
 
 PAYLOAD_VERSIONS = ("1.0", "2.0")
@@ -93,12 +94,10 @@ class RouteConfig:
 
     @model_validator(mode="after")
     def _template(self) -> RouteConfig:
-        from connstorm.local_stack.lambda_.routes import RouteTemplateError, compile_route
-
         if not self.path.startswith("/"):
             raise KeyProblem("path", f"must start with '/', got {self.path!r}")
         try:
-            compiled = compile_route(self)
+            compiled = parse_template(self.method, self.path)
         except RouteTemplateError as exc:
             raise KeyProblem("path", str(exc)) from None
         names = {name for name in compiled.names if name}
@@ -112,9 +111,7 @@ class RouteConfig:
     @property
     def effective_timeout_s(self) -> float:
         """API Gateway's integration timeout: 29 s for REST (1.0), 30 s for HTTP APIs."""
-        if self.integration_timeout_s is not None:
-            return self.integration_timeout_s
-        return 29.0 if self.payload == "1.0" else 30.0
+        return integration_timeout_s(self.payload, self.integration_timeout_s)
 
     @property
     def load_weight(self) -> int:

@@ -1,7 +1,7 @@
 """``report.html``, ``junit.xml`` and ``summary.md`` for a finished run, and the GitHub
 step summary.
 
-The reports package renders them (``connstorm.reports.render_all``); when it is not
+The reports package renders them (``connstorm.reports.render.render_all``); when it is not
 importable or fails, the minimal renderings below keep CI working: one JUnit
 test case per threshold, failed ones with a ``<failure>`` saying by how much.
 """
@@ -80,15 +80,15 @@ def write_reports(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Path]:
     """Write ``report.html``, ``junit.xml`` and ``summary.md``; append the markdown to the
     GitHub step summary.
 
-    ``connstorm.reports.render_all`` renders all three from the run folder; if the reports
+    ``connstorm.reports.render.render_all`` renders all three from the run folder; if the reports
     package is missing or fails, the CI files are still written (minimal ones),
     since the CI verdict must not depend on the HTML report.
     """
     written: dict[str, Path] = {}
     try:
-        import connstorm.reports
+        from connstorm.reports.render import render_all
 
-        for path in connstorm.reports.render_all(run_dir):
+        for path in render_all(run_dir):
             written[path.name] = path
     except Exception as exc:  # ImportError, ReportError, or a bug in the renderer
         log.warning("reports could not render %s (%s); writing minimal junit.xml and "

@@ -433,9 +433,9 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
                                 complete=complete, name=name)
             write_json(out / SUMMARY_FILE, doc)
             try:
-                import connstorm.reports
+                from connstorm.reports.render import render_all
 
-                connstorm.reports.render_all(out)
+                render_all(out)
             except Exception:
                 log.exception("could not render the reports of %s", out)
     return load_json(out / SUMMARY_FILE)

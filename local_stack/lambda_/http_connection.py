@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httptools
@@ -23,15 +23,13 @@ import httptools
 from connstorm.local_stack.lambda_.http_messages import (
     CONTINUE,
     SERVER_ERROR,
+    Handler,
     Later,
     Request,
     Response,
     error_response,
     serialize,
 )
-
-if TYPE_CHECKING:
-    from connstorm.local_stack.lambda_.http_server import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +65,24 @@ class _Slot:
         self.continue_after = False
 
 
+class ConnectionHost(Protocol):
+    """What a connection needs of its server (:class:`~.http_server.HttpServer`).
+
+    Stated here, below the server, so that this module never imports the one that
+    imports it: the server knows its connections, a connection only this much of it.
+    """
+
+    handler: Handler
+    max_body_bytes: int
+    port: int
+    stopping: bool
+    connections: set[_Connection]
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: parse, dispatch, answer in order."""
 
-    def __init__(self, server: HttpServer) -> None:
+    def __init__(self, server: ConnectionHost) -> None:
         self.server = server
         self.handler = server.handler
         self.clock = asyncio.get_running_loop().time

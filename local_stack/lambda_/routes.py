@@ -18,16 +18,15 @@ rest are tried in specificity order (already sorted) and the first hit wins.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-ANY = "ANY"
-_VARIABLE = re.compile(r"^\{([A-Za-z0-9_.\-]+)(\+?)\}$")
+from connstorm import route_template
+from connstorm.route_template import ANY, PathTemplate, RouteTemplateError, parse_template
 
-# Segment ranks for specificity: higher is more specific.
-_LITERAL, _VARIABLE_RANK, _GREEDY = 2, 1, 0
+__all__ = ["ANY", "CompiledRoute", "RouteMatch", "RouteSpec", "RouteTable", "RouteTemplateError",
+           "SimpleRoute", "compile_route", "integration_timeout_s", "route_key"]
 
 
 class RouteSpec(Protocol):
@@ -64,15 +63,9 @@ class SimpleRoute:
     integration_timeout_s: float | None = None
 
 
-class RouteTemplateError(ValueError):
-    """A path template API Gateway would not accept (names the template and why)."""
-
-
 def integration_timeout_s(route: RouteSpec) -> float:
     """API Gateway's integration timeout: 29 s for REST (1.0), 30 s for HTTP APIs (2.0)."""
-    if route.integration_timeout_s is not None:
-        return route.integration_timeout_s
-    return 29.0 if route.payload == "1.0" else 30.0
+    return route_template.integration_timeout_s(route.payload, route.integration_timeout_s)
 
 
 def route_key(route: RouteSpec) -> str:
@@ -82,45 +75,32 @@ def route_key(route: RouteSpec) -> str:
 
 @dataclass(frozen=True)
 class CompiledRoute:
-    """A route with its template parsed once, ready to match."""
+    """A route with its template parsed once (:mod:`connstorm.route_template`), ready to match."""
 
     route: RouteSpec
     method: str
-    segments: tuple[str, ...]
-    #: For each segment: the variable's name, or None for a literal.
-    names: tuple[str | None, ...]
-    greedy: bool
-    rank: tuple[int, ...]
+    template: PathTemplate
     timeout_s: float
     route_key: str
 
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """The template's segments, split on '/'."""
+        return self.template.segments
+
+    @property
+    def names(self) -> tuple[str | None, ...]:
+        """For each segment: the variable's name, or None for a literal."""
+        return self.template.names
+
+    @property
+    def greedy(self) -> bool:
+        """Whether the last segment is a greedy ``{name+}``."""
+        return self.template.greedy
+
     def match(self, parts: Sequence[str]) -> dict[str, str] | None:
         """Path parameters when ``parts`` (the request path split on '/') match, else None."""
-        n = len(self.segments)
-        if self.greedy:
-            # {proxy+} needs at least one segment of its own.
-            if len(parts) < n:
-                return None
-        elif len(parts) != n:
-            return None
-        params: dict[str, str] = {}
-        last = n - 1
-        for i, (literal, name) in enumerate(zip(self.segments, self.names, strict=True)):
-            if self.greedy and i == last:
-                rest = "/".join(parts[i:])
-                if not rest:
-                    return None
-                params[name or "proxy"] = rest
-                return params
-            part = parts[i]
-            if name is None:
-                if part != literal:
-                    return None
-            elif not part:
-                return None
-            else:
-                params[name] = part
-        return params
+        return self.template.match(parts)
 
 
 @dataclass(frozen=True)
@@ -135,49 +115,15 @@ class RouteMatch:
 
 def compile_route(route: RouteSpec) -> CompiledRoute:
     """Parse a route's template; raises :class:`RouteTemplateError` for a bad one."""
-    path = route.path
-    where = f"route {route.method} {path}"
-    if not path.startswith("/"):
-        raise RouteTemplateError(f"{where}: the path must start with '/'")
-    raw = path[1:].split("/") if path != "/" else []
-    if path.endswith("/") and path != "/":
-        raise RouteTemplateError(f"{where}: the path must not end with '/'")
-    names: list[str | None] = []
-    rank: list[int] = []
-    greedy = False
-    seen: set[str] = set()
-    for i, seg in enumerate(raw):
-        if not seg:
-            raise RouteTemplateError(f"{where}: empty path segment")
-        m = _VARIABLE.match(seg)
-        if m is None:
-            if "{" in seg or "}" in seg:
-                raise RouteTemplateError(f"{where}: segment {seg!r}: a variable must be a "
-                                         f"whole segment, like {{id}}")
-            names.append(None)
-            rank.append(_LITERAL)
-            continue
-        name, plus = m.group(1), m.group(2)
-        if name in seen:
-            raise RouteTemplateError(f"{where}: variable {{{name}}} used twice")
-        seen.add(name)
-        if plus:
-            if i != len(raw) - 1:
-                raise RouteTemplateError(f"{where}: greedy {{{name}+}} must be the last segment")
-            greedy = True
-            rank.append(_GREEDY)
-        else:
-            rank.append(_VARIABLE_RANK)
-        names.append(name)
-    return CompiledRoute(route=route, method=route.method.upper(), segments=tuple(raw),
-                         names=tuple(names), greedy=greedy, rank=tuple(rank),
+    return CompiledRoute(route=route, method=route.method.upper(),
+                         template=parse_template(route.method, route.path),
                          timeout_s=integration_timeout_s(route), route_key=route_key(route))
 
 
 def _specificity(c: CompiledRoute) -> tuple[tuple[int, ...], int, int]:
     # Compare segment by segment (a literal first segment beats a variable one
     # whatever follows), then longer templates, then a named method over ANY.
-    return (c.rank, len(c.segments), 0 if c.method == ANY else 1)
+    return (c.template.rank, len(c.segments), 0 if c.method == ANY else 1)
 
 
 class RouteTable:

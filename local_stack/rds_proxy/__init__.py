@@ -6,11 +6,8 @@ Proxy passes locally. This stand-in behaves like RDS Proxy instead: see
 :mod:`.proxy` (the resource), :mod:`.session` (multiplexing), :mod:`.statements`
 (named prepared statements, multiplexed), :mod:`.pinning` (what pins, and the
 reasons logged), :mod:`.pool` (the bounded pool),
-:mod:`.auth` (SCRAM or IAM clients) and :mod:`.metrics` (CloudWatch names).
+:mod:`.auth` (SCRAM or IAM clients) and :mod:`.metrics` (the metrics endpoint).
+Import each name from the module that defines it (``from
+connstorm.local_stack.rds_proxy.proxy import RdsProxy``): this ``__init__``
+imports nothing, so no module here reads the package in a circle.
 """
-
-from connstorm.local_stack.rds_proxy.pinning import ALL_REASONS
-from connstorm.local_stack.rds_proxy.proxy import Pin, RdsProxy
-from connstorm.local_stack.rds_proxy.session import BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE
-
-__all__ = ["ALL_REASONS", "BORROW_TIMEOUT_MESSAGE", "BORROW_TIMEOUT_SQLSTATE", "Pin", "RdsProxy"]

@@ -42,16 +42,17 @@ import contextlib
 import logging
 import secrets
 import struct
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from connstorm.local_stack import pg_wire
 from connstorm.local_stack.rds_proxy import pinning
-from connstorm.local_stack.rds_proxy.auth import AuthFailed
+from connstorm.local_stack.rds_proxy.auth import AuthFailed, ClientAuth
 from connstorm.local_stack.rds_proxy.pool import BorrowTimeout, Pool, ServerConnection
-from connstorm.local_stack.rds_proxy.statements import ServerStatements, StatementMux
-
-if TYPE_CHECKING:
-    from connstorm.local_stack.rds_proxy.proxy import ProxyCore
+from connstorm.local_stack.rds_proxy.statements import (
+    ServerStatements,
+    StatementMux,
+    StatementRegistry,
+)
 
 _log = logging.getLogger("connstorm.local_stack.rds_proxy")
 
@@ -67,10 +68,26 @@ _EXTENDED = frozenset(b"PBDEC")
 _length = struct.Struct("!i").unpack_from
 
 
+class SessionHost(Protocol):
+    """What a session needs of its proxy (:class:`.proxy.ProxyCore`), stated here so the
+    session never imports the module that imports it."""
+
+    auth: ClientAuth
+    statements: StatementRegistry
+    queries: int
+    borrow_timeouts: int
+    def pool(self, user: str, database: str) -> Pool: ...
+    def session_ready(self, session: ClientSession) -> None: ...
+    def session_ended(self, session: ClientSession) -> None: ...
+    def auth_failed(self, user: str, why: str) -> None: ...
+    def pinned(self, session: ClientSession, conn: Any, reason: str, sql: str) -> None: ...
+    async def cancel(self, packet: bytes) -> None: ...
+
+
 class ClientSession:
     """The state of one client connection; :meth:`run` serves it to the end."""
 
-    def __init__(self, core: ProxyCore, reader: asyncio.StreamReader,
+    def __init__(self, core: SessionHost, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
         self.core = core
         self.reader, self.writer = reader, writer

@@ -41,19 +41,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("connstorm", "connstorm.loadtests")),
 )
 
-#: Imports that break the rule today, each to be removed (issue 21); an entry that no
-#: longer occurs fails the test too, so this list only shrinks.
-KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset({
-    ("connstorm.sections.routes", "connstorm.local_stack.lambda_.routes"),
-})
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({
-    frozenset({"connstorm.reports.pinning", "connstorm.reports.timeline",
-               "connstorm.reports.verdicts"}),
-    frozenset({"connstorm.local_stack.rds_proxy.proxy", "connstorm.local_stack.rds_proxy.session"}),
-    frozenset({"connstorm.local_stack.lambda_.http_connection",
-               "connstorm.local_stack.lambda_.http_server"}),
-})
-
 #: The house limit is ~500 lines a module (style guide: one module per noun).
 MAX_LINES = 520
 
@@ -103,20 +90,45 @@ def _project_module(name: str) -> str | None:
     return None
 
 
-def imports_of(module: str, path: Path) -> Iterator[tuple[str, int]]:
-    """(imported project module, line) for every import in the file, lazy ones too."""
+def _imported_names(module: str, path: Path) -> Iterator[tuple[list[str], str | None, int]]:
+    """(names an import statement binds, the package it reads them from, line)."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            yield [alias.name for alias in node.names], None, node.lineno
         elif isinstance(node, ast.ImportFrom):
             target = _resolve(module, path, node)
-            names = [f"{target}.{alias.name}" for alias in node.names] or [target]
-        else:
-            continue
+            yield [f"{target}.{alias.name}" for alias in node.names], target, node.lineno
+
+
+def _with_code(path: Path) -> bool:
+    """Whether a package's ``__init__`` imports anything (more than a docstring)."""
+    return path.name == "__init__.py" and any(
+        isinstance(node, ast.Import | ast.ImportFrom)
+        and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))))
+
+
+#: Packages whose ``__init__`` imports something: reading one runs those imports.
+PACKAGES_WITH_CODE = {name for name, path in SOURCES if _with_code(path)}
+
+
+def imports_of(module: str, path: Path) -> Iterator[tuple[str, int]]:
+    """(imported project module, line) for every import in the file, lazy ones too.
+
+    ``from connstorm.reports import html`` imports ``html``; when the package's
+    ``__init__`` has imports of its own it also reads the package (the
+    ``__init__`` decides what the name ``html`` is, and runs its imports first),
+    so it counts as an import of the package too: an ``__init__`` importing its
+    own modules, which name the package back, is a circle like any other. A
+    package whose ``__init__`` is only a docstring is a folder name, nothing more.
+    """
+    for names, package, line in _imported_names(module, path):
+        if package in PACKAGES_WITH_CODE and package != module:
+            yield package, line
         for name in names:
             found = _project_module(name)
             if found is not None and found != module:
-                yield found, node.lineno
+                yield found, line
 
 
 GRAPH = {name: {target for target, _ in imports_of(name, path)} for name, path in SOURCES}
@@ -126,19 +138,14 @@ GRAPH = {name: {target for target, _ in imports_of(name, path)} for name, path i
 def test_layering_no_import_runs_upward(module: str, path: Path) -> None:
     mine = layer_of(module)
     upward = [f"{target} (line {line}, {LAYERS[layer_of(target)][0]})"
-              for target, line in imports_of(module, path)
-              if layer_of(target) < mine and (module, target) not in KNOWN_UPWARD]
+              for target, line in imports_of(module, path) if layer_of(target) < mine]
     assert not upward, (f"{module} ({LAYERS[mine][0]}) imports a layer above it: "
                         + "; ".join(upward))
 
 
-def test_layering_known_exceptions_still_exist() -> None:
-    gone = {pair for pair in KNOWN_UPWARD if pair[1] not in GRAPH.get(pair[0], set())}
-    assert not gone, f"fixed, so remove from KNOWN_UPWARD: {sorted(gone)}"
-
-
-def _cycles() -> list[list[str]]:
+def _cycles(graph: dict[str, set[str]] | None = None) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    graph = GRAPH if graph is None else graph
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -149,7 +156,7 @@ def _cycles() -> list[list[str]]:
         index[node] = low[node] = len(index)
         stack.append(node)
         on_stack.add(node)
-        for nxt in sorted(GRAPH[node]):
+        for nxt in sorted(graph.get(node, set())):
             if nxt not in index:
                 visit(nxt)
                 low[node] = min(low[node], low[nxt])
@@ -166,17 +173,35 @@ def _cycles() -> list[list[str]]:
             if len(component) > 1:
                 found.append(sorted(component))
 
-    for node in sorted(GRAPH):
+    for node in sorted(graph):
         if node not in index:
             visit(node)
     return found
 
 
 def test_layering_no_import_cycles() -> None:
-    found = {frozenset(c) for c in _cycles()}
-    assert not found - KNOWN_CYCLES, "modules importing each other in a circle: " + "; ".join(
-        " <-> ".join(sorted(c)) for c in found - KNOWN_CYCLES)
-    assert not KNOWN_CYCLES - found, "fixed, so remove from KNOWN_CYCLES"
+    found = _cycles()
+    assert not found, "modules importing each other in a circle: " + "; ".join(
+        " <-> ".join(c) for c in found)
+
+
+def test_layering_a_package_init_importing_its_modules_that_name_it_back_is_a_circle(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rule the two package circles of issue 21 broke: reports/__init__.py imported
+    # html, which read ``from connstorm.reports import pinning`` back through it.
+    module = tmp_path / "html.py"
+    module.write_text("from connstorm.reports import pinning\n"
+                      "from connstorm.reports.charts import CHARTS\n", encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGES_WITH_CODE", {"connstorm.reports"})
+    found = {target for target, _ in imports_of("connstorm.reports.html", module)}
+    assert found == {"connstorm.reports", "connstorm.reports.pinning", "connstorm.reports.charts"}
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGES_WITH_CODE", set())
+    found = {target for target, _ in imports_of("connstorm.reports.html", module)}
+    assert found == {"connstorm.reports.pinning", "connstorm.reports.charts"}
+    graph = {"connstorm.reports": {"connstorm.reports.html"},
+             "connstorm.reports.html": {"connstorm.reports", "connstorm.reports.charts"},
+             "connstorm.reports.charts": set()}
+    assert _cycles(graph) == [["connstorm.reports", "connstorm.reports.html"]]
 
 
 def test_layering_the_locust_side_imports_nothing_of_the_orchestrator() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connstorm.reports import html as report_html
-from connstorm.reports import render_all, render_comparison
+from connstorm.reports.render import render_all, render_comparison
 from connstorm.reports.run_folder import load_run
 from tests.reports.chromium import Chromium, chromium_binary
 from tests.reports.run_folders import PASSWORD, repro_run, samples, summary, write_run

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connstorm.reports import render_all
+from connstorm.reports.render import render_all
 from tests.reports.chromium import Chromium
 from tests.reports.test_html import expected_points, needs_chromium, open_report
 

@@ -9,7 +9,7 @@ from typing import Any
 from connstorm.reports import html, markdown
 from connstorm.reports import timeline as tl
 from connstorm.reports.run_folder import load_run
-from connstorm.reports.verdicts import verdict
+from connstorm.reports.verdict_line import verdict
 from tests.reports.run_folders import samples, summary, write_run
 
 RECOVERED = {"at_s": 4.0, "action": "terminate_backends", "target": None,

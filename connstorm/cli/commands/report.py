@@ -35,14 +35,15 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and print the paths written, one per line."""
-    import connstorm.reports
+    from connstorm.reports.render import render_all, render_comparison
+    from connstorm.run_folder import REPORT_FILE
 
     out: Path | None = args.out
     if out is not None and out.is_dir():
-        out = out / (connstorm.reports.REPORT_FILE if len(args.run_dirs) == 1 else COMPARISON_FILE)
+        out = out / (REPORT_FILE if len(args.run_dirs) == 1 else COMPARISON_FILE)
     if len(args.run_dirs) == 1:
-        written = connstorm.reports.render_all(args.run_dirs[0], html_path=out)
+        written = render_all(args.run_dirs[0], html_path=out)
     else:
-        written = [connstorm.reports.render_comparison(args.run_dirs, out or Path(COMPARISON_FILE))]
+        written = [render_comparison(args.run_dirs, out or Path(COMPARISON_FILE))]
     sys.stdout.write("".join(f"{path}\n" for path in written))
     return 0

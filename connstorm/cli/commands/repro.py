@@ -86,10 +86,11 @@ def comparison_table(summary: dict[str, Any]) -> Table:
 def show_results(console: Console, summary: dict[str, Any], out: Path) -> None:
     """The comparison table, a verdict line per variant, and where the report is."""
     from connstorm.reports import verdicts
+    from connstorm.reports.verdict_line import verdict
 
     console.print(comparison_table(summary))
     for entry in verdicts.variants(summary):
-        console.print(f"{entry.get('name')}: {verdicts.verdict(entry)}", highlight=False)
+        console.print(f"{entry.get('name')}: {verdict(entry)}", highlight=False)
     console.print(f"report: {out / 'report.html'}", highlight=False)
 
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from connstorm.local_stack.postgres import PostgresServer
-from connstorm.local_stack.rds_proxy import RdsProxy
+from connstorm.local_stack.rds_proxy.proxy import RdsProxy
 from connstorm.scenario import load_scenario
 from connstorm.sections.rds_proxy import RdsProxyConfig
 

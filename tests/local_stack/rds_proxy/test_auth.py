@@ -10,7 +10,7 @@ import pytest
 
 from connstorm.local_stack.aws_credentials import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY
 from connstorm.local_stack.postgres import PostgresServer
-from connstorm.local_stack.rds_proxy import RdsProxy
+from connstorm.local_stack.rds_proxy.proxy import RdsProxy
 from connstorm.sections.rds_proxy import RdsProxyConfig
 
 pytestmark = pytest.mark.slow

@@ -11,13 +11,10 @@ import psycopg
 import pytest
 
 from connstorm.local_stack.postgres import PostgresServer
-from connstorm.local_stack.rds_proxy import (
-    BORROW_TIMEOUT_MESSAGE,
-    BORROW_TIMEOUT_SQLSTATE,
-    RdsProxy,
-    pinning,
-)
+from connstorm.local_stack.rds_proxy import pinning
 from connstorm.local_stack.rds_proxy.process import RdsProxyProcess
+from connstorm.local_stack.rds_proxy.proxy import RdsProxy
+from connstorm.local_stack.rds_proxy.session import BORROW_TIMEOUT_MESSAGE, BORROW_TIMEOUT_SQLSTATE
 from connstorm.sections.rds_proxy import RdsProxyConfig
 from tests.local_stack.rds_proxy.conftest import POOL_OF_3, client_dsn, proxy_backends
 

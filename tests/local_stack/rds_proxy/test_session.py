@@ -13,7 +13,7 @@ import pytest
 
 from connstorm.local_stack.pgbouncer import PgBouncerServer
 from connstorm.local_stack.postgres import PostgresServer
-from connstorm.local_stack.rds_proxy import RdsProxy
+from connstorm.local_stack.rds_proxy.proxy import RdsProxy
 from tests.local_stack.rds_proxy.conftest import client_dsn, proxy_backends
 
 pytestmark = pytest.mark.slow
