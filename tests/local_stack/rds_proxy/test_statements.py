@@ -17,7 +17,8 @@ import pytest
 
 from connstorm.local_stack.pgbouncer import PgBouncerServer
 from connstorm.local_stack.postgres import PostgresServer
-from connstorm.local_stack.rds_proxy import RdsProxy, statements
+from connstorm.local_stack.rds_proxy import statements
+from connstorm.local_stack.rds_proxy.proxy import RdsProxy
 from tests.local_stack.rds_proxy.conftest import client_dsn
 from tests.local_stack.rds_proxy.wire import (
     SYNC,
