@@ -7,7 +7,7 @@ from typing import Any
 
 from connstorm.reports import charts
 from connstorm.reports.run_folder import load_run
-from connstorm.reports.verdicts import verdict
+from connstorm.reports.verdict_line import verdict
 from tests.reports.run_folders import samples, summary, write_run
 
 

@@ -24,7 +24,7 @@ from connstorm.loadtests.orchestrator.repro import (
     variants_for,
 )
 from connstorm.reports.budget import budget_text
-from connstorm.reports.verdicts import verdict
+from connstorm.reports.verdict_line import verdict
 from connstorm.scenario import Scenario, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "loadtests" / "scenarios"
