@@ -126,3 +126,46 @@ def latest_by_collector(rows: list[Row]) -> dict[str, Row]:
     for row in rows:
         latest[str(row.get("collector"))] = row
     return latest
+
+
+class SampleFollower:
+    """Follows a growing samples file, keeping the newest row of each collector.
+
+    For readers that ask "what is it now?" many times during a run (the metrics
+    endpoint): each :meth:`poll` reads only the bytes written since the last one,
+    so a long run costs a scrape no more than a short one, and a large row (a
+    ``db_by_app`` of a thousand environments) is never cut as a fixed tail would
+    cut it. A half-written last line waits for the next poll. Safe to share
+    between threads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+        self._latest: dict[str, Row] = {}
+        self._lock = threading.Lock()
+
+    def poll(self) -> dict[str, Row]:
+        """The newest row of each collector so far (a copy); empty before the file exists."""
+        with self._lock:
+            try:
+                handle = self.path.open("rb")
+            except FileNotFoundError:
+                return dict(self._latest)
+            with handle:
+                if os.fstat(handle.fileno()).st_size < self._offset:
+                    # A new file under the same name: start over.
+                    self._offset, self._partial, self._latest = 0, b"", {}
+                handle.seek(self._offset)
+                data = handle.read()
+            self._offset += len(data)
+            *lines, self._partial = (self._partial + data).split(b"\n")
+            for line in lines:
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+                if isinstance(row, dict):
+                    self._latest[str(row.get("collector"))] = row
+            return dict(self._latest)
