@@ -22,7 +22,6 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg's import
 from locust import events
@@ -35,6 +34,7 @@ from connstorm.loadtests.locust_plugin.collectors.locust_stats import (
     ErrorKindCounter,
     LocustStatsCollector,
 )
+from connstorm.loadtests.locust_plugin.collectors.stack_targets import stack_collectors
 from connstorm.loadtests.locust_plugin.plugin_state import PluginState
 from connstorm.samples import SAMPLES_FILE, SampleWriter
 
@@ -70,48 +70,14 @@ def resolve_run_dir(opts: Any) -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S-locust", time.gmtime())
 
 
-def _user_of(dsn: str | None, default: str) -> str:
-    return (urlsplit(dsn).username if dsn else None) or default
-
-
-def _db_of(dsn: str | None, default: str) -> str:
-    path = urlsplit(dsn).path.lstrip("/") if dsn else ""
-    return path or default
-
-
 def build_collectors(environment: Any, writer: SampleWriter, stack: dict[str, Any],
                      opts: Any) -> tuple[list[Collector], dict[str, str]]:
     """The collectors this run can have, and why each missing one is missing."""
     interval_s = float(getattr(opts, "sample_interval_s", 1.0) or 1.0)
-    collectors: list[Collector] = []
-    skipped: dict[str, str] = {}
-    pg_dsn = stack.get("postgres_admin_dsn") or getattr(opts, "postgres_admin_dsn", "")
-    if pg_dsn:
-        from connstorm.loadtests.locust_plugin.collectors.postgres import PostgresCollector
-        collectors.append(PostgresCollector(
-            writer, pg_dsn, app_user=_user_of(stack.get("postgres_dsn"), "app"),
-            interval_s=interval_s))
-    else:
-        skipped["postgres"] = "no PostgreSQL admin DSN (no local stack, no --postgres-admin-dsn)"
-    pb_dsn = stack.get("pgbouncer_admin_dsn") or getattr(opts, "pgbouncer_admin_dsn", "")
-    if pb_dsn:
-        from connstorm.loadtests.locust_plugin.collectors.pgbouncer import PgBouncerCollector
-        collectors.append(PgBouncerCollector(
-            writer, pb_dsn, database=_db_of(stack.get("pgbouncer_dsn"), "app"),
-            interval_s=interval_s))
-    else:
-        skipped["pgbouncer"] = ("PgBouncer disabled in the stack"
-                                if stack and not stack.get("live_target") else
-                                "no PgBouncer admin DSN (no local stack, no --pgbouncer-admin-dsn)")
-    if stack.get("rds_proxy_metrics_url"):
-        from connstorm.loadtests.locust_plugin.collectors.rds_proxy import RdsProxyCollector
-        collectors.append(RdsProxyCollector(writer, stack["rds_proxy_metrics_url"],
-                                            interval_s=interval_s))
-    if stack.get("stats_url"):
-        from connstorm.loadtests.locust_plugin.collectors.emulator import EmulatorCollector
-        collectors.append(EmulatorCollector(writer, stack["stats_url"], interval_s=interval_s))
-    else:
-        skipped["emulator"] = "no emulator stats URL (live target or no functions)"
+    collectors, skipped = stack_collectors(
+        writer, stack, interval_s=interval_s,
+        postgres_admin_dsn=getattr(opts, "postgres_admin_dsn", "") or "",
+        pgbouncer_admin_dsn=getattr(opts, "pgbouncer_admin_dsn", "") or "")
     collectors.append(LocustStatsCollector(writer, environment, counter, interval_s=interval_s))
     return collectors, skipped
 
