@@ -58,6 +58,25 @@ def positive_float(text: str) -> float:
     return value
 
 
+def tcp_port(text: str) -> int:
+    """A TCP port, 0 meaning "a free one" (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {value}")
+    return value
+
+
+def add_metrics_port_argument(p: argparse.ArgumentParser) -> None:
+    """``--metrics-port`` (``up``, ``run``, ``ui``): off unless given."""
+    p.add_argument("--metrics-port", type=tcp_port, default=None, metavar="PORT",
+                   help="serve the collectors' latest values at http://127.0.0.1:PORT/metrics "
+                        "(Prometheus text format / OpenMetrics; 0: a free port; "
+                        "see docs/metrics.md)")
+
+
 def http_url(text: str) -> str:
     """An http(s) URL (argparse type)."""
     if not re.match(r"^https?://[^/\s]+", text):
@@ -104,6 +123,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                         "use the machine's address for remote workers)")
     p.add_argument("--master-bind-port", type=int, default=5557,
                    help="with --master: port to listen on for workers (default 5557)")
+    add_metrics_port_argument(p)
 
 
 def add_locustfile_argument(p: argparse.ArgumentParser) -> None:
@@ -150,4 +170,5 @@ def options_from_args(args: argparse.Namespace, *, headless: bool) -> Any:
         worker=getattr(args, "worker", False),
         master_host=getattr(args, "master_host", "127.0.0.1"),
         master_port=getattr(args, "master_port", 5557),
-        web_port=getattr(args, "web_port", None), locustfile=args.locustfile)
+        web_port=getattr(args, "web_port", None), locustfile=args.locustfile,
+        metrics_port=getattr(args, "metrics_port", None))

@@ -7,7 +7,8 @@ The order of a run:
    at a live deployment, in which case ``stack.json`` holds only the URL and the
    DSNs given on the command line;
 3. Locust as a subprocess (:class:`~connstorm.loadtests.orchestrator.locust_process.LocustProcess`),
-   whose plugin starts the collectors on the master;
+   whose plugin starts the collectors on the master (with ``--metrics-port``, the
+   ``/metrics`` endpoint, bound before the stack starts, follows their samples);
 4. while it runs, the live terminal view (headless) or the web UI's URL (ui);
 5. ``summary.json``, ``junit.xml``, ``summary.md``, then the verdict: a broken
    threshold raises :class:`~connstorm.errors.ThresholdsFailedError` (exit 6).
@@ -96,6 +97,8 @@ class RunOptions:
     master_host: str = "127.0.0.1"
     master_port: int = 5557
     web_port: int | None = None
+    #: ``--metrics-port``: serve the samples at ``/metrics`` (None: off; 0: a free port).
+    metrics_port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     #: ``--locustfile``: your own users instead of the scenario's (absolute, or
     #: relative to the working directory); ``None`` means ``[load] locustfile``.
@@ -226,6 +229,7 @@ class Run:
         started = False
         try:
             with ExitStack() as stack:
+                self._start_metrics(stack)
                 if self.opts.target_url:
                     stack_file = self._live_target_stack()
                 else:
@@ -255,6 +259,16 @@ class Run:
         if users:
             self.console.print(f"Locust users from {source.own}: {', '.join(users)}",
                                highlight=False)
+
+    def _start_metrics(self, stack: ExitStack) -> None:
+        """Bind ``/metrics`` first: a port in use stops the run before anything started."""
+        if self.opts.metrics_port is None:
+            return
+        from connstorm.loadtests.orchestrator.metrics_endpoint import MetricsEndpoint
+
+        endpoint = stack.enter_context(MetricsEndpoint(self.run_dir / SAMPLES_FILE,
+                                                       self.opts.metrics_port))
+        self.console.print(f"metrics: {endpoint.url}", highlight=False, soft_wrap=True)
 
     def _locust_env(self) -> dict[str, str]:
         """Locust's environment: ours, what the start form shows about the stack, the routes."""
@@ -325,6 +339,9 @@ class Run:
                                            self.run_dir / SAMPLES_FILE))
 
     def _run_worker(self) -> None:
+        if self.opts.metrics_port is not None:
+            self.console.print("--metrics-port ignored: a worker samples nothing (give it to "
+                               "the master)", highlight=False)
         args = locust_args(self.opts, "", None)
         with LocustProcess(args, self.run_dir / "logs" / "locust-worker.log",
                            env=self._locust_env()) as proc:

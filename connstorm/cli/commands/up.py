@@ -3,9 +3,13 @@
 Prints where everything is (passwords masked unless ``--show-passwords``), then
 waits until Ctrl-C or SIGTERM and stops everything. ``--check`` instead shows the
 stack working (a query through each path, the connections PostgreSQL sees),
-stops it and exits 0: ``make demo`` uses it.
+stops it and exits 0: ``make demo`` uses it. ``--metrics-port PORT`` also samples
+the stack (the collectors a run has, Locust's aside) into the run folder's
+``samples.jsonl`` and serves the newest values at ``http://127.0.0.1:PORT/metrics``
+(``docs/metrics.md``); the port is bound before the stack starts.
 
     connstorm up pgbouncer-transaction --set pgbouncer.default_pool_size=5
+    connstorm up pgbouncer-transaction --set rds_proxy.enabled=true --metrics-port 9464
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +27,10 @@ from rich.table import Table
 
 from connstorm.console import output_console
 from connstorm.errors import StackError
+from connstorm.loadtests.orchestrator.run_arguments import add_metrics_port_argument
 from connstorm.local_stack.credentials import mask_dsn
 from connstorm.run_folder import default_run_dir
+from connstorm.samples import SAMPLES_FILE
 from connstorm.scenario import BACKENDS, DEFAULT_SCENARIO, Scenario, load_scenario
 
 #: How often the foreground loop checks that every server is still alive.
@@ -48,6 +55,7 @@ def add_parser(sub: Any) -> None:
                    help="show the stack working, stop it and exit")
     p.add_argument("--show-passwords", action="store_true",
                    help="print connection URLs with their passwords")
+    add_metrics_port_argument(p)
     p.set_defaults(func=run)
 
 
@@ -66,8 +74,21 @@ def run(args: argparse.Namespace) -> int:
     scenario = scenario_from_args(args)
     run_dir = default_run_dir(scenario.name) if args.out is None else Path(args.out)
     console = output_console(highlight=False)
-    console.print(f"connstorm up: starting [bold]{scenario.name}[/] in {run_dir} ...")
-    with Stack(scenario, run_dir) as stack:
+    with ExitStack() as resources:
+        metrics_url = None
+        if args.metrics_port is not None:
+            from connstorm.loadtests.orchestrator.metrics_endpoint import MetricsEndpoint
+
+            metrics_url = resources.enter_context(
+                MetricsEndpoint(run_dir / SAMPLES_FILE, args.metrics_port)).url
+            console.print(f"metrics: {metrics_url}", soft_wrap=True)
+        console.print(f"connstorm up: starting [bold]{scenario.name}[/] in {run_dir} ...")
+        stack = resources.enter_context(Stack(scenario, run_dir))
+        if metrics_url is not None:
+            from connstorm.loadtests.orchestrator.stack_sampler import StackSampler
+
+            resources.enter_context(StackSampler(run_dir, stack.info(),
+                                                 scenario.load.sample_interval_s))
         _show_where(console, stack, scenario, args.show_passwords)
         if args.check:
             _check(console, stack)
