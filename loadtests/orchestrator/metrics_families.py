@@ -73,6 +73,9 @@ LAMBDA_METRICS: dict[str, tuple[str, Kind]] = {
     names.COLD_STARTS: ("cold_starts", "counter"),
     names.THROTTLES: ("throttles", "counter"),
     "timeouts": ("timeouts", "counter"),
+    # Invocations that did not succeed; the by-kind counts also hold throttles and
+    # refusals (no invocation), so they do not add up to this.
+    "errors": ("failed_invocations", "counter"),
     "provisioned": ("provisioned_environments", "gauge"),
     "provisioned_busy": ("provisioned_environments_busy", "gauge"),
     "superseded": ("superseded_environments", "gauge"),
@@ -81,6 +84,8 @@ LAMBDA_METRICS: dict[str, tuple[str, Kind]] = {
     "deploys": ("deploys", "counter"),
     "scheduled_invocations": ("scheduled_invocations", "counter"),
     "rejections": ("rejections", "counter"),
+    names.VANISHED_CONNECTIONS: ("vanished_connections", "gauge"),
+    names.VANISHED_ENVIRONMENTS: ("vanished_environments", "gauge"),
 }
 #: The environment states shown (``env_total`` is their sum, ``env_reaped`` a counter).
 LAMBDA_ENV_STATES: tuple[str, ...] = ("initializing", "busy", "frozen", "idle", "stopping")
@@ -184,8 +189,10 @@ def _emulator(row: Row) -> Iterator[Metric]:
     yield _by(f"{p}_environments", "Execution environments alive, by state", "gauge", "state",
               {state: row.get(f"env_{state}") for state in LAMBDA_ENV_STATES})
     for key, (suffix, kind) in LAMBDA_METRICS.items():
-        yield _one(f"{p}_{suffix}", f"The emulator's {key}", kind, row.get(key))
-    yield _by(f"{p}_errors", "Failed invocations, by kind", "counter", "kind",
+        if key in row:  # rows of an older connstorm lack the newer keys
+            yield _one(f"{p}_{suffix}", f"The emulator's {key}", kind, row[key])
+    yield _by(f"{p}_errors", "Errors by kind (failed invocations, throttles, refusals)",
+              "counter", "kind",
               row.get(names.ERRORS_BY_KIND) or {})
 
 

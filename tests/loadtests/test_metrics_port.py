@@ -54,7 +54,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "emulator": ("connstorm_lambda_environments", "connstorm_lambda_concurrency",
                  "connstorm_lambda_invocations", "connstorm_lambda_cold_starts",
                  "connstorm_lambda_throttles", "connstorm_lambda_errors",
-                 "connstorm_lambda_environments_reaped"),
+                 "connstorm_lambda_failed_invocations", "connstorm_lambda_environments_reaped"),
     "locust": ("connstorm_load_users", "connstorm_load_requests", "connstorm_load_failures",
                "connstorm_load_errors", "connstorm_load_response_time_seconds",
                "connstorm_load_runner_info"),
@@ -157,6 +157,10 @@ def check_values(samples: Samples, rows: dict[str, dict[str, Any]]) -> None:
         assert one(samples, "connstorm_lambda_invocations_total") == em["invocations"]
         assert one(samples, "connstorm_lambda_cold_starts_total") == em["cold_starts"]
         assert by(samples, "connstorm_lambda_errors_total", "kind") == em["errors_by_kind"]
+        assert one(samples, "connstorm_lambda_failed_invocations_total") == em["errors"]
+        # a series for each key the row has, none for a key it lacks
+        assert samples.get("connstorm_lambda_vanished_connections", {}).get(()) == \
+            em.get("vanished_connections")
     if "locust" in rows:
         lo = rows["locust"]
         assert one(samples, "connstorm_load_users") == lo["users"]

@@ -13,6 +13,8 @@ from prometheus_client.registry import Collector
 from connstorm import metric_names as names
 from connstorm.loadtests.orchestrator.metrics_families import (
     CLOUDWATCH_LABEL,
+    LAMBDA_ENV_STATES,
+    LAMBDA_METRICS,
     RDS_PROXY_METRICS,
     families,
 )
@@ -39,7 +41,8 @@ ROWS: dict[str, dict[str, Any]] = {
                  "env_total": 6, "env_reaped": 4, "concurrency": 3, "concurrency_peak": 8,
                  "invocations": 50, "cold_starts": 6, "throttles": 1, "timeouts": 0,
                  "errors": 2, "errors_by_kind": {"too_many_connections": 2},
-                 **dict.fromkeys(names.EMULATOR_LIFECYCLE, 0)},
+                 **dict.fromkeys(names.EMULATOR_LIFECYCLE, 0),
+                 "vanished_connections": 5, "vanished_environments": 2},
     "locust": {"t": T, "collector": "locust", "ok": True, "users": 10, "state": "running",
                "requests": 200, "failures": 3, "rps": 20.0, "fail_per_s": 0.1, "p50_ms": 12.0,
                "p95_ms": 40.0, "p99_ms": None, "errors_by_kind": {"http_error": 3},
@@ -93,6 +96,12 @@ def test_every_value_is_the_rows_in_base_units() -> None:
     assert got[("connstorm_lambda_environments", (("state", "frozen"),))] == 3
     assert got[("connstorm_lambda_environments_reaped_total", ())] == 4
     assert got[("connstorm_lambda_errors_total", (("kind", "too_many_connections"),))] == 2
+    assert got[("connstorm_lambda_vanished_connections", ())] == 5
+    assert got[("connstorm_lambda_failed_invocations_total", ())] == 2
+    # a key the row lacks (written by an older connstorm) is no series, not a NaN
+    older = {**ROWS, "emulator": {k: v for k, v in ROWS["emulator"].items()
+                                  if k != "vanished_connections"}}
+    assert ("connstorm_lambda_vanished_connections", ()) not in scrape(older)
     assert got[("connstorm_load_requests_total", ())] == 200
     assert got[("connstorm_load_errors_total", (("kind", "http_error"),))] == 3
     assert got[("connstorm_load_response_time_seconds", (("quantile", "0.95"),))] == 0.04
@@ -131,3 +140,10 @@ def test_no_samples_yet_is_an_empty_but_valid_answer() -> None:
     assert scrape({}) == {}
     # rows of other writers (the timeline) are not metrics
     assert scrape({"timeline": {"t": T, "collector": "timeline", "event": "start"}}) == {}
+
+
+def test_every_key_of_the_emulator_row_is_shown() -> None:
+    # A key added to the emulator's row (metric_names) must get a series here too.
+    shown = ({f"env_{s}" for s in LAMBDA_ENV_STATES} | set(LAMBDA_METRICS)
+             | {names.ERRORS_BY_KIND, names.ENV_TOTAL})
+    assert set(names.EMULATOR_STAT_KEYS) <= shown
