@@ -41,6 +41,7 @@ from connstorm.local_stack.lambda_.function_pool import FunctionPool
 from connstorm.local_stack.lambda_.ids import hex_id
 from connstorm.local_stack.lambda_.invocation import InvocationResult, Outcome
 from connstorm.local_stack.lambda_.log_stream import init_report_line, start_line, timeout_line
+from connstorm.local_stack.lambda_.provisioning import init_limit_s
 from connstorm.local_stack.lambda_.runtime_env import exit_reason, stream_name
 from connstorm.local_stack.lambda_.zygote_client import ZygoteClient
 
@@ -131,8 +132,8 @@ class EnvironmentLifecycle:
         pool.zygote.spawn(env.env_id, variables, env.log_path, cgroup=env.cgroup)
         loop = asyncio.get_running_loop()
         if not env.suppressed_init:  # bounded by the invocation's timeout instead
-            env.init_timer = loop.call_later(self.account.init_timeout_s,
-                                             self._on_init_timeout, env)
+            env.init_timer = loop.call_later(self._init_limit_s(env), self._on_init_timeout,
+                                             env)
         task = loop.create_task(self._serve(env, sock))
         self._launching.add(task)  # the loop keeps only a weak reference to tasks
         task.add_done_callback(self._launching.discard)
@@ -166,8 +167,13 @@ class EnvironmentLifecycle:
                 self.pools[env.function].resets.append(time.monotonic())
             self._kill(env)
 
+    def _init_limit_s(self, env: Environment) -> float:
+        return init_limit_s(self.account, self.pools[env.function].fn,
+                            provisioned=env.provisioned)
+
     def _on_init_timeout(self, env: Environment) -> None:
-        """Init ran out of ``init_timeout_s``: Lambda retries it inside the invocation.
+        """Init ran out of its limit (:func:`.provisioning.init_limit_s`): Lambda retries it
+        inside the invocation.
 
         The environment is discarded (INIT_REPORT ``Status: timeout``); a fresh one
         takes over the invocation at once, its Init now bounded by the function's
@@ -182,7 +188,7 @@ class EnvironmentLifecycle:
         if inv is None or inv.done or env.suppressed_init or self._stopping:
             self._fail_init(env, "Runtime.InitError",
                             f"RequestId: {rid} Error: Runtime init timed out after "
-                            f"{self.account.init_timeout_s:.2f} seconds", status="timeout")
+                            f"{self._init_limit_s(env):.2f} seconds", status="timeout")
             self._kill(env)
             return
         pool = self.pools[env.function]
@@ -191,7 +197,7 @@ class EnvironmentLifecycle:
         env.invocation = None  # its death must not fail the invocation
         self._kill(env)
         log.info("%s: init of %s ran out of %.2f s; retrying it in invocation %s",
-                 pool.fn.name, env.env_id, self.account.init_timeout_s, rid)
+                 pool.fn.name, env.env_id, self._init_limit_s(env), rid)
         self._reinit(pool, inv)
 
     def _reinit(self, pool: FunctionPool, inv: Invocation) -> None:
@@ -362,6 +368,13 @@ class EnvironmentLifecycle:
     # ------------------------------------------------------------ background
 
     async def _reaper(self) -> None:
+        """Reap environments idle for ``idle_lifetime_s`` or older than ``max_lifetime_s``.
+
+        Neither is a documented figure: AWS keeps an idle environment "for some
+        time" and recycles busy ones "every few hours" ("Understanding the Lambda
+        execution environment lifecycle", "Shutdown phase"); the defaults are
+        what people observed.
+        """
         lifetimes = [p.fn.idle_lifetime_s for p in self.pools.values()] + [
             p.fn.max_lifetime_s for p in self.pools.values() if p.fn.max_lifetime_s]
         interval = min(1.0, max(0.05, min(lifetimes, default=1.0) / 4))

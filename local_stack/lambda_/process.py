@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from connstorm.errors import StackError
 from connstorm.local_stack.lambda_.config import EmulatorConfig
+from connstorm.local_stack.lambda_.provisioning import init_limit_s
 from connstorm.local_stack.resource import Resource
 from connstorm.scenario import Scenario
 
@@ -63,8 +64,9 @@ class EmulatorProcess(Resource):
         provisioned = [fn for fn in self.config.functions if fn.provisioned_concurrency]
         pending_s = max((fn.vpc.eni_attach_ms / 1000 for fn in provisioned
                          if fn.vpc is not None), default=0.0)
-        self.startup_timeout_s = startup_timeout_s + (
-            pending_s + self.config.account.init_timeout_s if provisioned else 0.0)
+        init_s = max((init_limit_s(self.config.account, fn, provisioned=True)
+                      for fn in provisioned), default=0.0)
+        self.startup_timeout_s = startup_timeout_s + (pending_s + init_s if provisioned else 0.0)
         self.config_path = self.run_dir / "emulator-config.json"
         self.ready_path = self.run_dir / "emulator-ready.json"
         self.log_path = self.run_dir / "logs" / "emulator.log"

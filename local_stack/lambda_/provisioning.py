@@ -9,7 +9,8 @@ function holds (``../shared/guide/lambda.md``, "VPC, provisioned concurrency"):
   ``Active`` function), with ``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``
   (on-demand ones get ``on-demand``). The emulator's start waits for their
   Init, so they exist, connected, before the first request; their Init takes
-  no scaling token and is no request's cold start. They are taken before any
+  no scaling token, is no request's cold start, and is not under the 10 s
+  on-demand limit (:func:`init_limit_s`). They are taken before any
   on-demand environment and never reaped; one that dies (timeout, crash,
   failed Init) is replaced, as Lambda keeps the allocation. Invocations that
   run on on-demand environments of such a function are counted as
@@ -20,7 +21,9 @@ function holds (``../shared/guide/lambda.md``, "VPC, provisioned concurrency"):
   a new version is published; from then on requests go to new environments
   (cold starts, new connections) while the previous version's environments stay
   alive, frozen and connected, until the reaper takes them after
-  ``idle_lifetime_s``: the connection surge users see after a deploy. Those busy
+  ``idle_lifetime_s`` (how soon AWS reclaims them is not documented); then they
+  vanish and their connections linger at the server (:mod:`.vanished`): the
+  connection surge, and its tail, users see after a deploy. Those busy
   at the deploy finish their invocation first. A function with provisioned
   concurrency gets a fresh set for the new version. The new environments fork
   from the same zygote (the old ones are its children too); their Init imports
@@ -46,14 +49,30 @@ from connstorm.local_stack.lambda_.function_pool import FunctionPool
 
 if TYPE_CHECKING:
     from connstorm.local_stack.lambda_.cpu_shares import CpuShares
-    from connstorm.scenario import LambdaConfig
+    from connstorm.scenario import FunctionConfig, LambdaConfig
 
 log = logging.getLogger(__name__)
 
 #: Wait before replacing a provisioned environment that died (a failing Init must not spin).
 REPLACE_DELAY_S = 1.0
-#: Slack over ``init_timeout_s`` the start waits for the provisioned environments' Init.
+#: Slack over the Init limit the start waits for the provisioned environments' Init.
 PROVISION_SLACK_S = 5.0
+#: The shortest Init limit of a provisioned environment (see :func:`init_limit_s`).
+PROVISIONED_INIT_MIN_S = 130.0
+
+
+def init_limit_s(account: LambdaConfig, fn: FunctionConfig, *, provisioned: bool) -> float:
+    """How long an environment's Init may run before it times out.
+
+    On demand: ``[lambda] init_timeout_s`` (Lambda's 10 s). Provisioned ones are
+    not under that limit: AWS, "Understanding the Lambda execution environment
+    lifecycle", "Init phase": "The 10-second timeout doesn't apply to functions
+    that are using provisioned concurrency [...] The time limit is 130 seconds or
+    the configured function timeout (maximum 900 seconds), whichever is higher."
+    """
+    if provisioned:
+        return max(PROVISIONED_INIT_MIN_S, fn.timeout_s)
+    return account.init_timeout_s
 
 
 class Provisioning:
@@ -116,8 +135,8 @@ class Provisioning:
     async def _provision_all(self) -> None:
         """Initialise every function's provisioned environments; return when their Init ended.
 
-        Bounded: Init has ``init_timeout_s``; an environment still initialising
-        after that (plus attach and pending time) is left to its own timers.
+        Bounded: Init has its limit (:func:`init_limit_s`); an environment still
+        initialising after that (plus attach and pending time) is left to its own timers.
         """
         wanted = [p for p in self.pools.values() if p.fn.provisioned_concurrency]
         if not wanted:
@@ -125,7 +144,8 @@ class Provisioning:
         started = await asyncio.gather(*(self._provision(p) for p in wanted))
         envs = [env for group in started for env in group]
         attach_s = max((p.vpc.attach_s for p in wanted if p.vpc is not None), default=0.0)
-        deadline = time.monotonic() + self.account.init_timeout_s + attach_s + PROVISION_SLACK_S
+        limit_s = max(init_limit_s(self.account, p.fn, provisioned=True) for p in wanted)
+        deadline = time.monotonic() + limit_s + attach_s + PROVISION_SLACK_S
         while any(e.state == INITIALIZING for e in envs) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         ready = sum(1 for e in envs if e.state not in (INITIALIZING, DEAD))

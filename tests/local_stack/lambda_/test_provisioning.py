@@ -237,3 +237,32 @@ def test_deploy_gives_the_new_version_its_own_provisioned_environments(tmp_path:
     assert result.env_id not in old
     assert not result.cold  # served by a new provisioned environment
     assert stats["provisioned_invocations"] == 1
+
+
+@pytest.mark.slow
+def test_provisioned_init_is_not_under_the_on_demand_init_limit(tmp_path: Path) -> None:
+    # GIVEN an Init of 1.5 s and an on-demand Init limit of 0.5 s
+    slow = {"INIT_SLEEP_S": "1.5"}
+    config = emulator_config(
+        tmp_path / "run",
+        function("warm", "sleepy_init_handler", provisioned_concurrency=1, env=slow),
+        function("cold", "sleepy_init_handler", env=slow),
+        init_timeout_s=0.5)
+
+    async def scenario() -> tuple[dict[str, Any], InvocationResult]:
+        async with Emulator(config) as emu:
+            before = emu.stats()["functions"]
+            return before, await emu.invoke(InvocationRequest("cold", b"{}"))
+
+    before, cold = uvloop.run(scenario())
+    # THEN the provisioned environment initialised (its limit is 130 s or the timeout)
+    assert before["warm"]["provisioned"] == 1
+    assert before["warm"]["env_frozen"] == 1
+    warm_logs = "".join(p.read_text() for p in (tmp_path / "run" / "logs" / "lambda" /
+                                                 "warm").iterdir())
+    assert "Status: timeout" not in warm_logs
+    # AND an on-demand one ran out of its 0.5 s and was retried inside the invocation
+    assert cold.outcome == "success"
+    cold_logs = "".join(p.read_text() for p in (tmp_path / "run" / "logs" / "lambda" /
+                                                 "cold").iterdir())
+    assert "Status: timeout" in cold_logs
