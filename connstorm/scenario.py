@@ -261,14 +261,46 @@ def _check_functions(sc: Scenario) -> None:
         if name in names[:i]:
             raise KeyProblem(("functions", i), "name used twice")
     limit = sc.lambda_.concurrency_limit
-    for key in ("reserved_concurrency", "provisioned_concurrency"):
-        total = 0
-        for i, fn in enumerate(sc.functions):
-            total += getattr(fn, key) or 0
-            if total > limit:
-                raise KeyProblem(("functions", i, key),
-                                 f"the functions take {total} in all, more than [lambda] "
-                                 f"concurrency_limit ({limit})")
+    _check_unreserved(sc, limit)
+    total = 0
+    for i, fn in enumerate(sc.functions):
+        total += fn.provisioned_concurrency or 0
+        if total > limit:
+            raise KeyProblem(("functions", i, "provisioned_concurrency"),
+                             f"the functions take {total} in all, more than [lambda] "
+                             f"concurrency_limit ({limit})")
+
+
+#: Concurrency Lambda keeps for the functions without a reservation (AWS, "Configuring
+#: reserved concurrency for a function", "Configuring reserved concurrency": "You can
+#: reserve up to the Unreserved account concurrency value minus 100. The remaining 100
+#: units of concurrency are for functions that aren't using reserved concurrency.")
+MIN_UNRESERVED = 100
+
+
+def _check_unreserved(sc: Scenario, limit: int) -> None:
+    """Reservations may not leave less than 100 of the account unreserved.
+
+    An account whose whole limit is under 100 (new accounts) can reserve nothing:
+    AWS's refusal then names the whole limit as the minimum (observed, in its
+    ``InvalidParameterValueException``: "decreases account's
+    UnreservedConcurrentExecution below its minimum value of [N]").
+    """
+    minimum = min(MIN_UNRESERVED, limit)
+    total = 0
+    taken: list[str] = []
+    for i, fn in enumerate(sc.functions):
+        if not fn.reserved_concurrency:
+            continue
+        total += fn.reserved_concurrency
+        taken.append(f"{fn.name} {fn.reserved_concurrency}")
+        if total > limit - minimum:
+            raise KeyProblem(
+                ("functions", i, "reserved_concurrency"),
+                f"reservations of {total} ({', '.join(taken)}) leave {limit - total} of "
+                f"[lambda] concurrency_limit {limit} unreserved; Lambda keeps at least "
+                f"{minimum} for functions without reserved concurrency (reserve at most "
+                f"{limit - minimum} in all)")
 
 
 def _check_routes(sc: Scenario) -> None:

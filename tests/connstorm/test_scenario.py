@@ -298,6 +298,14 @@ NEW_KEY_MISTAKES = [
      "[[functions]] api: vpc.eni_attach_ms: must be at least 0, got -5"),
     (['functions.api.vpc={subnets=2, zones="a"}'],
      "[[functions]] api: vpc.zones: unknown key"),
+    # reservations leave at least 100 of the account unreserved (all of a smaller one)
+    (["functions.api.reserved_concurrency=901"],
+     "[[functions]] api: reserved_concurrency: reservations of 901 (api 901) leave 99 of "
+     "[lambda] concurrency_limit 1000 unreserved; Lambda keeps at least 100 for functions "
+     "without reserved concurrency (reserve at most 900 in all)"),
+    (["lambda.concurrency_limit=50", "functions.api.reserved_concurrency=1"],
+     "[[functions]] api: reserved_concurrency: reservations of 1 (api 1) leave 49 of "
+     "[lambda] concurrency_limit 50 unreserved; Lambda keeps at least 50"),
     (["functions.api.provisioned_concurrency=2000"],
      "[[functions]] api: provisioned_concurrency: the functions take 2000 in all, more than "
      "[lambda] concurrency_limit (1000)"),
@@ -340,3 +348,12 @@ def test_scenario_rds_proxy_path_enables_the_stand_in(tmp_path: Path) -> None:
     assert s.rds_proxy.idle_client_timeout_s == 1800.0
     assert s.rds_proxy.iam_auth == "disabled"
     assert not load_scenario(path).rds_proxy.enabled
+
+
+def test_scenario_reservations_up_to_the_unreserved_minimum_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    assert load_scenario(path, overrides=["functions.api.reserved_concurrency=900"])
+    # reserving 0 throttles a function and takes nothing from the others
+    assert load_scenario(path, overrides=["lambda.concurrency_limit=10",
+                                          "functions.api.reserved_concurrency=0"])
