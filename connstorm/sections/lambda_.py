@@ -29,7 +29,7 @@ class LambdaConfig:
     legacy_per_minute: Int = Field(default=500, ge=1, le=1_000_000)
     """Growth per minute of the "legacy" model after the burst."""
     init_timeout_s: Float = Field(default=10.0, ge=0.1, le=600)
-    """Limit of an environment's Init phase (Lambda's is 10 s)."""
+    """Limit of an on-demand environment's Init phase (Lambda's is 10 s); provisioned ones get the function timeout, at least 130 s."""
     shutdown_timeout_s: Float = Field(default=2.0, ge=0, le=60)
     """Time an environment gets to exit after SIGTERM when the emulator stops (Lambda's Shutdown phase is at most 2 s, and 0 ms without extensions)."""
     vanished_linger_s: Float | None = Field(default=None, ge=0, le=86_400)

@@ -131,7 +131,8 @@ _RDS_PROXY = ('functions.api.database="rds_proxy"', "rds_proxy.max_connections_p
               "rds_proxy.connection_borrow_timeout_s=1")
 
 #: Both deploy variants: two deploys, the old versions reaped a second after their last
-#: request (idle_lifetime_s = 1, on AWS minutes: only the tail's length is shortened);
+#: request (idle_lifetime_s = 1; on AWS about ten minutes, observed, not documented):
+#: only the wait before the tail starts is shortened, not the tail (the server's keepalive);
 #: users never pause, so no environment idles out before a deploy retires it.
 _DEPLOY = ("functions.api.idle_lifetime_s=1", "load.think_time_max_ms=0",
            'timeline=[{at_s=2, action="deploy", target="api"}, '
