@@ -51,7 +51,15 @@ def _send(ctl: socket.socket, msg: dict[str, Any]) -> None:
 
 
 def _preload(cfg: dict[str, Any]) -> list[str]:
-    """Import awslambdaric (minus its C client) and the function's preload modules."""
+    """Import awslambdaric (minus its C client) and the function's preload modules.
+
+    The collector stays off in the zygote (Python's ``gc.freeze`` documentation:
+    disable early in the parent, freeze right before each fork, enable early in
+    the child): a collection here would free objects between the preloaded ones,
+    and every environment would then write its own objects into those holes,
+    copying the pages they share.
+    """
+    gc.disable()
     errors: list[str] = []
     sys.modules["runtime_client"] = None  # type: ignore[assignment]  # blocks the import
     # The C client is C++: loading libstdc++ here (relocated once, shared by every
@@ -71,13 +79,12 @@ def _preload(cfg: dict[str, Any]) -> list[str]:
         except Exception as exc:  # a missing optional module must not stop the function
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
     sys.path.remove(cfg["code_dir"])
-    gc.collect()
-    gc.freeze()  # keep the preloaded objects' pages shared: the GC won't touch them
     return errors
 
 
 def _become_environment(cfg: dict[str, Any], msg: dict[str, Any], zygote_pid: int) -> None:
     """Runs in the forked child: set up the environment, then run awslambdaric for ever."""
+    gc.enable()  # off in the zygote (see _preload); the handler's objects need it
     # Own session: a stopped (frozen) process group must not get SIGHUP/SIGCONT
     # from the kernel when it becomes orphaned.
     os.setsid()
@@ -181,6 +188,7 @@ class Zygote:
 
     def _spawn(self, msg: dict[str, Any]) -> None:
         zygote_pid = os.getpid()
+        gc.freeze()  # the collector of the child never scans (so never writes) our objects
         try:
             pid = os.fork()
         except OSError as exc:
