@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvloop
 
+from connstorm.local_stack.lambda_ import zygote
 from connstorm.local_stack.lambda_.emulator import Emulator
 from connstorm.local_stack.lambda_.invocation import InvocationRequest
 from tests.local_stack.lambda_.emulator_helpers import emulator_config, function
@@ -38,3 +39,10 @@ def test_zygote_environments_collect_garbage_and_draw_their_own_random_salts(
     assert all(b["gc_enabled"] is True for b in bodies)
     assert len({b["salt"] for b in bodies}) == 3
 
+
+def test_zygote_libpq_warm_up_runs_without_a_server() -> None:
+    # GIVEN psycopg imported, as a zygote that preloads it has  WHEN it warms libpq up
+    # THEN that needs no server (nothing listens on the address it never opens)
+    import psycopg.pq  # noqa: F401
+
+    assert zygote._warm_up_libpq() is None
