@@ -57,6 +57,8 @@ IDLE_CLIENTS_CLOSED = "IdleClientsClosed"
 #: connstorm's own: Parses injected before a Bind/Describe on a connection that lacked
 #: the client's named statement (counter; RDS Proxy does this but publishes no metric).
 PREPARED_STATEMENTS_INJECTED = "PreparedStatementsInjected"
+#: connstorm's own: clients' CancelRequests, ignored as RDS Proxy for PostgreSQL does (counter).
+CANCEL_REQUESTS_IGNORED = "CancelRequestsIgnored"
 #: connstorm's own: reason -> ``{"count", "sample"}`` for every pin, in RDS Proxy's words.
 PIN_REASONS = "pin_reasons"
 
@@ -68,7 +70,7 @@ RDS_PROXY_CLOUDWATCH: tuple[str, ...] = (
 )
 #: connstorm's own numeric counters beside them.
 RDS_PROXY_OWN: tuple[str, ...] = (BORROW_TIMEOUTS, IDLE_CLIENTS_CLOSED,
-                                   PREPARED_STATEMENTS_INJECTED)
+                                   PREPARED_STATEMENTS_INJECTED, CANCEL_REQUESTS_IGNORED)
 #: Every number in the stand-in's snapshot, and so in a local ``rds_proxy`` row
 #: (``pin_reasons`` comes beside them).
 RDS_PROXY_SNAPSHOT: tuple[str, ...] = RDS_PROXY_CLOUDWATCH + RDS_PROXY_OWN

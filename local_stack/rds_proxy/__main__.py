@@ -5,8 +5,9 @@
 For benchmarks and anyone who wants the proxy off the stack's interpreter (a
 process of its own, like PgBouncer, has a GIL of its own). The password comes
 from the environment variable ``RDS_PROXY_PASSWORD``, never the command line;
-when ready the process writes ``{"host", "port", "metrics_url", "pid"}`` as JSON
-to ``--ready-file``; SIGTERM or SIGINT stops it. :class:`.process.RdsProxyProcess`
+its log (INFO and up) goes to stderr; when ready the process writes ``{"host",
+"port", "metrics_url", "pid"}`` as JSON to ``--ready-file``; SIGTERM or SIGINT
+stops it. :class:`.process.RdsProxyProcess`
 drives it.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("python -m connstorm.local_stack.rds_proxy: "
                          "RDS_PROXY_PASSWORD is not set\n")
         return 2
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = RdsProxyConfig(**json.loads(args.config))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -83,6 +83,7 @@ class ProxyCore:
         self.setup_succeeded = 0
         self.borrow_timeouts = 0
         self.idle_closed = 0
+        self.cancels_ignored = 0
         self.pins: list[Pin] = []
         self.pin_reasons: dict[str, dict[str, Any]] = {}
 
@@ -119,18 +120,22 @@ class ProxyCore:
         entry["count"] += 1
         _pin_log.info(PIN_LOG.format(conn=conn.id, reason=reason))
 
-    async def cancel(self, packet: bytes) -> None:
-        """Forward a CancelRequest to the server connection the client is using now."""
+    def cancel(self, packet: bytes) -> None:
+        """A client's CancelRequest: ignored, and said so in the log.
+
+        AWS, "Limitations for RDS Proxy", section "Additional limitations for
+        RDS for PostgreSQL": "For PostgreSQL, RDS Proxy doesn't currently
+        support canceling a query from a client by issuing a CancelRequest"
+        (psql's Ctrl+C, a driver's ``cancel()``). PostgreSQL never answers a
+        CancelRequest, so the client cannot tell: its query runs to the end.
+        """
         pid, key = pg_wire.length_of(packet, 8), packet[12:16]
         session = self.by_key.get((pid, key))
-        server = session.server if session is not None else None
-        if server is None:
-            return
-        with contextlib.suppress(OSError, TimeoutError):
-            _, w = await asyncio.wait_for(asyncio.open_connection(*self.upstream), 5)
-            w.write(packet[:8] + server.backend_pid.to_bytes(4, "big") + server.backend_key)
-            await w.drain()
-            w.close()
+        self.cancels_ignored += 1
+        _log.warning("RDS Proxy stand-in: a client asked to cancel its running query "
+                     "(CancelRequest%s); ignored, as RDS Proxy for PostgreSQL does not "
+                     "support canceling a query from a client: the query runs to its end",
+                     "" if session is not None else " for no known client")
 
     # ------------------------------------------------------------ timers and metrics
 
@@ -162,6 +167,7 @@ class ProxyCore:
             names.BORROW_TIMEOUTS: self.borrow_timeouts,
             names.IDLE_CLIENTS_CLOSED: self.idle_closed,
             names.PREPARED_STATEMENTS_INJECTED: self.statements.injected,
+            names.CANCEL_REQUESTS_IGNORED: self.cancels_ignored,
             names.PIN_REASONS: {k: dict(v) for k, v in self.pin_reasons.items()},
         }
 

@@ -181,7 +181,7 @@ class ClientSession:
         w = self.writer
         startup = await pg_wire.read_startup(self.reader, w)
         if startup.cancel is not None:
-            await self.core.cancel(startup.cancel)
+            self.core.cancel(startup.cancel)
             return False
         if startup.protocol != pg_wire.PROTOCOL_3:
             w.write(pg_wire.error_response(

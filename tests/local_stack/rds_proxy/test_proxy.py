@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -208,9 +210,6 @@ def test_authentication_failures_are_counted(pg: PostgresServer, make_proxy: Mak
 
 
 def test_metrics_endpoint_serves_the_snapshot(pg: PostgresServer, make_proxy: MakeProxy) -> None:
-    import json
-    import urllib.request
-
     proxy = make_proxy(pg, max_connections_percent=POOL_OF_3)
     with psycopg.connect(client_dsn(proxy, pg)) as conn:
         conn.execute("select 1")
@@ -220,7 +219,7 @@ def test_metrics_endpoint_serves_the_snapshot(pg: PostgresServer, make_proxy: Ma
     assert body["MaxDatabaseConnectionsAllowed"] == 3
 
 
-def test_a_cancel_request_reaches_the_clients_database_connection(
+def test_a_cancel_request_is_ignored_as_rds_proxy_for_postgresql_does(
         pg: PostgresServer, tmp_path: Path) -> None:
     # In a process of its own: libpq's blocking cancel holds this process's GIL
     # while it waits for the proxy to answer, so a proxy thread here could not.
@@ -229,14 +228,34 @@ def test_a_cancel_request_reaches_the_clients_database_connection(
                             work_dir=tmp_path / "proxy", pool_size=2)
     with proxy, psycopg.connect(proxy.dsn(pg.app_user, pg.app_password, pg.app_dbname),
                                 autocommit=True) as conn:
-        timer = threading.Timer(0.5, conn.cancel)
-        timer.start()
-        started = time.monotonic()
-        with pytest.raises(psycopg.errors.QueryCanceled):
-            conn.execute("select pg_sleep(30)")
-        timer.join()
-        assert time.monotonic() - started < 20
+        cancelled = threading.Event()
+
+        def cancel_when_running() -> None:
+            deadline = time.monotonic() + 20
+            while not _sleeping(pg) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            conn.cancel()
+            cancelled.set()
+
+        canceller = threading.Thread(target=cancel_when_running)
+        canceller.start()
+        # WHEN the client cancels its running query, THEN it runs to its end anyway
+        assert conn.execute("select pg_sleep(1.5), 'finished'").fetchone() == ("", "finished")
+        canceller.join(30)
+        assert cancelled.is_set()
         assert conn.execute("select 1").fetchone() == (1,)  # and the session goes on
+        with urllib.request.urlopen(proxy.metrics_url, timeout=5) as response:
+            assert json.load(response)["CancelRequestsIgnored"] == 1
+    log = (tmp_path / "proxy" / "rds_proxy.log").read_text(encoding="utf-8")
+    assert "asked to cancel its running query" in log
+    assert "does not support canceling a query from a client" in log
+
+
+def _sleeping(pg: PostgresServer) -> bool:
+    with psycopg.connect(pg.admin_dsn, autocommit=True) as admin:
+        row = admin.execute("select count(*) from pg_stat_activity where "
+                            "wait_event = 'PgSleep'").fetchone()
+    return bool(row and row[0])
 
 
 def test_init_query_sets_up_each_database_connection_without_pinning(
