@@ -164,19 +164,19 @@ class CapacityPlan:
         return data
 
 
-def proxy_pool_size(max_connections: int, reserved: int, percent: int) -> int:
+def proxy_pool_size(max_connections: int, percent: int) -> int:
     """Database connections an RDS Proxy may open: its MaxConnectionsPercent, at least 1.
 
     The one formula of the proxy's pool: the RDS Proxy stand-in
     (``connstorm.local_stack.rds_proxy.pool.pool_limit``) sizes its pool with it and
     the planner plans with it, so ``connstorm capacity`` and a run through the
-    stand-in never disagree. RDS computes MaxConnectionsPercent of the instance's
-    ``max_connections`` (AWS, "RDS Proxy connection considerations"); locally the
-    app role is not a superuser, so the superuser-reserved slots are never
-    available to it and are taken off first (else the proxy's own logins would
-    fail with "remaining connection slots are reserved").
+    stand-in never disagree. RDS computes it as a percentage of the instance's
+    ``max_connections`` itself (AWS, "RDS Proxy connection considerations",
+    section "MaxConnectionsPercent"), not of the slots left after the reserved
+    ones: at 100 % the proxy may try more connections than its role can open,
+    and those logins fail (``DatabaseConnectionsSetupFailed``).
     """
-    return max(1, (max(1, max_connections - reserved) * percent) // 100)
+    return max(1, (max_connections * percent) // 100)
 
 
 def formula_max_connections(engine: str, memory_bytes: float) -> int:
@@ -277,12 +277,16 @@ def plan_capacity(request: CapacityRequest) -> CapacityPlan:
     pool = request.pooler_pool_size
     mode = "transaction" if request.pooler_mode == "statement" else request.pooler_mode
     if request.proxy_max_connections_percent is not None:
-        pool = proxy_pool_size(limit, reserved, request.proxy_max_connections_percent)
+        pool = proxy_pool_size(limit, request.proxy_max_connections_percent)
         notes.append(f"RDS Proxy: MaxConnectionsPercent {request.proxy_max_connections_percent} "
-                     f"of max_connections {limit} ({reserved} reserved taken off first, as "
-                     f"the stand-in does) is a pool of {pool}; sessions it pins (SET, "
-                     f"prepared statements, temporary tables, advisory locks...) behave as in "
+                     f"of max_connections {limit} is a pool of {pool}; sessions it pins (SET, "
+                     f"SQL-level PREPARE, temporary tables, advisory locks...) behave as in "
                      f"session mode")
+        if pool > usable:
+            notes.append(f"RDS Proxy: a pool of {pool} is more than the {usable} connections "
+                         f"the app role can open ({reserved} reserved): the proxy's own "
+                         f"logins beyond them fail (DatabaseConnectionsSetupFailed) and "
+                         f"clients wait for a connection to come back")
         if request.pattern in PINNING_PATTERNS:
             mode = "session"
             notes.append(f"{request.pattern}: its session state pins every environment's "

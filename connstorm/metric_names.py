@@ -48,6 +48,12 @@ SETUP_SUCCEEDED = "ClientConnectionsSetupSucceeded"
 QUERY_REQUESTS = "QueryRequests"
 #: The pool's bound on database connections (gauge).
 MAX_DATABASE_CONNECTIONS = "MaxDatabaseConnectionsAllowed"
+#: Database connections the proxy tried to open (counter).
+DATABASE_CONNECTION_REQUESTS = "DatabaseConnectionRequests"
+#: Of those, opened (counter).
+DATABASE_SETUP_SUCCEEDED = "DatabaseConnectionsSetupSucceeded"
+#: Of those, refused or failed (counter): a pool larger than the role's slots shows here.
+DATABASE_SETUP_FAILED = "DatabaseConnectionsSetupFailed"
 
 #: connstorm's own: clients that waited longer than the borrow timeout (counter).
 BORROW_TIMEOUTS = "BorrowTimeouts"
@@ -67,6 +73,7 @@ RDS_PROXY_CLOUDWATCH: tuple[str, ...] = (
     CLIENT_CONNECTIONS, DATABASE_CONNECTIONS, DATABASE_CONNECTIONS_BORROWED,
     DATABASE_CONNECTIONS_IN_TRANSACTION, DATABASE_CONNECTIONS_PINNED, BORROW_LATENCY,
     SETUP_FAILED_AUTH, SETUP_SUCCEEDED, QUERY_REQUESTS, MAX_DATABASE_CONNECTIONS,
+    DATABASE_CONNECTION_REQUESTS, DATABASE_SETUP_SUCCEEDED, DATABASE_SETUP_FAILED,
 )
 #: connstorm's own numeric counters beside them.
 RDS_PROXY_OWN: tuple[str, ...] = (BORROW_TIMEOUTS, IDLE_CLIENTS_CLOSED,

@@ -125,8 +125,8 @@ _FAILOVER = ("postgres.max_connections=60", "thresholds.max_fail_ratio=1.0",
              'timeline=[{at_s=4, action="terminate_backends"}, '
              '{at_s=8, action="restart_postgres", mode="fast"}]')
 
-#: Both RDS Proxy variants: through the stand-in, a pool of 8 (50 % of the 17 app
-#: slots), waits for a connection cut at 1 s so the exhaustion shows within the run.
+#: Both RDS Proxy variants: through the stand-in, a pool of 10 (50 % of max_connections
+#: 20, as RDS computes it), waits for a connection cut at 1 s so the exhaustion shows.
 _RDS_PROXY = ('functions.api.database="rds_proxy"', "rds_proxy.max_connections_percent=50",
               "rds_proxy.connection_borrow_timeout_s=1")
 
@@ -235,11 +235,10 @@ def _errors(entry: Mapping[str, Any], kind: str) -> float:
 
 
 def _proxy_pool(scenario: Scenario) -> float:
-    """The stand-in's pool bound: max_connections_percent of the app role's slots."""
+    """The stand-in's pool bound: max_connections_percent of max_connections."""
     from connstorm.local_stack.rds_proxy.pool import pool_limit
 
-    pg = scenario.postgres
-    return pool_limit(pg.max_connections, pg.superuser_reserved_connections,
+    return pool_limit(scenario.postgres.max_connections,
                       scenario.rds_proxy.max_connections_percent)
 
 

@@ -13,6 +13,16 @@ ReadyForQuery ``I`` with no state-changing statement seen, so there is nothing
 to reset (RDS Proxy does not run DISCARD ALL between transactions either).
 Idle connections above ``max_idle_connections_percent`` are closed by
 :meth:`Pool.trim`, which the proxy calls every second.
+
+The pool's bound is a share of ``max_connections`` itself, as RDS computes it
+(:func:`pool_limit`), so it can be more than the proxy's role may open. Then
+the database refuses the proxy's own logins (``53300``, "remaining connection
+slots are reserved" or "too many clients"): each refusal counts in
+``DatabaseConnectionsSetupFailed`` (AWS, "Monitoring RDS Proxy metrics with
+Amazon CloudWatch": "The number of database connection requests that
+failed"), and the client waits, as for a full pool, for a connection to come
+back within its borrow timeout. Only when the pool has no connection at all to
+wait for does the client get the database's error at once.
 """
 
 from __future__ import annotations
@@ -42,14 +52,14 @@ class BorrowTimeout(Exception):
     """No database connection became free within the borrow timeout."""
 
 
-def pool_limit(max_connections: int, reserved: int, percent: int) -> int:
-    """Connections the proxy may open: its MaxConnectionsPercent (at least 1).
+def pool_limit(max_connections: int, percent: int) -> int:
+    """Connections the proxy may open: its MaxConnectionsPercent of max_connections (at least 1).
 
     The formula is :func:`connstorm.capacity.proxy_pool_size` (which says why),
     shared with ``connstorm capacity`` and a run's connection budget, so the
     planner, the verdict and the stand-in never disagree about the pool.
     """
-    return proxy_pool_size(max_connections, reserved, percent)
+    return proxy_pool_size(max_connections, percent)
 
 
 class Borrower(Protocol):
@@ -157,7 +167,8 @@ class Pool:
         self.server_params: list[bytes] | None = None
         self.borrow_latencies: collections.deque[tuple[float, float]] = collections.deque(
             maxlen=4096)
-        self.setup_failed = 0
+        #: CloudWatch's DatabaseConnectionRequests, ...SetupSucceeded, ...SetupFailed.
+        self.setup_requests = self.setup_succeeded = self.setup_failed = 0
 
     # ------------------------------------------------------------ borrowing
 
@@ -190,7 +201,12 @@ class Pool:
                 return conn
             self._forget(conn)
         if self.opened < self.limit:
-            return await self._open()
+            try:
+                return await self._open()
+            except pg_wire.UpstreamRefused as exc:
+                if not self.opened or pg_wire.error_fields(exc.payload).get("C") != "53300":
+                    raise
+                # Out of slots for the proxy's role: wait for one of its connections.
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -246,12 +262,18 @@ class Pool:
 
     async def _open(self) -> ServerConnection:
         self.opened += 1
+        self.setup_requests += 1
         try:
-            return await self._login()
-        except BaseException:
+            conn = await self._login()
+        except BaseException as exc:
             self.opened -= 1
             self.setup_failed += 1
+            _log.warning("RDS Proxy stand-in: the database refused a connection of the proxy "
+                         "(%s) with %d open; DatabaseConnectionsSetupFailed %d", exc or
+                         type(exc).__name__, self.opened, self.setup_failed)
             raise
+        self.setup_succeeded += 1
+        return conn
 
     async def _login(self) -> ServerConnection:
         params = {"user": self.user, "database": self.database,

@@ -6,11 +6,14 @@ Settings are the ``[rds_proxy]`` section's, RDS Proxy's own
 (:class:`connstorm.sections.rds_proxy.RdsProxyConfig`).
 
 Pool bound: at :meth:`RdsProxy.start` the proxy asks the server for
-``max_connections`` and ``superuser_reserved_connections`` and allows
-``max_connections_percent`` of the difference (:func:`.pool.pool_limit`): on
-RDS the percentage applies to ``max_connections``, but there the proxy's
-login is not competing for the superuser slots an app role never gets.
-One pool per (user, database), each with that bound: the stack has one role.
+``max_connections`` and allows ``max_connections_percent`` of it
+(:func:`.pool.pool_limit`), as RDS computes MaxConnectionsPercent (AWS, "RDS
+Proxy connection considerations", section "MaxConnectionsPercent"). When that
+is more than the app role can open (``max_connections`` minus the
+``superuser_reserved_connections``), the start says so, and the proxy's own
+logins beyond it fail as on AWS (``DatabaseConnectionsSetupFailed``; see
+:mod:`.pool`). One pool per (user, database), each with that bound: the stack
+has one role.
 
 Pins are logged (logger ``connstorm.local_stack.rds_proxy.pins``, INFO; the stack writes
 ``logs/rds_proxy.log``) in RDS Proxy's words: "The client session was pinned
@@ -164,6 +167,10 @@ class ProxyCore:
             names.SETUP_SUCCEEDED: self.setup_succeeded,
             names.QUERY_REQUESTS: self.queries,
             names.MAX_DATABASE_CONNECTIONS: self.limit,
+            names.DATABASE_CONNECTION_REQUESTS: sum(p.setup_requests
+                                                    for p in self.pools.values()),
+            names.DATABASE_SETUP_SUCCEEDED: sum(p.setup_succeeded for p in self.pools.values()),
+            names.DATABASE_SETUP_FAILED: sum(p.setup_failed for p in self.pools.values()),
             names.BORROW_TIMEOUTS: self.borrow_timeouts,
             names.IDLE_CLIENTS_CLOSED: self.idle_closed,
             names.PREPARED_STATEMENTS_INJECTED: self.statements.injected,
@@ -233,9 +240,15 @@ class RdsProxy(Resource):
             rows = conn.execute("select name, setting from pg_settings where name in "
                                 "('max_connections', 'superuser_reserved_connections')")
             settings = {name: int(value) for name, value in rows}
-        return pool_limit(settings["max_connections"],
-                          settings.get("superuser_reserved_connections", 0),
-                          self.config.max_connections_percent)
+        limit = pool_limit(settings["max_connections"], self.config.max_connections_percent)
+        usable = settings["max_connections"] - settings.get("superuser_reserved_connections", 0)
+        if limit > usable:
+            _log.warning("RDS Proxy stand-in: a pool of %d (%d %% of max_connections %d) is "
+                         "more than the %d connections %s can open; the proxy's logins beyond "
+                         "them will fail (DatabaseConnectionsSetupFailed), as on AWS", limit,
+                         self.config.max_connections_percent, settings["max_connections"],
+                         usable, user)
+        return limit
 
     # ------------------------------------------------------------ lifecycle
 

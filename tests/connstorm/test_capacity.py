@@ -168,18 +168,25 @@ def test_capacity_rds_proxy_percent_sets_the_pool() -> None:
     plan = plan_capacity(CapacityRequest(concurrency=1000, instance_class="db.t3.medium",
                                          proxy_max_connections_percent=50))
     assert plan.max_connections == 450
-    # the stand-in's pool: 50 % of the 447 slots left after the 3 reserved
-    assert plan.pool_size == proxy_pool_size(450, 3, 50) == 223
-    assert plan.peak_db_connections == 223
-    assert plan.peak_waiting_clients == 777
+    # the stand-in's pool: 50 % of max_connections itself, as RDS computes it
+    assert plan.pool_size == proxy_pool_size(450, 50) == 225
+    assert plan.peak_db_connections == 225
+    assert plan.peak_waiting_clients == 775
     assert (plan.pool_mode, plan.fits) == ("transaction", True)
     assert any("pins" in note for note in plan.notes)
 
 
 def test_capacity_proxy_pool_is_the_stand_ins() -> None:
     # one formula: the RDS Proxy stand-in sizes its pool with the planner's function
-    for limit, reserved, percent in ((20, 3, 50), (20, 3, 100), (450, 3, 50), (5, 3, 1)):
-        assert pool_limit(limit, reserved, percent) == proxy_pool_size(limit, reserved, percent)
+    for limit, percent in ((20, 50), (20, 100), (450, 50), (5, 1)):
+        assert pool_limit(limit, percent) == proxy_pool_size(limit, percent)
+
+
+def test_capacity_a_proxy_pool_above_the_app_roles_slots_is_named() -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=40, max_connections=20,
+                                         proxy_max_connections_percent=100))
+    assert plan.pool_size == 20
+    assert any("DatabaseConnectionsSetupFailed" in note for note in plan.notes)
 
 
 def test_capacity_session_state_through_rds_proxy_is_pinned() -> None:
@@ -187,8 +194,8 @@ def test_capacity_session_state_through_rds_proxy_is_pinned() -> None:
     pinned = plan_capacity(CapacityRequest(concurrency=60, max_connections=20,
                                            pattern="session_state",
                                            proxy_max_connections_percent=50))
-    assert (pinned.pool_mode, pinned.pool_size) == ("session", 8)
-    assert pinned.peak_waiting_clients == 52
+    assert (pinned.pool_mode, pinned.pool_size) == ("session", 10)
+    assert pinned.peak_waiting_clients == 50
     resilient = plan_capacity(CapacityRequest(concurrency=60, max_connections=20,
                                               pattern="module_level_resilient",
                                               proxy_max_connections_percent=50))

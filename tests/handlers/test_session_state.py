@@ -41,7 +41,7 @@ max_connections = 20
 superuser_reserved_connections = 3
 seed_products = 20
 [rds_proxy]
-max_connections_percent = 18  # 3 of the 17 app slots
+max_connections_percent = 18  # a pool of 3: 18 % of max_connections 20
 connection_borrow_timeout_s = {borrow_s}
 [lambda]
 freeze = true

@@ -38,7 +38,7 @@ database = "rds_proxy"
         assert env["DB_PORT"] == str(proxy.port)
         info = json.loads((tmp_path / "run" / "stack.json").read_text())
         assert info["rds_proxy_dsn"].endswith(f"@127.0.0.1:{proxy.port}/app")
-        assert info["rds_proxy_max_connections"] == 8  # 50 % of the 17 app slots
+        assert info["rds_proxy_max_connections"] == 10  # 50 % of max_connections 20
         with psycopg.connect(info["rds_proxy_dsn"], autocommit=True) as conn:
             conn.execute("set search_path = public")
             assert proxy.metrics()["DatabaseConnectionsCurrentlySessionPinned"] == 1

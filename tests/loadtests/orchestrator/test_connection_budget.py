@@ -129,7 +129,7 @@ def test_budget_through_poolers_says_what_fits_and_who_waits() -> None:
         'functions.api.database="rds_proxy"', 'functions.api.pattern="session_state"',
         "rds_proxy.max_connections_percent=50"]), other_connections=1)
     assert pinned["functions"][0]["pool_mode"] == "session"
-    assert "RDS Proxy pins 60 clients' session state to 8 connections: 52 wait" in \
+    assert "RDS Proxy pins 60 clients' session state to 10 connections: 50 wait" in \
         budget_text(pinned)
     # every app slot for the pool: the collector's connection leaves it one short
     too_big = connection_budget(load_scenario("pgbouncer-transaction", overrides=[

@@ -1,7 +1,8 @@
 """A PostgreSQL for the RDS Proxy stand-in's tests, and a factory of stand-ins in front of it.
 
-``max_connections = 20`` with 3 reserved leaves the app role 17 slots, so
-``max_connections_percent = 18`` gives a pool of 3 (17 * 18 // 100).
+``max_connections = 20`` with 3 reserved leaves the app role 17 slots;
+``max_connections_percent = 18`` gives a pool of 3 (20 * 18 // 100: RDS takes
+the percentage of max_connections itself).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import urllib.request
@@ -332,3 +333,48 @@ def test_set_config_of_a_prepared_statement_pins_on_the_execution_that_binds_fal
         assert proxy.metrics()["DatabaseConnectionsCurrentlySessionPinned"] == 1
     assert [p.reason for p in proxy.pins] == [pinning.SESSION_SETTINGS]
     assert "set_config" in proxy.pins[0].statement
+
+
+def test_a_pool_larger_than_the_roles_slots_fails_its_own_logins_and_clients_wait(
+        pg: PostgresServer, make_proxy: MakeProxy, caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN MaxConnectionsPercent 100: a pool of 20, as RDS computes it from
+    # max_connections, where the app role may open 17 (3 are reserved)
+    caplog.set_level(logging.WARNING, logger="connstorm.local_stack.rds_proxy")
+    proxy = make_proxy(pg, max_connections_percent=100, connection_borrow_timeout_s=60)
+    assert proxy.metrics()["MaxDatabaseConnectionsAllowed"] == 20
+    assert "more than the 17 connections" in caplog.text
+    dsn = client_dsn(proxy, pg)
+    done: list[int] = []
+    errors: list[BaseException] = []
+    release = threading.Event()
+
+    def holder(i: int) -> None:  # holds a transaction, so its connection stays lent
+        try:
+            with psycopg.connect(dsn) as conn:
+                conn.execute("select 1")
+                done.append(i)
+                release.wait(60)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=holder, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    # WHEN the database refuses the proxy's logins beyond the role's slots
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+            proxy.metrics()["DatabaseConnectionsSetupFailed"] >= 1
+            and len(done) == proxy.metrics()["DatabaseConnections"]):
+        time.sleep(0.05)
+    metrics = proxy.metrics()
+    # THEN the refusals are counted and the clients beyond them wait, not fail
+    assert metrics["DatabaseConnectionsSetupFailed"] >= 1
+    assert metrics["DatabaseConnectionsSetupSucceeded"] == metrics["DatabaseConnections"] <= 17
+    assert len(done) == metrics["DatabaseConnections"] < 20
+    assert errors == []
+    release.set()  # the holders commit and leave: the waiting clients get connections
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(done) == list(range(20))
+    assert "the database refused a connection of the proxy" in caplog.text
