@@ -11,7 +11,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.json_schema import SkipJsonSchema
 
 from connstorm import error_kinds
-from connstorm.sections.base import SECTION, Float, Int
+from connstorm.sections.base import SECTION, Bool, Float, Int
 
 
 def _thresholds_schema(schema: dict[str, Any]) -> None:
@@ -19,6 +19,40 @@ def _thresholds_schema(schema: dict[str, Any]) -> None:
     for kind in error_kinds.ALL_KINDS:
         properties[kind] = {"type": "integer", "minimum": 0,
                             "description": f"Most {kind} errors allowed."}
+
+
+@dataclass(frozen=True, config=SECTION)
+class RegressionConfig:
+    """``[thresholds.regression]``: what counts as worse than the baseline (``--baseline``).
+
+    Each variant is compared with the baseline's variant of the same name; a
+    regression fails the run (exit code 6) like a broken threshold. A percentage
+    is how much worse a figure may get: connection and environment peaks are
+    whole numbers, so the allowed value is rounded up (10 % of 7 allows 8). A
+    baseline without connections of a kind (no pinned connection, no proxy)
+    allows none: the first one is a regression.
+    """
+
+    peak_db_connections_pct: Float = Field(default=10.0, ge=0)
+    """Most the peak PostgreSQL connections may rise, percent."""
+    peak_proxy_database_connections_pct: Float = Field(default=10.0, ge=0)
+    """Most the RDS Proxy's peak database connections may rise, percent."""
+    peak_pinned_connections_pct: Float = Field(default=10.0, ge=0)
+    """Most the RDS Proxy's peak pinned connections may rise, percent."""
+    peak_environments_pct: Float = Field(default=10.0, ge=0)
+    """Most the peak execution environments may rise, percent."""
+    p95_pct: Float = Field(default=25.0, ge=0)
+    """Most the 95th percentile response time may rise, percent."""
+    p99_pct: Float = Field(default=50.0, ge=0)
+    """Most the 99th percentile response time may rise, percent."""
+    rps_pct: Float = Field(default=25.0, ge=0, le=100)
+    """Most the requests per second may fall, percent."""
+    errors_pct: Float = Field(default=50.0, ge=0)
+    """Most an error kind's share of requests may rise, percent."""
+    new_error_kinds: Bool = True
+    """An error kind the baseline did not have is a regression."""
+    new_pin_reasons: Bool = True
+    """A reason RDS Proxy pinned for that the baseline did not have is a regression."""
 
 
 @dataclass(frozen=True, config={**SECTION, "json_schema_extra": _thresholds_schema})
@@ -44,6 +78,8 @@ class ThresholdsConfig:
     """Most PostgreSQL client connections seen at once."""
     max_errors: SkipJsonSchema[Mapping[str, Annotated[int, Strict(), Field(ge=0)]]] = dataclasses.field(default_factory=dict)
     """Most errors allowed per kind, from the error-kind keys."""
+    regression: RegressionConfig = dataclasses.field(default_factory=RegressionConfig)
+    """What counts as worse than the baseline, with --baseline (defaults: docs/baselines.md)."""
 
     @model_validator(mode="before")
     @classmethod
