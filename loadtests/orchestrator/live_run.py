@@ -36,17 +36,20 @@ from connstorm.loadtests.orchestrator.cloudwatch_logs import (
     findings_rows,
     read_logs,
 )
-from connstorm.loadtests.orchestrator.live_summary import live_summary
+from connstorm.loadtests.orchestrator.live_summary import live_summary, live_variant_name
 from connstorm.loadtests.orchestrator.live_target import LiveTarget
 from connstorm.loadtests.orchestrator.report_files import write_reports
 from connstorm.loadtests.orchestrator.runner import Run, RunOptions, write_private_json
 from connstorm.loadtests.orchestrator.summary import (
     SUMMARY_FILE,
     build_summary,
+    db_path,
     load_json,
+    variant_name,
     write_json,
 )
 from connstorm.samples import SAMPLES_FILE, SampleWriter, read_samples
+from connstorm.scenario import Scenario
 
 #: Credentials in the environment that Locust (and its log) never needs to see.
 _AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
@@ -60,6 +63,11 @@ class LiveSettings:
     period_s: int = 60
     wait_s: float = 180.0
     poll_s: float = 30.0
+
+
+def live_variant_names(scenario: Scenario, target: LiveTarget) -> list[str]:
+    """The names a live run of ``scenario`` gives its variants (a baseline needs them)."""
+    return [live_variant_name(variant_name(scenario), db_path(scenario), target.connect_mode)]
 
 
 class LiveRun(Run):
@@ -77,6 +85,10 @@ class LiveRun(Run):
         self.end_t: float | None = None
         self._interrupted = False
         self._shown: dict[tuple[str, str], float] = {}
+
+    def variant_names(self) -> list[str]:
+        """The variant's name as the deployed stack connects (``rds_proxy-...``)."""
+        return live_variant_names(self.opts.scenario, self.target)
 
     def _live_target_stack(self) -> Any:
         path = super()._live_target_stack()
@@ -168,7 +180,8 @@ class LiveRun(Run):
         rows = read_samples(self.run_dir / SAMPLES_FILE)
         summary = live_summary(summary, self.opts.scenario, rows, reading, findings,
                                (self.start_t, end_t), period, self.target.as_json())
+        summary = self.compare(summary)
         write_json(self.run_dir / SUMMARY_FILE, summary)
-        write_reports(self.run_dir, summary)
+        write_reports(self.run_dir, summary, step_summary=self.opts.step_summary)
         self.print_summary(summary)
         return summary

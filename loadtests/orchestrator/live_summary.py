@@ -78,14 +78,22 @@ def live_db_path(scenario_path: str, connect_mode: str | None) -> str:
     return "direct"
 
 
+def live_variant_name(name: str, scenario_path: str, connect_mode: str | None) -> str:
+    """A local variant name (``pgbouncer-module_level``) as the live run names it
+    (``rds_proxy-module_level``): the deployed path, then the pattern."""
+    path = live_db_path(scenario_path, connect_mode)
+    pattern = name.split("-", 1)[1] if "-" in name else name
+    return f"{path}-{pattern}" if pattern else path
+
+
 def fill_variant(variant: dict[str, Any], reading: Reading,
                  findings: LogFindings | None, connect_mode: str | None = None
                  ) -> dict[str, Any]:
     """The variant's figures from CloudWatch where no local collector gave them."""
     path = live_db_path(str(variant.get("db_path")), connect_mode)
-    name = str(variant.get("name") or "")
-    pattern = name.split("-", 1)[1] if "-" in name else name
-    variant.update({"db_path": path, "name": f"{path}-{pattern}" if pattern else path,
+    name = live_variant_name(str(variant.get("name") or ""), str(variant.get("db_path")),
+                             connect_mode)
+    variant.update({"db_path": path, "name": name,
                     # RDS Proxy's pool is a share of max_connections, not PgBouncer's size.
                     "pool_mode": None, "pool_size": None})
     sources = variant.get("series_sources") or {}

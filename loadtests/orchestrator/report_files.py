@@ -3,7 +3,8 @@ step summary.
 
 The reports package renders them (``connstorm.reports.render.render_all``); when it is not
 importable or fails, the minimal renderings below keep CI working: one JUnit
-test case per threshold, failed ones with a ``<failure>`` saying by how much.
+test case per threshold and per comparison with the baseline, failed ones with a
+``<failure>`` saying by how much.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 from xml.sax.saxutils import escape, quoteattr
 
+from connstorm.loadtests.orchestrator.regression import describe as describe_comparison
 from connstorm.loadtests.orchestrator.thresholds import Verdict, describe
 
 log = logging.getLogger(__name__)
@@ -36,22 +38,31 @@ def _renderer(module: str) -> Renderer | None:
     return cast(Renderer, render) if callable(render) else None
 
 
+def _comparisons(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    section = summary.get("baseline")
+    if not isinstance(section, Mapping):
+        return []
+    return [c for v in section.get("variants") or [] for c in v.get("comparisons") or []]
+
+
 def junit_xml(summary: Mapping[str, Any]) -> str:
-    """Minimal JUnit XML: a suite per scenario, a test case per threshold."""
+    """Minimal JUnit XML: a suite per scenario, a test case per threshold and comparison."""
     verdicts: list[Verdict] = list(summary.get("thresholds") or [])
-    failures = sum(1 for v in verdicts if not v["passed"])
+    cases = [("thresholds", v["name"], bool(v["passed"]), describe(v)) for v in verdicts]
+    cases += [("baseline", f"{c.get('variant')}: {c.get('name')}", bool(c.get("passed")),
+               describe_comparison(c)) for c in _comparisons(summary)]
+    failures = sum(1 for case in cases if not case[2])
     name = str(summary.get("scenario", "connstorm"))
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<testsuites name="connstorm" tests="{len(verdicts)}" failures="{failures}">',
-             f'  <testsuite name={quoteattr(name)} tests="{len(verdicts)}" '
+             f'<testsuites name="connstorm" tests="{len(cases)}" failures="{failures}">',
+             f'  <testsuite name={quoteattr(name)} tests="{len(cases)}" '
              f'failures="{failures}">']
-    for v in verdicts:
-        case = (f'    <testcase classname={quoteattr("thresholds." + name)} '
-                f'name={quoteattr(v["name"])}')
-        if v["passed"]:
+    for group, case_name, passed, text in cases:
+        case = (f'    <testcase classname={quoteattr(group + "." + name)} '
+                f'name={quoteattr(case_name)}')
+        if passed:
             lines.append(case + "/>")
         else:
-            text = describe(v)
             lines.append(case + ">")
             lines.append(f"      <failure message={quoteattr(text)}>{escape(text)}</failure>")
             lines.append("    </testcase>")
@@ -69,6 +80,12 @@ def markdown(summary: Mapping[str, Any]) -> str:
         out += [f"| {v['name']} | {v['limit']} | {v['actual']} | "
                 f"{'pass' if v['passed'] else '**FAIL**'} |" for v in verdicts]
         out.append("")
+    compared = _comparisons(summary)
+    if compared:
+        out += ["| compared with the baseline | result |", "|---|---|"]
+        out += [f"| {describe_comparison(c)} | {'pass' if c.get('passed') else '**FAIL**'} |"
+                for c in compared]
+        out.append("")
     for variant in summary.get("variants") or []:
         out += [f"### {variant.get('name')}", "", "| figure | value |", "|---|---|"]
         out += [f"| {k} | {variant[k]} |" for k in variant if k != "name"]
@@ -76,9 +93,11 @@ def markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
-def write_reports(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Path]:
+def write_reports(run_dir: Path, summary: Mapping[str, Any], *,
+                  step_summary: bool = True) -> dict[str, Path]:
     """Write ``report.html``, ``junit.xml`` and ``summary.md``; append the markdown to the
-    GitHub step summary.
+    GitHub step summary (unless ``step_summary`` is false: a repro's variants leave it
+    to the comparison).
 
     ``connstorm.reports.render.render_all`` renders all three from the run folder; if the reports
     package is missing or fails, the CI files are still written (minimal ones),
@@ -106,8 +125,14 @@ def write_reports(run_dir: Path, summary: Mapping[str, Any]) -> dict[str, Path]:
         path = run_dir / filename
         path.write_text(text, encoding="utf-8")
         written[filename] = path
-    step_summary = os.environ.get(ENV_STEP_SUMMARY)
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(written[MARKDOWN_FILE].read_text(encoding="utf-8") + "\n")
+        append_step_summary(written[MARKDOWN_FILE])
     return written
+
+
+def append_step_summary(markdown_file: Path) -> None:
+    """Append a ``summary.md`` to GitHub Actions' job summary, when running there."""
+    target = os.environ.get(ENV_STEP_SUMMARY)
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(markdown_file.read_text(encoding="utf-8") + "\n")

@@ -27,6 +27,9 @@ from rich.console import Console
 from connstorm import __version__, error_kinds
 from connstorm.console import output_console
 from connstorm.errors import ConnstormError, ExitCode, ThresholdsFailedError
+from connstorm.loadtests.orchestrator.baseline import BASELINE_DIR, Baseline
+from connstorm.loadtests.orchestrator.regression import baseline_section, compare_variant
+from connstorm.loadtests.orchestrator.report_files import append_step_summary
 from connstorm.loadtests.orchestrator.summary import (
     SCHEMA_VERSION,
     SUMMARY_FILE,
@@ -359,16 +362,32 @@ def _entry(variant: Variant, summary: Mapping[str, Any], run_dir: Path) -> dict[
 
 def build_summary(results: Sequence[tuple[Variant, Scenario, dict[str, Any]]], *,
                   quick: bool, elapsed_s: float, complete: bool,
-                  name: str = REPRO_NAME) -> dict[str, Any]:
-    """The comparison's summary.json: variants, and the expectations as its thresholds."""
+                  name: str = REPRO_NAME, baseline: Baseline | None = None) -> dict[str, Any]:
+    """The comparison's summary.json: variants, the expectations as its thresholds, and
+    with a ``baseline`` each variant compared with the baseline's of the same name."""
     entries = [entry for _, _, entry in results]
     by_name = {variant.name: (scenario, entry) for variant, scenario, entry in results}
     checks = [exp.check(*by_name[exp.variant]) for exp in EXPECTATIONS if exp.variant in by_name]
-    return {"schema_version": SCHEMA_VERSION, "scenario": name,
-            "passed": complete and all(c["passed"] for c in checks),
-            "thresholds": checks, "variants": entries,
-            "repro": {"quick": quick, "elapsed_s": round(elapsed_s, 1), "complete": complete},
-            "versions": {"connstorm": __version__}}
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "scenario": name,
+        "passed": complete and all(c["passed"] for c in checks),
+        "thresholds": checks, "variants": entries,
+        "repro": {"quick": quick, "elapsed_s": round(elapsed_s, 1), "complete": complete},
+        "versions": {"connstorm": __version__}}
+    if baseline is not None:
+        compared = [(variant.name, compare_variant(entry, baseline.variant(variant.name),
+                                                   scenario.thresholds.regression))
+                    for variant, scenario, entry in results]
+        section = baseline_section(baseline.given, baseline.summary, compared,
+                                   copied_to=BASELINE_DIR)
+        doc["baseline"] = section
+        doc["passed"] = doc["passed"] and section["passed"]
+    return doc
+
+
+def repro_name(preset: str) -> str:
+    """The ``scenario`` a repro of ``preset`` writes in its summary (a baseline's must match)."""
+    return REPRO_NAME if preset == "connections" else f"{REPRO_NAME}-{preset}"
 
 
 ProgressHook = Callable[[int, Variant, str], None]
@@ -376,27 +395,34 @@ ProgressHook = Callable[[int, Variant, str], None]
 
 def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
               progress: ProgressHook | None = None,
-              preset: str = "connections", locustfile: Path | None = None) -> dict[str, Any]:
+              preset: str = "connections", locustfile: Path | None = None,
+              baseline: Baseline | None = None) -> dict[str, Any]:
     """Run every variant into ``out/variants/<name>``; write and return the summary.
 
     ``progress(index, variant, phase)`` is called with phase "start" and "done".
     Whatever stops the run (Ctrl-C, SIGTERM, an error), the variants finished so
     far are summarised and rendered before the exception goes on. ``locustfile``
     (``--locustfile``) puts your own users on every variant; it is checked once,
-    before the first stack starts.
+    before the first stack starts. With a ``baseline`` (an earlier repro of the
+    same preset, checked before anything runs), each variant folder gets the
+    baseline's variant as its ``baseline/``.
     """
     from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
     from connstorm.loadtests.orchestrator.runner import Run, RunOptions
 
     plan = plan_for(preset, quick=quick)
     chosen = variants_for(quick=quick, preset=preset)
-    name = REPRO_NAME if preset == "connections" else f"{REPRO_NAME}-{preset}"
+    name = repro_name(preset)
     quiet = console or output_console(quiet=True)
+    if baseline is not None:
+        baseline.require_variants([variant.name for variant in chosen])
     check_out(out)
     scenarios = [(variant, variant_scenario(variant, plan)) for variant in chosen]
     if locustfile is not None:
         check_own(load_source(scenarios[0][1], locustfile))
     out.mkdir(parents=True, exist_ok=True)
+    if baseline is not None:
+        baseline.copy_into(out)
     started = time.monotonic()
     results: list[tuple[Variant, Scenario, dict[str, Any]]] = []
     write_json(out / "scenario.json", {
@@ -409,9 +435,13 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
             if progress:
                 progress(index, variant, "start")
             run_dir = out / VARIANTS_DIR / variant.name
+            if baseline is not None:
+                baseline.copy_into(run_dir, variant=variant.name)
             try:
+                # The comparison's summary.md goes to the CI job summary, not each variant's.
                 summary = Run(RunOptions(scenario=scenario, run_dir=run_dir,
-                                         locustfile=locustfile), quiet).execute()
+                                         locustfile=locustfile, step_summary=False),
+                              quiet).execute()
             except ThresholdsFailedError:
                 summary = load_json(run_dir / SUMMARY_FILE)  # written before the raise
             except BaseException:
@@ -430,12 +460,13 @@ def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
     finally:
         if results:
             doc = build_summary(results, quick=quick, elapsed_s=time.monotonic() - started,
-                                complete=complete, name=name)
+                                complete=complete, name=name, baseline=baseline)
             write_json(out / SUMMARY_FILE, doc)
             try:
                 from connstorm.reports.render import render_all
 
                 render_all(out)
+                append_step_summary(out / "summary.md")
             except Exception:
                 log.exception("could not render the reports of %s", out)
     return load_json(out / SUMMARY_FILE)

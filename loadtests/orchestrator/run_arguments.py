@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from connstorm.loadtests.orchestrator.baseline import BaselineError, load_baseline
 from connstorm.scenario import LOAD_SHAPES, load_scenario
 
 _SPAN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -124,6 +125,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--master-bind-port", type=int, default=5557,
                    help="with --master: port to listen on for workers (default 5557)")
     add_metrics_port_argument(p)
+    p.add_argument("--baseline", type=Path, default=None, metavar="PATH",
+                   help="compare with this earlier run (its folder or summary.json): a "
+                        "regression by [thresholds.regression] fails the run, exit code 6")
 
 
 def add_locustfile_argument(p: argparse.ArgumentParser) -> None:
@@ -160,6 +164,11 @@ def options_from_args(args: argparse.Namespace, *, headless: bool) -> Any:
     run_dir = args.out or default_run_dir(scenario.name)
     if args.processes is not None and args.processes < 0:
         raise SystemExit("connstorm: error: --processes must be 0 or more")
+    baseline = None
+    if getattr(args, "baseline", None) is not None:
+        if getattr(args, "worker", False):
+            raise BaselineError("--baseline: not with --worker (the master compares the run)")
+        baseline = load_baseline(args.baseline, scenario=scenario.name, run_dir=run_dir)
     return RunOptions(
         scenario=scenario, run_dir=run_dir, headless=headless, users=args.users,
         spawn_rate=args.spawn_rate, duration_s=args.duration, shape=args.shape,
@@ -171,4 +180,4 @@ def options_from_args(args: argparse.Namespace, *, headless: bool) -> Any:
         master_host=getattr(args, "master_host", "127.0.0.1"),
         master_port=getattr(args, "master_port", 5557),
         web_port=getattr(args, "web_port", None), locustfile=args.locustfile,
-        metrics_port=getattr(args, "metrics_port", None))
+        metrics_port=getattr(args, "metrics_port", None), baseline=baseline)

@@ -11,7 +11,8 @@ The order of a run:
    ``/metrics`` endpoint, bound before the stack starts, follows their samples);
 4. while it runs, the live terminal view (headless) or the web UI's URL (ui);
 5. ``summary.json``, ``junit.xml``, ``summary.md``, then the verdict: a broken
-   threshold raises :class:`~connstorm.errors.ThresholdsFailedError` (exit 6).
+   threshold, or a regression against ``--baseline`` (:mod:`.baseline`, checked
+   before step 1), raises :class:`~connstorm.errors.ThresholdsFailedError` (exit 6).
 
 Whatever ends the run (the end of the test, Ctrl-C, SIGTERM, an error), Locust
 and the stack are stopped, and the summary is still written from what the run
@@ -42,9 +43,12 @@ from connstorm.errors import (
     ScenarioError,
     ThresholdsFailedError,
 )
+from connstorm.loadtests.orchestrator.baseline import Baseline, compare_summary
 from connstorm.loadtests.orchestrator.live_view import LiveView
 from connstorm.loadtests.orchestrator.locust_process import LocustProcess, wait_until
 from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
+from connstorm.loadtests.orchestrator.regression import describe as describe_comparison
+from connstorm.loadtests.orchestrator.regression import regressions
 from connstorm.loadtests.orchestrator.report_files import write_reports
 from connstorm.loadtests.orchestrator.summary import (
     CSV_PREFIX,
@@ -52,6 +56,7 @@ from connstorm.loadtests.orchestrator.summary import (
     build_summary,
     db_path,
     load_json,
+    variant_name,
     write_json,
 )
 from connstorm.loadtests.orchestrator.thresholds import describe, failed
@@ -103,6 +108,10 @@ class RunOptions:
     #: ``--locustfile``: your own users instead of the scenario's (absolute, or
     #: relative to the working directory); ``None`` means ``[load] locustfile``.
     locustfile: Path | None = None
+    #: ``--baseline``: the earlier run to compare with (already read and checked).
+    baseline: Baseline | None = None
+    #: Append summary.md to $GITHUB_STEP_SUMMARY (repro appends its comparison instead).
+    step_summary: bool = True
 
 
 def default_run_dir(scenario_name: str, root: Path = Path("runs")) -> Path:
@@ -190,6 +199,8 @@ class Run:
         self.web_url: str | None = None
         #: The local stack while it runs (None against a live target).
         self.stack: Any = None
+        #: The baseline's copy in the run folder (``baseline``), once made.
+        self.baseline_copy: str | None = None
 
     # -- the stack ---------------------------------------------------------------
 
@@ -218,14 +229,22 @@ class Run:
 
     # -- the run -----------------------------------------------------------------
 
+    def variant_names(self) -> list[str]:
+        """The names the run's variants will have (a baseline must have them all)."""
+        return [variant_name(self.opts.scenario)]
+
     def execute(self) -> dict[str, Any]:
         """Run it; returns the summary (raises ThresholdsFailedError after writing it)."""
+        baseline = None if self.opts.worker else self.opts.baseline
+        if baseline is not None:  # before anything starts: one line, exit code 2
+            baseline.require_variants(self.variant_names())
         self._check_locustfile()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         if self.opts.worker:
             self._run_worker()
             return {}
+        self.baseline_copy = baseline.copy_into(self.run_dir) if baseline else None
         started = False
         try:
             with ExitStack() as stack:
@@ -357,17 +376,33 @@ class Run:
         collectors = load_json(self.run_dir / "collectors.json")
         summary = build_summary(self.run_dir, self.opts.scenario,
                                 skipped=collectors.get("skipped") or {}, users=self.opts.users)
+        summary = self.compare(summary)
         write_json(self.run_dir / SUMMARY_FILE, summary)
-        write_reports(self.run_dir, summary)
+        write_reports(self.run_dir, summary, step_summary=self.opts.step_summary)
         self.print_summary(summary)
         return summary
 
+    def compare(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary compared with ``--baseline``, if one was given."""
+        if self.opts.baseline is None:
+            return summary
+        return compare_summary(summary, self.opts.baseline,
+                               self.opts.scenario.thresholds.regression,
+                               copied_to=self.baseline_copy)
+
     def _verdict(self, summary: dict[str, Any]) -> dict[str, Any]:
         broken = failed(summary["thresholds"])
+        worse = regressions(summary)
+        parts = []
         if broken:
-            raise ThresholdsFailedError(
-                f"{len(broken)} threshold(s) failed: " + "; ".join(describe(v) for v in broken)
-                + f" (see {self.run_dir / SUMMARY_FILE})")
+            parts.append(f"{len(broken)} threshold(s) failed: "
+                         + "; ".join(describe(v) for v in broken))
+        if worse:
+            parts.append(f"{len(worse)} regression(s) against the baseline "
+                         f"{summary['baseline']['path']}: "
+                         + "; ".join(describe_comparison(c) for c in worse))
+        if parts:
+            raise ThresholdsFailedError("; ".join(parts) + f" (see {self.run_dir / SUMMARY_FILE})")
         return summary
 
     def print_summary(self, summary: dict[str, Any]) -> None:
@@ -395,6 +430,12 @@ class Run:
         for verdict in summary["thresholds"]:
             self.console.print(("PASS " if verdict["passed"] else "FAIL ") + describe(verdict),
                                highlight=False)
+        section = summary.get("baseline") or {}
+        for variant in section.get("variants") or []:
+            for comparison in variant.get("comparisons") or []:
+                self.console.print(("PASS " if comparison["passed"] else "FAIL ")
+                                   + f"baseline {describe_comparison(comparison)}",
+                                   highlight=False, soft_wrap=True)
         self.console.print(f"run folder: {self.run_dir}", highlight=False)
 
 

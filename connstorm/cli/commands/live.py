@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Resolve the stack, then the dry run or the live run."""
     from connstorm.console import output_console
     from connstorm.loadtests.orchestrator.live_plan import describe_plan
-    from connstorm.loadtests.orchestrator.live_run import LiveRun, LiveSettings
+    from connstorm.loadtests.orchestrator.live_run import LiveRun, LiveSettings, live_variant_names
     from connstorm.loadtests.orchestrator.live_target import check_api_answers, resolve, session
 
     opts = options_from_args(args, headless=True)
@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
                                     else live.wait_for_metrics_s),
                             poll_s=(args.poll_interval if args.poll_interval is not None
                                     else live.poll_interval_s))
+    if opts.baseline is not None:  # before the dry run too: a plan that could not be judged
+        opts.baseline.require_variants(live_variant_names(opts.scenario, target))
     console = output_console()
     if args.dry_run:
         console.print(describe_plan(opts, target, settings), highlight=False, soft_wrap=True)

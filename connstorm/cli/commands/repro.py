@@ -6,12 +6,14 @@
     connstorm repro --preset vpc   # one subnet against three, same load
     connstorm repro --preset rds_proxy   # RDS Proxy: pooled against pinned
     connstorm repro --preset deploy   # the tail of connections a deploy leaves behind
+    connstorm repro --baseline runs/last-repro   # and compare each variant with it
 
 Runs the variants of :mod:`connstorm.loadtests.orchestrator.repro` one after another on fresh local
 stacks, prints them side by side with a verdict each, and writes the
 comparison (``summary.json``, ``report.html``, ``summary.md``, ``junit.xml``)
 into the run folder. Exit code 0 when the run showed what it is meant to show,
-6 when it did not (for example the direct variant was never refused).
+6 when it did not (for example the direct variant was never refused) or, with
+``--baseline``, when a variant got worse than the baseline's.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def add_parser(sub: Any) -> None:
                         "deploys whose reaped environments leave their connections open "
                         "at the server against the same with them closed")
     add_locustfile_argument(p)
+    p.add_argument("--baseline", type=Path, metavar="PATH",
+                   help="an earlier repro of the same preset (its folder or summary.json): "
+                        "each variant is compared with its namesake; a regression is exit 6")
     p.set_defaults(func=run)
 
 
@@ -91,14 +96,23 @@ def show_results(console: Console, summary: dict[str, Any], out: Path) -> None:
     console.print(comparison_table(summary))
     for entry in verdicts.variants(summary):
         console.print(f"{entry.get('name')}: {verdict(entry)}", highlight=False)
+    section = summary.get("baseline") or {}
+    for variant in section.get("variants") or []:
+        for comparison in variant.get("comparisons") or []:
+            console.print(("PASS " if comparison.get("passed") else "FAIL ") + "baseline "
+                          + str(comparison.get("line", "")), highlight=False, soft_wrap=True)
     console.print(f"report: {out / 'report.html'}", highlight=False)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the variants with a progress display, then print the comparison."""
+    from connstorm.loadtests.orchestrator.baseline import load_baseline
+    from connstorm.loadtests.orchestrator.regression import describe as describe_comparison
+    from connstorm.loadtests.orchestrator.regression import regressions
     from connstorm.loadtests.orchestrator.repro import (
         check_out,
         plan_for,
+        repro_name,
         run_repro,
         variant_scenario,
         variants_for,
@@ -112,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     limit = variant_scenario(chosen[0], plan).postgres.max_connections
     out: Path = args.out or default_run_dir("repro")
     check_out(out)
+    baseline = None
+    if args.baseline is not None:  # checked before anything runs: one line, exit code 2
+        baseline = load_baseline(args.baseline, scenario=repro_name(args.preset), run_dir=out)
+        baseline.require_variants([variant.name for variant in chosen])
     budget_s = plan.variant_budget_s * len(chosen)
     console.print(f"connstorm repro: {len(chosen)} variants, the same load stepping up to "
                   f"{plan.users} users (max_connections is {limit}), one after another on fresh "
@@ -129,11 +147,18 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(task, advance=1)
 
         summary = run_repro(out, quick=args.quick, progress=hook, preset=args.preset,
-                            locustfile=args.locustfile)
+                            locustfile=args.locustfile, baseline=baseline)
         progress.update(task, description="done")
     show_results(console, summary, out)
     missed = [t for t in verdicts.thresholds(summary) if not t.get("passed")]
+    worse = regressions(summary)
+    parts = []
     if missed:
-        raise ThresholdsFailedError("the run did not show what it should: " + "; ".join(
-            verdicts.threshold_line(t) for t in missed) + f" (see {out / 'summary.json'})")
+        parts.append("the run did not show what it should: " + "; ".join(
+            verdicts.threshold_line(t) for t in missed))
+    if worse:
+        parts.append(f"{len(worse)} regression(s) against the baseline {args.baseline}: "
+                     + "; ".join(describe_comparison(c) for c in worse))
+    if parts:
+        raise ThresholdsFailedError("; ".join(parts) + f" (see {out / 'summary.json'})")
     return 0
