@@ -20,7 +20,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from connstorm.reports import cloudwatch, pinning, timeline
+from connstorm.reports import baseline, cloudwatch, pinning, timeline
 from connstorm.reports import verdicts as v
 from connstorm.reports.charts import CHARTS, Chart, Series
 from connstorm.reports.run_folder import RunData
@@ -28,6 +28,9 @@ from connstorm.reports.verdict_line import verdict
 
 #: The id of the charts' div; tests read ``document.getElementById(CHARTS_DIV).data``.
 CHARTS_DIV = "connstorm-charts"
+#: A baseline's series: its name's suffix, and its ``meta.source``'s prefix.
+BASELINE_SUFFIX = " (baseline)"
+BASELINE_SOURCE = "baseline:"
 ROW_HEIGHT_PX = 250
 
 # Plotly sets styles and builds images inline; nothing else is allowed, nothing fetched.
@@ -59,15 +62,25 @@ def _colour(name: str, assigned: dict[str, str]) -> str:
     return assigned[name]
 
 
-def _trace(series: Series, colour: str, legend: str, show: bool, stack: str) -> Any:
-    common: dict[str, Any] = {"name": series.name, "x": series.x, "y": series.y,
-                              "legend": legend, "legendgroup": f"{legend}:{series.name}",
-                              "showlegend": show, "meta": {"source": series.source}}
+def _trace(series: Series, colour: str, legend: str, show: bool, stack: str, *,
+           baseline: bool = False) -> Any:
+    """One plotly trace; a baseline's is dotted and lighter, named "... (baseline)", its
+    ``meta.source`` prefixed ``baseline:``, and never stacked with the run's areas."""
+    name = f"{series.name}{BASELINE_SUFFIX}" if baseline else series.name
+    common: dict[str, Any] = {"name": name, "x": series.x, "y": series.y,
+                              "legend": legend, "legendgroup": f"{legend}:{name}",
+                              "showlegend": show,
+                              "meta": {"source": f"{BASELINE_SOURCE}{series.source}"
+                                       if baseline else series.source}}
     if series.style == "bar":
-        return go.Bar(marker={"color": colour}, opacity=0.6, **common)
+        return go.Bar(marker={"color": colour}, opacity=0.25 if baseline else 0.6, **common)
     line: dict[str, Any] = {"color": colour, "width": 2 if series.style == "limit" else 1.5}
     if series.style == "limit":
         line["dash"] = "dash"
+    if baseline:
+        line["dash"] = "dot"
+        mode = "lines+markers" if series.style == "points" else "lines"
+        return go.Scatter(mode=mode, line=line, opacity=0.5, connectgaps=False, **common)
     extra: dict[str, Any] = {}
     if series.style == "area":
         # A gap in one state would make the stack fall to zero; the total line
@@ -109,28 +122,42 @@ def _mark_timeline(fig: go.Figure, runs: Sequence[RunData], n_rows: int) -> None
 
 
 def build_figure(runs: Sequence[RunData]) -> go.Figure:
-    """The charts of ``runs`` (one column each), rows sharing their y axes, all one x axis."""
+    """The charts of ``runs`` (one column each), rows sharing their y axes, all one x axis.
+
+    A run compared with a baseline has the baseline's series in the same chart,
+    dotted and lighter, on the same time axis (seconds since each run started).
+    """
     built = [[chart.build(run) for run in runs] for chart in CHARTS]
-    rows: list[tuple[Chart, list[list[Series]]]] = [
-        (chart, per_run) for chart, per_run in zip(CHARTS, built, strict=True)
-        if any(per_run)]
+    bases = [[chart.build(run.baseline) if run.baseline is not None else [] for run in runs]
+             for chart in CHARTS]
+    rows: list[tuple[Chart, list[list[Series]], list[list[Series]]]] = [
+        (chart, per_run, per_base)
+        for chart, per_run, per_base in zip(CHARTS, built, bases, strict=True)
+        if any(per_run) or any(per_base)]
     if not rows:
-        rows = [(CHARTS[0], [[] for _ in runs])]
+        rows = [(CHARTS[0], [[] for _ in runs], [[] for _ in runs])]
     fig = make_subplots(rows=len(rows), cols=len(runs), shared_xaxes="all",
                         shared_yaxes="rows", vertical_spacing=0.045, horizontal_spacing=0.02,
                         column_titles=[r.name for r in runs] if len(runs) > 1 else None)
-    for row_index, (chart, per_run) in enumerate(rows, start=1):
+    for row_index, (chart, per_run, per_base) in enumerate(rows, start=1):
         colours: dict[str, str] = {}
         legend = "legend" if row_index == 1 else f"legend{row_index}"
         shown: set[str] = set()
-        for col_index, series_list in enumerate(per_run, start=1):
-            if not series_list:
+        for col_index, (series_list, base_list) in enumerate(zip(per_run, per_base, strict=True),
+                                                             start=1):
+            if not series_list and not base_list:
                 _mark_empty(fig, chart, row_index, col_index)
             for series in series_list:
                 fig.add_trace(_trace(series, _colour(series.name, colours), legend,
                                      series.name not in shown, f"{chart.key}{col_index}"),
                               row=row_index, col=col_index)
                 shown.add(series.name)
+            for series in base_list:
+                key = f"{series.name}{BASELINE_SUFFIX}"
+                fig.add_trace(_trace(series, _colour(series.name, colours), legend,
+                                     key not in shown, f"{chart.key}{col_index}", baseline=True),
+                              row=row_index, col=col_index)
+                shown.add(key)
         fig.update_yaxes(title_text=chart.title, row=row_index, col=1, rangemode="tozero")
         axis_name = "yaxis" if row_index == 1 else f"yaxis{(row_index - 1) * len(runs) + 1}"
         top = fig.layout[axis_name].domain[1]
@@ -246,6 +273,11 @@ def render(run: RunData) -> str:
         *(["<h2>RDS Proxy pinning audit</h2>",
            _table(pinning.HEADINGS, [[_e(c) for c in r] for r in pinning.rows(run.summary)])]
           if pinning.rows(run.summary) else []),
+        *(["<h2>Compared with the baseline</h2>",
+           f'<p class="muted">{_e(baseline.caption(run.summary))} In the charts, its series '
+           "are the dotted, lighter lines.</p>",
+           _table(baseline.HEADINGS, [[_e(c) for c in r] for r in baseline.rows(run.summary)])]
+          if baseline.section(run.summary) else []),
         *(["<h2>CloudWatch</h2>", f'<p class="muted">{_e(cloudwatch.caption(run.summary))}</p>',
            _table(cloudwatch.HEADINGS,
                   [[_e(c) for c in r] for r in cloudwatch.rows(run.summary)])]

@@ -4,7 +4,9 @@ One ``<testsuite>`` per variant that has thresholds (plus one for the run's own)
 one ``<testcase>`` per threshold; a broken threshold carries a ``<failure>``
 whose message says limit against actual, so the CI page alone tells what broke.
 A repro variant meant to fail (``expected_to_fail``) breaking its own thresholds
-is no failure: its case passes and says so.
+is no failure: its case passes and says so. A run compared with a baseline
+(``--baseline``) has one more suite, ``connstorm.<scenario>.baseline``, with a
+case per comparison (``<variant>: <figure>``): a regression is a failure.
 Built with ElementTree so names and messages are escaped properly.
 """
 
@@ -14,6 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
+from connstorm.reports import baseline
 from connstorm.reports import verdicts as v
 
 
@@ -59,6 +62,26 @@ def render(summary: Mapping[str, Any]) -> str:
         suite.set("errors", "0")
         total += len(items)
         failed += failures
+    compared = baseline.comparisons(summary)
+    if compared:
+        suite_name = _suite_name(scenario, "baseline")
+        suite = ET.SubElement(root, "testsuite", name=suite_name)
+        regressions = 0
+        for comparison in compared:
+            case = ET.SubElement(suite, "testcase", classname=suite_name,
+                                 name=f"{comparison.get('variant')}: {comparison.get('name')}")
+            text = baseline.line(comparison)
+            if comparison.get("passed") is False:
+                regressions += 1
+                failure = ET.SubElement(case, "failure", message=text, type="regression")
+                failure.text = text
+            else:
+                ET.SubElement(case, "system-out").text = text
+        suite.set("tests", str(len(compared)))
+        suite.set("failures", str(regressions))
+        suite.set("errors", "0")
+        total += len(compared)
+        failed += regressions
     root.set("tests", str(total))
     root.set("failures", str(failed))
     root.set("errors", "0")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connstorm.reports import cloudwatch, pinning, timeline
+from connstorm.reports import baseline, cloudwatch, pinning, timeline
 from connstorm.reports import verdicts as v
 from connstorm.reports.verdict_line import verdict
 
@@ -53,6 +53,9 @@ def render(summary: Mapping[str, Any]) -> str:
     audit = pinning.rows(summary)
     if audit:
         lines += ["## RDS Proxy pinning audit", "", *_table(pinning.HEADINGS, audit), ""]
+    if baseline.section(summary):
+        lines += ["## Compared with the baseline", "", baseline.caption(summary), "",
+                  *_table(baseline.HEADINGS, baseline.rows(summary)), ""]
     measured = cloudwatch.rows(summary)
     if measured:
         lines += ["## CloudWatch", "", cloudwatch.caption(summary), "",

@@ -32,6 +32,8 @@ SUMMARY_FILE = "summary.json"
 SCENARIO_FILE = "scenario.json"
 STACK_FILE = "stack.json"
 VARIANTS_DIR = "variants"
+#: The copy of the run's ``--baseline`` (loadtests/orchestrator/baseline.py).
+BASELINE_DIR = "baseline"
 COLLECTORS = ("postgres", "pgbouncer", "emulator", "locust")
 MASK = "********"
 
@@ -68,6 +70,8 @@ class RunData:
     #: connstorm, postgresql, pgbouncer, python, locust -> version ("" when unknown).
     versions: Mapping[str, str] = field(default_factory=dict)
     variants: tuple[RunData, ...] = ()
+    #: The run's baseline (``baseline/``), whose series the charts draw beside its own.
+    baseline: RunData | None = None
 
     @property
     def is_comparison(self) -> bool:
@@ -220,8 +224,9 @@ def _require_folder(run_dir: Path) -> None:
         raise ReportError(f"{run_dir}: not a run folder (none of {', '.join(known)} in it)")
 
 
-def load_single(run_dir: Path, name: str | None = None) -> RunData:
-    """One run folder (no variants below it)."""
+def load_single(run_dir: Path, name: str | None = None, *,
+                with_baseline: bool = True) -> RunData:
+    """One run folder (no variants below it), with its baseline's copy if it has one."""
     _require_folder(run_dir)
     summary = _read_json(run_dir / SUMMARY_FILE, required=False)
     scenario = _read_json(run_dir / SCENARIO_FILE, required=False) or {}
@@ -239,7 +244,20 @@ def load_single(run_dir: Path, name: str | None = None) -> RunData:
                    samples=samples,
                    summary=_with_function_errors(mask(summary), samples)
                    if summary is not None else None,
-                   versions=read_versions(run_dir, summary))
+                   versions=read_versions(run_dir, summary),
+                   baseline=_baseline(run_dir, name) if with_baseline else None)
+
+
+def _baseline(run_dir: Path, name: str) -> RunData | None:
+    """The copy of the run's baseline, or None; a damaged copy costs only its series."""
+    folder = run_dir / BASELINE_DIR
+    if not folder.is_dir():
+        return None
+    try:
+        return load_single(folder, name=f"{name} (baseline)", with_baseline=False)
+    except ReportError as exc:
+        logger.warning("%s: the baseline's series are left out: %s", folder, exc)
+        return None
 
 
 def _with_function_errors(summary: dict[str, Any],
@@ -305,7 +323,7 @@ def combine(runs: Sequence[RunData], path: Path) -> RunData:
     names = [r.name for r in flat]
     unique = [f"{n} ({i + 1})" if names.count(n) > 1 else n for i, n in enumerate(names)]
     flat = [RunData(path=r.path, name=u, scenario=r.scenario, stack=r.stack, samples=r.samples,
-                    summary=r.summary, versions=r.versions)
+                    summary=r.summary, versions=r.versions, baseline=r.baseline)
             for r, u in zip(flat, unique, strict=True)]
     for entry, new_name in zip(entries, unique, strict=True):
         entry["name"] = new_name
