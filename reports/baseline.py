@@ -46,7 +46,7 @@ def _allowed(c: Mapping[str, Any]) -> str:
     tolerance = c.get("tolerance_pct")
     if tolerance is None:
         return v.DASH
-    sign = "+" if c.get("bound") == "at most" else "−"
+    sign = "+" if c.get("bound") == "at most" else "-"
     if c.get("kind") == "error_share":
         return f"{sign}{v.fmt(tolerance)} % of its share"
     bound = "≤" if c.get("bound") == "at most" else "≥"

@@ -204,7 +204,7 @@ def describe(c: Mapping[str, Any]) -> str:
                 f"{_fmt(c.get('actual'))} sessions, none in the baseline {status}")
     change = c.get("change_pct")
     moved = f"{change:+g} %" if isinstance(change, int | float) else "new"
-    allowed = f"{'+' if c.get('bound') == 'at most' else '−'}{_fmt(c.get('tolerance_pct'))} %"
+    allowed = f"{'+' if c.get('bound') == 'at most' else '-'}{_fmt(c.get('tolerance_pct'))} %"
     if kind == "error_share":
         return (f"{variant}{c.get('error_kind')} errors {_pct(c.get('actual_share'))} of requests "
                 f"({_fmt(c.get('actual'))}), baseline {_pct(c.get('baseline_share'))} "
