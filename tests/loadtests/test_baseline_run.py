@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from connstorm.loadtests.orchestrator.baseline import compare_summary, load_baseline
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.slow
 SMALL_DB = ["--set", "postgres.max_connections=10", "--set", "pgbouncer.default_pool_size=4"]
 LOAD = ["-u", "20", "-r", "20", "-t", "8s"]
 SCENARIO = ["direct-small", *SMALL_DB]
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "summary.schema.json")
+                    .read_text())
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +116,7 @@ def test_a_baseline_30_percent_lower_fails_the_run_with_the_right_line(
     assert regression["line"] == line
     assert (summary["passed"], summary["baseline"]["passed"]) == (False, False)
     assert summary["baseline"]["path"] == str(baseline_dir)
+    jsonschema.validate(summary, SCHEMA)  # the contract, docs/summary.schema.json
     # the terminal: a line each, and the error naming it
     assert f"FAIL baseline {line}" in result.stdout
     assert "regression(s) against the baseline" in result.stderr
@@ -129,7 +133,8 @@ def test_a_baseline_30_percent_lower_fails_the_run_with_the_right_line(
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert len(cases) == len(_comparisons(summary))
     failure = cases["direct-module_level: peak_db_connections"].find("failure")
-    assert failure is not None and failure.get("message") == line
+    assert failure is not None
+    assert failure.get("message") == line
     # AND the report of the compared run has both series, the baseline's from its samples
     assert (out / "baseline" / "samples.jsonl").read_bytes() == \
         (main_run / "samples.jsonl").read_bytes()

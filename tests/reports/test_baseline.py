@@ -47,7 +47,8 @@ def compared_run(tmp_path: Path, *, baseline_peak: int = 20) -> tuple[Path, list
 def test_every_chart_draws_the_baselines_series_beside_the_runs(tmp_path: Path) -> None:
     run_dir, rows, base_rows = compared_run(tmp_path, baseline_peak=14)
     run = load_run(run_dir)
-    assert run.baseline is not None and run.baseline.name == "direct-module_level (baseline)"
+    assert run.baseline is not None
+    assert run.baseline.name == "direct-module_level (baseline)"
     fig = report_html.build_figure([run])
     traces = [(t.name, t.meta["source"], t) for t in fig.data if t.meta["source"]]
     mine = {source: t for _, source, t in traces if not source.startswith("baseline:")}

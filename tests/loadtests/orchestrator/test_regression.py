@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
+from pathlib import Path
 from typing import Any
 
 from connstorm.loadtests.orchestrator.regression import (
@@ -141,3 +144,13 @@ def test_the_section_counts_regressions_per_variant() -> None:
     assert (section["passed"], section["regressions"]) == (False, 1)
     assert [(v["name"], v["passed"]) for v in section["variants"]] == [("a", False),
                                                                        ("other", True)]
+
+
+def test_the_defaults_are_the_documented_ones() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "baselines.md").read_text()
+    documented = dict(re.findall(r"^\| `(\w+)` \| (\w+) \|", page, re.MULTILINE))
+    defaults = {f.name: getattr(DEFAULTS, f.name) for f in dataclasses.fields(DEFAULTS)}
+    assert set(documented) == set(defaults)
+    for key, value in defaults.items():
+        assert documented[key] == (str(value).lower() if isinstance(value, bool)
+                                   else f"{value:g}"), key
