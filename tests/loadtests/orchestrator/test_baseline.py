@@ -188,3 +188,23 @@ def test_live_and_ui_check_the_baseline_before_anything_too(tmp_path: Path) -> N
     line = _one_line_exit_2(["ui", "direct-small", "--baseline", str(path), "--out", str(out)],
                             out)
     assert "a run of scenario 'ci-smoke'" in line
+
+
+def test_repro_compares_each_variant_with_its_namesake(tmp_path: Path) -> None:
+    from connstorm.loadtests.orchestrator import repro
+
+    chosen = repro.variants_for(quick=True)
+    entries = {v.name: summary_doc("repro", (v.name,))["variants"][0] for v in chosen}
+    baseline = load_baseline(baseline_folder(tmp_path, summary_doc(
+        "repro", tuple(entries))), scenario="repro")
+    results = [(v, repro.variant_scenario(v, repro.QUICK), dict(entries[v.name]))
+               for v in chosen]
+    results[1][2]["peak_db_connections"] = 12  # the transaction pooler's peak, up from 7
+    doc = repro.build_summary(results, quick=True, elapsed_s=1.0, complete=True,
+                              baseline=baseline)
+    section = doc["baseline"]
+    assert [(v["name"], v["passed"]) for v in section["variants"]] == [
+        ("direct-module_level", True), ("pgbouncer-transaction", False),
+        ("pgbouncer-session", True)]
+    assert section["copied_to"] == "baseline"
+    assert doc["passed"] is False  # a regression fails the comparison, whatever else
