@@ -16,8 +16,9 @@ import pytest
 
 from connstorm.loadtests.orchestrator.baseline import compare_summary, load_baseline
 from connstorm.reports import html as report_html
-from connstorm.reports import markdown, render_all
+from connstorm.reports import markdown
 from connstorm.reports.charts import CHARTS
+from connstorm.reports.render import render_all
 from connstorm.reports.run_folder import load_run
 from connstorm.sections.thresholds import RegressionConfig
 from tests.reports.chromium import Chromium
