@@ -42,6 +42,10 @@ LAMBDA_PENDING: Final = "lambda_pending"
 #: or the account's ENILimitReachedException).
 LAMBDA_VPC_LIMIT: Final = "lambda_vpc_limit"
 GATEWAY_TIMEOUT: Final = "gateway_timeout"
+#: A prepared statement the client made is not on the server connection it now has
+#: (or another client's is): a transaction pooler that does not track them
+#: (PgBouncer before 1.21) moved the client between server connections.
+PREPARED_STATEMENT: Final = "prepared_statement"
 HTTP_ERROR: Final = "http_error"
 OTHER: Final = "other"
 
@@ -69,6 +73,7 @@ ALL_KINDS: Final[tuple[str, ...]] = (
     LAMBDA_PENDING,
     LAMBDA_VPC_LIMIT,
     GATEWAY_TIMEOUT,
+    PREPARED_STATEMENT,
     HTTP_ERROR,
     OTHER,
 )
@@ -96,6 +101,9 @@ _SUBSTRINGS: Final[tuple[tuple[str, str], ...]] = (
     ("terminating connection due to administrator command", ADMIN_SHUTDOWN),
     ("the database system is shutting down", ADMIN_SHUTDOWN),
     ("canceling statement due to statement timeout", STATEMENT_TIMEOUT),
+    ("unnamed prepared statement does not exist", PREPARED_STATEMENT),
+    ('prepared statement "', PREPARED_STATEMENT),
+    ("prepared statement name is already in use", PREPARED_STATEMENT),
     ("password authentication failed", AUTHENTICATION_FAILED),
     ("pam authentication failed", AUTHENTICATION_FAILED),
     ("sasl authentication failed", AUTHENTICATION_FAILED),

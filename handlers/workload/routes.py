@@ -106,7 +106,7 @@ def resolve(request: Request, *, pattern: str, environment: str,
 def _health(pattern: str, environment: str, connects: Callable[[], int]) -> Action:
     def run(conn: psycopg.Connection[Any]) -> Response:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1")
+            cur.execute(SQL_HEALTH)
             cur.fetchone()
         return Response(200, {"status": "ok", "pattern": pattern, "environment": environment,
                               "connects": connects(), "database": "ok"})
@@ -114,6 +114,27 @@ def _health(pattern: str, environment: str, connects: Callable[[], int]) -> Acti
 
 
 _ITEM_COLUMNS = "id, sku, name, category, price_cents, stock"
+
+# The workload's statements, shared with the driver matrix (handlers/drivers/), whose
+# handlers run exactly these through other drivers so their results compare.
+# Placeholders are ``%s`` in order; handlers/drivers/workload.py renumbers them.
+SQL_HEALTH = "SELECT 1"
+SQL_ITEM = f"SELECT {_ITEM_COLUMNS} FROM products WHERE id = %s"
+SQL_ITEMS = f"SELECT {_ITEM_COLUMNS} FROM products ORDER BY id LIMIT %s"
+SQL_ITEMS_IN_CATEGORY = (f"SELECT {_ITEM_COLUMNS} FROM products WHERE category = %s "
+                         "ORDER BY id LIMIT %s")
+SQL_ACCOUNT = "SELECT 1 FROM accounts WHERE id = %s"
+SQL_PRICES = "SELECT id, price_cents FROM products WHERE id = ANY(%s)"
+SQL_INSERT_ORDER = ("INSERT INTO orders (account_id, total_cents) VALUES (%s, %s) "
+                    "RETURNING id")
+SQL_INSERT_LINE = ("INSERT INTO order_items (order_id, product_id, quantity, price_cents) "
+                   "VALUES (%s, %s, %s, %s)")
+SQL_ORDER = ("SELECT o.id, o.account_id, o.status, o.total_cents, o.created_at, "
+             "coalesce(json_agg(json_build_object('product_id', i.product_id, "
+             "'quantity', i.quantity, 'price_cents', i.price_cents) ORDER BY i.product_id) "
+             "FILTER (WHERE i.order_id IS NOT NULL), '[]') "
+             "FROM orders o LEFT JOIN order_items i ON i.order_id = o.id "
+             "WHERE o.id = %s GROUP BY o.id")
 
 
 def _item(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -123,7 +144,7 @@ def _item(row: tuple[Any, ...]) -> dict[str, Any]:
 def _get_item(item_id: int) -> Action:
     def run(conn: psycopg.Connection[Any]) -> Response:
         with conn.cursor() as cur:
-            cur.execute(f"SELECT {_ITEM_COLUMNS} FROM products WHERE id = %s", (item_id,))
+            cur.execute(SQL_ITEM, (item_id,))
             row = cur.fetchone()
         if row is None:
             return error(404, f"item {item_id} not found")
@@ -131,7 +152,8 @@ def _get_item(item_id: int) -> Action:
     return run
 
 
-def _list_items(request: Request) -> Response | Action:
+def list_params(request: Request) -> tuple[int, str | None] | Response:
+    """``GET /items``'s ``limit`` and ``category``, validated; a 400 when wrong."""
     text = request.query.get("limit", "").strip()
     if text:
         if not _DIGITS.match(text) or not 1 <= int(text) <= MAX_LIMIT:
@@ -142,15 +164,21 @@ def _list_items(request: Request) -> Response | Action:
     category = request.query.get("category")
     if category is not None and not _CATEGORY.match(category):
         return error(400, "category must be 1 to 40 letters, digits, '-' or '_'")
+    return limit, category
+
+
+def _list_items(request: Request) -> Response | Action:
+    params = list_params(request)
+    if isinstance(params, Response):
+        return params
+    limit, category = params
 
     def run(conn: psycopg.Connection[Any]) -> Response:
         with conn.cursor() as cur:
             if category is None:
-                cur.execute(f"SELECT {_ITEM_COLUMNS} FROM products ORDER BY id LIMIT %s",
-                            (limit,))
+                cur.execute(SQL_ITEMS, (limit,))
             else:
-                cur.execute(f"SELECT {_ITEM_COLUMNS} FROM products WHERE category = %s "
-                            "ORDER BY id LIMIT %s", (category, limit))
+                cur.execute(SQL_ITEMS_IN_CATEGORY, (category, limit))
             items = [_item(row) for row in cur.fetchall()]
         return Response(200, {"items": items, "count": len(items)})
     return run
@@ -201,25 +229,21 @@ def _create_order(request: Request) -> Response | Action:
 
     def run(conn: psycopg.Connection[Any]) -> Response:
         with conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM accounts WHERE id = %s", (account_id,))
+            cur.execute(SQL_ACCOUNT, (account_id,))
             if cur.fetchone() is None:
                 return error(400, f"account {account_id} does not exist")
-            cur.execute("SELECT id, price_cents FROM products WHERE id = ANY(%s)",
-                        (list(lines),))
+            cur.execute(SQL_PRICES, (list(lines),))
             prices = dict(cur.fetchall())
             missing = sorted(set(lines) - set(prices))
             if missing:
                 return error(400, f"product {missing[0]} does not exist")
             total = sum(prices[p] * q for p, q in lines.items())
-            cur.execute("INSERT INTO orders (account_id, total_cents) VALUES (%s, %s) "
-                        "RETURNING id", (account_id, total))
+            cur.execute(SQL_INSERT_ORDER, (account_id, total))
             row = cur.fetchone()
             assert row is not None
             order_id = int(row[0])
-            cur.executemany(
-                "INSERT INTO order_items (order_id, product_id, quantity, price_cents) "
-                "VALUES (%s, %s, %s, %s)",
-                [(order_id, p, q, prices[p]) for p, q in lines.items()])
+            cur.executemany(SQL_INSERT_LINE,
+                            [(order_id, p, q, prices[p]) for p, q in lines.items()])
             found = _fetch_order(cur, order_id)
         return Response(201, {"order": found}, {"Location": f"/orders/{order_id}"})
     return run
@@ -236,12 +260,7 @@ def _get_order(order_id: int) -> Action:
 
 
 def _fetch_order(cur: psycopg.Cursor[Any], order_id: int) -> dict[str, Any] | None:
-    cur.execute("SELECT o.id, o.account_id, o.status, o.total_cents, o.created_at, "
-                "coalesce(json_agg(json_build_object('product_id', i.product_id, "
-                "'quantity', i.quantity, 'price_cents', i.price_cents) ORDER BY i.product_id) "
-                "FILTER (WHERE i.order_id IS NOT NULL), '[]') "
-                "FROM orders o LEFT JOIN order_items i ON i.order_id = o.id "
-                "WHERE o.id = %s GROUP BY o.id", (order_id,))
+    cur.execute(SQL_ORDER, (order_id,))
     row = cur.fetchone()
     if row is None:
         return None
@@ -258,6 +277,11 @@ def _candidate_paths(path: str) -> list[str]:
     if len(parts) == 3 and parts[2]:
         candidates.append("/" + parts[2])
     return candidates
+
+
+def positive_id(value: Any) -> int | None:
+    """A positive bigint from a path parameter or JSON value; None when it is not one."""
+    return _positive_id(value)
 
 
 def _positive_id(value: Any) -> int | None:

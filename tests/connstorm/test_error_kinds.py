@@ -10,6 +10,10 @@ import pytest
 from connstorm import error_kinds as k
 
 MESSAGES = [
+    # A transaction pooler without prepared-statement tracking (PgBouncer < 1.21)
+    ('ERROR:  prepared statement "_pg3_0" does not exist', k.PREPARED_STATEMENT),
+    ('prepared statement "__asyncpg_stmt_1__" already exists', k.PREPARED_STATEMENT),
+    ("ERROR:  unnamed prepared statement does not exist", k.PREPARED_STATEMENT),
     # Lambda's Invoke API for a VPC function (local_stack/lambda_/vpc.py)
     ("ResourceConflictException: The operation cannot be performed at this time. The function "
      "is currently in the following state: Pending", k.LAMBDA_PENDING),

@@ -49,7 +49,7 @@ def package_zip(tmp_path_factory: pytest.TempPathFactory, bundles: list[Path]) -
     out = tmp_path_factory.mktemp("pkg") / "handlers.zip"
     done = subprocess.run([*CONNSTORM, "package", "--arch", "x86_64", "--out", str(out),
                            "--rds-ca-bundle", str(bundles[0]), "--rds-ca-bundle",
-                           str(bundles[1])],
+                           str(bundles[1]), "--driver", "asyncpg_pool_1"],
                           capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}" in done.stdout
@@ -145,6 +145,34 @@ def test_package_zip_runs_in_a_clean_interpreter(package_zip: Path, tmp_path: Pa
     assert out["statusCode"] == 200
     assert json.loads(out["body"])["item"]["id"] == 5
     assert json.loads(done.stdout.strip().splitlines()[-1])["pattern"] == pattern
+
+
+@pytest.mark.slow
+def test_a_driver_configuration_runs_from_the_zip_with_its_own_driver(
+        package_zip: Path, tmp_path: Path, pg: Pg) -> None:
+    # GIVEN the zip built with --driver asyncpg_pool_1, unpacked into an empty folder
+    folder = tmp_path / "task"
+    folder.mkdir()
+    zipfile.ZipFile(package_zip).extractall(folder)
+    assert any(p.name.startswith("asyncpg-") for p in folder.glob("*.dist-info"))
+    event = json.dumps(apigw_events.v2("GET", "/items/5"))
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(folder)!r})\n"
+        "import handlers.drivers.asyncpg_pool_1.handler as h\n"
+        f"out = h.lambda_handler(json.loads({event!r}), None)\n"
+        "sys.stderr.write(json.dumps(out))\n"
+    )
+    env = {"DB_HOST": pg.host, "DB_PORT": str(pg.port), "DB_USER": "app",
+           "DB_PASSWORD": pg.app_password, "DB_NAME": "app", "DB_SSLMODE": "disable"}
+    # WHEN its handler runs in `python -I -S` (no site-packages)
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", script], env=env, cwd=folder,
+                          capture_output=True, text=True, timeout=60, check=False)
+    # THEN it answers from the database through the zipped asyncpg
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stderr.strip().splitlines()[-1])
+    assert out["statusCode"] == 200
+    assert json.loads(out["body"])["item"]["id"] == 5
 
 
 def test_package_bad_arch_is_a_usage_error() -> None:

@@ -252,6 +252,8 @@ def test_settings_defaults() -> None:
     "consuming input failed: server closed the connection unexpectedly",
     "FATAL:  terminating connection due to idle-session timeout",
     "ERROR:  canceling statement due to statement timeout",
+    'ERROR:  prepared statement "_pg3_0" does not exist',
+    "ERROR:  unnamed prepared statement does not exist",
     "something else entirely",
 ])
 def test_classify_agrees_with_connstorm(message: str) -> None:

@@ -44,7 +44,24 @@ def add_parser(sub: Any) -> None:
                    help=f"PEM certificates to put in the zip as {CA_BUNDLE_NAME} for "
                         "sslmode=verify-full (repeatable): the RDS bundle "
                         f"({RDS_CA_BUNDLE_URL}) and, for RDS Proxy, Amazon Root CA 1")
+    from connstorm.handlers.drivers import BY_NAME
+
+    p.add_argument("--driver", action="append", default=[], choices=sorted(BY_NAME),
+                   metavar="CONFIG",
+                   help="also install the driver of a driver-matrix configuration "
+                        "(handlers/drivers/CONFIG/, e.g. asyncpg_pool_1; repeatable)")
     p.set_defaults(func=run)
+
+
+def requirements(drivers: list[str]) -> tuple[str, ...]:
+    """psycopg's, plus each named driver-matrix configuration's (in order, once each)."""
+    from connstorm.handlers.drivers import BY_NAME
+    from connstorm.packaging import REQUIREMENTS
+
+    found = list(REQUIREMENTS)
+    for name in drivers:
+        found += [r for r in BY_NAME[name].requirements if r not in found]
+    return tuple(found)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         pip_args = ("--no-index", "--find-links", str(args.find_links))
     result = build_package(PackageSpec(arch=args.arch, out=out,
                                        python_version=args.python_version, pip_args=pip_args,
-                                       ca_bundles=tuple(args.rds_ca_bundle)))
+                                       ca_bundles=tuple(args.rds_ca_bundle),
+                                       requirements=requirements(args.driver)))
     if result.ca_certificates:
         tls = (f"{CA_BUNDLE_NAME}: {result.ca_certificates} CA certificates "
                "(deploy with DbSslMode=verify-full, the default)")
@@ -66,5 +84,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, {result.size_bytes} bytes, "
         f"{result.files} files) for Lambda python{args.python_version} {args.arch}: "
         f"handlers + {', '.join(result.distributions)}\n"
-        f"handler: handlers.<pattern>_handler.lambda_handler\n{tls}\n")
+        f"handler: handlers.<pattern>_handler.lambda_handler"
+        + "".join(f" or handlers.drivers.{d}.handler.lambda_handler" for d in args.driver)
+        + f"\n{tls}\n")
     return 0

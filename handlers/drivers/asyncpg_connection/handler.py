@@ -1,0 +1,88 @@
+"""asyncpg, one connection with its defaults, driven from Lambda's synchronous handler.
+
+What it sends
+    asyncpg runs every query as a protocol-level named prepared statement
+    (``__asyncpg_stmt_N__``) kept in a per-connection statement cache of 100
+    (asyncpg, "asyncpg.connection.connect": ``statement_cache_size``), and is in
+    autocommit unless a transaction is started; the write runs in
+    ``conn.transaction()``. When a query needs a type asyncpg does not know it
+    introspects it with ``set_config('jit', 'off', false)`` around the lookup,
+    which pins behind RDS Proxy ("Debugging RDS Proxy Pinning: How a Hidden JIT
+    Toggle Created Thousands of Pinned Connections", richyen.com, 2026); the
+    workload's types are all built in.
+
+What the matrix shows
+    Named statements break PgBouncer before 1.21 in transaction mode
+    (``prepared statement "__asyncpg_stmt_1__" does not exist``, asyncpg's FAQ
+    "Why am I getting prepared statement errors?" says to set
+    ``statement_cache_size=0``); 1.21+ and RDS Proxy since November 2023 carry them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from ...workload.settings import DbSettings
+from .. import workload
+
+CONFIG = "asyncpg_connection"
+SETTINGS = DbSettings.from_env()
+#: One loop for the environment's life: Lambda calls the handler synchronously.
+LOOP = asyncio.new_event_loop()
+ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError,
+                                           OSError, TimeoutError)
+_conn: asyncpg.Connection | None = None
+
+
+def connect_kwargs(settings: DbSettings) -> dict[str, Any]:
+    """Where to connect; nothing that changes the driver's behaviour."""
+    return {"host": settings.host, "port": settings.port, "user": settings.user,
+            "password": settings.password, "database": settings.dbname,
+            "timeout": settings.connect_timeout_s, "ssl": settings.sslmode,
+            "server_settings": {"application_name": settings.application_name}}
+
+
+class ConnectionDb:
+    """:class:`..workload.Db` over an asyncpg connection, one awaited call at a time."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        return list(LOOP.run_until_complete(
+            self.conn.fetch(workload.numbered(sql, "$"), *params)))
+
+    def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        LOOP.run_until_complete(self.conn.executemany(workload.numbered(sql, "$"), params))
+
+
+def run_on(conn: asyncpg.Connection, work: workload.Work) -> workload.Response:
+    """Run ``work`` on ``conn``: a read as it is (autocommit), a write in a transaction."""
+    if not work.write:
+        return work.run(ConnectionDb(conn))
+    transaction = conn.transaction()
+    LOOP.run_until_complete(transaction.start())
+    try:
+        response = work.run(ConnectionDb(conn))
+    except BaseException:
+        if not conn.is_closed():
+            LOOP.run_until_complete(transaction.rollback())
+        raise
+    LOOP.run_until_complete(transaction.commit())
+    return response
+
+
+def _run(work: workload.Work) -> workload.Response:
+    global _conn
+    if _conn is None or _conn.is_closed():
+        _conn = LOOP.run_until_complete(asyncpg.connect(**connect_kwargs(SETTINGS)))
+    return run_on(_conn, work)
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """API Gateway proxy handler (payload 1.0 or 2.0)."""
+    return workload.handle(event, context, config=CONFIG, run=_run, errors=ERRORS)

@@ -1,0 +1,4 @@
+"""SQLAlchemy 2 over psycopg 3 with QueuePool(pool_size=1)."""
+
+#: Modules this folder imports besides the standard library and the workload.
+IMPORTS = ('sqlalchemy', 'psycopg')
