@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from connstorm.loadtests.locust_plugin.collectors.base import Collector
+from connstorm.loadtests.locust_plugin.live_series import PoolerTraffic
 from connstorm.samples import SampleWriter
 
 
@@ -24,6 +25,8 @@ class PluginState:
     collectors: list[Collector] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     stack: dict[str, Any] = field(default_factory=dict)
+    #: Whether PgBouncer has carried traffic, for the tab (it sees one row at a time).
+    pooler_traffic: PoolerTraffic = field(default_factory=PoolerTraffic)
 
     def latest(self) -> dict[str, dict[str, Any]]:
         """The newest row of each running collector."""

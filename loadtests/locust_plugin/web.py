@@ -6,9 +6,14 @@ Locust's stock UI has three hard-coded charts and no API for another, so:
   ``after_request`` hook that adds ``extended_stats`` to ``/stats/requests``,
   which the UI polls every 2 s while a test runs;
 * the chart is an own page, ``/connstorm/chart``, drawing DB connections,
-  pooler clients and environments against users over time from
-  ``/connstorm/samples.json``, with plotly.js served by ``/connstorm/plotly.js``
-  from the installed ``plotly`` package: it works without network access.
+  pooler clients, environments and the RDS Proxy stand-in's connections
+  against users over time from ``/connstorm/samples.json``, with plotly.js
+  served by ``/connstorm/plotly.js`` from the installed ``plotly`` package: it
+  works without network access.
+
+Both show what the stack runs (:mod:`.live_series`): the proxy's series and pin
+reasons when it runs, PgBouncer's only when it carries traffic, the vanished
+environments' connections once there are any.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, request
 
 from connstorm import metric_names as names
+from connstorm.loadtests.locust_plugin.live_series import chart_series, proxy_tab_rows
 from connstorm.samples import SAMPLES_FILE, read_samples
 
 if TYPE_CHECKING:
@@ -28,26 +34,8 @@ if TYPE_CHECKING:
 
 TAB_KEY = "connstorm"
 CHART_HTML = Path(__file__).with_name("chart.html")
-#: Most recent rows per collector the chart data route returns.
-MAX_POINTS = 3600
 #: application_name rows the tab lists (the largest groups).
 MAX_APP_ROWS = 10
-
-# Columns of the chart's series: (series name, collector, how to compute it from a row).
-SERIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("users", "locust", ("users",)),
-    ("rps", "locust", ("rps",)),
-    ("fail_per_s", "locust", ("fail_per_s",)),
-    ("db_total", "postgres", ("db_total",)),
-    ("db_app", "postgres", ("db_app",)),
-    ("max_connections", "postgres", ("max_connections",)),
-    ("pooler_clients", "pgbouncer", names.PGBOUNCER_CLIENTS),
-    ("pooler_waiting", "pgbouncer", (names.CL_WAITING,)),
-    ("pooler_servers", "pgbouncer", names.PGBOUNCER_SERVERS),
-    ("environments", "emulator", (names.ENV_TOTAL,)),
-    ("env_busy", "emulator", (names.ENV_BUSY,)),
-    ("env_frozen", "emulator", ("env_frozen",)),
-)
 
 
 def tab_rows(state: PluginState) -> list[dict[str, Any]]:
@@ -79,7 +67,14 @@ def tab_rows(state: PluginState) -> list[dict[str, Any]]:
             f"{pg['db_total']} / {pg['max_connections']}")
         add("postgres", "connections of the application role", pg["db_app"])
         add("postgres", "superuser_reserved_connections", pg["superuser_reserved_connections"])
-    if pb.get("ok"):
+    proxy = latest.get("rds_proxy") or {}
+    if proxy.get("ok"):
+        for metric, value in proxy_tab_rows(proxy):
+            add("rds_proxy", metric, value)
+    pooled = state.pooler_traffic.update(latest.get("pgbouncer"))
+    if pb.get("ok") and not pooled:
+        add("pgbouncer", "traffic", "none so far: no function goes through PgBouncer")
+    if pb.get("ok") and pooled:
         add("pgbouncer", "clients active / waiting", f"{pb['cl_active']} / {pb['cl_waiting']}")
         add("pgbouncer", "servers active / idle / used",
             f"{pb['sv_active']} / {pb['sv_idle']} / {pb['sv_used']}")
@@ -92,6 +87,9 @@ def tab_rows(state: PluginState) -> list[dict[str, Any]]:
         add("emulator", "concurrency now / peak", f"{em['concurrency']} / {em['concurrency_peak']}")
         add("emulator", "cold starts / throttles / timeouts",
             f"{em['cold_starts']} / {em['throttles']} / {em['timeouts']}")
+        if em.get(names.VANISHED_CONNECTIONS):
+            add("emulator", "connections of vanished environments / environments",
+                f"{em[names.VANISHED_CONNECTIONS]} / {em.get(names.VANISHED_ENVIRONMENTS, 0)}")
     if lo.get("ok"):
         for kind, count in sorted(lo.get("errors_by_kind", {}).items()):
             add("locust", f"failures: {kind}", count)
@@ -115,16 +113,9 @@ def tab_rows(state: PluginState) -> list[dict[str, Any]]:
 
 
 def chart_data(path: Path) -> dict[str, Any]:
-    """Series for the chart: per collector, elapsed seconds and values."""
+    """The chart's data (:func:`.live_series.chart_series`) and how many rows it read."""
     rows = read_samples(path)
-    out: dict[str, Any] = {"series": {}}
-    for name, collector, keys in SERIES:
-        points = [r for r in rows if r.get("collector") == collector and r.get("ok")]
-        points = points[-MAX_POINTS:]
-        out["series"][name] = {
-            "x": [r["elapsed_s"] for r in points],
-            "y": [sum(float(r.get(k) or 0) for k in keys) for r in points],
-        }
+    out = chart_series(rows)
     out["rows"] = len(rows)
     return out
 

@@ -114,7 +114,10 @@ def test_ui_swarm_tab_data_chart_and_screenshot(tmp_path: Path) -> None:
             time.sleep(1)
         figures = {(r["source"], r["metric"]): r["value"] for r in tab}
         assert figures[("postgres", "connections (all roles) / max_connections")].endswith("/ 10")
-        assert ("pgbouncer", "clients active / waiting") in figures
+        # direct-small's functions go straight to PostgreSQL: PgBouncer runs, idle, and
+        # the tab says so instead of listing its zeros
+        assert figures[("pgbouncer", "traffic")].startswith("none so far")
+        assert ("pgbouncer", "clients active / waiting") not in figures
         assert figures[("connstorm", "live chart")] == "/connstorm/chart"
         # ... and the chart's data route has the time series against users
         deadline = time.monotonic() + 30
@@ -129,6 +132,9 @@ def test_ui_swarm_tab_data_chart_and_screenshot(tmp_path: Path) -> None:
         assert max(series["db_total"]["y"]) > 1
         assert series["max_connections"]["y"][-1] == 10
         assert len(series["environments"]["x"]) > 0
+        assert series["pooler_clients"] == {"x": [], "y": []}
+        assert data["runs"]["pgbouncer"] is True
+        assert data["runs"]["pgbouncer_traffic"] is False
         # ... served offline: plotly.js comes from this server, not a CDN
         chart = _get(f"{base}/connstorm/chart").decode()
         assert '<script src="plotly.js"></script>' in chart
