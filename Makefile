@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` (the main job) and `make test`.
 # Both set up everything they need on a fresh Debian 12 machine.
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs-images clean
 
 VENV := .venv/bin
 
@@ -22,6 +22,11 @@ lint:
 bench:
 	@scripts/bootstrap.sh --with-test-tools
 	$(VENV)/python -m benchmarks
+
+# The docs' screenshots, from real runs (scripts/docs_images.py).
+docs-images:
+	@scripts/bootstrap.sh --with-test-tools
+	$(VENV)/python scripts/docs_images.py
 
 clean:
 	rm -rf runs test-output .pytest_cache .mypy_cache .ruff_cache
