@@ -125,3 +125,16 @@ def test_chart_data_draws_the_proxy_and_only_a_pooler_with_traffic(tmp_path: Pat
                            "vanished": False}
     assert series["pooler_servers"] == {"x": [], "y": []}
     assert series["vanished_connections"] == {"x": [], "y": []}  # none yet
+
+
+def test_chart_data_draws_vanished_connections_once_there_are_any(tmp_path: Path) -> None:
+    path = tmp_path / "samples.jsonl"
+    with SampleWriter(path, started_at=0) as w:
+        for t, vanished in enumerate((0, 0, 3, 1)):
+            w.write("emulator", {"ok": True, "env_total": 5, "vanished_connections": vanished,
+                                 "vanished_environments": min(vanished, 2)}, t=float(t))
+    doc = chart_data(path)
+    assert doc["series"]["vanished_connections"] == {"x": [0.0, 1.0, 2.0, 3.0],
+                                                     "y": [0.0, 0.0, 3.0, 1.0]}
+    assert doc["runs"]["vanished"] is True
+    assert doc["runs"]["rds_proxy"] is False
