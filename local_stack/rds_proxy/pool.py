@@ -11,8 +11,13 @@ client's session, and closing is the one reset that cannot miss anything.
 Unpinned connections go back as they are: the proxy released them only at
 ReadyForQuery ``I`` with no state-changing statement seen, so there is nothing
 to reset (RDS Proxy does not run DISCARD ALL between transactions either).
-Idle connections above ``max_idle_connections_percent`` are closed by
-:meth:`Pool.trim`, which the proxy calls every second.
+A pooled connection counts as idle only after :data:`IDLE_AFTER_S` (five
+minutes) without a borrower (AWS, "RDS Proxy connection considerations",
+section "MaxIdleConnectionsPercent"); :meth:`Pool.trim`, which the proxy calls
+every second, closes the idle ones beyond ``max_idle_connections_percent``,
+the longest idle first. A burst's connections therefore stay open for five
+minutes after it, as on AWS. Tests shorten the threshold (``idle_after_s``);
+it is AWS's fixed value, not a setting of the proxy.
 
 The pool's bound is a share of ``max_connections`` itself, as RDS computes it
 (:func:`pool_limit`), so it can be more than the proxy's role may open. Then
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
+#: Seconds without a borrower after which a pooled connection counts as idle (AWS's five minutes).
+IDLE_AFTER_S = 300.0
 #: ``application_name`` of the proxy's database connections in pg_stat_activity.
 APPLICATION_NAME = "connstorm-rds-proxy"
 _ids = itertools.count(1)
@@ -150,12 +157,14 @@ class Pool:
 
     def __init__(self, *, host: str, port: int, user: str, database: str, password: str,
                  limit: int, idle_limit: int, borrow_timeout_s: float,
-                 init_query: str | None = None, connect_timeout_s: float = 10.0) -> None:
+                 init_query: str | None = None, connect_timeout_s: float = 10.0,
+                 idle_after_s: float = IDLE_AFTER_S) -> None:
         self.host, self.port = host, port
         self.user, self.database = user, database
         self._password = password
         self.limit = limit
         self.idle_limit = idle_limit
+        self.idle_after_s = idle_after_s
         self.borrow_timeout_s = borrow_timeout_s
         self.init_query = init_query
         self.connect_timeout_s = connect_timeout_s
@@ -318,18 +327,23 @@ class Pool:
 
     # ------------------------------------------------------------ housekeeping
 
-    def trim(self) -> int:
-        """Forget dead idle connections; close those above the idle limit (oldest first)."""
+    def trim(self, now: float | None = None) -> int:
+        """Forget dead idle connections; close the idle ones beyond the idle limit.
+
+        Idle means unborrowed for at least ``idle_after_s``; the longest idle go first.
+        """
         for conn in [c for c in self.idle if not c.alive()]:
             self.idle.remove(conn)
             self._forget(conn)
-        excess = len(self.idle) - self.idle_limit
+        now = time.monotonic() if now is None else now
+        idle = [c for c in self.idle if now - c.idle_since >= self.idle_after_s]
+        excess = len(idle) - self.idle_limit
         if excess <= 0:
             return 0
-        self.idle.sort(key=lambda c: c.idle_since, reverse=True)
-        for conn in self.idle[-excess:]:
+        idle.sort(key=lambda c: c.idle_since)
+        for conn in idle[:excess]:
+            self.idle.remove(conn)
             self._forget(conn)
-        del self.idle[-excess:]
         return excess
 
     def close_all(self) -> None:

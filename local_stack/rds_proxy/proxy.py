@@ -40,7 +40,7 @@ from connstorm.local_stack import pg_wire
 from connstorm.local_stack.credentials import make_dsn
 from connstorm.local_stack.rds_proxy.auth import ClientAuth, IamSettings
 from connstorm.local_stack.rds_proxy.metrics import MetricsEndpoint, mean_recent
-from connstorm.local_stack.rds_proxy.pool import Pool, pool_limit
+from connstorm.local_stack.rds_proxy.pool import IDLE_AFTER_S, Pool, pool_limit
 from connstorm.local_stack.rds_proxy.session import ClientSession
 from connstorm.local_stack.rds_proxy.statements import StatementRegistry
 from connstorm.local_stack.resource import Resource
@@ -70,12 +70,15 @@ class ProxyCore:
     """Everything the sessions share; lives on the proxy's loop (no locks needed)."""
 
     def __init__(self, config: RdsProxyConfig, *, host: str, port: int,
-                 passwords: Mapping[str, str], limit: int, iam: IamSettings | None) -> None:
+                 passwords: Mapping[str, str], limit: int, iam: IamSettings | None,
+                 idle_after_s: float = IDLE_AFTER_S) -> None:
         self.config = config
         self.upstream = (host, port)
         self._passwords = dict(passwords)
         self.limit = limit
         self.idle_limit = limit * config.idle_percent // max(1, config.max_connections_percent)
+        self.idle_after_s = idle_after_s
+        self.sweeps = 0
         self.auth = ClientAuth(passwords, iam)
         self.pools: dict[tuple[str, str], Pool] = {}
         self.statements = StatementRegistry()
@@ -98,7 +101,7 @@ class ProxyCore:
                 host=self.upstream[0], port=self.upstream[1], user=user, database=database,
                 password=self._passwords[user], limit=self.limit, idle_limit=self.idle_limit,
                 borrow_timeout_s=self.config.connection_borrow_timeout_s,
-                init_query=self.config.init_query)
+                init_query=self.config.init_query, idle_after_s=self.idle_after_s)
         return self.pools[key]
 
     # ------------------------------------------------------------ events from sessions
@@ -151,6 +154,7 @@ class ProxyCore:
                 session.close_idle()
         for pool in self.pools.values():
             pool.trim()
+        self.sweeps += 1
 
     def snapshot(self) -> dict[str, Any]:
         """The metrics dict (see :mod:`.metrics`)."""
@@ -191,13 +195,14 @@ class RdsProxy(Resource):
     the database with, and what it checks clients' SCRAM proofs against.
     ``iam_keys`` (access key -> secret key) are required when
     ``config.iam_auth == "required"``. ``pool_size`` overrides the bound read
-    from the server (tests and benchmarks only).
+    from the server, ``idle_after_s`` AWS's five minutes before a pooled
+    connection counts as idle (tests and benchmarks only).
     """
 
     def __init__(self, config: RdsProxyConfig, *, upstream_host: str, upstream_port: int,
                  passwords: Mapping[str, str], iam_keys: Mapping[str, str] | None = None,
                  region: str = "us-east-1", pool_size: int | None = None,
-                 start_timeout_s: float = 15.0) -> None:
+                 start_timeout_s: float = 15.0, idle_after_s: float = IDLE_AFTER_S) -> None:
         if config.iam_auth == "required" and not iam_keys:
             raise ValueError("iam_auth = required needs iam_keys")
         self.config = config
@@ -206,6 +211,7 @@ class RdsProxy(Resource):
         self._iam_keys = dict(iam_keys or {})
         self.region = region
         self.pool_size = pool_size
+        self.idle_after_s = idle_after_s
         self.host = "127.0.0.1"
         self.port = 0
         self.metrics_port = 0
@@ -331,7 +337,8 @@ class RdsProxy(Resource):
         if self.config.iam_auth == "required":
             iam = IamSettings(self.host, 0, self.region, self._iam_keys)
         core = ProxyCore(self.config, host=self.upstream_host, port=self.upstream_port,
-                         passwords=self._passwords, limit=limit, iam=iam)
+                         passwords=self._passwords, limit=limit, iam=iam,
+                         idle_after_s=self.idle_after_s)
         tasks: set[asyncio.Task[None]] = set()
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from connstorm.local_stack.postgres import PostgresServer
+from connstorm.local_stack.rds_proxy.pool import IDLE_AFTER_S
 from connstorm.local_stack.rds_proxy.proxy import RdsProxy
 from connstorm.scenario import load_scenario
 from connstorm.sections.rds_proxy import RdsProxyConfig
@@ -39,14 +40,19 @@ ProxyFactory = Callable[..., RdsProxy]
 
 @pytest.fixture
 def make_proxy() -> Iterator[Callable[..., RdsProxy]]:
-    """``make_proxy(pg, **rds_proxy_keys)``: a started stand-in; all stopped at the end."""
+    """``make_proxy(pg, **rds_proxy_keys)``: a started stand-in; all stopped at the end.
+
+    Besides ``[rds_proxy]`` keys: ``pool_size`` and ``idle_after_s`` (the
+    stand-in's test knobs).
+    """
     with ExitStack() as stack:
         def make(server: PostgresServer, **keys: Any) -> RdsProxy:
             pool_size = keys.pop("pool_size", None)
+            idle_after_s = keys.pop("idle_after_s", IDLE_AFTER_S)
             proxy = RdsProxy(RdsProxyConfig(**keys), upstream_host=server.host,
                              upstream_port=server.port,
                              passwords={server.app_user: server.app_password or ""},
-                             pool_size=pool_size)
+                             pool_size=pool_size, idle_after_s=idle_after_s)
             return stack.enter_context(proxy)
         yield make
 

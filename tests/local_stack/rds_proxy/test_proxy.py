@@ -9,6 +9,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -268,22 +269,46 @@ def test_init_query_sets_up_each_database_connection_without_pinning(
     assert proxy.pins == []
 
 
-def test_idle_database_connections_are_trimmed_to_the_idle_share(
-        pg: PostgresServer, make_proxy: MakeProxy) -> None:
-    # A pool of 3 whose idle share is 1 (MaxIdleConnectionsPercent 6 of MaxConnectionsPercent 18).
-    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3, max_idle_connections_percent=6)
-    dsn = client_dsn(proxy, pg)
-    clients = [psycopg.connect(dsn) for _ in range(3)]
+def _three_connections_then_idle(proxy: RdsProxy, pg: PostgresServer) -> list[Any]:
+    clients = [psycopg.connect(client_dsn(proxy, pg)) for _ in range(3)]
     for conn in clients:
         conn.execute("select 1")  # each holds a transaction open: three connections
     assert proxy.metrics()["DatabaseConnections"] == 3
     for conn in clients:
         conn.commit()
-    deadline = time.monotonic() + 10
+    return clients
+
+
+def test_idle_database_connections_are_trimmed_to_the_idle_share(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    # A pool of 3 whose idle share is 1 (MaxIdleConnectionsPercent 6 of MaxConnectionsPercent
+    # 18), with AWS's five minutes before a connection counts as idle shortened to 1 s.
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3, max_idle_connections_percent=6,
+                       idle_after_s=1.0)
+    clients = _three_connections_then_idle(proxy, pg)
+    deadline = time.monotonic() + 15
     while proxy.metrics()["DatabaseConnections"] > 1 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert proxy.metrics()["DatabaseConnections"] == 1
     assert len(proxy_backends(pg)) == 1
+    for conn in clients:
+        conn.close()
+
+
+def test_pooled_connections_are_not_idle_before_five_minutes(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    # The same pool with AWS's threshold: the burst's connections stay open after it.
+    proxy = make_proxy(pg, max_connections_percent=POOL_OF_3, max_idle_connections_percent=6)
+    assert proxy.idle_after_s == 300.0
+    clients = _three_connections_then_idle(proxy, pg)
+    assert proxy.core is not None
+    sweeps = proxy.core.sweeps
+    deadline = time.monotonic() + 15
+    while proxy.core.sweeps < sweeps + 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proxy.core.sweeps >= sweeps + 3  # the trimming ran, and left them open
+    assert proxy.metrics()["DatabaseConnections"] == 3
+    assert len(proxy_backends(pg)) == 3
     for conn in clients:
         conn.close()
 
