@@ -208,3 +208,21 @@ def test_repro_compares_each_variant_with_its_namesake(tmp_path: Path) -> None:
         ("pgbouncer-session", True)]
     assert section["copied_to"] == "baseline"
     assert doc["passed"] is False  # a regression fails the comparison, whatever else
+
+
+def test_the_minimal_ci_files_carry_the_comparisons_too(tmp_path: Path) -> None:
+    # (written when the reports package cannot render: CI keeps its verdict)
+    import xml.etree.ElementTree as ET
+
+    from connstorm.loadtests.orchestrator.report_files import junit_xml, markdown
+
+    baseline = load_baseline(baseline_folder(tmp_path), scenario="direct-small")
+    worse = summary_doc()
+    worse["variants"][0]["peak_db_connections"] = 10
+    judged = compare_summary(worse, baseline, RegressionConfig(), copied_to=None)
+    cases = {c.get("name"): c for c in ET.fromstring(junit_xml(judged)).iter("testcase")}
+    failure = cases["direct-module_level: peak_db_connections"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == ("direct-module_level: peak_db_connections 10, baseline 7: "
+                                      "+42.9 % (allowed +10 %, ≤ 8) REGRESSION")
+    assert "| direct-module_level: peak_db_connections 10, baseline 7" in markdown(judged)
