@@ -74,6 +74,8 @@ def live(url: str, *args: str, credentials: bool = True,
      "use --region us-east-1"),
     (("--stack-name", "dead-api"), ExitCode.LIVE_REGION, "no AWS region"),
     (("--stack-name", "dead-api", "--region", REGION), ExitCode.LIVE_API, "does not answer"),
+    (("--stack-name", "dead-api", "--region", REGION, "--locustfile", "no-such-users.py"),
+     ExitCode.LOCUSTFILE, "no-such-users.py: no such locustfile"),
 ])
 def test_bad_input_is_one_line_with_its_exit_code_and_no_run_folder(
         moto: str, tmp_path: Path, args: tuple[str, ...], code: int, words: str) -> None:
@@ -253,6 +255,25 @@ def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
     page = compared.read_text()
     assert "rds_proxy.ClientConnections" in page  # the live column's CloudWatch panel
     assert "locust.rps" in page  # both columns' load
+
+
+def test_live_run_loads_the_deployed_api_with_your_own_locustfile(
+        moto: str, api: str, tmp_path: Path) -> None:
+    create_stack(moto, "own-users", {"ApiUrl": api, **{k: f"own-{v}" for k, v in
+                                                       E2E_OUTPUTS.items() if k != "Region"},
+                                     "Region": REGION})
+    out = tmp_path / "own"
+    reader = REPO / "tests" / "loadtests" / "own_function" / "item_reader.py"
+    result = live(moto, "ci-smoke", "--stack-name", "own-users", "--region", REGION,
+                  "--locustfile", str(reader), "-u", "2", "-r", "2", "-t", "3s",
+                  "--metrics-wait", "1s", "--poll-interval", "1s", "--out", str(out),
+                  timeout_s=240)
+    assert result.returncode in (0, ExitCode.THRESHOLDS), result.stdout[-3000:] + result.stderr
+    assert "Locust users from" in result.stdout
+    names = {line.split(",")[1] for line in
+             (out / "locust_stats.csv").read_text().splitlines()[1:]}
+    assert names == {"reader: /items/{id}", "Aggregated"}  # the user's task, and only it
+    assert json.loads((out / "summary.json").read_text())["variants"][0]["requests"] > 0
 
 
 def test_credentials_aws_refuses_are_their_own_line() -> None:

@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from connstorm.loadtests.orchestrator.live_plan import describe_plan
     from connstorm.loadtests.orchestrator.live_run import LiveRun, LiveSettings, live_variant_names
     from connstorm.loadtests.orchestrator.live_target import check_api_answers, resolve, session
+    from connstorm.loadtests.orchestrator.locustfiles import ready_source
 
     opts = options_from_args(args, headless=True)
+    ready_source(opts.scenario, opts.locustfile)  # your locustfile, before AWS is asked
     live = opts.scenario.live
     sess = session(args.region or live.region)
     # --target-url (shared with connstorm run) means the same as --api-url here.
