@@ -22,7 +22,7 @@ the same time axis as the metrics.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +101,36 @@ def classify_event(t: float, message: str, findings: LogFindings,
     findings.errors.append((t, kind))
 
 
+def log_pages(client: Any, group: str, start_t: float, end_t: float, *,
+              page_size: int | None = None,
+              filter_pattern: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    """The events of one log group in [start_t, end_t], a page at a time (``nextToken``).
+
+    Yields nothing when the group does not exist (a function never invoked, a
+    proxy that never logged). ``filter_pattern`` is CloudWatch Logs' own (a
+    quoted phrase matches it exactly), applied on the service's side.
+    """
+    kwargs: dict[str, Any] = {"logGroupName": group, "startTime": int(start_t * 1000),
+                              "endTime": int(end_t * 1000)}
+    if page_size:
+        kwargs["limit"] = page_size
+    if filter_pattern:
+        kwargs["filterPattern"] = filter_pattern
+    token: str | None = None
+    while True:
+        if token:
+            kwargs["nextToken"] = token
+        try:
+            page = client.filter_log_events(**kwargs)
+        except client.exceptions.ResourceNotFoundException:
+            return
+        events = list(page.get("events", []))
+        yield events
+        token = page.get("nextToken")
+        if not token or not events:
+            return
+
+
 def read_logs(client: Any, log_groups: Iterable[str], start_t: float, end_t: float,
               *, page_size: int | None = None) -> LogFindings:
     """Every event of ``log_groups`` in [start_t, end_t], all pages, classified.
@@ -110,26 +140,12 @@ def read_logs(client: Any, log_groups: Iterable[str], start_t: float, end_t: flo
     findings = LogFindings()
     timed_out: set[str] = set()
     for group in log_groups:
-        kwargs: dict[str, Any] = {"logGroupName": group, "startTime": int(start_t * 1000),
-                                  "endTime": int(end_t * 1000)}
-        if page_size:
-            kwargs["limit"] = page_size
-        token: str | None = None
-        while True:
-            if token:
-                kwargs["nextToken"] = token
-            try:
-                page = client.filter_log_events(**kwargs)
-            except client.exceptions.ResourceNotFoundException:
-                break
+        for events in log_pages(client, group, start_t, end_t, page_size=page_size):
             findings.pages += 1
-            for event in page.get("events", []):
+            for event in events:
                 findings.events += 1
                 classify_event(float(event.get("timestamp", 0)) / 1000.0,
                                str(event.get("message", "")), findings, timed_out)
-            token = page.get("nextToken")
-            if not token or not page.get("events"):
-                break
     findings.reports.sort(key=lambda item: item[0])
     findings.errors.sort(key=lambda item: item[0])
     return findings

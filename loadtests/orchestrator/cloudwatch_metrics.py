@@ -12,7 +12,13 @@ came from in ``source`` (``cloudwatch`` here) and ``period_s`` (their resolution
 Statistics follow what each metric means: gauges of connections take the
 ``Maximum`` of the minute (the peak is what exhausts ``max_connections``),
 counters the ``Sum``, latencies the ``Average`` (RDS Proxy's latencies are in
-microseconds, API Gateway's and Lambda's in milliseconds). Names and units are
+microseconds, API Gateway's and Lambda's in milliseconds). RDS Proxy's gauges
+are the exception: RDS publishes them once a minute for *each* instance that
+serves the proxy ("a single proxy might be served by more than one" and "use
+CloudWatch statistics to aggregate the values for a proxy across all the
+associated instances"; "The most useful statistic for this metric is Sum";
+AWS, "Monitoring RDS Proxy metrics with Amazon CloudWatch"), so their ``Sum``
+over the minute is the proxy's total, where ``Maximum`` reports one instance. Names and units are
 those AWS documents: RDS User Guide, "Monitoring RDS Proxy metrics with Amazon
 CloudWatch" and "Amazon CloudWatch metrics for Amazon RDS"; Lambda Developer
 Guide, "Types of metrics for Lambda functions"; API Gateway Developer Guide,
@@ -89,13 +95,14 @@ METRICS: tuple[MetricSpec, ...] = (
     _m("rds", "DatabaseConnections", "Maximum", "Count"),
     _m("rds", "CPUUtilization", "Average", "Percent"),
     _m("rds", "FreeableMemory", "Minimum", "Bytes"),
-    _m("rds_proxy", names.CLIENT_CONNECTIONS, "Maximum", "Count"),
-    _m("rds_proxy", names.DATABASE_CONNECTIONS, "Maximum", "Count"),
-    _m("rds_proxy", names.DATABASE_CONNECTIONS_BORROWED, "Maximum", "Count"),
-    _m("rds_proxy", names.DATABASE_CONNECTIONS_PINNED, "Maximum", "Count"),
+    _m("rds_proxy", names.CLIENT_CONNECTIONS, "Sum", "Count"),
+    _m("rds_proxy", names.DATABASE_CONNECTIONS, "Sum", "Count"),
+    _m("rds_proxy", names.DATABASE_CONNECTIONS_BORROWED, "Sum", "Count"),
+    _m("rds_proxy", names.DATABASE_CONNECTIONS_PINNED, "Sum", "Count"),
     _m("rds_proxy", names.BORROW_LATENCY, "Average", "Microseconds"),
     _m("rds_proxy", names.QUERY_DATABASE_RESPONSE_LATENCY, "Average", "Microseconds"),
     _m("rds_proxy", names.SETUP_FAILED_AUTH, "Sum", "Count"),
+    _m("rds_proxy", names.DATABASE_SETUP_FAILED, "Sum", "Count"),
     _m("apigateway", "4xx", "Sum", "Count"),
     _m("apigateway", "5xx", "Sum", "Count"),
     _m("apigateway", "Latency", "Average", "Milliseconds"),

@@ -11,7 +11,9 @@ with three additions:
    data points (``[live] wait_for_metrics_s``, ``--metrics-wait``);
 3. the final reading and the logs' findings go into ``samples.jsonl`` (one row
    per group and minute, ``source: cloudwatch``, ``period_s: 60``) and fill the
-   summary (:mod:`connstorm.loadtests.orchestrator.live_summary`), before the reports are written.
+   summary (:mod:`connstorm.loadtests.orchestrator.live_summary`), before the reports are written;
+   the proxy's own log group, when it has one, fills the pinning audit
+   (:mod:`connstorm.loadtests.orchestrator.proxy_logs`).
 
 Interrupted runs skip the wait but still read what CloudWatch has.
 """
@@ -38,6 +40,7 @@ from connstorm.loadtests.orchestrator.cloudwatch_logs import (
 )
 from connstorm.loadtests.orchestrator.live_summary import live_summary, live_variant_name
 from connstorm.loadtests.orchestrator.live_target import LiveTarget
+from connstorm.loadtests.orchestrator.proxy_logs import ProxyPins, read_proxy_pins
 from connstorm.loadtests.orchestrator.report_files import write_reports
 from connstorm.loadtests.orchestrator.runner import Run, RunOptions, write_private_json
 from connstorm.loadtests.orchestrator.summary import (
@@ -139,7 +142,7 @@ class LiveRun(Run):
         self.console.print(f"waiting for CloudWatch's last data points: {left:.0f} s left, "
                            f"{done}/{total} series complete", highlight=False)
 
-    def _final_reading(self) -> tuple[Reading, LogFindings | None]:
+    def _final_reading(self) -> tuple[Reading, LogFindings | None, ProxyPins | None]:
         end_t = self.end_t or time.time()
         wait = 0.0 if self._interrupted else self.settings.wait_s
         reading = wait_for_last_points(self.reader, self.start_t, end_t, wait,
@@ -149,7 +152,15 @@ class LiveRun(Run):
         if self.target.log_groups:
             findings = read_logs(self.logs_client, self.target.log_groups, self.start_t,
                                  end_t + 5.0)
-        return reading, findings
+        pins = None
+        if self.target.proxy_log_group:
+            pins = read_proxy_pins(self.logs_client, self.target.proxy_log_group,
+                                   self.start_t, end_t + 5.0)
+            if not pins.found:
+                self.console.print(f"RDS Proxy log group {pins.group} not found: no pinning "
+                                   f"audit (deploy with ProxyDebugLogging=true to have one)",
+                                   highlight=False)
+        return reading, findings, pins
 
     def _samples_origin(self) -> float:
         """The time ``elapsed_s`` counts from in samples.jsonl (the Locust plugin's start)."""
@@ -162,12 +173,13 @@ class LiveRun(Run):
 
     def _finish(self) -> dict[str, Any]:
         end_t = self.end_t or time.time()
+        pins: ProxyPins | None
         try:
-            reading, findings = self._final_reading()
+            reading, findings, pins = self._final_reading()
         except Exception as exc:  # CloudWatch failing must not lose the load's results
             self.console.print(f"CloudWatch could not be read: {' '.join(str(exc).split())}"
                                [:300], highlight=False)
-            reading, findings = Reading(), None
+            reading, findings, pins = Reading(), None, None
         period = self.settings.period_s
         with SampleWriter(self.run_dir / SAMPLES_FILE, started_at=self._samples_origin()) as writer:
             write_rows(writer, reading, self.reader.groups(), self.start_t, end_t, period)
@@ -179,7 +191,7 @@ class LiveRun(Run):
                                 skipped=collectors.get("skipped") or {}, users=self.opts.users)
         rows = read_samples(self.run_dir / SAMPLES_FILE)
         summary = live_summary(summary, self.opts.scenario, rows, reading, findings,
-                               (self.start_t, end_t), period, self.target.as_json())
+                               (self.start_t, end_t), period, self.target.as_json(), pins)
         summary = self.compare(summary)
         write_json(self.run_dir / SUMMARY_FILE, summary)
         write_reports(self.run_dir, summary, step_summary=self.opts.step_summary)

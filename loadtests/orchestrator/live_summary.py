@@ -22,6 +22,7 @@ from connstorm import metric_names as names
 from connstorm.loadtests.orchestrator.cloudwatch import Reading
 from connstorm.loadtests.orchestrator.cloudwatch_logs import LogFindings
 from connstorm.loadtests.orchestrator.cloudwatch_metrics import METRICS
+from connstorm.loadtests.orchestrator.proxy_logs import ProxyPins
 from connstorm.loadtests.orchestrator.series_sources import series_sources
 from connstorm.loadtests.orchestrator.summary import attribute_errors
 from connstorm.loadtests.orchestrator.thresholds import check_thresholds
@@ -44,7 +45,8 @@ def _int(value: float | None) -> int | None:
 
 
 def cloudwatch_section(reading: Reading, findings: LogFindings | None, window: tuple[float, float],
-                       period_s: int, target: Mapping[str, Any]) -> dict[str, Any]:
+                       period_s: int, target: Mapping[str, Any],
+                       pins: ProxyPins | None = None) -> dict[str, Any]:
     """``variants[].cloudwatch``: what was read, each metric's points and peak."""
     metrics: dict[str, Any] = {}
     for spec in METRICS:
@@ -62,7 +64,8 @@ def cloudwatch_section(reading: Reading, findings: LogFindings | None, window: t
             "no_data": sorted(k for k, v in metrics.items() if not v["points"]),
             "unreadable": {f"{group}.{key}": why for (group, key), why
                            in sorted(reading.errors.items())},
-            "logs": findings.figures() if findings is not None else None}
+            "logs": findings.figures() if findings is not None else None,
+            "proxy_log": pins.figures() if pins is not None else None}
 
 
 def live_db_path(scenario_path: str, connect_mode: str | None) -> str:
@@ -87,9 +90,14 @@ def live_variant_name(name: str, scenario_path: str, connect_mode: str | None) -
 
 
 def fill_variant(variant: dict[str, Any], reading: Reading,
-                 findings: LogFindings | None, connect_mode: str | None = None
-                 ) -> dict[str, Any]:
-    """The variant's figures from CloudWatch where no local collector gave them."""
+                 findings: LogFindings | None, connect_mode: str | None = None,
+                 pins: ProxyPins | None = None) -> dict[str, Any]:
+    """The variant's figures from CloudWatch where no local collector gave them.
+
+    The pinning audit (``pin_reasons``, ``pin_samples``) comes from the proxy's
+    log group when it was found (:mod:`.proxy_logs`); without it nothing says
+    whether sessions were pinned, so the audit stays as the run left it.
+    """
     path = live_db_path(str(variant.get("db_path")), connect_mode)
     name = live_variant_name(str(variant.get("name") or ""), str(variant.get("db_path")),
                              connect_mode)
@@ -114,6 +122,9 @@ def fill_variant(variant: dict[str, Any], reading: Reading,
     server = _int(_peak(reading, "rds_proxy", names.DATABASE_CONNECTIONS))
     if server is not None:
         variant["peak_pooler_server_connections"] = server
+    if pins is not None and pins.found:
+        variant["pin_reasons"] = dict(pins.pin_reasons)
+        variant["pin_samples"] = dict(pins.pin_samples)
     if findings is not None:
         variant["cold_starts"] = findings.cold_starts
         kinds = findings.errors_by_kind()
@@ -126,12 +137,13 @@ def fill_variant(variant: dict[str, Any], reading: Reading,
 def live_summary(summary: dict[str, Any], scenario: Scenario, rows: Sequence[Row],
                  reading: Reading, findings: LogFindings | None,
                  window: tuple[float, float], period_s: int,
-                 target: Mapping[str, Any]) -> dict[str, Any]:
+                 target: Mapping[str, Any], pins: ProxyPins | None = None) -> dict[str, Any]:
     """``summary`` (from :func:`.summary.build_summary`) with CloudWatch's figures."""
     for variant in summary["variants"]:
         variant["series_sources"] = series_sources(rows, scenario.load.sample_interval_s)
-        fill_variant(variant, reading, findings, target.get("connect_mode"))
-        variant["cloudwatch"] = cloudwatch_section(reading, findings, window, period_s, target)
+        fill_variant(variant, reading, findings, target.get("connect_mode"), pins)
+        variant["cloudwatch"] = cloudwatch_section(reading, findings, window, period_s, target,
+                                                   pins)
     verdicts = check_thresholds(scenario.thresholds, summary["variants"])
     summary["thresholds"] = verdicts
     summary["passed"] = all(v["passed"] for v in verdicts)

@@ -28,6 +28,7 @@ from connstorm.errors import (
 )
 from connstorm.loadtests.orchestrator.cloudwatch import CREDENTIAL_ERROR_CODES
 from connstorm.loadtests.orchestrator.cloudwatch_metrics import Targets, api_id_of
+from connstorm.loadtests.orchestrator.proxy_logs import log_group
 from connstorm.stack_outputs import REQUIRED_OUTPUTS, missing_outputs
 
 
@@ -44,6 +45,11 @@ class LiveTarget:
     log_groups: tuple[str, ...] = ()
     connect_mode: str | None = None
 
+    @property
+    def proxy_log_group(self) -> str | None:
+        """RDS Proxy's CloudWatch Logs group (its pins, with enhanced logging on), or None."""
+        return log_group(self.proxy_name) if self.proxy_name else None
+
     def targets(self) -> Targets:
         """The CloudWatch dimensions of these resources."""
         return Targets(function_name=self.function_name, db_instance_id=self.db_instance_id,
@@ -54,6 +60,7 @@ class LiveTarget:
         return {"stack_name": self.stack_name, "region": self.region, "api_url": self.api_url,
                 "function_name": self.function_name, "db_instance_id": self.db_instance_id,
                 "proxy_name": self.proxy_name, "log_groups": list(self.log_groups),
+                "proxy_log_group": self.proxy_log_group,
                 "connect_mode": self.connect_mode}
 
 

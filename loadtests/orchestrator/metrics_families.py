@@ -60,10 +60,15 @@ RDS_PROXY_METRICS: dict[str, tuple[str, Kind, float]] = {
     names.SETUP_SUCCEEDED: ("client_connections_setup_succeeded", "counter", 1.0),
     names.SETUP_FAILED_AUTH: ("client_connections_setup_failed_auth", "counter", 1.0),
     names.QUERY_REQUESTS: ("query_requests", "counter", 1.0),
+    names.DATABASE_CONNECTION_REQUESTS: ("database_connection_requests", "counter", 1.0),
+    names.DATABASE_SETUP_SUCCEEDED: ("database_connections_setup_succeeded", "counter", 1.0),
+    names.DATABASE_SETUP_FAILED: ("database_connections_setup_failed", "counter", 1.0),
 }
 #: connstorm's own RDS Proxy counters (no CloudWatch name, so no label).
 RDS_PROXY_OWN: dict[str, str] = {names.BORROW_TIMEOUTS: "borrow_timeouts",
-                                 names.IDLE_CLIENTS_CLOSED: "idle_clients_closed"}
+                                 names.IDLE_CLIENTS_CLOSED: "idle_clients_closed",
+                                 names.PREPARED_STATEMENTS_INJECTED: "prepared_statements_injected",
+                                 names.CANCEL_REQUESTS_IGNORED: "cancel_requests_ignored"}
 #: Emulator row key -> (metric name after ``connstorm_lambda_``, kind).
 LAMBDA_METRICS: dict[str, tuple[str, Kind]] = {
     names.CONCURRENCY: ("concurrency", "gauge"),

@@ -240,6 +240,20 @@ def message_reason(kind: bytes, body: bytes | memoryview) -> tuple[str | None, s
     return pin_reason(sql), sql
 
 
+_LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+
+
+def digest(sql: str, limit: int = 300) -> str:
+    """``sql`` as RDS Proxy's log shows it: literals as ``$1``, ``$2``..., one line.
+
+    (RDS Proxy's pin lines end with ``Digest: "set search_path to $1,$2,$3"``,
+    the statement without its values: no secret in a literal reaches the log.)
+    """
+    numbers = iter(range(1, 1 << 30))
+    text = _LITERAL.sub(lambda _: f"${next(numbers)}", " ".join(sql.split()))
+    return text[:limit]
+
+
 def may_clear_statements(body: bytes | memoryview) -> bool:
     """Cheap pre-check: could this Query/Parse body drop prepared statements?"""
     return _MAY_CLEAR.search(body) is not None

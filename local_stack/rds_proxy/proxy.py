@@ -15,10 +15,15 @@ logins beyond it fail as on AWS (``DatabaseConnectionsSetupFailed``; see
 :mod:`.pool`). One pool per (user, database), each with that bound: the stack
 has one role.
 
-Pins are logged (logger ``connstorm.local_stack.rds_proxy.pins``, INFO; the stack writes
-``logs/rds_proxy.log``) in RDS Proxy's words: "The client session was pinned
-to the database connection [dbConnection=N] for the remainder of the session.
-The proxy can't reuse this connection until the session ends. Reason: ...".
+Pins are logged (logger ``connstorm.local_stack.rds_proxy.pins``, WARNING; the
+stack writes ``logs/rds_proxy.log``) as RDS Proxy logs them with its enhanced
+logging on: "[proxyEndpoint=default] [clientConnection=N] The client session
+was pinned to the database connection [dbConnection=N] for the remainder of
+the session. The proxy can't reuse this connection until the session ends.
+Reason: ... Digest: "..."." (the statement with its literals replaced by
+``$n``, as RDS Proxy's digests are), so one parser
+(:mod:`connstorm.loadtests.orchestrator.proxy_logs`) reads a local log and a
+live one.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from connstorm import metric_names as names
 from connstorm.errors import StackError
 from connstorm.local_stack import pg_wire
 from connstorm.local_stack.credentials import make_dsn
+from connstorm.local_stack.rds_proxy import pinning
 from connstorm.local_stack.rds_proxy.auth import ClientAuth, IamSettings
 from connstorm.local_stack.rds_proxy.metrics import MetricsEndpoint, mean_recent
 from connstorm.local_stack.rds_proxy.pool import IDLE_AFTER_S, Pool, pool_limit
@@ -50,9 +56,10 @@ _log = logging.getLogger("connstorm.local_stack.rds_proxy")
 #: The pin log, RDS Proxy's CloudWatch log lines (the stack writes it to logs/rds_proxy.log).
 _pin_log = logging.getLogger("connstorm.local_stack.rds_proxy.pins")
 
-PIN_LOG = ("The client session was pinned to the database connection [dbConnection={conn}] "
-           "for the remainder of the session. The proxy can't reuse this connection until "
-           "the session ends. Reason: {reason}")
+PIN_LOG = ("[proxyEndpoint=default] [clientConnection={client}] The client session was pinned "
+           "to the database connection [dbConnection={conn}] for the remainder of the session. "
+           "The proxy can't reuse this connection until the session ends. Reason: {reason} "
+           "Digest: \"{digest}\".")
 #: Longest sample statement kept per pin reason.
 SAMPLE_CHARS = 300
 
@@ -124,7 +131,8 @@ class ProxyCore:
         del self.pins[:-1000]
         entry = self.pin_reasons.setdefault(reason, {"count": 0, "sample": sample})
         entry["count"] += 1
-        _pin_log.info(PIN_LOG.format(conn=conn.id, reason=reason))
+        _pin_log.warning(PIN_LOG.format(client=session.backend_key[0], conn=conn.id,
+                                        reason=reason, digest=pinning.digest(sql)))
 
     def cancel(self, packet: bytes) -> None:
         """A client's CancelRequest: ignored, and said so in the log.

@@ -179,6 +179,23 @@ def _put_logs_once_loading(url: str, samples: Path) -> None:
                 "[ERROR] OperationalError: FATAL:  sorry, too many clients already"]
     logs.put_log_events(logGroupName=group, logStreamName="s1", logEvents=[
         {"timestamp": int((at + i) * 1000), "message": m} for i, m in enumerate(messages)])
+    # RDS Proxy's own log group, its enhanced logging on: two sessions pinned by a SET.
+    proxy_group = "/aws/rds/proxy/e2e-proxy"
+    logs.create_log_group(logGroupName=proxy_group)
+    logs.create_log_stream(logGroupName=proxy_group, logStreamName="proxy")
+    logs.put_log_events(logGroupName=proxy_group, logStreamName="proxy", logEvents=[
+        {"timestamp": int((at + i) * 1000), "message": m}
+        for i, m in enumerate([PROXY_PIN_LINE, "[INFO] [default] A new client connected.",
+                               PROXY_PIN_LINE])])
+
+
+PROXY_PIN_REASON = ("SQL changed session settings that the proxy doesn't track. Consider moving "
+                    "session configuration to the proxy's initialization query.")
+PROXY_PIN_LINE = ("[WARN] [proxyEndpoint=default] [clientConnection=2125203372] The client "
+                  "session was pinned to the database connection [dbConnection=1953961465] for "
+                  "the remainder of the session. The proxy can't reuse this connection until "
+                  f'the session ends. Reason: {PROXY_PIN_REASON} Digest: "set search_path to '
+                  '$1".')
 
 
 @pytest.mark.slow
@@ -220,6 +237,11 @@ def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
     assert "lambda.ProvisionedConcurrencySpilloverInvocations" in cw["no_data"]
     assert cw["target"]["stack_name"] == "e2e"
     assert cw["logs"]["invocations"] == 2
+    # the pinning audit of a live run, from the proxy's log group, reads like a local one
+    assert variant["pin_reasons"] == {PROXY_PIN_REASON: 2}
+    assert variant["pin_samples"] == {PROXY_PIN_REASON: "set search_path to $1"}
+    assert cw["proxy_log"]["group"] == "/aws/rds/proxy/e2e-proxy"
+    assert cw["proxy_log"]["pin_lines"] == 2
 
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     rds = [r for r in samples if r["collector"] == "rds"]
@@ -231,6 +253,7 @@ def test_live_run_end_to_end_reads_cloudwatch_into_the_run_folder(
     assert "## CloudWatch" in (out / "summary.md").read_text()
     report = (out / "report.html").read_text()
     for title in ("<h2>CloudWatch</h2>", "Lambda (CloudWatch)", "RDS Proxy",
+                  "set search_path to $1",
                   "rds.DatabaseConnections", "rds_proxy.ClientConnections",
                   "ClientConnections (cloudwatch, 60 s)"):
         assert title in report, title

@@ -218,3 +218,21 @@ def test_the_local_proxy_stand_in_and_cloudwatch_name_the_charted_series_alike()
     assert names.BORROW_LATENCY in set(names.RDS_PROXY_SNAPSHOT) & read_live
     # What CloudWatch reads is CloudWatch's (never one of connstorm's own counters).
     assert not read_live & set(names.RDS_PROXY_OWN)
+
+
+def test_a_proxy_served_by_two_instances_is_read_as_their_sum(moto: str) -> None:
+    # RDS publishes the proxy's gauges once a minute per instance serving it (AWS,
+    # "Monitoring RDS Proxy metrics with Amazon CloudWatch"): two points a minute.
+    cw = client(moto, "cloudwatch")
+    start = floor_to(time.time(), 60) - 5 * 60
+    dim = ("ProxyName", "proxy-two-instances")
+    for name, a, b in (("ClientConnections", 120.0, 180.0), ("DatabaseConnections", 7.0, 5.0),
+                       ("DatabaseConnectionsCurrentlySessionPinned", 3.0, 4.0)):
+        put(cw, "AWS/RDS", name, dim, [(start + 60, a), (start + 61, b)])
+    reading = CloudWatchReader(cw, Targets(proxy_name=dim[1])).read(start, start + 180)
+    assert reading.points[("rds_proxy", "ClientConnections")] == {start + 60: 300.0}
+    assert reading.points[("rds_proxy", "DatabaseConnections")] == {start + 60: 12.0}
+    assert reading.points[("rds_proxy", "DatabaseConnectionsCurrentlySessionPinned")] == {
+        start + 60: 7.0}
+    stats = {m.name: m.stat for m in METRICS if m.group == "rds_proxy"}
+    assert stats["ClientConnections"] == stats["DatabaseConnectionsSetupFailed"] == "Sum"

@@ -8,6 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from connstorm.loadtests.orchestrator.proxy_logs import parse_pin_line
+from connstorm.local_stack.rds_proxy import pinning
 from connstorm.local_stack.stack import Stack
 from connstorm.scenario import load_scenario
 
@@ -44,6 +46,9 @@ database = "rds_proxy"
             assert proxy.metrics()["DatabaseConnectionsCurrentlySessionPinned"] == 1
         log = Path(info["rds_proxy_log"]).read_text()
         assert "The client session was pinned to the database connection" in log
+        # the live run's parser reads the stand-in's line as it reads RDS Proxy's
+        assert [parse_pin_line(line) for line in log.splitlines() if "pinned" in line] == [
+            (pinning.SESSION_SETTINGS, "set search_path = public")]
         proxy.restart()  # the restart_rds_proxy fault: same port, fresh state
         with psycopg.connect(info["rds_proxy_dsn"], autocommit=True) as conn:
             assert conn.execute("select current_user").fetchone() == ("app",)
