@@ -95,8 +95,9 @@ def render_ini(settings: Mapping[str, SettingValue], *, listen_port: int, db_hos
                listen_addr: str = HOST, pidfile: str | None = None) -> str:
     """The text of ``pgbouncer.ini``: managed settings first, then ``settings``.
 
-    ``db_name`` is the one database clients may use; PgBouncer logs in to it
-    with the client's own user and SCRAM credentials.
+    ``db_name`` is the one database clients may use, or ``*`` for any (a pool
+    per database); PgBouncer logs in with the client's own user and SCRAM
+    credentials.
     """
     managed: dict[str, SettingValue] = {
         "listen_addr": listen_addr,
@@ -115,7 +116,9 @@ def render_ini(settings: Mapping[str, SettingValue], *, listen_port: int, db_hos
     lines = [
         ";; written by connstorm: managed settings, then the scenario's",
         "[databases]",
-        f"{db_name} = host={db_host} port={db_port} dbname={db_name}",
+        # "*": PgBouncer's fallback entry, a pool per database the clients name.
+        f"{db_name} = host={db_host} port={db_port}"
+        + ("" if db_name == "*" else f" dbname={db_name}"),
         "",
         "[pgbouncer]",
     ]
@@ -136,11 +139,13 @@ class PgBouncerServer(Resource):
     """A PgBouncer of our own in front of ``postgres``, as a context manager.
 
     ``scratch_dir`` is the stack's private folder; without one the server makes
-    (and deletes) its own inside ``run_dir``.
+    (and deletes) its own inside ``run_dir``. ``db_name`` ``"*"`` serves every
+    database of the server, each with a pool of its own (``connstorm drivers``).
     """
 
     def __init__(self, config: PgBouncerConfig, postgres: Upstream, run_dir: Path, *,
                  scratch_dir: Path | None = None, port: int | None = None,
+                 db_name: str | None = None,
                  startup_timeout_s: float = 15.0, stop_timeout_s: float = 5.0) -> None:
         self.config = config
         self.postgres = postgres
@@ -148,6 +153,7 @@ class PgBouncerServer(Resource):
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self._requested_port = port
+        self.db_name = db_name or postgres.app_dbname
         self._scratch = scratch_dir
         self._owns_scratch = scratch_dir is None
         self._process: ManagedProcess | None = None
@@ -224,7 +230,7 @@ class PgBouncerServer(Resource):
             self._port = claim_port(self._requested_port)
             ini.write_text(render_ini(
                 self.config.settings, listen_port=self._port, db_host=self.postgres.host,
-                db_port=self.postgres.port, db_name=self.postgres.app_dbname,
+                db_port=self.postgres.port, db_name=self.db_name,
                 auth_file=str(auth_file), admin_user=self.admin_user), encoding="utf-8")
             chown_tree(folder, user)
             self._process = ManagedProcess("pgbouncer", [program, str(ini)],

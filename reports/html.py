@@ -20,7 +20,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from connstorm.reports import baseline, cloudwatch, pinning, timeline
+from connstorm.reports import baseline, cloudwatch, drivers, pinning, timeline
 from connstorm.reports import verdicts as v
 from connstorm.reports.charts import CHARTS, Chart, Series
 from connstorm.reports.run_folder import RunData
@@ -178,6 +178,11 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _escaped(table: tuple[list[str], list[list[str]]]) -> tuple[list[str], list[list[str]]]:
+    headings, rows = table
+    return headings, [[_e(c) for c in row] for row in rows]
+
+
 def _table(headings: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headings)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
@@ -265,7 +270,11 @@ def render(run: RunData) -> str:
         f"<p>{_e(description)}</p>" if description else "",
         f'<p class="muted">{_e(kind)} · folder {_e(run.path.name)}</p>',
         _versions(run.versions),
-        "<h2>Verdicts</h2>", _variant_table(run.summary),
+        *(["<h2>Driver matrix</h2>", _table(*_escaped(drivers.html_rows(run.summary or {}))),
+           _table(drivers.DETAIL_HEADINGS, [[_e(c) for c in r]
+                                            for r in drivers.detail_rows(run.summary or {})])]
+          if drivers.entries(run.summary) else ["<h2>Verdicts</h2>",
+                                                _variant_table(run.summary)]),
         *_thresholds_parts(run.summary),
         *(["<h2>Faults: which patterns recovered</h2>",
            _table(timeline.HEADINGS, [[_e(c) for c in r] for r in timeline.rows(run.summary)])]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connstorm.reports import baseline, cloudwatch, pinning, timeline
+from connstorm.reports import baseline, cloudwatch, drivers, pinning, timeline
 from connstorm.reports import verdicts as v
 from connstorm.reports.verdict_line import verdict
 
@@ -37,7 +37,9 @@ def render(summary: Mapping[str, Any]) -> str:
     passed = v.overall_passed(summary)
     lines = [f"# connstorm: {scenario}: {v.passed_text(passed)}", ""]
     entries = v.variants(summary)
-    if entries:
+    if drivers.entries(summary):
+        lines += drivers.markdown(summary)
+    elif entries:
         headings = ["variant", "verdict", *(h for _, h in v.VARIANT_COLUMNS)]
         rows = [[str(e.get("name", "")), verdict(e), *(v.cell(e, k) for k, _ in
                                                            v.VARIANT_COLUMNS)]

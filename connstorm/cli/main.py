@@ -18,7 +18,8 @@ from connstorm import __version__
 from connstorm.errors import ConnstormError, ExitCode
 from connstorm.signals import Terminated, exit_on_sigterm, received_sigterm
 
-COMMANDS = ("up", "run", "ui", "live", "repro", "report", "capacity", "package", "schema")
+COMMANDS = ("up", "run", "ui", "live", "repro", "drivers", "report", "capacity", "package",
+            "schema")
 
 
 def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:

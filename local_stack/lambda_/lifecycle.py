@@ -95,7 +95,9 @@ class EnvironmentLifecycle:
             "handler": pool.fn.handler, "code_dir": pool.fn.code_dir,
             "env": pool.base_env, "preload": list(pool.fn.preload)}, self)
         pool.zygote = zygote
-        await zygote.start()
+        # All zygotes start at once, each importing its preloads: 30 s for one, and
+        # longer for many on a small machine (connstorm drivers starts dozens).
+        await zygote.start(timeout_s=30.0 + 2.0 * len(self.pools))
 
     def _new_environment(self, pool: FunctionPool) -> Environment:
         env_id = hex_id()
