@@ -1,8 +1,10 @@
-"""``connstorm repro``: the same stepped load on several variants, one after another.
+"""``connstorm repro``: the same stepped load on several variants, side by side.
 
 Each variant is a built-in scenario (plus overrides) run by
 :class:`connstorm.loadtests.orchestrator.runner.Run` on a fresh local stack, into
-``<out>/variants/<name>/``. The load steps up to well above the database's
+``<out>/variants/<name>/``, in a child process of its own; several run at once
+(one per core by default, their stacks started one after another: see
+:mod:`.repro_jobs`). The load steps up to well above the database's
 ``max_connections``. Afterwards the top-level ``summary.json`` holds one entry
 per variant, and its ``thresholds`` are the *expectations* of the demonstration
 (the direct variant is refused connections, the transaction pooler is not, ...),
@@ -22,11 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from connstorm import __version__, error_kinds
-from connstorm.console import output_console
-from connstorm.errors import ConnstormError, ExitCode, ThresholdsFailedError
+from connstorm.errors import ConnstormError, ExitCode
 from connstorm.loadtests.orchestrator.baseline import BASELINE_DIR, Baseline
 from connstorm.loadtests.orchestrator.regression import baseline_section, compare_variant
 from connstorm.loadtests.orchestrator.report_files import append_step_summary
@@ -393,71 +392,83 @@ def repro_name(preset: str) -> str:
 ProgressHook = Callable[[int, Variant, str], None]
 
 
-def run_repro(out: Path, *, quick: bool = False, console: Console | None = None,
+def run_repro(out: Path, *, quick: bool = False,
               progress: ProgressHook | None = None,
               preset: str = "connections", locustfile: Path | None = None,
-              baseline: Baseline | None = None) -> dict[str, Any]:
+              baseline: Baseline | None = None, jobs: int | None = None) -> dict[str, Any]:
     """Run every variant into ``out/variants/<name>``; write and return the summary.
 
     ``progress(index, variant, phase)`` is called with phase "start" and "done".
-    Whatever stops the run (Ctrl-C, SIGTERM, an error), the variants finished so
-    far are summarised and rendered before the exception goes on. ``locustfile``
-    (``--locustfile``) puts your own users on every variant; it is checked once,
-    before the first stack starts. With a ``baseline`` (an earlier repro of the
-    same preset, checked before anything runs), each variant folder gets the
-    baseline's variant as its ``baseline/``.
+    ``jobs`` variants run at once, each in a child process, their stacks started
+    one after another (:mod:`.repro_jobs`; default: one per core, 1: one after
+    another). Whatever stops the run (Ctrl-C, SIGTERM, an error), the variants
+    finished so far, and what the stopped ones measured, are summarised and
+    rendered before the exception goes on. ``locustfile`` (``--locustfile``) puts
+    your own users on every variant; it is checked once, before the first stack
+    starts. With a ``baseline`` (an earlier repro of the same preset, checked
+    before anything runs), each variant folder gets the baseline's variant as its
+    ``baseline/``.
     """
     from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
-    from connstorm.loadtests.orchestrator.runner import Run, RunOptions
+    from connstorm.loadtests.orchestrator.repro_jobs import (
+        Job,
+        default_jobs,
+        run_jobs,
+        variant_argv,
+    )
 
     plan = plan_for(preset, quick=quick)
     chosen = variants_for(quick=quick, preset=preset)
     name = repro_name(preset)
-    quiet = console or output_console(quiet=True)
     if baseline is not None:
         baseline.require_variants([variant.name for variant in chosen])
     check_out(out)
     scenarios = [(variant, variant_scenario(variant, plan)) for variant in chosen]
     if locustfile is not None:
+        locustfile = locustfile.resolve()
         check_own(load_source(scenarios[0][1], locustfile))
     out.mkdir(parents=True, exist_ok=True)
     if baseline is not None:
         baseline.copy_into(out)
     started = time.monotonic()
-    results: list[tuple[Variant, Scenario, dict[str, Any]]] = []
     write_json(out / "scenario.json", {
         "name": name, "description": "the same stepped load on each variant, "
-        "one after another on fresh local stacks",
+        "on fresh local stacks of their own",
         "variants": {v.name: dict(s.raw) for v, s in scenarios}})
+    job_list = [Job(index, variant.name,
+                    variant_argv(variant.name, out / VARIANTS_DIR / variant.name, quick=quick,
+                                 preset=preset, locustfile=locustfile),
+                    out / VARIANTS_DIR / variant.name)
+                for index, (variant, _) in enumerate(scenarios)]
+    finished: set[int] = set()
+
+    def on_start(index: int, _: str) -> None:
+        variant = scenarios[index][0]
+        if baseline is not None:
+            baseline.copy_into(out / VARIANTS_DIR / variant.name, variant=variant.name)
+        if progress:
+            progress(index, variant, "start")
+
+    def on_done(index: int, _: str) -> None:
+        finished.add(index)
+        if progress:
+            progress(index, scenarios[index][0], "done")
+
     complete = False
     try:
-        for index, (variant, scenario) in enumerate(scenarios):
-            if progress:
-                progress(index, variant, "start")
-            run_dir = out / VARIANTS_DIR / variant.name
-            if baseline is not None:
-                baseline.copy_into(run_dir, variant=variant.name)
-            try:
-                # The comparison's summary.md goes to the CI job summary, not each variant's.
-                summary = Run(RunOptions(scenario=scenario, run_dir=run_dir,
-                                         locustfile=locustfile, step_summary=False),
-                              quiet).execute()
-            except ThresholdsFailedError:
-                summary = load_json(run_dir / SUMMARY_FILE)  # written before the raise
-            except BaseException:
-                # Interrupted mid-variant: Run has stopped its stack and summarised
-                # what it measured; keep that, marked, in the comparison.
-                partial = load_json(run_dir / SUMMARY_FILE)
-                if partial:
-                    entry = _entry(variant, partial, run_dir)
-                    entry["interrupted"] = True
-                    results.append((variant, scenario, entry))
-                raise
-            results.append((variant, scenario, _entry(variant, summary, run_dir)))
-            if progress:
-                progress(index, variant, "done")
+        run_jobs(job_list, jobs or default_jobs(), on_start, on_done)
         complete = True
     finally:
+        results: list[tuple[Variant, Scenario, dict[str, Any]]] = []
+        for index, (variant, scenario) in enumerate(scenarios):
+            run_dir = out / VARIANTS_DIR / variant.name
+            summary = load_json(run_dir / SUMMARY_FILE)
+            if not summary:
+                continue  # never started, or stopped before its load began
+            entry = _entry(variant, summary, run_dir)
+            if index not in finished:
+                entry["interrupted"] = True
+            results.append((variant, scenario, entry))
         if results:
             doc = build_summary(results, quick=quick, elapsed_s=time.monotonic() - started,
                                 complete=complete, name=name, baseline=baseline)

@@ -3,17 +3,20 @@
     connstorm repro            # about 90 s
     connstorm repro --quick    # about 30 s
     connstorm repro --out runs/my-repro
+    connstorm repro --jobs 1   # one variant at a time: no variant shares the CPU
     connstorm repro --preset vpc   # one subnet against three, same load
     connstorm repro --preset rds_proxy   # RDS Proxy: pooled against pinned
     connstorm repro --preset deploy   # the tail of connections a deploy leaves behind
     connstorm repro --baseline runs/last-repro   # and compare each variant with it
 
-Runs the variants of :mod:`connstorm.loadtests.orchestrator.repro` one after another on fresh local
-stacks, prints them side by side with a verdict each, and writes the
-comparison (``summary.json``, ``report.html``, ``summary.md``, ``junit.xml``)
-into the run folder. Exit code 0 when the run showed what it is meant to show,
-6 when it did not (for example the direct variant was never refused) or, with
-``--baseline``, when a variant got worse than the baseline's.
+Runs the variants of :mod:`connstorm.loadtests.orchestrator.repro` on fresh local
+stacks, one per core at a time (``--jobs``; see
+:mod:`connstorm.loadtests.orchestrator.repro_jobs`), prints them side by side with
+a verdict each, and writes the comparison (``summary.json``, ``report.html``,
+``summary.md``, ``junit.xml``) into the run folder. Exit code 0 when the run
+showed what it is meant to show, 6 when it did not (for example the direct
+variant was never refused) or, with ``--baseline``, when a variant got worse than
+the baseline's.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ def add_parser(sub: Any) -> None:
         "repro", help="reproduce 'too many clients' and compare the fixes (about 90 s)",
         description="Put the same stepped load, well above max_connections, on several "
                     "variants (direct, PgBouncer transaction and session mode, a leaky "
-                    "handler), one after another on fresh local stacks, and compare them.")
+                    "handler), each on a fresh local stack (one per core at a time), and "
+                    "compare them.")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="run folder (default runs/<UTC time>-repro)")
     p.add_argument("--quick", action="store_true", help="shorter steps: about 30 s in all")
@@ -50,11 +54,24 @@ def add_parser(sub: Any) -> None:
                         "resilient pattern against session_state, which pins, or two "
                         "deploys whose reaped environments leave their connections open "
                         "at the server against the same with them closed")
+    p.add_argument("--jobs", type=_jobs, metavar="N",
+                   help="variants at once, each on its own stack (default: one per core; "
+                        "1: one after another, so that no variant shares the CPU)")
     add_locustfile_argument(p)
     p.add_argument("--baseline", type=Path, metavar="PATH",
                    help="an earlier repro of the same preset (its folder or summary.json): "
                         "each variant is compared with its namesake; a regression is exit 6")
     p.set_defaults(func=run)
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return value
 
 
 _ROWS: tuple[tuple[str, str], ...] = (
@@ -117,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         variant_scenario,
         variants_for,
     )
+    from connstorm.loadtests.orchestrator.repro_jobs import default_jobs
     from connstorm.loadtests.orchestrator.runner import default_run_dir
     from connstorm.reports import verdicts
 
@@ -130,9 +148,11 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline is not None:  # checked before anything runs: one line, exit code 2
         baseline = load_baseline(args.baseline, scenario=repro_name(args.preset), run_dir=out)
         baseline.require_variants([variant.name for variant in chosen])
-    budget_s = plan.variant_budget_s * len(chosen)
+    jobs = min(args.jobs or default_jobs(), len(chosen))
+    budget_s = plan.variant_budget_s * -(-len(chosen) // jobs)
+    how = "one after another" if jobs == 1 else f"{jobs} at a time"
     console.print(f"connstorm repro: {len(chosen)} variants, the same load stepping up to "
-                  f"{plan.users} users (max_connections is {limit}), one after another on fresh "
+                  f"{plan.users} users (max_connections is {limit}), {how} on fresh "
                   f"local stacks; about {budget_s} s in all.", highlight=False)
     console.print(f"run folder: {out}", highlight=False)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -147,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(task, advance=1)
 
         summary = run_repro(out, quick=args.quick, progress=hook, preset=args.preset,
-                            locustfile=args.locustfile, baseline=baseline)
+                            locustfile=args.locustfile, baseline=baseline,
+                            jobs=jobs)
         progress.update(task, description="done")
     show_results(console, summary, out)
     missed = [t for t in verdicts.thresholds(summary) if not t.get("passed")]

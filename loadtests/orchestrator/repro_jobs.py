@@ -1,0 +1,236 @@
+"""The variants of ``connstorm repro`` as child processes, several at a time.
+
+Each variant is an independent stack (its own PostgreSQL, pooler, emulator and
+Locust, on ports of their own), so nothing one variant measures is shared with
+another: they can overlap. Most of a variant's time is waiting (Locust's steps,
+its start, the stack's start, the summary), so two stacks on two cores finish
+the comparison in a little more than half the time of one after another. The
+verdicts are counts (refusals, peak connections, waiting clients, pins), which
+sharing the CPU does not change; latencies and requests/s do rise with it,
+which is why ``--jobs 1`` stays available.
+
+How the overlap is kept fair and safe:
+
+* **Stacks start one at a time.** A variant starts only once the one started
+  before it has its stack up (``stack.json``) or has ended: the starts, the
+  CPU-heaviest part, never compete, and the variants stay in their order. A
+  variant holds its place among the ``jobs`` until its stack has stopped
+  (``summary.json``); its report renders while the next one runs.
+* **Each variant runs in a child**, started while the one before it starts its
+  stack and waiting on its standard input until its turn (``python -m
+  connstorm.loadtests.orchestrator.repro_variant``), in a session of its own, so
+  that a Ctrl-C in the terminal reaches connstorm only, which passes it on once
+  (a second signal mid-cleanup would cut the cleanup short). A child dies with
+  connstorm (``PR_SET_PDEATHSIG``, SIGTERM), and stops its stack on SIGTERM.
+* **Whatever stops the run** (an error in one variant, Ctrl-C, SIGTERM), the
+  other children are stopped and waited for, and what each measured is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from connstorm.errors import ConnstormError, ExitCode
+from connstorm.loadtests.orchestrator.summary import SUMMARY_FILE
+from connstorm.local_stack.deathsig import preexec_death_signal
+from connstorm.signals import held_while_forking
+
+#: Seconds a child may take to stop its stack after it was told to stop.
+STOP_WAIT_S = 120.0
+#: How often the scheduler looks at its children.
+POLL_S = 0.1
+#: What a prepared child waits for on its standard input before it starts its stack.
+GO = b"go\n"
+
+
+def default_jobs() -> int:
+    """Variants at once: one per core this process may run on (at least one)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores)
+
+
+class VariantFailedError(ConnstormError):
+    """A variant's child ended with an error: its one line and its exit code, passed on."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        try:
+            self.exit_code = ExitCode(exit_code)
+        except ValueError:
+            self.exit_code = ExitCode.INTERNAL
+
+
+@dataclass
+class Job:
+    """One variant's child process: started early, told to go when its turn comes."""
+
+    index: int
+    name: str
+    argv: list[str]
+    run_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    stderr: IO[bytes] | None = None
+    code: int | None = None
+    going: bool = False
+    signalled: bool = field(default=False)
+
+    @property
+    def running(self) -> bool:
+        """Told to go and not ended yet."""
+        return self.going and self.poll() is None
+
+    @property
+    def loading(self) -> bool:
+        """Holds a slot: told to go, and its stack not stopped yet (no ``summary.json``)."""
+        return self.running and not (self.run_dir / SUMMARY_FILE).exists()
+
+    def prepare(self) -> None:
+        """Start the child, which imports what it needs and waits for :meth:`go`.
+
+        Own session; dies with us; stderr kept for its error line.
+        """
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        with held_while_forking():
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE,
+                                         stdout=subprocess.DEVNULL, stderr=self.stderr,
+                                         start_new_session=True,
+                                         preexec_fn=preexec_death_signal)
+
+    def go(self) -> None:
+        """Let the prepared child start its stack."""
+        if self.proc is None:
+            self.prepare()
+        assert self.proc is not None
+        assert self.proc.stdin is not None
+        self.going = True
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.write(GO)
+            self.proc.stdin.close()
+
+    def poll(self) -> int | None:
+        """The exit code once it ended (and remembers it)."""
+        if self.proc is not None and self.code is None:
+            self.code = self.proc.poll()
+        return self.code
+
+    def stack_up(self) -> bool:
+        """Its stack is running (or it ended): the next variant may start."""
+        return self.poll() is not None or (self.run_dir / "stack.json").exists()
+
+    def signal(self, sig: int) -> None:
+        """Tell a child to stop, once (one not told to go yet just ends)."""
+        if self.proc is None or self.poll() is not None or self.signalled:
+            return
+        self.signalled = True
+        if not self.going and self.proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()  # end of input without "go": it ends at once
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout_s: float) -> None:
+        """Wait for the child to end; SIGKILL its session when it does not in time."""
+        if self.proc is None or self.poll() is not None:
+            return
+        try:
+            self.code = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.code = self.proc.wait()
+
+    def error_line(self) -> str:
+        """The child's last line of stderr (its one-line error), without the prefix."""
+        if self.stderr is None:
+            return ""
+        self.stderr.seek(0)
+        lines = self.stderr.read()[-8192:].decode("utf-8", "replace").strip().splitlines()
+        last = lines[-1] if lines else f"exited with code {self.code}"
+        return last.removeprefix("connstorm: error: ")
+
+    def close(self) -> None:
+        """Release the child's stderr file."""
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
+
+
+def variant_argv(name: str, run_dir: Path, *, quick: bool, preset: str,
+                 locustfile: Path | None) -> list[str]:
+    """The child's command line for one variant."""
+    argv = [sys.executable, "-m", "connstorm.loadtests.orchestrator.repro_variant", name,
+            "--out", str(run_dir), "--preset", preset]
+    if quick:
+        argv.append("--quick")
+    if locustfile is not None:
+        argv += ["--locustfile", str(locustfile)]
+    return argv
+
+
+Hook = Callable[[int, str], None]
+
+
+def run_jobs(jobs: Sequence[Job], limit: int, on_start: Hook, on_done: Hook) -> None:
+    """Run ``jobs`` in order, at most ``limit`` under load at a time.
+
+    A job goes when fewer than ``limit`` have a stack running and the job before it
+    has its stack up; the next job's child is started as one goes, so that its
+    Python start-up is done by its turn. ``on_start``/``on_done(index, name)``
+    are called as each goes and as each ends with its result written (exit 0).
+    A child that fails stops the others and raises :class:`VariantFailedError`;
+    Ctrl-C and SIGTERM are passed on to every running child and re-raised once
+    all have stopped. Either way every child has ended when this returns or raises.
+    """
+    pending = list(jobs)
+    last: Job | None = None
+    done: set[int] = set()
+    try:
+        if pending:
+            pending[0].prepare()
+        while pending or any(j.going and j.index not in done for j in jobs):
+            for job in jobs:
+                if job.going and job.index not in done and job.poll() is not None:
+                    if job.code != 0:
+                        raise VariantFailedError(f"{job.name}: {job.error_line()}",
+                                                 job.code or ExitCode.INTERNAL)
+                    done.add(job.index)
+                    on_done(job.index, job.name)
+            loading = sum(1 for j in jobs if j.loading)
+            if pending and loading < limit and (last is None or last.stack_up()):
+                last = pending.pop(0)
+                on_start(last.index, last.name)
+                last.go()
+                if pending:
+                    pending[0].prepare()
+                continue
+            time.sleep(POLL_S)
+    except BaseException as exc:
+        stop_all(jobs, signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM)
+        raise
+    finally:
+        stop_all(jobs, signal.SIGTERM)
+        for job in jobs:
+            job.close()
+
+
+def stop_all(jobs: Sequence[Job], sig: int) -> None:
+    """Signal every running child once, then wait for all of them."""
+    for job in jobs:
+        job.signal(sig)
+    deadline = time.monotonic() + STOP_WAIT_S
+    for job in jobs:
+        job.wait(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,70 @@
+"""One variant of ``connstorm repro`` in a child process (see :mod:`.repro_jobs`).
+
+    python -m connstorm.loadtests.orchestrator.repro_variant NAME --out DIR \
+        [--preset P] [--quick] [--locustfile F]
+
+Started ahead of its turn, it waits for a line ``go`` on its standard input
+(end of input without it: the comparison stopped first, it ends at once). Then
+it runs the variant exactly as the comparison defines it
+(:func:`.repro.variant_scenario`) into ``DIR`` and leaves its ``summary.json``
+there, which the parent reads.
+Exit codes are connstorm's: 0 when the variant ran (its own thresholds failing
+is its verdict, not an error), a :class:`~connstorm.errors.ConnstormError`'s
+code with its one line on stderr, 130 on SIGINT and 143 on SIGTERM, after the
+stack has stopped and what was measured is summarised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from connstorm.console import output_console
+from connstorm.errors import ConnstormError, ExitCode, ThresholdsFailedError
+from connstorm.signals import Terminated, exit_on_sigterm, received_sigterm
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one variant; the exit code says how it ended."""
+    from connstorm.loadtests.orchestrator.repro import plan_for, variant_scenario, variants_for
+    from connstorm.loadtests.orchestrator.runner import Run, RunOptions
+
+    parser = argparse.ArgumentParser(prog="repro_variant")
+    parser.add_argument("name")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--preset", default="connections")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--locustfile", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        with exit_on_sigterm():
+            chosen = {v.name: v for v in variants_for(quick=args.quick, preset=args.preset)}
+            if args.name not in chosen:
+                raise ConnstormError(f"no variant {args.name!r} in preset {args.preset!r}")
+            scenario = variant_scenario(chosen[args.name],
+                                        plan_for(args.preset, quick=args.quick))
+            # The comparison's summary.md goes to the CI job summary, not each variant's.
+            opts = RunOptions(scenario=scenario, run_dir=args.out, locustfile=args.locustfile,
+                              step_summary=False)
+            if sys.stdin.readline() != "go\n":
+                return 0  # the comparison stopped before this variant's turn
+            # Its own thresholds failing is the variant's verdict, in its summary.json.
+            with contextlib.suppress(ThresholdsFailedError):
+                Run(opts, output_console(quiet=True)).execute()
+        if received_sigterm():
+            raise Terminated()
+    except ConnstormError as exc:
+        sys.stderr.write(f"connstorm: error: {exc}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+    except Terminated:
+        return int(ExitCode.TERMINATED)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
