@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from connstorm.errors import EnvironmentProblemError
-from connstorm.local_stack.pgbouncer import PgBouncerServer
+from connstorm.local_stack import pgbouncer_binaries
+from connstorm.local_stack.pgbouncer import PgBouncerServer, render_ini
 from connstorm.local_stack.pgbouncer_binaries import (
     PgBouncerBinary,
     available,
@@ -71,6 +72,34 @@ def test_a_program_that_is_not_pgbouncer_is_refused(tmp_path: Path) -> None:
     fake.chmod(0o755)
     with pytest.raises(EnvironmentProblemError, match="not a PgBouncer"):
         resolve(str(fake))
+
+
+def test_elsewhere_than_debian_one_line_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN only a PgBouncer 1.18 and no Debian tools (what exists is faked, nothing else)
+    old = [b for b in available() if not b.tracks_prepared_statements]
+    monkeypatch.setattr(pgbouncer_binaries, "available", lambda: old)
+    monkeypatch.setattr(pgbouncer_binaries, "on_debian", lambda: False)
+    lines: list[str] = []
+    found = pgbouncer_binaries.ensure_prepared_statement_support(lines.append)
+    assert found == old
+    assert lines == [pgbouncer_binaries.INSTALL_HINT]
+
+
+def test_the_private_apt_configuration_reads_and_writes_only_its_folder(tmp_path: Path) -> None:
+    options = pgbouncer_binaries._private_apt(tmp_path / "apt")
+    pairs = dict(o.split("=", 1) for o in options if "=" in o)
+    for key in ("Dir::Etc::sourcelist", "Dir::State::Lists", "Dir::Cache"):
+        assert pairs[key].startswith(str(tmp_path)), key
+    assert pairs["Dir::Etc::sourceparts"] == "-"
+    sources = (tmp_path / "apt" / "sources.list").read_text()
+    assert sources.startswith("deb-src ")
+    assert f" {pgbouncer_binaries.SOURCE_SUITE} main" in sources
+
+
+def test_the_fallback_database_entry_serves_every_database() -> None:
+    text = render_ini({}, listen_port=1, db_host="h", db_port=2, db_name="*", auth_file="a")
+    assert "* = host=h port=2" in text.splitlines()
 
 
 def _prepared_clients(dsn: str) -> list[str]:

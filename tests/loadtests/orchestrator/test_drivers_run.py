@@ -186,3 +186,23 @@ def test_cli_refuses_an_unknown_configuration_in_one_line(tmp_path: Path) -> Non
     errors = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1
     assert "--only nope: no such configuration" in errors[0]
+
+
+def test_cli_prints_the_matrix_and_exits_6_only_when_expectations_fail(tmp_path: Path) -> None:
+    # GIVEN psycopg2 (it works everywhere) and an expectation that says otherwise
+    expect = tmp_path / "expected.toml"
+    expect.write_text('[psycopg2_default]\ndirect = "works"\nrds_proxy = "exhausts"\n')
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "connstorm", "drivers", "--only",
+                           "psycopg2_default", "--expect", str(expect), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    # THEN the matrix is printed, the run folder written, and only the expectation fails
+    assert done.returncode == 6, done.stderr
+    assert "psycopg2: defaults" in done.stdout
+    assert "rds_proxy" in done.stdout
+    errors = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1
+    assert "psycopg2_default on rds_proxy: works, expected exhausts" in errors[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [t["passed"] for t in summary["thresholds"]] == [True, False]
+    assert "<testcase" in (out / "junit.xml").read_text()
