@@ -50,6 +50,20 @@ def rows(summary: Mapping[str, Any] | None) -> list[list[str]]:
     return out
 
 
+#: Longest sample statement quoted in a verdict line (the audit table has it whole).
+EXAMPLE_CHARS = 60
+
+
+def _example(sample: Any) -> str:
+    """``, e.g. SET search_path TO public``: the line names the statement that pinned."""
+    text = " ".join(str(sample or "").split())
+    if not text:
+        return ""
+    if len(text) > EXAMPLE_CHARS:
+        text = text[:EXAMPLE_CHARS - 1] + "…"
+    return f", e.g. {text}"
+
+
 def pinning_text(variant: Mapping[str, Any]) -> str:
     """``RDS Proxy: 40 clients over 8 database connections (pool 8), 8 pinned: ...``, or ""."""
     if not through_proxy(variant):
@@ -62,5 +76,8 @@ def pinning_text(variant: Mapping[str, Any]) -> str:
     reasons = _reasons(variant)
     if not reasons and not pinned:
         return f"{line}, none pinned"
-    because = "; ".join(f"{reason} (×{fmt(n)})" for reason, n in reasons) or "reason not logged"
+    samples = variant.get("pin_samples")
+    samples = samples if isinstance(samples, Mapping) else {}
+    because = "; ".join(f"{reason} (×{fmt(n)}{_example(samples.get(reason))})"
+                        for reason, n in reasons) or "reason not logged"
     return f"{line}, up to {fmt(pinned)} PINNED because: {because}"

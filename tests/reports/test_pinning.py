@@ -12,7 +12,7 @@ from connstorm.reports.verdicts import DASH
 from tests.reports.run_folders import write_run
 
 SET = "SQL changed session settings that the proxy doesn't track."
-PARSE = "A named prepared statement of the extended query protocol (Parse) was detected."
+LOCK = "A session-level advisory lock function was called."
 
 
 def _summary() -> dict[str, Any]:
@@ -25,8 +25,9 @@ def _summary() -> dict[str, Any]:
          "failures": 30, "errors_by_kind": {"proxy_borrow_timeout": 30},
          "peak_proxy_client_connections": 40, "peak_proxy_database_connections": 8,
          "peak_pinned_connections": 8, "proxy_max_connections": 8,
-         "pin_reasons": {PARSE: 2, SET: 8},
-         "pin_samples": {SET: "SET search_path TO public", PARSE: "SELECT 1"}},
+         "pin_reasons": {LOCK: 2, SET: 8},
+         "pin_samples": {SET: "SET search_path TO public",
+                         LOCK: "SELECT pg_advisory_lock(42), " + "x" * 80}},
         {"name": "direct-module_level", "db_path": "direct", "requests": 10, "failures": 0},
     ]}
 
@@ -35,7 +36,7 @@ def test_audit_rows_list_each_reason_with_count_and_sample_most_first() -> None:
     assert pinning.rows(_summary()) == [
         ["rds_proxy-resilient", "no pinning", "0", DASH],
         ["rds_proxy-session_state", SET, "8", "SET search_path TO public"],
-        ["rds_proxy-session_state", PARSE, "2", "SELECT 1"],
+        ["rds_proxy-session_state", LOCK, "2", "SELECT pg_advisory_lock(42), " + "x" * 80],
     ]
 
 
@@ -45,7 +46,8 @@ def test_verdict_line_names_multiplexing_and_pinning() -> None:
         "RDS Proxy: 40 clients over 5 database connections (pool 8), none pinned")
     assert pinning.pinning_text(pinned) == (
         f"RDS Proxy: 40 clients over 8 database connections (pool 8), up to 8 PINNED "
-        f"because: {SET} (×8); {PARSE} (×2)")
+        f"because: {SET} (×8, e.g. SET search_path TO public); {LOCK} (×2, e.g. SELECT "
+        f"pg_advisory_lock(42), {'x' * 30}…)")
     assert pinning.pinning_text(direct) == ""
 
 

@@ -28,6 +28,7 @@ from connstorm.loadtests.orchestrator.repro import (
     variant_scenario,
     variants_for,
 )
+from connstorm.local_stack.rds_proxy import pinning
 from connstorm.scenario import load_scenario
 
 
@@ -301,8 +302,13 @@ def test_repro_rds_proxy_preset_pooled_against_pinned(tmp_path: Path) -> None:
     assert set(pinned["pin_reasons"]) >= {
         "SQL changed session settings that the proxy doesn't track. Consider moving session "
         "configuration to the proxy's initialization query."}
+    # ... for its SETs (AWS's reason today), not for its named prepared statements
+    assert set(pinned["pin_reasons"]) == {pinning.SESSION_SETTINGS}
+    assert pinned["pin_samples"][pinning.SESSION_SETTINGS].upper().startswith("SET ")
+    assert resilient["failures"] == 0
     assert pinned["errors_by_kind"].get("proxy_borrow_timeout", 0) > 0
     assert "PINNED because" in (out / "summary.md").read_text()
+    assert "e.g. SET " in (out / "summary.md").read_text()
 
 
 def test_repro_deploy_preset_varies_only_the_linger() -> None:
