@@ -5,14 +5,18 @@ What it sends
     (``__asyncpg_stmt_N__``) kept in a per-connection statement cache of 100
     (asyncpg, "asyncpg.connection.connect": ``statement_cache_size``), and is in
     autocommit unless a transaction is started; the write runs in
-    ``conn.transaction()``. When a query needs a type asyncpg does not know it
-    introspects it with ``set_config('jit', 'off', false)`` around the lookup,
-    which pins behind RDS Proxy ("Debugging RDS Proxy Pinning: How a Hidden JIT
-    Toggle Created Thousands of Pinned Connections", richyen.com, 2026); the
-    workload's types are all built in.
+    ``conn.transaction()``. When a statement has a type whose codec asyncpg has
+    not loaded yet it introspects it, turning JIT off around the lookup with
+    ``set_config('jit', 'off', false)`` (asyncpg 0.32 ``connection.py``,
+    ``_introspect_types``): here the order's ``id = ANY($1)``, a ``bigint[]``
+    (OID 1016). ``set_config(..., false)`` changes a session setting, which pins
+    behind RDS Proxy ("Avoiding pinning an RDS Proxy"; "Debugging RDS Proxy
+    Pinning: How a Hidden JIT Toggle Created Thousands of Pinned Connections",
+    richyen.com, 2026).
 
 What the matrix shows
-    Named statements break PgBouncer before 1.21 in transaction mode
+    The first order of each environment pins it behind RDS Proxy (the JIT
+    toggle). Named statements break PgBouncer before 1.21 in transaction mode
     (``prepared statement "__asyncpg_stmt_1__" does not exist``, asyncpg's FAQ
     "Why am I getting prepared statement errors?" says to set
     ``statement_cache_size=0``); 1.21+ and RDS Proxy since November 2023 carry them.

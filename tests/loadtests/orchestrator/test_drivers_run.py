@@ -9,8 +9,9 @@ verdict, and the configuration whose one setting changes it:
   client's server session (``prepared statement "_pg3_0" ... exist``), 1.21+ and
   the stand-in (RDS Proxy since November 2023) carry it; ``prepare_threshold=None``
   turns 1.18's ``fails`` into ``works`` (psycopg, "Prepared statements").
-* asyncpg names every statement (``__asyncpg_stmt_N__``): the same on 1.18; its
-  pool's reset on release sends ``RESET ALL``, which pins behind RDS Proxy.
+* asyncpg names every statement (``__asyncpg_stmt_N__``): the same on 1.18; it
+  introspects an array parameter's type with ``set_config('jit', 'off', false)``
+  and its pool's reset on release sends ``RESET ALL``: both pin behind RDS Proxy.
 * SQLAlchemy's pool rolls back each read on return, and psycopg then sends
   ``DEALLOCATE ALL`` for what it prepared: pinned with ``QueuePool``; with
   ``NullPool`` nothing prepared outlives a request and nothing pins.
@@ -111,6 +112,10 @@ def test_asyncpg_statement_cache_breaks_1_18_and_its_pool_reset_pins(
         assert cells["pgbouncer-old"]["verdict"] == "fails"
         assert "__asyncpg_stmt_" in _first(cells["pgbouncer-old"], "prepared_statement")
         assert cells["pgbouncer-new"]["verdict"] == "works"
+    # a bigint[] parameter (an order's ANY($1)) is introspected with JIT turned off
+    # for the session around it: set_config(..., false) pins behind RDS Proxy
+    assert single["rds_proxy"]["verdict"] == "pins"
+    assert "set_config('jit', 'off', false)" in single["rds_proxy"]["pin_reasons"][0]["sample"]
     # the pool's release sends its reset query: RESET ALL changes session settings
     assert pooled["rds_proxy"]["verdict"] == "pins"
     samples = " ".join(p["sample"] for p in pooled["rds_proxy"]["pin_reasons"])
