@@ -17,9 +17,11 @@ What it sends
 What the matrix shows
     The first order of each environment pins it behind RDS Proxy (the JIT
     toggle). Named statements break PgBouncer before 1.21 in transaction mode
-    (``prepared statement "__asyncpg_stmt_1__" does not exist``, asyncpg's FAQ
-    "Why am I getting prepared statement errors?" says to set
-    ``statement_cache_size=0``); 1.21+ and RDS Proxy since November 2023 carry them.
+    (``prepared statement "__asyncpg_stmt_1__" does not exist``: asyncpg issue 198
+    "Pgbouncer and 'prepared statement does not exist'"; ``statement_cache_size=0``
+    only makes asyncpg re-``Parse``, pull request 1065 "When prepared statements
+    are disabled, avoid relying on them harder"); 1.21+ and RDS Proxy since
+    November 2023 carry them.
 """
 
 from __future__ import annotations
