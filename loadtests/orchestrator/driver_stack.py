@@ -85,9 +85,19 @@ class StackPlan:
     function_timeout_s: float
 
     @property
-    def cell_connection_limit(self) -> int:
-        """Each cell's database connection budget: an environment each, and two spare."""
+    def reserved_concurrency(self) -> int:
+        """Each cell's function may run this many environments: the users, and two spare.
+
+        Lambda counts an environment busy until its runtime asks for the next event,
+        a moment after the client has its answer; without headroom a user's next
+        request can find every environment still busy and be throttled.
+        """
         return self.users + 2
+
+    @property
+    def cell_connection_limit(self) -> int:
+        """Each cell's database connection budget: one per environment, and two spare."""
+        return self.reserved_concurrency + 2
 
 
 def _function_name(subject: str, path: str) -> str:
@@ -222,12 +232,13 @@ class DriverStack(Resource):
         cells = self.runnable()
         return parse_scenario({
             "name": "drivers",
-            "lambda": {"concurrency_limit": len(cells) * self.plan.users + 100, "freeze": True},
+            "lambda": {"concurrency_limit": len(cells) * self.plan.reserved_concurrency + 100,
+                       "freeze": True},
             "pgbouncer": {"enabled": False},
             "functions": [{
                 "name": c.function, "handler": c.subject.handler, "code_dir": c.subject.code_dir,
                 "database": "none", "timeout_s": self.plan.function_timeout_s,
-                "memory_mb": 256, "reserved_concurrency": self.plan.users,
+                "memory_mb": 256, "reserved_concurrency": self.plan.reserved_concurrency,
                 "idle_lifetime_s": 600.0, "preload": list(c.subject.preload)}
                 for c in cells]}, source="connstorm drivers")
 

@@ -65,6 +65,8 @@ VERDICTS = ("works", "pins", "fails", "exhausts")
 #: Error kinds that mean "no connection to be had": the verdict is exhausts.
 EXHAUSTION = frozenset({error_kinds.TOO_MANY_CONNECTIONS, error_kinds.POOL_QUERY_WAIT_TIMEOUT,
                         error_kinds.PROXY_BORROW_TIMEOUT, error_kinds.POOL_MAX_CLIENT_CONN})
+#: Error kinds that say nothing about the driver (see :func:`verdict`).
+NOT_THE_DRIVERS = frozenset({error_kinds.LAMBDA_THROTTLED})
 INSTALL_DRIVERS = "pip install 'connstorm[drivers]'"
 DEFAULT_STACK = StackPlan(users=4, pgbouncer_pool=2, proxy_pool=4, borrow_timeout_s=10.0,
                           query_wait_timeout_s=5, function_timeout_s=10.0)
@@ -93,8 +95,12 @@ class DriversOptions:
 
 
 def verdict(errors: Mapping[str, Any], pin_reasons: Sequence[Any]) -> str:
-    """The cell's verdict from its errors (kind -> count) and the pins logged for it."""
-    kinds = {k for k, v in errors.items() if _count(v)}
+    """The cell's verdict from its errors (kind -> count) and the pins logged for it.
+
+    A throttle is the load's own ceiling (the function's reserved concurrency), not
+    the driver's doing: it is reported with the errors but decides nothing.
+    """
+    kinds = {k for k, v in errors.items() if _count(v)} - NOT_THE_DRIVERS
     if kinds - EXHAUSTION:
         return "fails"
     if kinds:

@@ -29,6 +29,8 @@ def test_verdict_fails_before_exhausts_before_pins_before_works() -> None:
     assert d.verdict({"prepared_statement": {"count": 1},
                       "too_many_connections": {"count": 9}}, pin) == "fails"
     assert d.verdict({"prepared_statement": {"count": 0}}, []) == "works"
+    # the load's own ceiling (reserved concurrency) is reported but decides nothing
+    assert d.verdict({error_kinds.LAMBDA_THROTTLED: {"count": 2}}, pin) == "pins"
 
 
 def _entries() -> list[dict[str, Any]]:
