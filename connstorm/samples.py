@@ -18,8 +18,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-SAMPLES_FILE = "samples.jsonl"
-
 Row = dict[str, Any]
 
 

@@ -40,6 +40,7 @@ from connstorm.local_stack.pgbouncer import ADMIN_DB, ADMIN_USER, Upstream
 from connstorm.local_stack.ports import HOST, claim_port
 from connstorm.local_stack.postgres import APP_DB, APP_USER, SUPERUSER
 from connstorm.local_stack.resource import Resource
+from connstorm.run_folder import PGBOUNCER_LOG, POSTGRES_LOG
 from connstorm.scenario import PgBouncerConfig, PostgresConfig
 
 log = logging.getLogger(__name__)
@@ -152,10 +153,10 @@ class _ServiceContainer(Resource):
     role = ""
 
     def __init__(self, run_dir: Path, *, port: int | None, startup_timeout_s: float,
-                 log_name: str) -> None:
+                 log: str) -> None:
         self.run_dir = Path(run_dir)
         self.startup_timeout_s = startup_timeout_s
-        self.log_path = self.run_dir / "logs" / log_name
+        self.log_path = self.run_dir / log
         self._requested_port = port
         self._port: int | None = None
         self._container: Any = None
@@ -301,7 +302,7 @@ class PostgresContainer(_ServiceContainer):
                  port: int | None = None, source: str = "scenario",
                  startup_timeout_s: float = 90.0) -> None:
         super().__init__(run_dir, port=port, startup_timeout_s=startup_timeout_s,
-                         log_name="postgres.log")
+                         log=POSTGRES_LOG)
         self.config = config
         self.source = source
         self.admin_password = new_password()
@@ -355,7 +356,7 @@ class PgBouncerContainer(_ServiceContainer):
                  scratch_dir: Path | None = None, port: int | None = None,
                  startup_timeout_s: float = 60.0) -> None:
         super().__init__(run_dir, port=port, startup_timeout_s=startup_timeout_s,
-                         log_name="pgbouncer.log")
+                         log=PGBOUNCER_LOG)
         self.config = config
         self.postgres = postgres
         self.admin_user = ADMIN_USER

@@ -33,6 +33,7 @@ from connstorm.local_stack.ports import HOST, PORT_ATTEMPTS, claim_port, lost_po
 from connstorm.local_stack.process import ManagedProcess, start_in_keeper
 from connstorm.local_stack.resource import Resource
 from connstorm.local_stack.scratch import create_scratch, remove_scratch
+from connstorm.run_folder import PGBOUNCER_LOG, PGBOUNCER_SCRATCH_LINK
 from connstorm.scenario import PgBouncerConfig, SettingValue
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class PgBouncerServer(Resource):
         self._port: int | None = None
         self.admin_user = ADMIN_USER
         self.admin_password = new_password()
-        self.log_path = self.run_dir / "logs" / "pgbouncer.log"
+        self.log_path = self.run_dir / PGBOUNCER_LOG
         #: The program run, found at start from ``[pgbouncer] binary``.
         self.binary: PgBouncerBinary | None = None
 
@@ -209,7 +210,7 @@ class PgBouncerServer(Resource):
         user = server_user()
         if self._scratch is None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._scratch = create_scratch(self.run_dir, user, ".stack-pgbouncer")
+            self._scratch = create_scratch(self.run_dir, user, PGBOUNCER_SCRATCH_LINK)
         folder = self._scratch / "pgbouncer"
         folder.mkdir(mode=0o700)
         program = runnable_copy(self.binary, folder, user)
@@ -285,7 +286,7 @@ class PgBouncerServer(Resource):
         finally:
             if self._scratch is not None:
                 if self._owns_scratch:
-                    remove_scratch(self.run_dir, self._scratch, ".stack-pgbouncer")
+                    remove_scratch(self.run_dir, self._scratch, PGBOUNCER_SCRATCH_LINK)
                     self._scratch = None
                 else:
                     shutil.rmtree(self._scratch / "pgbouncer", ignore_errors=True)

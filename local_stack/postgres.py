@@ -49,6 +49,7 @@ from connstorm.local_stack.postgres_binaries import (
 from connstorm.local_stack.process import ManagedProcess, descendants, start_in_keeper
 from connstorm.local_stack.resource import Resource
 from connstorm.local_stack.scratch import create_scratch, remove_scratch
+from connstorm.run_folder import POSTGRES_LOG, POSTGRES_SCRATCH_LINK
 from connstorm.scenario import PostgresConfig, SettingValue
 from connstorm.signals import held_while_forking
 
@@ -193,7 +194,7 @@ class PostgresServer(Resource):
         self.app_password = new_password()
         self.app_user = APP_USER
         self.app_dbname = APP_DB
-        self.log_path = self.run_dir / "logs" / "postgres.log"
+        self.log_path = self.run_dir / POSTGRES_LOG
         self.binaries: PostgresBinaries | None = None
         self._frozen: list[int] = []
         self._watchdog: subprocess.Popen[bytes] | None = None
@@ -245,7 +246,7 @@ class PostgresServer(Resource):
         template, template_password = template_cluster(binaries, user)
         if self._scratch is None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._scratch = create_scratch(self.run_dir, user, ".stack-postgres")
+            self._scratch = create_scratch(self.run_dir, user, POSTGRES_SCRATCH_LINK)
         data, sockets = self.data_dir, self._scratch / "postgres-socket"
         shutil.copytree(template, data, symlinks=True)
         sockets.mkdir(mode=0o700)
@@ -420,7 +421,7 @@ class PostgresServer(Resource):
         finally:
             if self._scratch is not None:
                 if self._owns_scratch:
-                    remove_scratch(self.run_dir, self._scratch, ".stack-postgres")
+                    remove_scratch(self.run_dir, self._scratch, POSTGRES_SCRATCH_LINK)
                     self._scratch = None
                 else:
                     shutil.rmtree(self._scratch / "postgres", ignore_errors=True)

@@ -40,25 +40,12 @@ from typing import IO
 from connstorm.errors import StackError
 from connstorm.local_stack.deathsig import preexec_death_signal
 from connstorm.local_stack.resource import Resource
+from connstorm.run_folder import log_tail
 from connstorm.signals import held_while_forking
 
 log = logging.getLogger(__name__)
 
 _RUNUSER = "/usr/sbin/runuser"
-
-
-def read_tail(path: Path, lines: int = 20) -> str:
-    """The last ``lines`` lines of a text file, or "" when it does not exist."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            data = fh.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def pid_alive(pid: int) -> bool:
@@ -271,5 +258,5 @@ class ManagedProcess(Resource):
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines the process wrote."""
-        return read_tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 

@@ -35,11 +35,12 @@ from connstorm.local_stack.os_user import (
     shared_scratch_root,
 )
 from connstorm.local_stack.process import pid_alive
+from connstorm.run_folder import SCRATCH_LINK
 
 log = logging.getLogger(__name__)
 
 OWNER_FILE = "owner.json"
-LINK_NAME = ".stack"
+LINK_NAME = SCRATCH_LINK
 #: Longest scratch path that leaves room for ``/postgres-socket/.s.PGSQL.65535``
 #: within the 107 bytes of a Unix socket path.
 MAX_PATH_LEN = 70

@@ -32,11 +32,22 @@ from connstorm.local_stack.external_postgres import ExternalPostgres
 from connstorm.local_stack.os_user import server_user
 from connstorm.local_stack.pgbouncer import PgBouncerServer
 from connstorm.local_stack.postgres import PostgresServer
-from connstorm.local_stack.process import read_tail
 from connstorm.local_stack.resource import Resource
 from connstorm.local_stack.scratch import clean_stale, create_scratch, remove_scratch
 from connstorm.local_stack.tcp_proxy import TcpProxy
-from connstorm.run_folder import create_run_dir, write_json, write_private_json
+from connstorm.run_folder import (
+    EMULATOR_LOG,
+    LOGS_DIR,
+    PGBOUNCER_LOG,
+    POSTGRES_LOG,
+    RDS_PROXY_LOG,
+    SCENARIO_FILE,
+    STACK_FILE,
+    create_run_dir,
+    log_tail,
+    write_json,
+    write_private_json,
+)
 from connstorm.scenario import FunctionConfig, Scenario
 
 log = logging.getLogger(__name__)
@@ -84,7 +95,7 @@ class Stack(Resource):
     def start(self) -> None:
         """Start every part in order; on failure stop what started and raise."""
         create_run_dir(self.run_dir)
-        write_json(self.run_dir / "scenario.json", _jsonable(dict(self.scenario.raw)))
+        write_json(self.run_dir / SCENARIO_FILE, _jsonable(dict(self.scenario.raw)))
         with contextlib.suppress(OSError):
             clean_stale(self.run_dir.parent)
         user = server_user()
@@ -100,7 +111,7 @@ class Stack(Resource):
             if any(a.action == "network_latency" for a in self.scenario.timeline):
                 self._step("database proxy", self._start_db_proxies)
             self._step("Lambda emulator", self._start_emulator)
-        write_private_json(self.run_dir / "stack.json", self.info())
+        write_private_json(self.run_dir / STACK_FILE, self.info())
         log.info("stack %s ready in %s", self.scenario.name, self.run_dir)
 
     def _step(self, name: str, action: Callable[[], None]) -> None:
@@ -113,12 +124,12 @@ class Stack(Resource):
                              + self._log_hint(name)) from exc
 
     def _log_hint(self, name: str) -> str:
-        logs = {"postgres": "postgres.log", "pgbouncer": "pgbouncer.log",
-                "Lambda emulator": "emulator.log"}
+        logs = {"postgres": POSTGRES_LOG, "pgbouncer": PGBOUNCER_LOG,
+                "Lambda emulator": EMULATOR_LOG}
         if name not in logs:
             return ""
-        path = self.run_dir / "logs" / logs[name]
-        tail = read_tail(path, 15)
+        path = self.run_dir / logs[name]
+        tail = log_tail(path, 15)
         return f"; last lines of {path}:\n{tail}" if tail else ""
 
     def _start_postgres(self) -> None:
@@ -167,8 +178,8 @@ class Stack(Resource):
         self.rds_proxy = proxy
         # Its log (pins in RDS Proxy's words, auth failures) as RDS Proxy's CloudWatch log:
         # in the run folder, not on the terminal.
-        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.run_dir / "logs" / "rds_proxy.log", encoding="utf-8")
+        (self.run_dir / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.run_dir / RDS_PROXY_LOG, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         proxy_log = logging.getLogger("connstorm.local_stack.rds_proxy")
         level, propagate = proxy_log.level, proxy_log.propagate
@@ -372,7 +383,7 @@ class Stack(Resource):
             "rds_proxy_dsn": (rp.dsn(pg.app_user, pg.app_password, pg.app_dbname)
                               if rp is not None and pg is not None else None),
             "rds_proxy_metrics_url": rp.metrics_url if rp is not None else None,
-            "rds_proxy_log": (str(self.run_dir / "logs" / "rds_proxy.log")
+            "rds_proxy_log": (str(self.run_dir / RDS_PROXY_LOG)
                               if rp is not None else None),
             "rds_proxy_max_connections": (rp.metrics().get("MaxDatabaseConnectionsAllowed")
                                           if rp is not None else None),

@@ -25,6 +25,7 @@ from connstorm.reports import verdicts as v
 from connstorm.reports.charts import CHARTS, Chart, Series
 from connstorm.reports.run_folder import RunData
 from connstorm.reports.verdict_line import verdict
+from connstorm.run_folder import SUMMARY_FILE
 
 #: The id of the charts' div; tests read ``document.getElementById(CHARTS_DIV).data``.
 CHARTS_DIV = "connstorm-charts"
@@ -203,7 +204,8 @@ def _versions(versions: Mapping[str, str]) -> str:
 def _variant_table(summary: Mapping[str, Any] | None) -> str:
     entries = v.variants(summary)
     if not entries:
-        return '<p class="muted">No summary.json: the run did not finish; charts only.</p>'
+        return (f'<p class="muted">No {SUMMARY_FILE}: the run did not finish; '
+                'charts only.</p>')
     headings = ["variant", "verdict", *(h for _, h in v.VARIANT_COLUMNS)]
     rows = [[_e(e.get("name", "")) + (f'<br><span class="muted">{_e(e["shows"])}</span>'
                                       if e.get("shows") else ""), _e(verdict(e)),

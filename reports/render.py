@@ -18,7 +18,7 @@ from pathlib import Path
 from connstorm.reports import html, junit, markdown
 from connstorm.reports.errors import ReportError
 from connstorm.reports.run_folder import combine, load_run
-from connstorm.run_folder import JUNIT_FILE, MARKDOWN_FILE, REPORT_FILE
+from connstorm.run_folder import JUNIT_FILE, MARKDOWN_FILE, REPORT_FILE, SUMMARY_FILE, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +26,9 @@ logger = logging.getLogger(__name__)
 def _write(path: Path, text: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        return write_atomic(path, text)
     except OSError as exc:
         raise ReportError(f"{path}: cannot write: {exc.strerror}") from None
-    return path
 
 
 def render_all(run_dir: Path, *, html_path: Path | None = None) -> list[Path]:
@@ -47,7 +44,7 @@ def render_all(run_dir: Path, *, html_path: Path | None = None) -> list[Path]:
         written.append(_write(run.path / MARKDOWN_FILE, markdown.render(run.summary)))
         written.append(_write(run.path / JUNIT_FILE, junit.render(run.summary)))
     else:
-        logger.warning("%s: no summary.json; wrote the HTML report only", run.path)
+        logger.warning("%s: no %s; wrote the HTML report only", run.path, SUMMARY_FILE)
     return written
 
 

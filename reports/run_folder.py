@@ -24,16 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from connstorm.reports.errors import ReportError
+from connstorm.run_folder import (
+    BASELINE_DIR,
+    LOCUST_LOG,
+    PGBOUNCER_LOG,
+    POSTGRES_LOG,
+    SAMPLES_FILE,
+    SCENARIO_FILE,
+    STACK_FILE,
+    SUMMARY_FILE,
+    VARIANTS_DIR,
+)
 
 logger = logging.getLogger(__name__)
 
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
-SCENARIO_FILE = "scenario.json"
-STACK_FILE = "stack.json"
-VARIANTS_DIR = "variants"
-#: The copy of the run's ``--baseline`` (loadtests/orchestrator/baseline.py).
-BASELINE_DIR = "baseline"
 COLLECTORS = ("postgres", "pgbouncer", "emulator", "locust")
 MASK = "********"
 
@@ -47,9 +51,9 @@ _SECRET_KEY = re.compile(r"password|passwd|secret|token|credential", re.IGNORECA
 
 # Lines the servers write at start-up, from which the versions of a run are read.
 _VERSION_PATTERNS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
-    ("postgresql", "postgres.log", re.compile(r"starting PostgreSQL (\d[\w.]*)")),
-    ("pgbouncer", "pgbouncer.log", re.compile(r"PgBouncer (\d[\w.]*)")),
-    ("locust", "locust.log", re.compile(r"Locust (\d[\w.]*)")),
+    ("postgresql", POSTGRES_LOG, re.compile(r"starting PostgreSQL (\d[\w.]*)")),
+    ("pgbouncer", PGBOUNCER_LOG, re.compile(r"PgBouncer (\d[\w.]*)")),
+    ("locust", LOCUST_LOG, re.compile(r"Locust (\d[\w.]*)")),
 )
 VERSION_KEYS = ("connstorm", "postgresql", "pgbouncer", "python", "locust")
 
@@ -189,7 +193,7 @@ def read_versions(run_dir: Path, summary: Mapping[str, Any] | None) -> dict[str,
     for key, log_name, pattern in _VERSION_PATTERNS:
         if versions.get(key):
             continue
-        log = run_dir / "logs" / log_name
+        log = run_dir / log_name
         try:
             with log.open("r", encoding="utf-8", errors="replace") as handle:
                 head = handle.read(256 * 1024)

@@ -51,6 +51,7 @@ from connstorm.local_stack.postgres import (
     render_conf,
     validate_settings,
 )
+from connstorm.run_folder import STACK_FILE, default_run_dir, load_json, write_private_json
 from connstorm.scenario import Scenario, SettingValue, load_scenario
 
 log = logging.getLogger(__name__)
@@ -125,22 +126,14 @@ def load_secrets(env: ServiceEnv, *, create: bool, environ: Mapping[str, str] | 
     while not path.is_file():
         if create:
             doc = {k: given.get(k) or new_password() for k in SECRET_KEYS}
-            _write_private(path, json.dumps(doc))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_private_json(path, doc)
             break
         if time.monotonic() > deadline:
             raise StackError(f"{path}: no passwords yet (is the postgres service running?)")
         time.sleep(0.5)
     stored = json.loads(path.read_text(encoding="utf-8"))
     return {k: given.get(k) or str(stored[k]) for k in need}
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def dsns(env: ServiceEnv, secrets: Mapping[str, str]) -> dict[str, str]:
@@ -334,9 +327,7 @@ def write_stack_json(scenario: Scenario, env: ServiceEnv, run_dir: Path) -> Path
         "default_pool_size": scenario.pgbouncer.default_pool_size, "backend": "compose",
     }
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "stack.json"
-    _write_private(path, json.dumps(doc, indent=2) + "\n")
-    return path
+    return write_private_json(run_dir / STACK_FILE, doc)
 
 
 def run_locust_master(scenario: Scenario, env: ServiceEnv) -> None:
@@ -378,18 +369,17 @@ def run_loadtest(scenario_arg: str, env: ServiceEnv, cli_args: Sequence[str]) ->
     summary then explains the front's opaque 502s by the invocations' errors.
     """
     from connstorm.loadtests.orchestrator.run_arguments import options_from_args, run_parser
-    from connstorm.loadtests.orchestrator.runner import Run, write_private_json
+    from connstorm.loadtests.orchestrator.runner import Run
 
     urls = dsns(env, load_secrets(env, create=False))
     stats_url = urls["api_url"] + "/_connstorm/stats"
     if "--out" not in cli_args:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        cli_args = [*cli_args, "--out", str(Path(env.runs_dir) / f"{stamp}-loadtest")]
+        cli_args = [*cli_args, "--out", str(default_run_dir("loadtest", root=Path(env.runs_dir)))]
 
     class ComposeRun(Run):
         def _live_target_stack(self) -> Path:
             path = super()._live_target_stack()
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = load_json(path)
             doc.update(stats_url=stats_url, invoke_url=urls["api_url"], backend="compose")
             write_private_json(path, doc)
             return path

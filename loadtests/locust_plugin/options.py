@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from connstorm.loadtests.locust_plugin.shapes import SHAPES
+from connstorm.run_folder import SAMPLES_FILE, STACK_FILE
 
 ENV_STACK = "CONNSTORM_STACK"
 ENV_OUT = "CONNSTORM_OUT"
@@ -55,18 +56,18 @@ def add_arguments(parser: Any) -> None:
                         include_in_web_ui=False,
                         help="product ids to pick from (the stack seeds this many)")
     parser.add_argument("--connstorm-stack", default=_env(ENV_STACK, ""), include_in_web_ui=False,
-                        help="stack.json of a local stack: its collectors' targets "
+                        help=f"{STACK_FILE} of a local stack: its collectors' targets "
                              f"(env {ENV_STACK})")
     parser.add_argument("--connstorm-out", default=_env(ENV_OUT, ""), include_in_web_ui=False,
-                        help=f"run folder for samples.jsonl (env {ENV_OUT}; default: the "
+                        help=f"run folder for {SAMPLES_FILE} (env {ENV_OUT}; default: the "
                              "folder of --connstorm-stack, else runs/<time>-locust)")
     parser.add_argument("--sample-interval-s", type=float,
                         default=float(_env(ENV_SAMPLE_INTERVAL, "1")), include_in_web_ui=False,
                         help="seconds between collector samples")
     parser.add_argument("--postgres-admin-dsn", default=_env("CONNSTORM_POSTGRES_ADMIN_DSN", ""),
                         include_in_web_ui=False, is_secret=True,
-                        help="superuser DSN of a live PostgreSQL to sample (no stack.json)")
+                        help=f"superuser DSN of a live PostgreSQL to sample (no {STACK_FILE})")
     parser.add_argument("--pgbouncer-admin-dsn",
                         default=_env("CONNSTORM_PGBOUNCER_ADMIN_DSN", ""),
                         include_in_web_ui=False, is_secret=True,
-                        help="admin-console DSN of a live PgBouncer to sample (no stack.json)")
+                        help=f"admin-console DSN of a live PgBouncer to sample (no {STACK_FILE})")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +35,10 @@ from connstorm.loadtests.locust_plugin.collectors.locust_stats import (
 )
 from connstorm.loadtests.locust_plugin.collectors.stack_targets import stack_collectors
 from connstorm.loadtests.locust_plugin.plugin_state import PluginState
-from connstorm.samples import SAMPLES_FILE, SampleWriter
+from connstorm.run_folder import COLLECTORS_FILE, SAMPLES_FILE, default_run_dir, write_json
+from connstorm.samples import SampleWriter
 
 log = logging.getLogger(__name__)
-
-COLLECTORS_FILE = "collectors.json"
 
 #: Counts failures by kind in every process; workers send theirs to the master.
 counter = ErrorKindCounter()
@@ -67,7 +65,7 @@ def resolve_run_dir(opts: Any) -> Path:
         return Path(opts.connstorm_out)
     if getattr(opts, "connstorm_stack", ""):
         return Path(opts.connstorm_stack).resolve().parent
-    return Path("runs") / time.strftime("%Y%m%d-%H%M%S-locust", time.gmtime())
+    return default_run_dir("locust")
 
 
 def build_collectors(environment: Any, writer: SampleWriter, stack: dict[str, Any],
@@ -94,10 +92,9 @@ def start(environment: Any, web_ui: Any = None) -> None:
                                                        opts)
     for name, reason in state.skipped.items():
         log.warning("connstorm: %s collector skipped: %s", name, reason)
-    (state.run_dir / COLLECTORS_FILE).write_text(json.dumps(
-        {"running": [c.name for c in state.collectors], "skipped": state.skipped,
-         "sample_interval_s": state.collectors[0].interval_s}, indent=2) + "\n",
-        encoding="utf-8")
+    write_json(state.run_dir / COLLECTORS_FILE,
+               {"running": [c.name for c in state.collectors], "skipped": state.skipped,
+                "sample_interval_s": state.collectors[0].interval_s})
     for collector in state.collectors:
         collector.start()
     if web_ui is not None:

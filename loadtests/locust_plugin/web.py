@@ -27,7 +27,8 @@ from flask import Response, request
 
 from connstorm import metric_names as names
 from connstorm.loadtests.locust_plugin.live_series import chart_series, proxy_tab_rows
-from connstorm.samples import SAMPLES_FILE, read_samples
+from connstorm.run_folder import SAMPLES_FILE
+from connstorm.samples import read_samples
 
 if TYPE_CHECKING:
     from connstorm.loadtests.locust_plugin.plugin_state import PluginState
@@ -138,7 +139,7 @@ def register(web_ui: Any, state: PluginState) -> None:
                       {"key": "value", "title": "Value"}],
     }]
     web_ui.template_args["extended_csv_files"] = [
-        {"href": "/connstorm/samples.jsonl", "title": "Connection samples (samples.jsonl)"}]
+        {"href": f"/connstorm/{SAMPLES_FILE}", "title": f"Connection samples ({SAMPLES_FILE})"}]
 
     def _add_tab_data(response: Response) -> Response:
         # endswith: the UI may live under --web-base-path.
@@ -176,10 +177,10 @@ def register(web_ui: Any, state: PluginState) -> None:
         path = state.run_dir / SAMPLES_FILE
         data = path.read_bytes() if path.exists() else b""
         response = Response(data, mimetype="application/x-ndjson")
-        response.headers["Content-Disposition"] = "attachment;filename=samples.jsonl"
+        response.headers["Content-Disposition"] = f"attachment;filename={SAMPLES_FILE}"
         return response
 
     for url, view in (("/connstorm/chart", _chart), ("/connstorm/plotly.js", _plotly),
                       ("/connstorm/samples.json", _samples),
-                      ("/connstorm/samples.jsonl", _samples_file)):
+                      (f"/connstorm/{SAMPLES_FILE}", _samples_file)):
         app.add_url_rule(url, endpoint=f"connstorm{view.__name__}", view_func=auth(view))

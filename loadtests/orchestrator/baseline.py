@@ -30,15 +30,18 @@ from typing import Any
 
 from connstorm.errors import ConnstormError, ExitCode
 from connstorm.loadtests.orchestrator.regression import baseline_section, compare_variant
-from connstorm.loadtests.orchestrator.summary import SCHEMA_VERSION, SUMMARY_FILE
-from connstorm.samples import SAMPLES_FILE
+from connstorm.loadtests.orchestrator.summary import SCHEMA_VERSION
+from connstorm.run_folder import (
+    BASELINE_DIR,
+    SAMPLES_FILE,
+    SCENARIO_FILE,
+    SUMMARY_FILE,
+    VARIANTS_DIR,
+)
 from connstorm.sections.thresholds import RegressionConfig
 
-#: The folder inside a run folder holding the copy of its baseline.
-BASELINE_DIR = "baseline"
 #: What is copied: the figures, the series the report draws, and what the scenario was.
-COPIED_FILES = (SUMMARY_FILE, SAMPLES_FILE, "scenario.json")
-VARIANTS_DIR = "variants"
+COPIED_FILES = (SUMMARY_FILE, SAMPLES_FILE, SCENARIO_FILE)
 
 
 class BaselineError(ConnstormError):

@@ -53,11 +53,11 @@ from connstorm.loadtests.orchestrator.driver_stack import (
     StackPlan,
     Subject,
 )
-from connstorm.loadtests.orchestrator.summary import SUMMARY_FILE, write_json
 from connstorm.local_stack.pgbouncer_binaries import (
     PgBouncerBinary,
     ensure_prepared_statement_support,
 )
+from connstorm.run_folder import SUMMARY_FILE, write_json
 
 log = logging.getLogger(__name__)
 

@@ -42,16 +42,17 @@ from connstorm.loadtests.orchestrator.live_summary import live_summary, live_var
 from connstorm.loadtests.orchestrator.live_target import LiveTarget
 from connstorm.loadtests.orchestrator.proxy_logs import ProxyPins, read_proxy_pins
 from connstorm.loadtests.orchestrator.report_files import write_reports
-from connstorm.loadtests.orchestrator.runner import Run, RunOptions, write_private_json
-from connstorm.loadtests.orchestrator.summary import (
+from connstorm.loadtests.orchestrator.runner import Run, RunOptions
+from connstorm.loadtests.orchestrator.summary import build_summary, db_path, variant_name
+from connstorm.run_folder import (
+    COLLECTORS_FILE,
+    SAMPLES_FILE,
     SUMMARY_FILE,
-    build_summary,
-    db_path,
     load_json,
-    variant_name,
     write_json,
+    write_private_json,
 )
-from connstorm.samples import SAMPLES_FILE, SampleWriter, read_samples
+from connstorm.samples import SampleWriter, read_samples
 from connstorm.scenario import Scenario
 
 #: Credentials in the environment that Locust (and its log) never needs to see.
@@ -186,7 +187,7 @@ class LiveRun(Run):
             if findings is not None:
                 for t, values in findings_rows(findings, self.start_t, end_t, period):
                     writer.write(COLLECTOR, values, t=t)
-        collectors = load_json(self.run_dir / "collectors.json")
+        collectors = load_json(self.run_dir / COLLECTORS_FILE)
         summary = build_summary(self.run_dir, self.opts.scenario,
                                 skipped=collectors.get("skipped") or {}, users=self.opts.users)
         rows = read_samples(self.run_dir / SAMPLES_FILE)

@@ -26,19 +26,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from connstorm.local_stack.deathsig import preexec_death_signal
+from connstorm.run_folder import log_tail
 from connstorm.signals import held_while_forking
 
 log = logging.getLogger(__name__)
 
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    """The last lines of a log file ("" when missing)."""
-    try:
-        data = path.read_bytes()[-32768:]
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 class LocustProcess:

@@ -19,11 +19,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 from connstorm.loadtests.orchestrator.regression import describe as describe_comparison
 from connstorm.loadtests.orchestrator.thresholds import Verdict, describe
+from connstorm.run_folder import JUNIT_FILE, MARKDOWN_FILE, write_atomic
 
 log = logging.getLogger(__name__)
 
-JUNIT_FILE = "junit.xml"
-MARKDOWN_FILE = "summary.md"
 ENV_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 Renderer = Callable[[Mapping[str, Any]], str]
@@ -110,8 +109,8 @@ def write_reports(run_dir: Path, summary: Mapping[str, Any], *,
         for path in render_all(run_dir):
             written[path.name] = path
     except Exception as exc:  # ImportError, ReportError, or a bug in the renderer
-        log.warning("reports could not render %s (%s); writing minimal junit.xml and "
-                    "summary.md", run_dir, exc)
+        log.warning("reports could not render %s (%s); writing minimal %s and %s",
+                    run_dir, exc, JUNIT_FILE, MARKDOWN_FILE)
     for filename, module, fallback in ((JUNIT_FILE, "connstorm.reports.junit", junit_xml),
                                        (MARKDOWN_FILE, "connstorm.reports.markdown", markdown)):
         if filename in written:
@@ -122,9 +121,7 @@ def write_reports(run_dir: Path, summary: Mapping[str, Any], *,
         except Exception:  # a broken renderer must not cost the CI verdict
             log.exception("%s failed; writing the minimal %s", module, filename)
             text = fallback(summary)
-        path = run_dir / filename
-        path.write_text(text, encoding="utf-8")
-        written[filename] = path
+        written[filename] = write_atomic(run_dir / filename, text)
     if step_summary:
         append_step_summary(written[MARKDOWN_FILE])
     return written

@@ -26,21 +26,26 @@ from typing import Any
 
 from connstorm import __version__, error_kinds
 from connstorm.errors import ConnstormError, ExitCode
-from connstorm.loadtests.orchestrator.baseline import BASELINE_DIR, Baseline
+from connstorm.loadtests.orchestrator.baseline import Baseline
 from connstorm.loadtests.orchestrator.regression import baseline_section, compare_variant
 from connstorm.loadtests.orchestrator.report_files import append_step_summary
-from connstorm.loadtests.orchestrator.summary import (
-    SCHEMA_VERSION,
+from connstorm.loadtests.orchestrator.summary import SCHEMA_VERSION
+from connstorm.run_folder import (
+    BASELINE_DIR,
+    MARKDOWN_FILE,
+    SAMPLES_FILE,
+    SCENARIO_FILE,
     SUMMARY_FILE,
+    VARIANTS_DIR,
     load_json,
+    variant_dir,
     write_json,
 )
-from connstorm.samples import SAMPLES_FILE, read_samples
+from connstorm.samples import read_samples
 from connstorm.scenario import Scenario, load_scenario
 
 log = logging.getLogger(__name__)
 
-VARIANTS_DIR = "variants"
 REPRO_NAME = "repro"
 
 
@@ -431,21 +436,21 @@ def run_repro(out: Path, *, quick: bool = False,
     if baseline is not None:
         baseline.copy_into(out)
     started = time.monotonic()
-    write_json(out / "scenario.json", {
+    write_json(out / SCENARIO_FILE, {
         "name": name, "description": "the same stepped load on each variant, "
         "on fresh local stacks of their own",
         "variants": {v.name: dict(s.raw) for v, s in scenarios}})
     job_list = [Job(index, variant.name,
-                    variant_argv(variant.name, out / VARIANTS_DIR / variant.name, quick=quick,
+                    variant_argv(variant.name, variant_dir(out, variant.name), quick=quick,
                                  preset=preset, locustfile=locustfile),
-                    out / VARIANTS_DIR / variant.name)
+                    variant_dir(out, variant.name))
                 for index, (variant, _) in enumerate(scenarios)]
     finished: set[int] = set()
 
     def on_start(index: int, _: str) -> None:
         variant = scenarios[index][0]
         if baseline is not None:
-            baseline.copy_into(out / VARIANTS_DIR / variant.name, variant=variant.name)
+            baseline.copy_into(variant_dir(out, variant.name), variant=variant.name)
         if progress:
             progress(index, variant, "start")
 
@@ -461,7 +466,7 @@ def run_repro(out: Path, *, quick: bool = False,
     finally:
         results: list[tuple[Variant, Scenario, dict[str, Any]]] = []
         for index, (variant, scenario) in enumerate(scenarios):
-            run_dir = out / VARIANTS_DIR / variant.name
+            run_dir = variant_dir(out, variant.name)
             summary = load_json(run_dir / SUMMARY_FILE)
             if not summary:
                 continue  # never started, or stopped before its load began
@@ -477,7 +482,7 @@ def run_repro(out: Path, *, quick: bool = False,
                 from connstorm.reports.render import render_all
 
                 render_all(out)
-                append_step_summary(out / "summary.md")
+                append_step_summary(out / MARKDOWN_FILE)
             except Exception:
                 log.exception("could not render the reports of %s", out)
     return load_json(out / SUMMARY_FILE)

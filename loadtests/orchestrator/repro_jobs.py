@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import IO
 
 from connstorm.errors import ConnstormError, ExitCode
-from connstorm.loadtests.orchestrator.summary import SUMMARY_FILE
 from connstorm.local_stack.deathsig import preexec_death_signal
+from connstorm.run_folder import STACK_FILE, SUMMARY_FILE
 from connstorm.signals import held_while_forking
 
 #: Seconds a child may take to stop its stack after it was told to stop.
@@ -128,7 +128,7 @@ class Job:
 
     def stack_up(self) -> bool:
         """Its stack is running (or it ended): the next variant may start."""
-        return self.poll() is not None or (self.run_dir / "stack.json").exists()
+        return self.poll() is not None or (self.run_dir / STACK_FILE).exists()
 
     def signal(self, sig: int) -> None:
         """Tell a child to stop, once (one not told to go yet just ends)."""

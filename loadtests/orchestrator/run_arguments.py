@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connstorm.loadtests.orchestrator.baseline import BaselineError, load_baseline
+from connstorm.run_folder import SUMMARY_FILE
 from connstorm.scenario import LOAD_SHAPES, load_scenario
 
 _SPAN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -126,7 +127,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --master: port to listen on for workers (default 5557)")
     add_metrics_port_argument(p)
     p.add_argument("--baseline", type=Path, default=None, metavar="PATH",
-                   help="compare with this earlier run (its folder or summary.json): a "
+                   help=f"compare with this earlier run (its folder or {SUMMARY_FILE}): a "
                         "regression by [thresholds.regression] fails the run, exit code 6")
 
 
@@ -158,7 +159,8 @@ def run_parser(prog: str = "connstorm run") -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace, *, headless: bool) -> Any:
     """The :class:`connstorm.loadtests.orchestrator.runner.RunOptions` the arguments describe."""
-    from connstorm.loadtests.orchestrator.runner import RunOptions, default_run_dir
+    from connstorm.loadtests.orchestrator.runner import RunOptions
+    from connstorm.run_folder import default_run_dir
 
     scenario = load_scenario(args.scenario, overrides=args.overrides)
     run_dir = args.out or default_run_dir(scenario.name)

@@ -21,7 +21,6 @@ folder holds.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -50,17 +49,23 @@ from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
 from connstorm.loadtests.orchestrator.regression import describe as describe_comparison
 from connstorm.loadtests.orchestrator.regression import regressions
 from connstorm.loadtests.orchestrator.report_files import write_reports
-from connstorm.loadtests.orchestrator.summary import (
-    CSV_PREFIX,
-    SUMMARY_FILE,
-    build_summary,
-    db_path,
-    load_json,
-    variant_name,
-    write_json,
-)
+from connstorm.loadtests.orchestrator.summary import build_summary, db_path, variant_name
 from connstorm.loadtests.orchestrator.thresholds import describe, failed
-from connstorm.samples import SAMPLES_FILE
+from connstorm.run_folder import (
+    COLLECTORS_FILE,
+    LOCUST_CSV_PREFIX,
+    LOCUST_LOG,
+    LOCUST_STATS_CSV,
+    LOCUST_WORKER_LOG,
+    LOGS_DIR,
+    SAMPLES_FILE,
+    SCENARIO_FILE,
+    STACK_FILE,
+    SUMMARY_FILE,
+    load_json,
+    write_json,
+    write_private_json,
+)
 from connstorm.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -114,24 +119,11 @@ class RunOptions:
     step_summary: bool = True
 
 
-def default_run_dir(scenario_name: str, root: Path = Path("runs")) -> Path:
-    """``runs/<UTC yyyymmdd-HHMMSS>-<scenario>``."""
-    return root / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{scenario_name}"
-
-
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def write_private_json(path: Path, doc: dict[str, Any]) -> None:
-    """Write JSON readable by the owner only (it may hold passwords)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(doc, handle, indent=2)
-        handle.write("\n")
 
 
 def locust_args(opts: RunOptions, host: str, stack_file: Path | None) -> list[str]:
@@ -146,7 +138,7 @@ def locust_args(opts: RunOptions, host: str, stack_file: Path | None) -> list[st
     rate = opts.spawn_rate if opts.spawn_rate is not None else load.spawn_rate
     duration = opts.duration_s if opts.duration_s is not None else load.duration_s
     args += ["--host", host, "-u", str(users), "-r", f"{rate:g}", "-t", f"{int(duration)}s",
-             "--csv", str(opts.run_dir / CSV_PREFIX), "--exit-code-on-error", "0",
+             "--csv", str(opts.run_dir / LOCUST_CSV_PREFIX), "--exit-code-on-error", "0",
              "--connstorm-out", str(opts.run_dir),
              "--sample-interval-s", f"{load.sample_interval_s:g}",
              "--shape", opts.shape or load.shape,
@@ -212,9 +204,9 @@ class Run:
                "pgbouncer_admin_dsn": self.opts.pgbouncer_admin_dsn,
                "postgres_dsn": None, "pgbouncer_dsn": None, "invoke_url": None,
                "stats_url": None, "live_target": True}
-        path = self.run_dir / "stack.json"
+        path = self.run_dir / STACK_FILE
         write_private_json(path, doc)
-        write_json(self.run_dir / "scenario.json", dict(self.opts.scenario.raw))
+        write_json(self.run_dir / SCENARIO_FILE, dict(self.opts.scenario.raw))
         return path
 
     def _local_stack(self, stack: ExitStack) -> Path:
@@ -225,7 +217,7 @@ class Run:
                 f"the local stack is not available ({exc}); use --target-url URL "
                 "to load a deployed API instead") from None
         self.stack = stack.enter_context(Stack(self.opts.scenario, self.run_dir))
-        return self.run_dir / "stack.json"
+        return self.run_dir / STACK_FILE
 
     # -- the run -----------------------------------------------------------------
 
@@ -240,7 +232,7 @@ class Run:
             baseline.require_variants(self.variant_names())
         self._check_locustfile()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "logs").mkdir(exist_ok=True)
+        (self.run_dir / LOGS_DIR).mkdir(exist_ok=True)
         if self.opts.worker:
             self._run_worker()
             return {}
@@ -304,7 +296,7 @@ class Run:
         return env
 
     def _run_locust(self, args: list[str], stack: ExitStack) -> None:
-        proc = stack.enter_context(LocustProcess(args, self.run_dir / "logs" / "locust.log",
+        proc = stack.enter_context(LocustProcess(args, self.run_dir / LOCUST_LOG,
                                                  env=self._locust_env()))
         self._start_timeline(stack)
         duration = (self.opts.duration_s if self.opts.duration_s is not None
@@ -335,7 +327,7 @@ class Run:
                 time.sleep(0.5)
             view.refresh()
         code = proc.poll()
-        if code not in (0, None) and not (self.run_dir / f"{CSV_PREFIX}_stats.csv").exists():
+        if code not in (0, None) and not (self.run_dir / LOCUST_STATS_CSV).exists():
             raise LocustFailedError(f"Locust exited with code {code}:\n{proc.tail()}")
 
     def _start_timeline(self, stack: ExitStack) -> None:
@@ -362,7 +354,7 @@ class Run:
             self.console.print("--metrics-port ignored: a worker samples nothing (give it to "
                                "the master)", highlight=False)
         args = locust_args(self.opts, "", None)
-        with LocustProcess(args, self.run_dir / "logs" / "locust-worker.log",
+        with LocustProcess(args, self.run_dir / LOCUST_WORKER_LOG,
                            env=self._locust_env()) as proc:
             self.console.print(f"Locust worker connecting to {self.opts.master_host}:"
                                f"{self.opts.master_port}", highlight=False)
@@ -373,7 +365,7 @@ class Run:
                                         f"{proc.tail()}")
 
     def _finish(self) -> dict[str, Any]:
-        collectors = load_json(self.run_dir / "collectors.json")
+        collectors = load_json(self.run_dir / COLLECTORS_FILE)
         summary = build_summary(self.run_dir, self.opts.scenario,
                                 skipped=collectors.get("skipped") or {}, users=self.opts.users)
         summary = self.compare(summary)

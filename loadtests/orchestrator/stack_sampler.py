@@ -20,10 +20,8 @@ from typing import Any
 from connstorm.loadtests.locust_plugin.collectors.base import Collector
 from connstorm.loadtests.locust_plugin.collectors.stack_targets import stack_collectors
 from connstorm.local_stack.resource import Resource
-from connstorm.samples import SAMPLES_FILE, SampleWriter
-
-#: The Locust plugin's name for the same file.
-COLLECTORS_FILE = "collectors.json"
+from connstorm.run_folder import COLLECTORS_FILE, SAMPLES_FILE
+from connstorm.samples import SampleWriter
 
 
 class StackSampler(Resource):

@@ -8,8 +8,6 @@ the folder alone. Keys are the contract in ``docs/run-folder.md``.
 from __future__ import annotations
 
 import csv
-import json
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,11 +21,16 @@ from connstorm.loadtests.orchestrator.lifecycle_summary import lifecycle_figures
 from connstorm.loadtests.orchestrator.recovery import timeline_figures
 from connstorm.loadtests.orchestrator.series_sources import series_sources
 from connstorm.loadtests.orchestrator.thresholds import check_thresholds
-from connstorm.samples import SAMPLES_FILE, Row, read_samples
+from connstorm.run_folder import (
+    LOCUST_FAILURES_CSV,
+    LOCUST_STATS_CSV,
+    SAMPLES_FILE,
+    STACK_FILE,
+    load_json,
+)
+from connstorm.samples import Row, read_samples
 from connstorm.scenario import Scenario
 
-SUMMARY_FILE = "summary.json"
-CSV_PREFIX = "locust"
 #: ``summary.json``'s ``schema_version``: raised only when a key changes meaning or
 #: goes (keys are added without it), so a baseline of another version is refused.
 SCHEMA_VERSION = 1
@@ -43,7 +46,7 @@ def _float(value: Any) -> float | None:
 
 def read_locust_totals(run_dir: Path) -> dict[str, Any]:
     """The ``Aggregated`` row of ``locust_stats.csv``: requests, failures, percentiles, rps."""
-    path = run_dir / f"{CSV_PREFIX}_stats.csv"
+    path = run_dir / LOCUST_STATS_CSV
     out: dict[str, Any] = {"requests": 0, "failures": 0, "p50_ms": None, "p95_ms": None,
                            "p99_ms": None, "rps": 0.0}
     try:
@@ -64,7 +67,7 @@ def read_locust_totals(run_dir: Path) -> dict[str, Any]:
 
 def read_locust_errors(run_dir: Path) -> dict[str, int] | None:
     """Failures by kind from ``locust_failures.csv`` (all workers merged); None if absent."""
-    path = run_dir / f"{CSV_PREFIX}_failures.csv"
+    path = run_dir / LOCUST_FAILURES_CSV
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -235,7 +238,7 @@ def build_summary(run_dir: Path, scenario: Scenario, *,
                   skipped: Mapping[str, str] | None = None,
                   users: int | None = None) -> dict[str, Any]:
     """The whole ``summary.json`` document of a single-variant run."""
-    stack = load_json(run_dir / "stack.json")
+    stack = load_json(run_dir / STACK_FILE)
     variant = build_variant(run_dir, scenario, stack=stack, users=users)
     verdicts = check_thresholds(scenario.thresholds, [variant])
     return {
@@ -251,19 +254,3 @@ def build_summary(run_dir: Path, scenario: Scenario, *,
         # run records it; reports read the other versions from the servers' logs.
         "versions": {"pgbouncer": stack.get("pgbouncer_version")},
     }
-
-
-def load_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a file; empty when the file is missing."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def write_json(path: Path, doc: Mapping[str, Any]) -> None:
-    """Write a JSON document atomically (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

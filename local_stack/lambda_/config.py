@@ -23,6 +23,7 @@ from typing import Any
 
 from connstorm.errors import ScenarioError
 from connstorm.local_stack.lambda_.task_root import builtin_task_root
+from connstorm.run_folder import write_atomic
 from connstorm.scenario import (
     BUILTIN_DIR,
     FunctionConfig,
@@ -130,9 +131,7 @@ class EmulatorConfig:
         """Write the config, readable by the owner only (it holds DB passwords)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.touch(mode=0o600, exist_ok=True)
-        p.chmod(0o600)
-        p.write_text(self.to_json(), encoding="utf-8")
+        write_atomic(p, self.to_json(), mode=0o600)
 
 
 def function_arn(region: str, name: str) -> str:

@@ -77,6 +77,7 @@ from connstorm.local_stack.lambda_.scaling import request_rate_buckets, scaling_
 from connstorm.local_stack.lambda_.scheduler import Scheduler
 from connstorm.local_stack.lambda_.schedules import run_schedule
 from connstorm.local_stack.lambda_.vanished import VanishedSockets
+from connstorm.run_folder import INVOCATIONS_FILE, function_logs
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,11 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks, Provisioning):
         """Open the invocation log, start every function's zygote and the reaper."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.invocation_log = InvocationLog(self.run_dir / "invocations.jsonl")
+            self.invocation_log = InvocationLog(self.run_dir / INVOCATIONS_FILE)
             self.invocation_log.start()
             self.vanished.start()
             for pool in self.pools.values():
-                (self.run_dir / "logs" / "lambda" / pool.fn.name).mkdir(parents=True,
-                                                                       exist_ok=True)
+                function_logs(self.run_dir, pool.fn.name).mkdir(parents=True, exist_ok=True)
             if self.account.cpu_shares:
                 self.cpu_shares, where = CpuShares.open()
                 if self.cpu_shares is None:

@@ -44,6 +44,7 @@ from connstorm.local_stack.lambda_.log_stream import init_report_line, start_lin
 from connstorm.local_stack.lambda_.provisioning import init_limit_s
 from connstorm.local_stack.lambda_.runtime_env import exit_reason, stream_name
 from connstorm.local_stack.lambda_.zygote_client import ZygoteClient
+from connstorm.run_folder import function_logs
 
 if TYPE_CHECKING:
     import socket
@@ -101,7 +102,7 @@ class EnvironmentLifecycle:
 
     def _new_environment(self, pool: FunctionPool) -> Environment:
         env_id = hex_id()
-        log_path = str(self.run_dir / "logs" / "lambda" / pool.fn.name / f"{env_id}.log")
+        log_path = str(function_logs(self.run_dir, pool.fn.name) / f"{env_id}.log")
         fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         env = Environment(env_id=env_id, function=pool.fn.name, log_path=log_path, log_fd=fd,
                           generation=pool.generation)

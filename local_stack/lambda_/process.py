@@ -35,17 +35,10 @@ from connstorm.errors import StackError
 from connstorm.local_stack.lambda_.config import EmulatorConfig
 from connstorm.local_stack.lambda_.provisioning import init_limit_s
 from connstorm.local_stack.resource import Resource
+from connstorm.run_folder import EMULATOR_CONFIG_FILE, EMULATOR_LOG, EMULATOR_READY_FILE, log_tail
 from connstorm.scenario import Scenario
 
 log = logging.getLogger(__name__)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        data = path.read_bytes()[-32 * 1024:]
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 class EmulatorProcess(Resource):
@@ -67,9 +60,9 @@ class EmulatorProcess(Resource):
         init_s = max((init_limit_s(self.config.account, fn, provisioned=True)
                       for fn in provisioned), default=0.0)
         self.startup_timeout_s = startup_timeout_s + (pending_s + init_s if provisioned else 0.0)
-        self.config_path = self.run_dir / "emulator-config.json"
-        self.ready_path = self.run_dir / "emulator-ready.json"
-        self.log_path = self.run_dir / "logs" / "emulator.log"
+        self.config_path = self.run_dir / EMULATOR_CONFIG_FILE
+        self.ready_path = self.run_dir / EMULATOR_READY_FILE
+        self.log_path = self.run_dir / EMULATOR_LOG
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
         self._log_file: IO[bytes] | None = None
@@ -122,7 +115,7 @@ class EmulatorProcess(Resource):
         log.info("emulator ready at %s (pid %s)", self.api_url, self.pid)
         if self.config.account.cpu_shares and not self._stats().get("cpu_shares", False):
             log.warning("cpu_shares: off, no writable cgroup with a CPU controller here; "
-                        "environments get whole CPUs (logs/emulator.log says why)")
+                        "environments get whole CPUs (%s says why)", EMULATOR_LOG)
 
     def _stats(self) -> dict[str, Any]:
         try:
@@ -157,7 +150,7 @@ class EmulatorProcess(Resource):
             return False
 
     def _failure(self, what: str) -> StackError:
-        tail = _tail(self.log_path)
+        tail = log_tail(self.log_path)
         return StackError(f"Lambda emulator {what}; last lines of {self.log_path}:\n{tail}")
 
     def stop(self) -> None:

@@ -39,6 +39,7 @@ from connstorm.local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front
 from connstorm.local_stack.lambda_.http_server import HttpServer, Later, Request, Response
 from connstorm.local_stack.lambda_.invoke_api import InvokeApi, invoke_function_name
 from connstorm.local_stack.lambda_.priority import raise_priority
+from connstorm.run_folder import write_json
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,7 @@ def deploy_function_name(path: str) -> str | None:
 
 
 def _write_ready(path: Path, port: int) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"port": port, "pid": os.getpid()}), encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, {"port": port, "pid": os.getpid()})
 
 
 async def serve(config: EmulatorConfig, ready_file: Path | None, port: int = 0) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from connstorm.errors import StackError
+from connstorm.run_folder import EMULATOR_LOG
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +109,11 @@ class ZygoteClient:
         except TimeoutError:
             self.stop_nowait()
             raise StackError(f"emulator: the zygote of function {self.function} did not "
-                             f"start within {timeout_s:.0f} s (see logs/emulator.log)") from None
+                             f"start within {timeout_s:.0f} s (see {EMULATOR_LOG})") from None
         except StackError:
             self.stop_nowait()
             raise StackError(f"emulator: the zygote of function {self.function} exited "
-                             f"during startup (see logs/emulator.log)") from None
+                             f"during startup (see {EMULATOR_LOG})") from None
         for err in msg.get("preload_errors", ()):
             log.warning("function %s: preload failed: %s", self.function, err)
 

@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 
 from connstorm.local_stack.rds_proxy.proxy import RdsProxy
+from connstorm.run_folder import write_json
 from connstorm.sections.rds_proxy import RdsProxyConfig
 
 
@@ -50,10 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     with RdsProxy(config, upstream_host=args.upstream_host, upstream_port=args.upstream_port,
                   passwords={args.user: password}, pool_size=args.pool_size) as proxy:
-        tmp = args.ready_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"host": proxy.host, "port": proxy.port, "pid": os.getpid(),
-                                   "metrics_url": proxy.metrics_url}), encoding="utf-8")
-        tmp.replace(args.ready_file)
+        write_json(args.ready_file, {"host": proxy.host, "port": proxy.port, "pid": os.getpid(),
+                                     "metrics_url": proxy.metrics_url})
         while not stop.wait(1.0):
             if not proxy.running():
                 return 1

@@ -19,6 +19,7 @@ from typing import Any
 from connstorm.local_stack.credentials import make_dsn
 from connstorm.local_stack.process import ManagedProcess
 from connstorm.local_stack.resource import Resource
+from connstorm.run_folder import RDS_PROXY_LOG
 from connstorm.sections.rds_proxy import RdsProxyConfig
 
 
@@ -41,7 +42,7 @@ class RdsProxyProcess(Resource):
             argv += ["--pool-size", str(pool_size)]
         env = {**os.environ, "RDS_PROXY_PASSWORD": password}
         self.process = ManagedProcess("RDS Proxy stand-in", argv, env=env,
-                                      log_path=work_dir / "rds_proxy.log", cwd=work_dir)
+                                      log_path=work_dir / Path(RDS_PROXY_LOG).name, cwd=work_dir)
         self.start_timeout_s = start_timeout_s
         self.host = "127.0.0.1"
         self.port = 0

@@ -112,6 +112,7 @@ def repro_run(out: Path) -> dict[str, Any]:
     its own thresholds, as it is meant to; the transaction pooler passes them.
     """
     from connstorm.loadtests.orchestrator import repro
+    from connstorm.run_folder import variant_dir
 
     results = []
     for variant in repro.variants_for(quick=True):
@@ -124,7 +125,7 @@ def repro_run(out: Path) -> dict[str, Any]:
         entry_doc["peak_pooler_waiting"] = 5 if variant.name == "pgbouncer-session" else 0
         if not failing:
             entry_doc["function_errors_by_kind"] = {}
-        run_dir = write_run(out / repro.VARIANTS_DIR / variant.name, summary_doc=doc)
+        run_dir = write_run(variant_dir(out, variant.name), summary_doc=doc)
         results.append((variant, scenario, repro._entry(variant, doc, run_dir)))
     built = repro.build_summary(results, quick=True, elapsed_s=30.0, complete=True)
     (out / "summary.json").write_text(json.dumps(built))

@@ -24,6 +24,7 @@ from typing import Any
 from rich.table import Table
 
 from connstorm.console import output_console
+from connstorm.run_folder import REPORT_FILE, SUMMARY_FILE
 
 _HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
 
@@ -64,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the matrix, print it and where the report is."""
     from connstorm.errors import ConnstormError
     from connstorm.loadtests.orchestrator.drivers import DriversOptions, run_drivers
-    from connstorm.loadtests.orchestrator.runner import default_run_dir
     from connstorm.reports import drivers
+    from connstorm.run_folder import default_run_dir
 
     console = output_console()
     if args.handler and not _HANDLER.match(args.handler):
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         summary = run_drivers(DriversOptions(out=out, only=only, handler=args.handler,
                                              expect=args.expect), say=say, progress=say)
     except ConnstormError:
-        from connstorm.loadtests.orchestrator.summary import SUMMARY_FILE, load_json
+        from connstorm.run_folder import load_json
 
         done = load_json(out / SUMMARY_FILE)
         if done.get("drivers"):
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(matrix_table(summary))
     for line in drivers.detail_lines(summary):
         say(line)
-    say(f"report: {out / 'report.html'}  summary: {out / 'summary.json'}")
+    say(f"report: {out / REPORT_FILE}  summary: {out / SUMMARY_FILE}")
     return 0
 
 

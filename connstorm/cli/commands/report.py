@@ -16,27 +16,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
-COMPARISON_FILE = "comparison.html"
+from connstorm.run_folder import COMPARISON_FILE, JUNIT_FILE, MARKDOWN_FILE, REPORT_FILE
 
 
 def add_parser(sub: Any) -> None:
     """Register the subcommand."""
     p = sub.add_parser(
         "report", help="re-render a run's report, or compare several runs",
-        description="Render report.html (and summary.md, junit.xml for one run) from run "
-                    "folders; several folders are compared side by side.")
+        description=f"Render {REPORT_FILE} (and {MARKDOWN_FILE}, {JUNIT_FILE} for one run) "
+                    "from run folders; several folders are compared side by side.")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
                    help="run folder(s); several are compared, each as a variant")
     p.add_argument("--out", type=Path, metavar="FILE",
-                   help="where to write the HTML report (default: RUN_DIR/report.html for one "
-                        f"folder, ./{COMPARISON_FILE} for several)")
+                   help=f"where to write the HTML report (default: RUN_DIR/{REPORT_FILE} for "
+                        f"one folder, ./{COMPARISON_FILE} for several)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Render and print the paths written, one per line."""
     from connstorm.reports.render import render_all, render_comparison
-    from connstorm.run_folder import REPORT_FILE
 
     out: Path | None = args.out
     if out is not None and out.is_dir():

@@ -32,6 +32,7 @@ from rich.table import Table
 from connstorm.console import output_console
 from connstorm.errors import ThresholdsFailedError
 from connstorm.loadtests.orchestrator.run_arguments import add_locustfile_argument
+from connstorm.run_folder import SUMMARY_FILE
 
 
 def add_parser(sub: Any) -> None:
@@ -59,7 +60,7 @@ def add_parser(sub: Any) -> None:
                         "1: one after another, so that no variant shares the CPU)")
     add_locustfile_argument(p)
     p.add_argument("--baseline", type=Path, metavar="PATH",
-                   help="an earlier repro of the same preset (its folder or summary.json): "
+                   help=f"an earlier repro of the same preset (its folder or {SUMMARY_FILE}): "
                         "each variant is compared with its namesake; a regression is exit 6")
     p.set_defaults(func=run)
 
@@ -109,6 +110,7 @@ def show_results(console: Console, summary: dict[str, Any], out: Path) -> None:
     """The comparison table, a verdict line per variant, and where the report is."""
     from connstorm.reports import verdicts
     from connstorm.reports.verdict_line import verdict
+    from connstorm.run_folder import REPORT_FILE
 
     console.print(comparison_table(summary))
     for entry in verdicts.variants(summary):
@@ -118,7 +120,7 @@ def show_results(console: Console, summary: dict[str, Any], out: Path) -> None:
         for comparison in variant.get("comparisons") or []:
             console.print(("PASS " if comparison.get("passed") else "FAIL ") + "baseline "
                           + str(comparison.get("line", "")), highlight=False, soft_wrap=True)
-    console.print(f"report: {out / 'report.html'}", highlight=False)
+    console.print(f"report: {out / REPORT_FILE}", highlight=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
         variants_for,
     )
     from connstorm.loadtests.orchestrator.repro_jobs import default_jobs
-    from connstorm.loadtests.orchestrator.runner import default_run_dir
     from connstorm.reports import verdicts
+    from connstorm.run_folder import default_run_dir
 
     console = output_console()
     plan = plan_for(args.preset, quick=args.quick)
@@ -181,5 +183,5 @@ def run(args: argparse.Namespace) -> int:
         parts.append(f"{len(worse)} regression(s) against the baseline {args.baseline}: "
                      + "; ".join(describe_comparison(c) for c in worse))
     if parts:
-        raise ThresholdsFailedError("; ".join(parts) + f" (see {out / 'summary.json'})")
+        raise ThresholdsFailedError("; ".join(parts) + f" (see {out / SUMMARY_FILE})")
     return 0

@@ -29,8 +29,7 @@ from connstorm.console import output_console
 from connstorm.errors import StackError
 from connstorm.loadtests.orchestrator.run_arguments import add_metrics_port_argument
 from connstorm.local_stack.credentials import mask_dsn
-from connstorm.run_folder import default_run_dir
-from connstorm.samples import SAMPLES_FILE
+from connstorm.run_folder import LOGS_DIR, RDS_PROXY_LOG, SAMPLES_FILE, STACK_FILE, default_run_dir
 from connstorm.scenario import BACKENDS, DEFAULT_SCENARIO, Scenario, load_scenario
 
 #: How often the foreground loop checks that every server is still alive.
@@ -118,14 +117,14 @@ def _show_where(console: Console, stack: Any, scenario: Scenario, show: bool) ->
         table.add_row("  console", dsn(info["pgbouncer_admin_dsn"]))
     if info.get("rds_proxy_dsn"):
         table.add_row("RDS Proxy stand-in", f"{dsn(info['rds_proxy_dsn'])}  (pool "
-                      f"{info['rds_proxy_max_connections']}; pins in logs/rds_proxy.log)")
+                      f"{info['rds_proxy_max_connections']}; pins in {RDS_PROXY_LOG})")
         table.add_row("  metrics", info["rds_proxy_metrics_url"])
     if info["api_url"]:
         table.add_row("API Gateway", info["api_url"])
         table.add_row("Lambda Invoke", info["invoke_url"])
         table.add_row("emulator stats", info["stats_url"])
-    table.add_row("stack.json", f"{stack.run_dir / 'stack.json'}  (passwords; owner-only)")
-    table.add_row("logs", str(stack.run_dir / "logs"))
+    table.add_row(STACK_FILE, f"{stack.run_dir / STACK_FILE}  (passwords; owner-only)")
+    table.add_row(LOGS_DIR, str(stack.run_dir / LOGS_DIR))
     console.print(f"stack [bold]{scenario.name}[/] is up:")
     console.print(table)
 
