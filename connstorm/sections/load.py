@@ -45,3 +45,19 @@ class LoadConfig:
             raise KeyProblem("think_time_min_ms", f"must not exceed think_time_max_ms "
                                                   f"({self.think_time_max_ms})")
         return self
+
+    def peak_users(self, given: int | None = None) -> int:
+        """The run's peak users: ``given`` (``--users``) when set, else ``users``.
+
+        The one place this is decided: Locust's ``-u``, ``connstorm live --dry-run``'s
+        plan and the summary's connection budget all ask here, so none can disagree.
+        """
+        return self.users if given is None else given
+
+    def peak_spawn_rate(self, given: float | None = None) -> float:
+        """Users started per second: ``given`` (``--spawn-rate``) when set, else ``spawn_rate``."""
+        return self.spawn_rate if given is None else given
+
+    def run_time_s(self, given: float | None = None) -> float:
+        """The load's length: ``given`` (``--duration``) when set, else ``duration_s``."""
+        return self.duration_s if given is None else given

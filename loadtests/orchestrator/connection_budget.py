@@ -132,7 +132,7 @@ def connection_budget(scenario: Scenario, *, users: int | None = None,
     (else the scenario's); ``other_connections`` are ordinary slots others held
     (a local run's collector: 1).
     """
-    peak_users = scenario.load.users if users is None else users
+    peak_users = scenario.load.peak_users(users)
     limit = scenario.postgres.max_connections if max_connections is None else max_connections
     slots_reserved = (scenario.postgres.superuser_reserved_connections if reserved is None
                       else reserved)

@@ -16,9 +16,9 @@ from connstorm.loadtests.orchestrator.live_target import LiveTarget
 def describe_plan(opts: Any, target: LiveTarget, settings: Any) -> str:
     """The dry run's text: URL, load, metrics and logs, one item a line."""
     load = opts.scenario.load
-    users = opts.users if opts.users is not None else load.users
-    rate = opts.spawn_rate if opts.spawn_rate is not None else load.spawn_rate
-    duration = opts.duration_s if opts.duration_s is not None else load.duration_s
+    users = load.peak_users(opts.users)
+    rate = load.peak_spawn_rate(opts.spawn_rate)
+    duration = load.run_time_s(opts.duration_s)
     shape = opts.shape or load.shape
     think = f"think time {load.think_time_min_ms:g}-{load.think_time_max_ms:g} ms per user"
     if load.think_time_min_ms > 0:

@@ -134,9 +134,9 @@ def locust_args(opts: RunOptions, host: str, stack_file: Path | None) -> list[st
     if opts.worker:
         return [*args, "--worker", "--master-host", opts.master_host,
                 "--master-port", str(opts.master_port)]
-    users = opts.users if opts.users is not None else load.users
-    rate = opts.spawn_rate if opts.spawn_rate is not None else load.spawn_rate
-    duration = opts.duration_s if opts.duration_s is not None else load.duration_s
+    users = load.peak_users(opts.users)
+    rate = load.peak_spawn_rate(opts.spawn_rate)
+    duration = load.run_time_s(opts.duration_s)
     args += ["--host", host, "-u", str(users), "-r", f"{rate:g}", "-t", f"{int(duration)}s",
              "--csv", str(opts.run_dir / LOCUST_CSV_PREFIX), "--exit-code-on-error", "0",
              "--connstorm-out", str(opts.run_dir),
@@ -299,8 +299,7 @@ class Run:
         proc = stack.enter_context(LocustProcess(args, self.run_dir / LOCUST_LOG,
                                                  env=self._locust_env()))
         self._start_timeline(stack)
-        duration = (self.opts.duration_s if self.opts.duration_s is not None
-                    else self.opts.scenario.load.duration_s)
+        duration = self.opts.scenario.load.run_time_s(self.opts.duration_s)
         self.web_url = _web_url(args)
         if self.web_url is not None:
             if not wait_until(lambda: proc.poll() is not None or _answers(self.web_url or ""),
