@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` (the main job) and `make test`.
 # Both set up everything they need on a fresh Debian 12 machine.
-.PHONY: demo test lint bench docs-images clean
+.PHONY: demo test lint bench docs-images clean report-image architecture
 
 VENV := .venv/bin
 
@@ -18,6 +18,16 @@ test:
 lint:
 	$(VENV)/ruff check .
 	$(VENV)/mypy
+
+# docs/report.png, the README's picture: a real connstorm repro --quick, then headless
+# Chromium's screenshot of its report.html (scripts/report_image.py).
+report-image:
+	@scripts/bootstrap.sh
+	$(VENV)/python scripts/report_image.py
+
+# docs/architecture.md, drawn from the layers tests/connstorm/test_layering.py checks.
+architecture:
+	$(VENV)/python -m connstorm.cli.architecture --write
 
 bench:
 	@scripts/bootstrap.sh --with-test-tools
