@@ -1,7 +1,7 @@
 """Capacity planning: will this Lambda concurrency and connection pattern fit the database?
 
-Pure arithmetic on RDS's default ``max_connections`` formulas (see
-``../shared/guide/postgres-pgbouncer.md``):
+Pure arithmetic on RDS's default ``max_connections`` formulas (AWS RDS User
+Guide, "Maximum number of database connections"):
 
 - PostgreSQL: ``LEAST(DBInstanceClassMemory / 9531392, 5000)``;
 - MySQL and MariaDB: ``DBInstanceClassMemory / 12582880``.

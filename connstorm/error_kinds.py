@@ -5,8 +5,11 @@ invocation records, Locust failures and the collectors, so a "too many clients"
 that happened three layers down is counted as the same thing everywhere.
 
 psycopg raises a plain ``OperationalError`` with ``sqlstate=None`` for errors at
-connect time (see ``../shared/guide/postgres-pgbouncer.md``), so classification
-works on the message text first and uses SQLSTATE only as a fallback.
+connect time (psycopg documentation, "Errors", ``Error.sqlstate``: the code "if
+received from the server", and libpq reports a refused login as connection
+failure text), so classification works on the message text first and uses
+SQLSTATE only as a fallback (PostgreSQL documentation, "Appendix A. PostgreSQL
+Error Codes": ``53300 too_many_connections``, ``57P01 admin_shutdown``, ...).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Makes a Docker engine available for the `docker`-marked tests when this
-# machine can have one: as root, with the workplace's engine script beside the
-# project (../shared/tools/docker-engine.sh; it installs the engine, starts it
-# without a bridge network and builds a Debian base image). Anywhere else, or if
-# that fails, it says so in one line and the docker tests skip with a reason.
-# Never fails the test command.
+# machine can have one: as root, with an engine installer provided by the
+# machine (DOCKER_ENGINE_INSTALLER, by default the development machines' copy
+# beside the project; it installs the engine, starts it without a bridge network
+# and builds a Debian base image). Anywhere else, or if that fails, it says so in
+# one line and the docker tests skip with a reason. Never fails the test command.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-script=../shared/tools/docker-engine.sh
+script=${DOCKER_ENGINE_INSTALLER:-../shared/tools/docker-engine.sh}
 if docker info >/dev/null 2>&1; then
   exit 0
 fi

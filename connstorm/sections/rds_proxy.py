@@ -1,9 +1,10 @@
 """The ``[rds_proxy]`` section: connstorm's RDS Proxy stand-in, with RDS Proxy's own settings.
 
-Names and defaults are RDS Proxy's (``../shared/guide/postgres-pgbouncer.md``,
-"RDS Proxy"): it has no pool mode to choose, only how much of the database's
-``max_connections`` it may use, how many of those it keeps idle, how long a
-client waits to borrow one, and when idle clients are closed.
+Names and defaults are RDS Proxy's (AWS RDS User Guide, "Creating a proxy for
+Amazon RDS", connection settings; RDS API Reference, "ConnectionPoolConfiguration"
+and "CreateDBProxy", ``IdleClientTimeout``): it has no pool mode to choose, only
+how much of the database's ``max_connections`` it may use, how many of those it
+keeps idle, how long a client waits to borrow one, and when idle clients are closed.
 """
 
 from __future__ import annotations

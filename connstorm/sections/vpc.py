@@ -1,6 +1,9 @@
 """A function's ``vpc`` table: which subnets its environments' network interfaces use.
 
-Two models of Lambda's VPC networking (``../shared/guide/lambda.md``, "VPC"):
+Two models of Lambda's VPC networking (AWS Lambda Developer Guide, "Giving Lambda
+functions access to resources in an Amazon VPC", section "Hyperplane ENIs"; the
+older model: AWS Compute Blog, "Announcing improved VPC networking for AWS Lambda
+functions", 2019):
 ``hyperplane`` (since 2019: interfaces are set up once per function, which is
 ``Pending`` meanwhile) and ``per_environment`` (the older model the background
 article describes: each environment takes an address in a subnet and pays

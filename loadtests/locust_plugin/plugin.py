@@ -12,7 +12,8 @@ kind before Locust records them (:mod:`.failure_kinds`).
 
 Import order matters: ``locust`` is imported first, so gevent has patched the
 standard library before psycopg is imported and psycopg picks its
-gevent-friendly wait function (see ``../shared/guide/locust.md``).
+gevent-friendly wait function (psycopg documentation, "Concurrent operations",
+section "Gevent support"; Locust documentation, "Testing other systems/protocols").
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The Lambda emulator: execution environments running the real awslambdaric.
 
 Each environment is its own OS process, one request at a time, frozen between
-invocations, reaped when idle, throttled at its concurrency limit, as
-``../shared/guide/lambda.md`` describes. The API Gateway front and the Invoke
+invocations, reaped when idle, throttled at its concurrency limit, as AWS
+describes it (Lambda Developer Guide, "Understanding the Lambda execution
+environment lifecycle", "Lambda function scaling", "Lambda quotas"; each module
+cites its own section, and ``docs/fidelity.md`` lists them). The API Gateway front and the Invoke
 API sit on one small HTTP server (:mod:`.http_server`) in front of it.
 
 Where things are:

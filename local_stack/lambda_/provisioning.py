@@ -1,7 +1,9 @@
 """Environments made ahead of requests, deploys, and what an environment leaves behind.
 
 Three moments around the steady state that change how many connections a
-function holds (``../shared/guide/lambda.md``, "VPC, provisioned concurrency"):
+function holds (AWS Lambda Developer Guide, "Configuring provisioned concurrency for a
+function"; "Understanding the Lambda execution environment lifecycle"; "Giving
+Lambda functions access to resources in an Amazon VPC"):
 
 * **Provisioned concurrency** (``provisioned_concurrency = N``): N environments
   are initialised when the emulator starts (after a ``hyperplane`` function's

@@ -8,7 +8,9 @@ one environment warm and leaves a burst of fifty to cold-start the other
 forty-nine. The runner lives in the emulator, which owns the functions, so the
 pings keep running whatever drives the load.
 
-The event is EventBridge's "Scheduled Event" (``../shared/guide/lambda.md``)::
+The event is EventBridge's "Scheduled Event" (Amazon EventBridge User Guide,
+"Creating a rule that runs on a schedule"; AWS Lambda Developer Guide, "Invoke a
+Lambda function on a schedule")::
 
     {"version": "0", "id": "<uuid>", "detail-type": "Scheduled Event",
      "source": "aws.events", "account": "123456789012", "time": "2026-01-01T00:00:00Z",

@@ -1,7 +1,9 @@
 """A function's VPC attachment: the ``Pending`` window and the subnets' addresses.
 
-Lambda has networked VPC functions in two ways (``../shared/guide/lambda.md``,
-"VPC"), and a function's ``vpc = { eni_model = ... }`` picks one:
+Lambda has networked VPC functions in two ways (AWS Lambda Developer Guide, "Giving
+Lambda functions access to resources in an Amazon VPC", section "Hyperplane ENIs";
+AWS Compute Blog, "Announcing improved VPC networking for AWS Lambda functions",
+2019, for the older model), and a function's ``vpc = { eni_model = ... }`` picks one:
 
 * ``hyperplane`` (since 2019): the function's network interfaces are made once,
   when it is created or its VPC settings change, and shared by all of its

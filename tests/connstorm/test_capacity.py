@@ -17,7 +17,8 @@ from connstorm.capacity import (
 )
 from connstorm.local_stack.rds_proxy.pool import pool_limit
 
-# The guide's table (../shared/guide/postgres-pgbouncer.md): class, PostgreSQL, MySQL/MariaDB.
+# AWS's table (RDS User Guide, "Maximum number of database connections"): class,
+# PostgreSQL, MySQL/MariaDB.
 GUIDE_TABLE = [
     ("db.t3.micro", 112, 85), ("db.t4g.micro", 112, 85), ("db.t3.small", 225, 170),
     ("db.t3.medium", 450, 341), ("db.m5.large", 901, 682), ("db.r5.large", 1802, 1365),

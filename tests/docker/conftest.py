@@ -2,9 +2,10 @@
 
 Tests here are marked ``docker`` and skip with a one-line reason when no Docker
 engine answers. The image is built once per session (``--network host``, base
-image ``$CONNSTORM_BASE_IMAGE``, else the local ``debian-base:bookworm`` that
-``shared/tools/docker-engine.sh`` makes when it exists, else the Dockerfile's
-default); later builds reuse the engine's layer cache.
+image ``$CONNSTORM_BASE_IMAGE``, else a local ``debian-base:bookworm`` (made with
+debootstrap by the machine's engine installer, see ``scripts/docker-engine.sh``)
+when it exists, else the Dockerfile's default); later builds reuse the engine's
+layer cache.
 """
 
 from __future__ import annotations
