@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from connstorm.run_folder import JUNIT_FILE, MARKDOWN_FILE, REPORT_FILE
+
 #: The installed package (``connstorm/``, whose links lead to the other folders).
 PACKAGE = Path(__file__).resolve().parents[1]
 ROOT = PACKAGE.parent
@@ -101,7 +103,7 @@ LAYERS: tuple[Layer, ...] = (
        "Small and dependency-free apart from the base, so the layers above share one "
        "implementation of each."),
     Layer("reports", (
-        Part("reports/ (report.html, summary.md, junit.xml)", ("connstorm.reports",)),
+        Part(f"reports/ ({REPORT_FILE}, {MARKDOWN_FILE}, {JUNIT_FILE})", ("connstorm.reports",)),
     ), "Turns a run folder into its reports. It reads only the run folder (through the "
        "base's names for its files), never a live object of a run, so a report can be "
        "rendered again, or compared with other runs, long after the run, on another "
