@@ -11,7 +11,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit codes, documented in the README; scripts rely on them."""
+    """Process exit codes, documented in docs/exit-codes.md; scripts rely on them."""
 
     OK = 0
     INTERNAL = 1

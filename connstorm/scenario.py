@@ -79,7 +79,7 @@ class Scenario:
     """A connstorm scenario: the stack to start, the load to put on it, and the checks.
 
     A TOML file; ``connstorm schema`` gives editors completion and validation
-    (see the README, "Scenario files").
+    (see docs/scenarios.md and docs/commands/schema.md).
     """
 
     name: Annotated[Str, Field(min_length=1)]

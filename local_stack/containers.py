@@ -211,7 +211,7 @@ class _ServiceContainer(Resource):
         except Exception:
             raise EnvironmentProblemError(
                 f"docker image {image} not found; build it with: docker build -t {image} . "
-                "(see the README's 'With Docker')") from None
+                "(see docs/containers.md)") from None
         start_reaper()
         self._port = claim_port(self._requested_port)
         env = {"CONNSTORM_LISTEN_ADDR": HOST, **self._environment()}

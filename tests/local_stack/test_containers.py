@@ -60,12 +60,12 @@ def _nothing_left(tmp_path: Path) -> None:
     assert leftovers == []
 
 
-def test_pyproject_declares_the_docker_extra_and_the_readme_names_it() -> None:
+def test_pyproject_declares_the_docker_extra_and_the_manual_names_it() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     docker = " ".join(project["optional-dependencies"]["docker"])
     assert "testcontainers" in docker
     assert "docker>=" in docker
-    assert "pip install 'connstorm[docker]'" in (ROOT / "README.md").read_text()
+    assert "pip install 'connstorm[docker]'" in (ROOT / "docs" / "containers.md").read_text()
 
 
 def test_up_docker_without_the_extra_says_what_to_install(tmp_path: Path) -> None:
