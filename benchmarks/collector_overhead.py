@@ -32,6 +32,7 @@ from connstorm.loadtests.locust_plugin.collectors.postgres import (
     APPLICATION_NAME,
     PostgresCollector,
 )
+from connstorm.run_folder import SAMPLES_FILE
 from connstorm.samples import SampleWriter, read_samples
 from connstorm.scenario import load_scenario
 
@@ -65,7 +66,7 @@ def main() -> int:
             idle = [psycopg.connect(pg.app_dsn, application_name=f"idle-{i}")
                     for i in range(args.idle)]
             try:
-                with SampleWriter(run_dir / "samples.jsonl") as writer:
+                with SampleWriter(run_dir / SAMPLES_FILE) as writer:
                     collectors = [
                         PostgresCollector(writer, pg.admin_dsn, interval_s=args.interval_s),
                         PgBouncerCollector(writer, pb.admin_dsn, interval_s=args.interval_s)]
@@ -87,7 +88,7 @@ def main() -> int:
                     cpu = time.process_time() - cpu0
                     backend = proc_cpu_s(backend_pid) - backend0 if os.path.exists(
                         f"/proc/{backend_pid}") else float("nan")
-                rows = read_samples(run_dir / "samples.jsonl")
+                rows = read_samples(run_dir / SAMPLES_FILE)
             finally:
                 for conn in idle:
                     conn.close()

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from connstorm.reports.render import render_all
+from connstorm.run_folder import LOCUST_LOG, REPORT_FILE, STACK_FILE, SUMMARY_FILE, variant_dir
 
 _LOCUST_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]")
 
@@ -53,21 +54,21 @@ def one_round(quick: bool) -> dict[str, object]:
         wall = time.time() - started
         if done.returncode not in (0, 6):
             raise SystemExit(f"repro failed ({done.returncode}): {done.stderr[-2000:]}")
-        summary = json.loads((out / "summary.json").read_text())
+        summary = json.loads((out / SUMMARY_FILE).read_text())
         previous_end = started
         phases: list[dict[str, float]] = []
         for entry in summary["variants"]:
-            folder = out / "variants" / entry["name"]
-            stack_ready = (folder / "stack.json").stat().st_mtime
-            ended = (folder / "summary.json").stat().st_mtime
-            locust = _locust_start(folder / "logs" / "locust.log") or stack_ready
+            folder = variant_dir(out, entry["name"])
+            stack_ready = (folder / STACK_FILE).stat().st_mtime
+            ended = (folder / SUMMARY_FILE).stat().st_mtime
+            locust = _locust_start(folder / LOCUST_LOG) or stack_ready
             phases.append({"stack": stack_ready - previous_end, "locust": locust - stack_ready,
                            "load_and_stop": ended - locust})
             previous_end = ended
         render_started = time.perf_counter()
         render_all(out)
         render_s = time.perf_counter() - render_started
-        size_mb = (out / "report.html").stat().st_size / 1e6
+        size_mb = (out / REPORT_FILE).stat().st_size / 1e6
     return {"wall": wall, "phases": phases, "render": render_s, "size_mb": size_mb,
             "passed": summary["passed"]}
 

@@ -48,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from connstorm.run_folder import SAMPLES_FILE, SUMMARY_FILE
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SHARE = 0.8
 
@@ -137,7 +139,7 @@ def run_connstorm(out: Path, scenario: str, users: int, seconds: float, think_ms
 
 def locust_rows(run_dir: Path) -> list[dict[str, Any]]:
     rows = []
-    for line in (run_dir / "samples.jsonl").read_text().splitlines():
+    for line in (run_dir / SAMPLES_FILE).read_text().splitlines():
         row = json.loads(line)
         if row.get("collector") == "locust" and row.get("ok"):
             rows.append(row)
@@ -208,13 +210,13 @@ def main() -> int:
     with (root / "proc-samples.jsonl").open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in samples)
     envs = [r.get("env_total") for r in (json.loads(line) for line in
-            (soak / "samples.jsonl").read_text().splitlines())
+            (soak / SAMPLES_FILE).read_text().splitlines())
             if r.get("collector") == "emulator" and r.get("ok")]
     print(f"environments alive: {envs[len(envs) // 10] if envs else '-'} after warm-up, "
           f"{envs[-1] if envs else '-'} at the end, at most {max(envs, default=0)}")
     names = sorted({k for s in samples for k in s if k != "t"})
     achieved = second_half_rps(soak)
-    summary = json.loads((soak / "summary.json").read_text())
+    summary = json.loads((soak / SUMMARY_FILE).read_text())
     (variant,) = summary["variants"]
     lost, texts = lost_requests(soak)
     verdicts: list[tuple[str, bool, str]] = []
