@@ -118,6 +118,7 @@ def floor(n: int, dsn: str, admin_dsn: str) -> dict[str, Any]:
     ready_r, ready_w = os.pipe()
     release_r, release_w = os.pipe()
     pids = []
+    cpu_before = _self_cpu_s()
     started = time.monotonic()
     for _ in range(n):
         pid = os.fork()
@@ -142,13 +143,15 @@ def floor(n: int, dsn: str, admin_dsn: str) -> dict[str, Any]:
             break
         got += len(chunk)
     elapsed = time.monotonic() - started
+    parent_cpu = _self_cpu_s() - cpu_before
     children_cpu = sum(cpu_s_of(p) for p in pids)
     connections, backend_cpu = backends(admin_dsn)
     os.close(release_w)
     for pid in pids:
         os.waitpid(pid, 0)
     return {"what": "floor", "n": n, "connected": got, "time_s": round(elapsed, 3),
-            "cpu_s_children": round(children_cpu, 2), "cpu_s_backends": round(backend_cpu, 2),
+            "cpu_s_parent": round(parent_cpu, 2), "cpu_s_children": round(children_cpu, 2),
+            "cpu_s_backends": round(backend_cpu, 2),
             "connections": connections}
 
 
@@ -341,13 +344,14 @@ def _print_table(mode: str, rows: list[dict[str, Any]]) -> None:
                   f"{r['Pss_Anon_kb_mean']:.0f} | {r['Pss_File_kb_mean']:.0f} | "
                   f"{r['zygote']['Pss'] / 1024:.1f} |")
         return
-    print("| round | code | load | time to all N s | x floor | CPU s: emulator / zygote / "
-          "environments (children) / backends |")
+    print("| round | code | load | time to all N s | x floor | CPU s: emulator / zygote "
+          "(forking parent) / environments (children) / backends |")
     print("|---|---|---|---|---|---|")
     floors = {r["round"]: r["time_s"] for r in rows if r["label"] == "floor"}
     for r in rows:
         ratio = (r["time_s"] / floors[r["round"]]) if r["time_s"] else float("nan")
-        cpu = (f"- / - / {r['cpu_s_children']} / {r['cpu_s_backends']}" if r["label"] == "floor"
+        cpu = (f"- / {r['cpu_s_parent']} / {r['cpu_s_children']} / {r['cpu_s_backends']}"
+               if r["label"] == "floor"
                else f"{r['cpu_s_emulator']} / {r['cpu_s_zygote']} / "
                     f"{r['cpu_s_environments']} / {r['cpu_s_backends']}")
         print(f"| {r['round']} | {r['label']} | {r['load_before']} | {r['time_s']} | "
