@@ -13,7 +13,7 @@ Starts, in one run on this machine:
   route, a payload 1.0 route and the Invoke API; real awslambdaric environments,
   freeze on (SIGSTOP/SIGCONT around every invocation);
 - the same server with ``[lambda] realtime_priority = false``, on the payload 2.0
-  route: what the emulator's real-time priority (``local_stack/lambda_/priority.py``)
+  route: what the emulator's real-time priority (``local_stack/priority.py``)
   buys, side by side.
 
 Then drives each with ``wrk -t1`` at 1 and 32 connections after a warm-up that

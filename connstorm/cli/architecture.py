@@ -96,9 +96,10 @@ LAYERS: tuple[Layer, ...] = (
     Layer("processes and the wire", (
         Part("local_stack/ processes and the wire (process, ports, pg_wire, ...)",
              _wire("resource", "process", "deathsig", "ports", "pg_wire", "credentials",
-                   "aws_credentials", "cache", "os_user", "scratch")),
+                   "aws_credentials", "cache", "os_user", "scratch", "priority")),
     ), "What every server and stand-in needs to be a good citizen: resources as context "
-       "managers, child processes that die with their parent, free loopback ports, the "
+       "managers, child processes that die with their parent, free loopback ports, "
+       "real-time priority for the loops AWS runs on hosts of their own, the "
        "PostgreSQL wire protocol, generated credentials, the cache and scratch folders. "
        "Small and dependency-free apart from the base, so the layers above share one "
        "implementation of each."),

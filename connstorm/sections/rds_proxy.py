@@ -40,6 +40,8 @@ class RdsProxyConfig:
     """InitQuery: SQL run on each new database connection."""
     iam_auth: Literal["required", "disabled"] = "disabled"
     """IAMAuth: "required" takes only IAM tokens as passwords; "disabled" takes the role's password (SCRAM)."""
+    realtime_priority: Bool = True
+    """Run the stand-in's event loop at real-time priority (needs CAP_SYS_NICE): RDS Proxy runs on hosts of its own and never waits for the clients' or the database's CPU."""
 
     @model_validator(mode="after")
     def _idle_within_max(self) -> RdsProxyConfig:

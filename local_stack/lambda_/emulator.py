@@ -69,7 +69,6 @@ from connstorm.local_stack.lambda_.function_pool import FunctionPool, aggregate_
 from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from connstorm.local_stack.lambda_.invocation_log import InvocationLog
 from connstorm.local_stack.lambda_.lifecycle import EnvironmentLifecycle
-from connstorm.local_stack.lambda_.priority import NORMAL
 from connstorm.local_stack.lambda_.provisioning import Provisioning
 from connstorm.local_stack.lambda_.runtime_callbacks import RuntimeCallbacks
 from connstorm.local_stack.lambda_.runtime_env import function_environment, runtime_dir
@@ -77,6 +76,7 @@ from connstorm.local_stack.lambda_.scaling import request_rate_buckets, scaling_
 from connstorm.local_stack.lambda_.scheduler import Scheduler
 from connstorm.local_stack.lambda_.schedules import run_schedule
 from connstorm.local_stack.lambda_.vanished import VanishedSockets
+from connstorm.local_stack.priority import NORMAL
 from connstorm.run_folder import INVOCATIONS_FILE, function_logs
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class Emulator(Scheduler, EnvironmentLifecycle, RuntimeCallbacks, Provisioning):
         self.by_pid: dict[int, Environment] = {}
         self.inflight: set[Invocation] = set()
         self.concurrency_peak = 0
-        #: The server thread's CPU priority (:mod:`.priority`), reported in the stats.
+        #: The server thread's CPU priority (:mod:`connstorm.local_stack.priority`), in the stats.
         self.scheduling = NORMAL
         self.unreserved_limit = self.account.concurrency_limit - sum(
             fn.reserved_concurrency or 0 for fn in config.functions)

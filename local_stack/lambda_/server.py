@@ -38,7 +38,7 @@ from connstorm.local_stack.lambda_.emulator import Emulator
 from connstorm.local_stack.lambda_.front import MAX_PAYLOAD_BYTES, Front
 from connstorm.local_stack.lambda_.http_server import HttpServer, Later, Request, Response
 from connstorm.local_stack.lambda_.invoke_api import InvokeApi, invoke_function_name
-from connstorm.local_stack.lambda_.priority import raise_priority
+from connstorm.local_stack.priority import raise_priority
 from connstorm.run_folder import write_json
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,8 @@ class RdsProxyProcess(Resource):
         self.ready_file = work_dir / "rds_proxy.ready.json"
         keys: dict[str, Any] = {k: getattr(config, k) for k in (
             "max_connections_percent", "max_idle_connections_percent",
-            "connection_borrow_timeout_s", "idle_client_timeout_s", "init_query", "iam_auth")}
+            "connection_borrow_timeout_s", "idle_client_timeout_s", "init_query", "iam_auth",
+            "realtime_priority")}
         argv = [sys.executable, "-P", "-m", "connstorm.local_stack.rds_proxy",
                 "--upstream-host", upstream_host,
                 "--upstream-port", str(upstream_port), "--user", user,

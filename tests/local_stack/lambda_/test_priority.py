@@ -30,7 +30,7 @@ except OSError:
 #: Asks for real-time priority in a child after ``{setup}``; prints the answer and policy.
 CHILD = """
 import logging, os, sys
-from connstorm.local_stack.lambda_.priority import raise_priority
+from connstorm.local_stack.priority import raise_priority
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 {setup}
 print(raise_priority())

@@ -1,4 +1,9 @@
-"""The emulator's CPU priority over the environments it runs.
+"""Real-time CPU priority for the loops AWS runs on hosts of their own.
+
+Two loops ask for it: the Lambda emulator's server (below) and the RDS Proxy
+stand-in's (:mod:`connstorm.local_stack.rds_proxy.proxy`, ``[rds_proxy]
+realtime_priority``), for the same reason: on AWS neither shares a CPU with the
+functions, the load generator or the database.
 
 On AWS the invoke path (API Gateway, the Lambda service, the worker's Runtime
 API) never shares a CPU with a function's sandbox. Here it does: one emulator
@@ -37,22 +42,27 @@ REALTIME = "realtime"
 NORMAL = "normal"
 
 
-def raise_priority() -> str:
-    """Put the calling thread on ``SCHED_FIFO`` 1, children excluded; what it got."""
+def raise_priority(who: str = "emulator", others: str = "environments") -> str:
+    """Put the calling thread on ``SCHED_FIFO`` 1, children excluded; what it got.
+
+    ``who`` and ``others`` only name the caller and what stays at the ordinary
+    priority in the log line (the RDS Proxy stand-in uses this too).
+    """
     cpus = len(os.sched_getaffinity(0))
     if cpus < 2:
         # On one CPU a busy real-time emulator would leave everything else,
         # the environments and the user's shell included, the 5 % the kernel keeps.
-        log.info("emulator scheduling: normal (real-time priority needs 2 CPUs; this "
-                 "process may use %d)", cpus)
+        log.info("%s scheduling: normal (real-time priority needs 2 CPUs; this "
+                 "process may use %d)", who, cpus)
         return NORMAL
     try:
+        # Linux applies this to the calling thread alone (sched_setscheduler(2)).
         os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(1))
     except OSError as exc:
-        log.info("emulator scheduling: normal (real-time priority not permitted: %s)",
-                 exc.strerror or exc)
+        log.info("%s scheduling: normal (real-time priority not permitted: %s)",
+                 who, exc.strerror or exc)
         return NORMAL
-    log.info("emulator scheduling: realtime (SCHED_FIFO 1; environments stay SCHED_OTHER)")
+    log.info("%s scheduling: realtime (SCHED_FIFO 1; %s stay SCHED_OTHER)", who, others)
     return REALTIME
 
 
