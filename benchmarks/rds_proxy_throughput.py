@@ -9,13 +9,18 @@ against the three targets, interleaved, ``--rounds`` times, in the same run:
   ``SELECT 1`` (psycopg, autocommit, extended protocol, no prepared
   statements: what the handlers send) back to back for ``--seconds``;
 * latency: one client alone, the same loop; its p50 minus the direct p50 is
-  the latency the pooler adds.
+  the latency the pooler adds (and the stand-in's minus PgBouncer's, what it
+  adds over PgBouncer).
+
+The stand-in runs twice, side by side: as the stack runs it (its loop at
+real-time priority, ``[rds_proxy] realtime_priority``) and at the ordinary
+priority, what that buys on a shared machine.
 
 Each figure is the median over the rounds. The clients, PostgreSQL and the
 poolers share the machine's cores: read the figures as ratios, not as what
 the hardware can do.
 
-    .venv/bin/python benchmarks/rds_proxy_throughput.py --seconds 5 --rounds 3
+    .venv/bin/python benchmarks/rds_proxy_throughput.py --seconds 5 --rounds 5
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ def main() -> int:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--pool", type=int, default=4)
     args = parser.parse_args()
@@ -77,7 +82,9 @@ def main() -> int:
 
     scenario = load_scenario("pgbouncer-transaction", overrides=[
         "postgres.max_connections=40", f"pgbouncer.default_pool_size={args.pool}"])
-    qps: dict[str, list[float]] = {"direct": [], "PgBouncer": [], "RDS Proxy stand-in": []}
+    normal = "RDS Proxy stand-in, normal priority"
+    qps: dict[str, list[float]] = {"direct": [], "PgBouncer": [], "RDS Proxy stand-in": [],
+                                   normal: []}
     p50: dict[str, list[float]] = {k: [] for k in qps}
     with tempfile.TemporaryDirectory(prefix="connstorm-bench-") as tmp:
         run_dir = Path(tmp)
@@ -85,10 +92,15 @@ def main() -> int:
                 PgBouncerServer(scenario.pgbouncer, pg, run_dir) as pb, \
                 RdsProxyProcess(RdsProxyConfig(), upstream_host=pg.host, upstream_port=pg.port,
                                 user=pg.app_user, password=pg.app_password or "",
-                                work_dir=run_dir / "rdsp", pool_size=args.pool) as proxy:
+                                work_dir=run_dir / "rdsp", pool_size=args.pool) as proxy, \
+                RdsProxyProcess(RdsProxyConfig(realtime_priority=False), upstream_host=pg.host,
+                                upstream_port=pg.port, user=pg.app_user,
+                                password=pg.app_password or "", work_dir=run_dir / "rdsp-normal",
+                                pool_size=args.pool) as slow:
             targets = {"direct": pg.app_dsn, "PgBouncer": pb.dsn,
                        "RDS Proxy stand-in": proxy.dsn(pg.app_user, pg.app_password,
-                                                       pg.app_dbname)}
+                                                       pg.app_dbname),
+                       normal: slow.dsn(pg.app_user, pg.app_password, pg.app_dbname)}
             for _ in range(args.rounds):
                 for name, dsn in targets.items():
                     qps[name].append(run_load(dsn, args.clients, args.seconds)[0])
@@ -98,14 +110,22 @@ def main() -> int:
           f"{args.rounds} rounds interleaved, pool {args.pool}; {os.cpu_count()} cores, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
     print()
-    print("| target | queries/s | vs PgBouncer | p50 latency (1 client) | added p50 vs direct |")
-    print("|---|---|---|---|---|")
+    print("| target | queries/s | vs PgBouncer | p50 latency (1 client) | added p50 vs direct "
+          "| vs PgBouncer's |")
+    print("|---|---|---|---|---|---|")
     direct_p50 = statistics.median(p50["direct"])
+    pb_p50 = statistics.median(p50["PgBouncer"])
     pb_qps = statistics.median(qps["PgBouncer"])
     for name in qps:
         q, lat = statistics.median(qps[name]), statistics.median(p50[name])
         added = "" if name == "direct" else f"{(lat - direct_p50) * 1000:+.0f} µs"
-        print(f"| {name} | {q:,.0f} | {q / pb_qps:.2f} | {lat:.3f} ms | {added} |")
+        over = "" if name in ("direct", "PgBouncer") else f"{(lat - pb_p50) * 1000:+.0f} µs"
+        print(f"| {name} | {q:,.0f} | {q / pb_qps:.2f} | {lat:.3f} ms | {added} | {over} |")
+    print()
+    print("per round, queries/s vs PgBouncer's: " + "; ".join(
+        f"{name}: " + " ".join(f"{a / b:.2f}" for a, b in zip(qps[name], qps["PgBouncer"],
+                                                               strict=True))
+        for name in qps if name not in ("direct", "PgBouncer")))
     return 0
 
 
