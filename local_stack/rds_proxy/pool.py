@@ -183,7 +183,7 @@ class Pool:
 
     def try_borrow(self) -> ServerConnection | None:
         """An idle connection now, or None: then the caller awaits :meth:`borrow`."""
-        if self._waiters and any(not w.done() for w in self._waiters):
+        if any(not w.done() for w in self._waiters):
             return None  # others wait already: no jumping the queue
         while self.idle:
             conn = self.idle.pop()

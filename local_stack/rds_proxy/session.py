@@ -431,8 +431,6 @@ class ClientSession:
                 self.pending -= 1
                 self.status = data[i + 5:i + 6]
                 mux.ready()
-            elif kind == 49 and not mux.parse_acts:  # ParseComplete of the client's own Parse
-                mux.parses_seen += 1
             elif kind == 49 or kind == 51:  # ParseComplete, CloseComplete: 5 bytes
                 if mux.parse_complete() if kind == 49 else mux.close_complete():
                     pieces = pieces if pieces is not None else []

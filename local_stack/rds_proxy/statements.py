@@ -420,10 +420,6 @@ class StatementMux:
     def ready(self) -> None:
         """A ReadyForQuery ended a batch: what was not answered was failed or skipped."""
         done = self.syncs_done
-        if not (self.parse_acts or self.close_acts or self.synthetic):  # the usual batch
-            self.syncs_done = done + 1
-            self.parses_seen = self.closes_seen = 0
-            return
         for acts in (self.parse_acts, self.close_acts):
             while acts and acts[0].seq <= done:
                 act = acts.popleft()
