@@ -281,7 +281,8 @@ class SessionWatch:
 
     def __init__(self) -> None:
         self.clears = False
-        self._deferred: dict[bytes, tuple[int, str]] = {}
+        #: Statement name -> (parameter number, SQL) of a set_config scope to read at Bind.
+        self.deferred: dict[bytes, tuple[int, str]] = {}
 
     def message(self, kind: int, body: memoryview, unpinned: bool) -> tuple[str, str] | None:
         """(reason, sample) when this Query (81) or Parse (80) pins the session."""
@@ -295,23 +296,23 @@ class SessionWatch:
             if reason in CLEARING_REASONS and clears_statements(sql):
                 self.clears = True
             return reason, sql
-        if kind == 80 and (sql or self._deferred):
+        if kind == 80 and (sql or self.deferred):
             raw = bytes(body)
             name = raw[:raw.find(b"\0")]
             number = set_config_parameter(sql) if "set_config" in sql.lower() else None
-            if number is not None and len(self._deferred) < MAX_WATCHED_STATEMENTS:
-                self._deferred[name] = (number, sql)
+            if number is not None and len(self.deferred) < MAX_WATCHED_STATEMENTS:
+                self.deferred[name] = (number, sql)
             else:
-                self._deferred.pop(name, None)
+                self.deferred.pop(name, None)
         return None
 
     def bind(self, body: memoryview) -> tuple[str, str] | None:
         """(reason, sample) when this Bind gives a watched ``set_config`` a false scope."""
-        if not self._deferred:
+        if not self.deferred:
             return None
         raw = bytes(body)
         portal_end = raw.find(b"\0")
-        watched = self._deferred.get(raw[portal_end + 1:raw.find(b"\0", portal_end + 1)])
+        watched = self.deferred.get(raw[portal_end + 1:raw.find(b"\0", portal_end + 1)])
         if watched is None:
             return None
         try:

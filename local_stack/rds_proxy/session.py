@@ -234,6 +234,7 @@ class ClientSession:
         pin = self._batch_pin
         extended = special = False
         has_names = bool(self._mux.names)
+        watch = self._watch
         parses = closes = 0
         while n - pos >= 5:
             kind = buf[pos]
@@ -254,24 +255,26 @@ class ClientSession:
             if end > self._scanned:  # not yet counted (a batch resumed after a borrow is)
                 if kind in (81, 69):  # Q, E
                     self.core.queries += 1
-                if kind in (81, 80):  # Q, P
+                if kind == 81 or kind == 80:  # Q, P
                     found = self._watch.message(kind, memoryview(buf)[pos + 5:end],
                                                 self.pinned is None and pin is None)
                     pin = pin or found
-                elif kind == 66 and self.pinned is None and pin is None:  # B
-                    pin = self._watch.bind(memoryview(buf)[pos + 5:end])
+                elif kind == 66 and watch.deferred and self.pinned is None and pin is None:
+                    pin = watch.bind(memoryview(buf)[pos + 5:end])  # B of a set_config
                 self._scanned = end
             # Named statements (Parse; Bind, Describe, Close of one) need translating.
             if kind == 80:
                 parses += 1
-                special = special or (length > 5 and buf[pos + 5] != 0)
-            elif kind == 66:
-                special = special or (has_names and length > 5
-                                      and (buf[pos + 5] != 0 or buf[pos + 6] != 0))
-            elif kind == 68 or kind == 67:
-                closes += kind == 67
-                special = special or (has_names and length > 5 and buf[pos + 5] == 83
-                                      and buf[pos + 6] != 0)
+                if length > 5 and buf[pos + 5]:
+                    special = True
+            elif kind == 67:
+                closes += 1
+                if has_names and length > 5 and buf[pos + 5] == 83 and buf[pos + 6]:
+                    special = True
+            elif (kind == 66 or kind == 68) and has_names and length > 5 and (
+                    (buf[pos + 5] or buf[pos + 6]) if kind == 66
+                    else (buf[pos + 5] == 83 and buf[pos + 6])):
+                special = True
             pos = end
             if kind in _SYNCS:
                 if not self._send(buf, start, pos, False, pin, True, special, parses, closes):
@@ -336,18 +339,21 @@ class ClientSession:
             self.pinned = pin[0]
             self.core.pinned(self, server, *pin)
         mux = self._mux
+        data: bytes | bytearray
         if special:
             assert server.statements is not None
             data = mux.translate(buf, start, end, server.statements)
         else:
             data = bytes(buf[start:end])
-            mux.open_parses += parses
-            mux.open_closes += closes
+            if not synced:  # a synced batch's counts end with it
+                mux.open_parses += parses
+                mux.open_closes += closes
         if synced:
             self.pending += 1
             self.open_batch = False
             mux.syncs_sent += 1
-            mux.open_parses = mux.open_closes = 0
+            if mux.open_parses or mux.open_closes:
+                mux.open_parses = mux.open_closes = 0
         elif extended:
             self.open_batch = True
         server.transport.write(data)
@@ -387,9 +393,10 @@ class ClientSession:
         conn.session = self
         if conn.statements is None:
             conn.statements = ServerStatements(self.core.statements)
+        # (The statement bookkeeping needs no reset: a connection is given back only
+        # when every batch sent on it was answered, and its counters agree then.)
         self.status = b"I"
         self._skip, self._held = 0, b""
-        self._mux.reset()
         return conn
 
     # ------------------------------------------------------------ server to client
@@ -432,7 +439,12 @@ class ClientSession:
                 self.status = data[i + 5:i + 6]
                 mux.ready()
             elif kind == 49 or kind == 51:  # ParseComplete, CloseComplete: 5 bytes
-                if mux.parse_complete() if kind == 49 else mux.close_complete():
+                if not (mux.parse_acts or mux.close_acts):  # nothing to drop: count it
+                    if kind == 49:
+                        mux.parses_seen += 1
+                    else:
+                        mux.closes_seen += 1
+                elif mux.parse_complete() if kind == 49 else mux.close_complete():
                     pieces = pieces if pieces is not None else []
                     pieces.append(data[sent:i])
                     sent = end

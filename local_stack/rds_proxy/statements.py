@@ -79,7 +79,8 @@ MAX_CLIENT_STATEMENT_BYTES = 32 << 20
 
 _PARSE_COMPLETE, _CLOSE_COMPLETE = 49, 51
 _MARKER = re.compile(re.escape(PREFIX) + rb"[0-9a-z_]+")
-_length = struct.Struct("!i").unpack_from
+_LENGTH = struct.Struct("!i")
+_length = _LENGTH.unpack_from
 
 
 class Statement:
@@ -182,12 +183,9 @@ class StatementMux:
         self.reset()
 
     def reset(self) -> None:
-        """A connection was just borrowed: nothing is in flight on it."""
+        """Nothing sent, nothing answered (counters run on across the connections lent)."""
         self.syncs_sent = self.open_parses = self.open_closes = 0
         self.syncs_done = self.parses_seen = self.closes_seen = 0
-        self.parse_acts.clear()
-        self.close_acts.clear()
-        self.synthetic.clear()
 
     def close(self) -> None:
         """The client left: forget its statements."""
@@ -199,7 +197,7 @@ class StatementMux:
     # ------------------------------------------------------------ client to server
 
     def translate(self, buf: bytearray, start: int, end: int,
-                  cache: ServerStatements) -> bytes:
+                  cache: ServerStatements) -> bytearray:
         """``buf[start:end]`` (whole messages) as the server must get it."""
         out = bytearray()
         copied = pos = start
@@ -212,8 +210,7 @@ class StatementMux:
                     self._parse(out, bytes(buf[pos + 5:mend]), cache)
                     copied = mend
                 elif kind == 66:  # B
-                    body = bytes(buf[pos + 5:mend])
-                    if self._bind(out, buf[copied:pos], body, cache):
+                    if self._bind(out, buf, copied, pos, mend, cache):
                         copied = mend
                 elif kind in (68, 67) and buf[pos + 5] == 83 and buf[pos + 6]:  # D/C, statement
                     out += buf[copied:pos]
@@ -230,7 +227,7 @@ class StatementMux:
                 self.open_closes += 1
             pos = mend
         out += buf[copied:end]
-        return bytes(out)
+        return out
 
     def _emit_parse(self, out: bytearray, stmt: Statement, swallow: bool,
                     fail: Callable[[], None] | None) -> None:
@@ -342,17 +339,26 @@ class StatementMux:
             cache.closing += 1
             excess -= 1
 
-    def _bind(self, out: bytearray, before: bytearray | memoryview, body: bytes,
+    def _bind(self, out: bytearray, buf: bytearray, copied: int, pos: int, end: int,
               cache: ServerStatements) -> bool:
-        """Rewrite a Bind of a known statement; False: pass it on as it came."""
-        portal_end = body.find(b"\0")
-        name_end = body.find(b"\0", portal_end + 1)
-        stmt = self.names.get(body[portal_end + 1:name_end]) if name_end > portal_end else None
+        """Rewrite the Bind at ``buf[pos:end]`` if it names a known statement.
+
+        False: pass it on as it came (an unknown name gets PostgreSQL's own 26000).
+        """
+        portal_end = buf.find(0, pos + 5, end)
+        name_end = buf.find(0, portal_end + 1, end) if portal_end >= 0 else -1
+        if name_end < 0:
+            return False
+        stmt = self.names.get(bytes(buf[portal_end + 1:name_end]))
         if stmt is None:
             return False
-        out += before
+        out += buf[copied:pos]
         self._ensure(out, stmt, cache)
-        out += pg_wire.message(b"B", body[:portal_end + 1] + stmt.server_name + body[name_end:])
+        body = (portal_end - pos - 4) + len(stmt.server_name) + (end - name_end)
+        out += b"B" + _LENGTH.pack(body + 4)
+        out += buf[pos + 5:portal_end + 1]
+        out += stmt.server_name
+        out += buf[name_end:end]
         return True
 
     def _describe(self, out: bytearray, body: bytes, cache: ServerStatements) -> None:
@@ -419,7 +425,12 @@ class StatementMux:
 
     def ready(self) -> None:
         """A ReadyForQuery ended a batch: what was not answered was failed or skipped."""
-        done = self.syncs_done
+        if self.parse_acts or self.close_acts or self.synthetic:
+            self._settle(self.syncs_done)
+        self.syncs_done += 1
+        self.parses_seen = self.closes_seen = 0
+
+    def _settle(self, done: int) -> None:
         for acts in (self.parse_acts, self.close_acts):
             while acts and acts[0].seq <= done:
                 act = acts.popleft()
@@ -428,8 +439,6 @@ class StatementMux:
         if self.synthetic:
             for marker in [m for m, (seq, _) in self.synthetic.items() if seq <= done]:
                 del self.synthetic[marker]
-        self.syncs_done = done + 1
-        self.parses_seen = self.closes_seen = 0
 
     def error(self, payload: bytes) -> bytes | None:
         """An ErrorResponse to give the client instead, or None to pass it on.
