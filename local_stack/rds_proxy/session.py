@@ -46,7 +46,8 @@ from typing import Any, Protocol
 
 from connstorm.local_stack import pg_wire
 from connstorm.local_stack.rds_proxy import pinning
-from connstorm.local_stack.rds_proxy.auth import AuthFailed, ClientAuth
+from connstorm.local_stack.rds_proxy.auth import ClientAuth
+from connstorm.local_stack.rds_proxy.login import client_login
 from connstorm.local_stack.rds_proxy.pool import BorrowTimeout, Pool, ServerConnection
 from connstorm.local_stack.rds_proxy.statements import (
     ServerStatements,
@@ -58,7 +59,6 @@ _log = logging.getLogger("connstorm.local_stack.rds_proxy")
 
 BORROW_TIMEOUT_MESSAGE = "Timed-out waiting to acquire database connection."
 BORROW_TIMEOUT_SQLSTATE = "08006"
-OPTIONS_MESSAGE = "Feature not supported: RDS Proxy currently doesn't support command-line options."
 IDLE_TIMEOUT_MESSAGE = "terminating connection due to idle client timeout"
 LOGIN_TIMEOUT_S = 30.0
 _SYNCS = frozenset(b"QSF")
@@ -121,7 +121,7 @@ class ClientSession:
     async def run(self) -> None:
         """Log the client in, then serve its requests until it leaves."""
         try:
-            if await asyncio.wait_for(self._login(), LOGIN_TIMEOUT_S):
+            if await asyncio.wait_for(client_login(self), LOGIN_TIMEOUT_S):
                 self.ready = True
                 self.core.session_ready(self)
                 self._done = self.loop.create_future()
@@ -177,47 +177,6 @@ class ClientSession:
 
     # ------------------------------------------------------------ login
 
-    async def _login(self) -> bool:
-        w = self.writer
-        startup = await pg_wire.read_startup(self.reader, w)
-        if startup.cancel is not None:
-            self.core.cancel(startup.cancel)
-            return False
-        if startup.protocol != pg_wire.PROTOCOL_3:
-            w.write(pg_wire.error_response(
-                f"unsupported frontend protocol {startup.protocol >> 16}."
-                f"{startup.protocol & 0xFFFF}", "0A000"))
-            return False
-        params = startup.params
-        user = params.get("user", "")
-        database = params.get("database") or user
-        if not user:
-            w.write(pg_wire.error_response("no PostgreSQL user name specified in startup packet",
-                                           "28000"))
-            return False
-        if params.get("options"):
-            w.write(pg_wire.error_response(OPTIONS_MESSAGE, "0A000"))
-            return False
-        try:
-            await self.core.auth.authenticate(user, self.reader, w)
-        except AuthFailed as exc:
-            self.core.auth_failed(user, str(exc))
-            w.write(exc.response)
-            return False
-        self.pool = pool = self.core.pool(user, database)
-        if pool.server_params is None:  # first client: learn the server's parameters
-            try:
-                pool.release(await pool.borrow())
-            except Exception as exc:
-                w.write(self._borrow_error(exc).replace(b"SERROR\0VERROR", b"SFATAL\0VFATAL", 1))
-                return False
-        key_pid, key = self.backend_key
-        w.write(pg_wire.auth_request(0) + b"".join(pool.server_params or [])
-                + pg_wire.message(b"K", struct.pack("!i", key_pid) + key)
-                + pg_wire.ready_for_query())
-        await w.drain()
-        return True
-
     # ------------------------------------------------------------ client to server
 
     def client_data(self, data: bytes) -> None:
@@ -233,6 +192,7 @@ class ClientSession:
         pos = start = 0
         pin = self._batch_pin
         extended = special = False
+        unnamed = -1  # where the batch's last unnamed Parse starts
         has_names = bool(self._mux.names)
         watch = self._watch
         parses = closes = 0
@@ -262,29 +222,37 @@ class ClientSession:
                 elif kind == 66 and watch.deferred and self.pinned is None and pin is None:
                     pin = watch.bind(memoryview(buf)[pos + 5:end])  # B of a set_config
                 self._scanned = end
-            # Named statements (Parse; Bind, Describe, Close of one) need translating.
+            # Named statements (Parse; Bind, Describe, Close of one) need translating, and
+            # so does a use of the unnamed statement without its Parse in the batch.
             if kind == 80:
                 parses += 1
                 if length > 5 and buf[pos + 5]:
                     special = True
+                else:
+                    unnamed = pos
             elif kind == 67:
                 closes += 1
-                if has_names and length > 5 and buf[pos + 5] == 83 and buf[pos + 6]:
+                if length > 5 and buf[pos + 5] == 83 and (buf[pos + 6] == 0 or has_names):
                     special = True
-            elif (kind == 66 or kind == 68) and has_names and length > 5 and (
-                    (buf[pos + 5] or buf[pos + 6]) if kind == 66
-                    else (buf[pos + 5] == 83 and buf[pos + 6])):
+            elif kind == 66 and length > 5:
+                if buf[pos + 5] or (buf[pos + 6] == 0 and unnamed < 0) or (
+                        has_names and buf[pos + 6]):
+                    special = True
+            elif kind == 68 and length > 5 and buf[pos + 5] == 83 and (
+                    (buf[pos + 6] == 0 and unnamed < 0) or (has_names and buf[pos + 6])):
                 special = True
             pos = end
             if kind in _SYNCS:
-                if not self._send(buf, start, pos, False, pin, True, special, parses, closes):
+                if not self._send(buf, start, pos, False, pin, True, special, parses, closes,
+                                  unnamed):
                     self._suspend(start, pin)
                     return
                 start, pin, extended, special, parses, closes = pos, None, False, False, 0, 0
+                unnamed = -1
             elif kind in _EXTENDED:
                 extended = True
         if start < pos and not self._send(buf, start, pos, extended, pin, False, special,
-                                          parses, closes):
+                                          parses, closes, unnamed):
             self._suspend(start, pin)
             return
         self._batch_pin = None
@@ -299,7 +267,7 @@ class ClientSession:
 
     def _send(self, buf: bytearray, start: int, end: int, extended: bool,
               pin: tuple[str, str] | None, synced: bool, special: bool, parses: int,
-              closes: int) -> bool:
+              closes: int, unnamed: int) -> bool:
         """Forward ``buf[start:end]``; False when a borrow has to wait first.
 
         ``synced``: the batch ends with a Query/Sync/FunctionCall (one
@@ -307,7 +275,8 @@ class ClientSession:
         messages still waiting for their Sync (the connection must stay);
         ``special``: it names prepared statements (translated by
         :class:`.statements.StatementMux`), else it has ``parses`` Parse and
-        ``closes`` Close messages, counted so that injected ones can be told apart.
+        ``closes`` Close messages, counted so that injected ones can be told apart,
+        and its last unnamed Parse at ``unnamed`` (-1: none).
         """
         if self._discard_error is not None:  # a failed borrow: skip to the Sync
             if synced:
@@ -338,16 +307,18 @@ class ClientSession:
         if pin is not None and self.pinned is None:
             self.pinned = pin[0]
             self.core.pinned(self, server, *pin)
-        mux = self._mux
+        mux, cache = self._mux, server.statements
+        assert cache is not None
         data: bytes | bytearray
         if special:
-            assert server.statements is not None
-            data = mux.translate(buf, start, end, server.statements)
+            data = mux.translate(buf, start, end, cache)
         else:
             data = bytes(buf[start:end])
             if not synced:  # a synced batch's counts end with it
                 mux.open_parses += parses
                 mux.open_closes += closes
+            if unnamed >= 0:
+                mux.parsed_unnamed(data, unnamed - start, cache)
         if synced:
             self.pending += 1
             self.open_batch = False
@@ -359,7 +330,7 @@ class ClientSession:
         server.transport.write(data)
         if self._watch.clears:
             self._watch.clears = False
-            mux.forget_all(server.statements)
+            mux.forget_all(cache)
         return True
 
     async def _borrow(self) -> None:
@@ -367,14 +338,14 @@ class ClientSession:
         try:
             self._attach(await self.pool.borrow())
         except Exception as exc:
-            self._borrow_failure = self._borrow_error(exc)
+            self._borrow_failure = self.borrow_error(exc)
         self._borrowing = None
         if self._ended:
             return
         self.transport.resume_reading()
         self._process()
 
-    def _borrow_error(self, exc: BaseException) -> bytes:
+    def borrow_error(self, exc: BaseException) -> bytes:
         """The ErrorResponse (severity ERROR) a client gets when no connection comes."""
         if isinstance(exc, BorrowTimeout):
             self.core.borrow_timeouts += 1

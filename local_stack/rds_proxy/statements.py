@@ -25,9 +25,9 @@ What is modelled (as PgBouncer >= 1.21 does it, ``src/prepare.c``)
       prepares a query once per connection, not once per client.
     * A Bind or Describe of a statement the borrowed connection does not have
       yet gets a Parse injected before it; its ParseComplete is swallowed.
-    * Each connection keeps at most :data:`MAX_SERVER_STATEMENTS` (PgBouncer's
-      ``max_prepared_statements`` default); the least recently used beyond
-      that is closed on the server (its CloseComplete swallowed).
+    * Each connection keeps at most 200 (PgBouncer's ``max_prepared_statements``
+      default; :mod:`.server_statements`); the least recently used beyond that
+      is closed on the server (its CloseComplete swallowed).
     * Close of a statement forgets it and is passed on, so the server answers
       CloseComplete in order (PostgreSQL: "It is not an error to issue Close
       against a nonexistent statement or portal name").
@@ -42,6 +42,15 @@ What is modelled (as PgBouncer >= 1.21 does it, ``src/prepare.c``)
       sent; if the server fails or skips it (an error earlier in the batch),
       the record is taken back when that batch's ReadyForQuery arrives, so a
       failed Parse is never taken for a prepared one.
+    * The unnamed statement lasts, in PostgreSQL, until the next Parse of
+      one; drivers such as pg8000 Parse it in one batch and Bind it in a
+      later one. Each client's last unnamed Parse is kept (a reference to
+      the bytes already sent, no copy) and each connection knows whose
+      unnamed statement it holds; a Bind or Describe of the unnamed
+      statement on a connection holding another's gets the client's Parse
+      injected first (without it, the client would run another client's
+      statement), or PostgreSQL's ``unnamed prepared statement does not
+      exist`` when the client never prepared one.
     * SQL-level ``DEALLOCATE ALL``/``DISCARD ALL`` (which pin) forget the
       client's statements, and the connection's cache becomes unsure: each
       later injection there closes the name first (a Close of a missing name
@@ -68,85 +77,23 @@ import struct
 from collections.abc import Callable
 
 from connstorm.local_stack import pg_wire
+from connstorm.local_stack.rds_proxy import server_statements
+from connstorm.local_stack.rds_proxy.server_statements import (
+    PREFIX,
+    ServerStatements,
+    Statement,
+    StatementRegistry,
+)
 
-#: Prefix of the server-side statement names (and of the error markers).
-PREFIX = b"__connstorm_rdsp_"
-#: Statements kept prepared per database connection (PgBouncer's max_prepared_statements).
-MAX_SERVER_STATEMENTS = 200
+__all__ = ["PREFIX", "ServerStatements", "Statement", "StatementMux", "StatementRegistry"]
+
 #: Statements one client may hold, and bytes of their text and parameter types.
 MAX_CLIENT_STATEMENTS = 10_000
 MAX_CLIENT_STATEMENT_BYTES = 32 << 20
 
-_PARSE_COMPLETE, _CLOSE_COMPLETE = 49, 51
 _MARKER = re.compile(re.escape(PREFIX) + rb"[0-9a-z_]+")
 _LENGTH = struct.Struct("!i")
 _length = _LENGTH.unpack_from
-
-
-class Statement:
-    """One statement text (query + parameter types) and its server-side name."""
-
-    __slots__ = ("body", "refs", "server_name")
-
-    def __init__(self, body: bytes, server_name: bytes) -> None:
-        self.body = body  # the Parse payload after the name: query, int16 n, n oids
-        self.server_name = server_name
-        self.refs = 0
-
-
-class StatementRegistry:
-    """Every statement some client or connection holds, by text: one per proxy.
-
-    Reference-counted, so a statement no client and no connection holds is
-    forgotten (a client inventing statements cannot grow it for ever).
-    """
-
-    def __init__(self) -> None:
-        self._by_body: dict[bytes, Statement] = {}
-        self._ids = itertools.count(1)
-        #: Parses injected before a Bind or Describe (connstorm's own metric).
-        self.injected = 0
-
-    def acquire(self, body: bytes) -> Statement:
-        """The statement for ``body`` (made on first use), with one more reference."""
-        stmt = self._by_body.get(body)
-        if stmt is None:
-            stmt = Statement(body, PREFIX + str(next(self._ids)).encode())
-            self._by_body[body] = stmt
-        stmt.refs += 1
-        return stmt
-
-    def release(self, stmt: Statement) -> None:
-        """Drop one reference; the last one forgets the statement."""
-        stmt.refs -= 1
-        if stmt.refs <= 0:
-            self._by_body.pop(stmt.body, None)
-
-    def __len__(self) -> int:
-        return len(self._by_body)
-
-
-class ServerStatements:
-    """What one database connection has prepared: statement -> state, least recently used first.
-
-    State ``True``: prepared; ``False``: unsure (close before preparing
-    again); an :class:`_Act`: being closed by that injected Close.
-    """
-
-    __slots__ = ("closing", "lru", "registry", "unsure_all")
-
-    def __init__(self, registry: StatementRegistry) -> None:
-        self.registry = registry
-        self.lru: collections.OrderedDict[Statement, object] = collections.OrderedDict()
-        self.unsure_all = False
-        self.closing = 0
-
-    def release_all(self) -> None:
-        """The connection is closed: drop every reference; idempotent."""
-        lru, self.lru = self.lru, collections.OrderedDict()
-        for stmt in lru:
-            self.registry.release(stmt)
-        self.closing = 0
 
 
 class _Act:
@@ -180,6 +127,9 @@ class StatementMux:
         self.close_acts: collections.deque[_Act] = collections.deque()
         self.synthetic: dict[bytes, tuple[int, bytes]] = {}
         self._markers = itertools.count(1)
+        #: The client's last unnamed Parse: (bytes sent, offset of the message in them).
+        self.unnamed: tuple[bytes, int] | None = None
+        self.unnamed_gen = 0
         self.reset()
 
     def reset(self) -> None:
@@ -217,17 +167,59 @@ class StatementMux:
                     body = bytes(buf[pos + 5:mend])
                     (self._describe if kind == 68 else self._close)(out, body, cache)
                     copied = mend
-                elif kind == 80:
+                elif kind == 68 and buf[pos + 5] == 83:  # D of the unnamed statement
+                    if self._use_unnamed(out, buf, copied, pos, mend, cache):
+                        copied = mend
+                elif kind == 80:  # P, unnamed
                     self.open_parses += 1
+                    self.parsed_unnamed(bytes(buf[pos:mend]), 0, cache)
                 elif kind == 67:
                     self.open_closes += 1
+                    if buf[pos + 5] == 83:  # C of the unnamed statement
+                        self.unnamed = None
+                        if cache.unnamed_owner is self:
+                            cache.unnamed_owner = None
             elif kind == 80:
                 self.open_parses += 1
+                self.parsed_unnamed(bytes(buf[pos:mend]), 0, cache)
             elif kind == 67:
                 self.open_closes += 1
             pos = mend
         out += buf[copied:end]
         return out
+
+    def parsed_unnamed(self, data: bytes, offset: int, cache: ServerStatements) -> None:
+        """The unnamed Parse at ``data[offset:]`` went to the connection: it is the client's now."""
+        self.unnamed = (data, offset)
+        self.unnamed_gen += 1
+        cache.unnamed_owner, cache.unnamed_gen = self, self.unnamed_gen
+
+    def _use_unnamed(self, out: bytearray, buf: bytearray, copied: int, pos: int, end: int,
+                     cache: ServerStatements) -> bool:
+        """Before a Bind/Describe of the unnamed statement: make it the client's own there.
+
+        False when the connection holds the client's already (pass the message on).
+        """
+        if cache.unnamed_owner is self and cache.unnamed_gen == self.unnamed_gen:
+            return False
+        out += buf[copied:pos]
+        if self.unnamed is None:  # never prepared one: PostgreSQL's error, not another's
+            self._synthetic_error(out, "unnamed prepared statement does not exist", "26000")
+            return True
+        data, offset = self.unnamed
+        message = data[offset:offset + 1 + _length(data, offset + 1)[0]]
+        out += message
+        self.open_parses += 1
+
+        def lost() -> None:
+            if cache.unnamed_owner is self:
+                cache.unnamed_owner = None
+
+        self.parse_acts.append(_Act(self.syncs_sent, self.open_parses, True, None, lost))
+        self.registry.injected += 1
+        cache.unnamed_owner, cache.unnamed_gen = self, self.unnamed_gen
+        out += buf[pos:end]
+        return True
 
     def _emit_parse(self, out: bytearray, stmt: Statement, swallow: bool,
                     fail: Callable[[], None] | None) -> None:
@@ -315,7 +307,7 @@ class StatementMux:
 
     def _evict(self, out: bytearray, cache: ServerStatements) -> None:
         """Close the least recently used statements beyond the connection's bound."""
-        excess = len(cache.lru) - cache.closing - MAX_SERVER_STATEMENTS
+        excess = len(cache.lru) - cache.closing - server_statements.MAX_SERVER_STATEMENTS
         if excess <= 0:
             return
         for stmt, state in list(cache.lru.items()):
@@ -349,6 +341,8 @@ class StatementMux:
         name_end = buf.find(0, portal_end + 1, end) if portal_end >= 0 else -1
         if name_end < 0:
             return False
+        if name_end == portal_end + 1:
+            return self._use_unnamed(out, buf, copied, pos, end, cache)
         stmt = self.names.get(bytes(buf[portal_end + 1:name_end]))
         if stmt is None:
             return False

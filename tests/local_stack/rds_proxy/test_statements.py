@@ -17,7 +17,7 @@ import pytest
 
 from connstorm.local_stack.pgbouncer import PgBouncerServer
 from connstorm.local_stack.postgres import PostgresServer
-from connstorm.local_stack.rds_proxy import statements
+from connstorm.local_stack.rds_proxy import server_statements, statements
 from connstorm.local_stack.rds_proxy.proxy import RdsProxy
 from tests.local_stack.rds_proxy.conftest import client_dsn
 from tests.local_stack.rds_proxy.wire import (
@@ -290,8 +290,70 @@ def test_a_client_preparing_thousands_is_served_and_bounded(
         time.sleep(0.05)
     assert proxy.metrics()["PreparedStatementsInjected"] > 0  # evicted, then used again
     # The clients are gone: only what the connection keeps prepared is remembered.
-    assert len(proxy.core.statements) <= statements.MAX_SERVER_STATEMENTS
+    assert len(proxy.core.statements) <= server_statements.MAX_SERVER_STATEMENTS
     with psycopg.connect(client_dsn(proxy, pg), autocommit=True) as other:
         rows = other.execute("select count(*) from pg_prepared_statements").fetchone()
     assert rows is not None
-    assert rows[0] <= statements.MAX_SERVER_STATEMENTS
+    assert rows[0] <= server_statements.MAX_SERVER_STATEMENTS
+
+
+def test_the_unnamed_statement_stays_the_clients_across_batches(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    # pg8000's way: Parse the unnamed statement in one batch, Bind it in a later one.
+    # Over one connection, another client's unnamed Parse comes in between.
+    proxy = make_proxy(pg, pool_size=1)
+
+    async def clients(host: str, port: int) -> list[list[Answer]]:
+        def connect() -> Any:
+            return WireClient.connect(host, port, pg.app_user, pg.app_password or "",
+                                      pg.app_dbname)
+        a, b, c = await connect(), await connect(), await connect()
+        out = [await a.run(parse("", "select 'a'"), describe(""), SYNC),
+               await b.run(parse("", "select 'b'"), bind(""), execute(), SYNC),
+               await a.run(bind(""), execute(), SYNC),
+               await a.run(describe(""), SYNC),
+               await c.run(bind(""), execute(), SYNC),  # never prepared one
+               await b.run(bind(""), execute(), SYNC)]
+        for client in (a, b, c):
+            await client.close()
+        return out
+
+    proxied = asyncio.run(clients(proxy.host, proxy.port))
+    direct = asyncio.run(clients(pg.host, pg.port))  # each its own session: the reference
+    assert proxied == direct
+    assert ("D", "a") in proxied[2]
+    assert ("D", "b") in proxied[5]
+    assert proxied[4][0] == ("E", "26000 unnamed prepared statement does not exist")
+    assert proxy.metrics()["PreparedStatementsInjected"] >= 2
+
+
+def test_pg8000_through_the_stand_in_gets_its_own_rows(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    pg8000 = pytest.importorskip("pg8000.native")
+    proxy = make_proxy(pg, pool_size=2)
+    errors: list[BaseException] = []
+    results: list[list[Any]] = [[] for _ in range(CLIENTS)]
+    start = threading.Barrier(CLIENTS)
+
+    def client(k: int) -> None:
+        conn = pg8000.Connection(pg.app_user, password=pg.app_password, host=proxy.host,
+                                 port=proxy.port, database=pg.app_dbname)
+        try:
+            start.wait(30)
+            for i in range(QUERIES):
+                try:  # a different query per client: a mix-up shows as a wrong row
+                    rows = conn.run(f"select {k} * 1000 + :i as n, '{k}' as who", i=i)
+                    results[k].append(tuple(rows[0]))
+                except Exception as exc:
+                    errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert results == [[(k * 1000 + i, str(k)) for i in range(QUERIES)] for k in range(CLIENTS)]
+    assert proxy.pins == []
