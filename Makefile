@@ -3,6 +3,9 @@
 .PHONY: demo test lint bench docs-images clean report-image architecture
 
 VENV := .venv/bin
+# make test's pytest-xdist workers: the suite mostly waits (servers, containers,
+# Locust), so more workers than cores overlap the waiting. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 4
 
 demo:
 	@scripts/bootstrap.sh
@@ -13,7 +16,7 @@ test:
 	@scripts/docker-engine.sh
 	$(VENV)/ruff check .
 	$(VENV)/mypy
-	TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/pytest
+	TESTCONTAINERS_RYUK_DISABLED=true $(VENV)/pytest -n $(TEST_WORKERS) --maxschedchunk 1
 
 lint:
 	$(VENV)/ruff check .

@@ -11,6 +11,10 @@
 
 Keys are scenario keys (``[postgres]``/``[pgbouncer]`` of a scenario file), so
 the server gets them exactly as ``connstorm up`` would.
+
+The longest tests run first (see :func:`pytest_collection_modifyitems`), so that
+``make test``'s workers (pytest-xdist) are not left waiting on one long test at
+the end.
 """
 
 from __future__ import annotations
@@ -26,6 +30,22 @@ import pytest
 from connstorm.local_stack.pgbouncer import PgBouncerServer
 from connstorm.local_stack.postgres import PostgresServer
 from connstorm.scenario import Scenario, load_scenario
+
+
+def _rank(item: pytest.Item) -> int:
+    """0: container tests (minutes, mostly the engine's waiting), 1: other slow ones, 2: rest."""
+    if item.get_closest_marker("docker") is not None:
+        return 0
+    return 1 if item.get_closest_marker("slow") is not None else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first, each group in its usual order: the workers finish close together.
+
+    Every xdist worker sorts the same collection the same way (a stable sort of a
+    fixed order), as xdist requires.
+    """
+    items.sort(key=_rank)
 
 
 def _toml_value(value: Any) -> str:

@@ -1,15 +1,17 @@
 """Fixtures of the container tests: the engine, the image (built once), compose.
 
 Tests here are marked ``docker`` and skip with a one-line reason when no Docker
-engine answers. The image is built once per session (``--network host``, base
-image ``$CONNSTORM_BASE_IMAGE``, else a local ``debian-base:bookworm`` (made with
-debootstrap by the machine's engine installer, see ``scripts/docker-engine.sh``)
-when it exists, else the Dockerfile's default); later builds reuse the engine's
-layer cache.
+engine answers. The image is built once per session, by the first of
+pytest-xdist's workers that needs it while the others wait (``--network host``,
+base image ``$CONNSTORM_BASE_IMAGE``, else a local ``debian-base:bookworm`` (made
+with debootstrap by the machine's engine installer, see
+``scripts/docker-engine.sh``) when it exists, else the Dockerfile's default);
+later builds reuse the engine's layer cache.
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import shutil
@@ -96,11 +98,36 @@ def docker_engine() -> None:
         pytest.skip(problem)
 
 
+def _shared_folder(factory: pytest.TempPathFactory) -> Path:
+    """A folder every process of this test session shares (pytest-xdist's workers too)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(tag: str, shared: Path) -> None:
+    """Build ``tag`` once per test session, however many xdist workers need it.
+
+    The first worker to get here builds under a lock; the others wait for it and
+    find the image built (a build that failed is tried again by the next one, so
+    each reports its own failure).
+    """
+    marker = shared / f"docker-built-{tag.replace('/', '_').replace(':', '_')}"
+    with (shared / "docker-build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not marker.exists():
+                build_image(tag)
+                marker.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
-def connstorm_image(docker_engine: None) -> Iterator[str]:
+def connstorm_image(docker_engine: None,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The connstorm image built from this checkout; ``CONNSTORM_IMAGE`` points at it."""
     tag = os.environ.get("CONNSTORM_TEST_IMAGE", "connstorm:test")
-    build_image(tag)
+    build_once(tag, _shared_folder(tmp_path_factory))
     previous = os.environ.get("CONNSTORM_IMAGE")
     os.environ["CONNSTORM_IMAGE"] = tag
     try:

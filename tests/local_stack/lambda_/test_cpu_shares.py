@@ -40,6 +40,10 @@ needs_cgroup = pytest.mark.skipif(not _usable(), reason="no writable cgroup with
                                                        "controller here")
 
 
+#: Warm invocations per function; the fastest one counts.
+WARM_RUNS = 5
+
+
 @needs_cgroup
 def test_cpu_shares_busy_loop_duration_scales_with_memory_size(tmp_path: Path) -> None:
     config = emulator_config(
@@ -53,7 +57,12 @@ def test_cpu_shares_busy_loop_duration_scales_with_memory_size(tmp_path: Path) -
             results = {}
             for name in ("small", "large"):
                 await emu.invoke(InvocationRequest(name, payload))  # cold: Init apart
-                results[name] = await emu.invoke(InvocationRequest(name, payload))
+                # The fastest of a few warm runs: the quota bounds the small one from
+                # below whatever else runs, while a busy machine (other tests, other
+                # work) only ever slows either one down.
+                warm = [await emu.invoke(InvocationRequest(name, payload))
+                        for _ in range(WARM_RUNS)]
+                results[name] = min(warm, key=lambda r: r.duration_ms or float("inf"))
             stats = emu.stats()
         return stats, results, root is not None and root.exists()
 
