@@ -20,6 +20,7 @@ the end.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -46,6 +47,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     fixed order), as xdist requires.
     """
     items.sort(key=_rank)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the container image now when container tests are to run.
+
+    One process does it: the only one, or xdist's first worker (``gw0``).
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker not in (None, "gw0") or session.config.option.collectonly:
+        return
+    if not any(item.get_closest_marker("docker") for item in session.items):
+        return
+    from tests.docker.conftest import start_early_build
+
+    start_early_build(session.config._tmp_path_factory)  # type: ignore[attr-defined]
 
 
 def _toml_value(value: Any) -> str:

@@ -11,11 +11,13 @@ later builds reuse the engine's layer cache.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,7 +111,8 @@ def build_once(tag: str, shared: Path) -> None:
 
     The first worker to get here builds under a lock; the others wait for it and
     find the image built (a build that failed is tried again by the next one, so
-    each reports its own failure).
+    each reports its own failure). :func:`start_early_build` gets here first,
+    in the background, as soon as the tests are collected.
     """
     marker = shared / f"docker-built-{tag.replace('/', '_').replace(':', '_')}"
     with (shared / "docker-build.lock").open("a") as lock:
@@ -122,11 +125,37 @@ def build_once(tag: str, shared: Path) -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def image_tag() -> str:
+    """The tag the tests build and run (``$CONNSTORM_TEST_IMAGE``, else connstorm:test)."""
+    return os.environ.get("CONNSTORM_TEST_IMAGE", "connstorm:test")
+
+
+def start_early_build(factory: pytest.TempPathFactory) -> threading.Thread | None:
+    """Build the image on a background thread while the first tests run.
+
+    Called once per session (by the first xdist worker, or the only process) when
+    container tests were collected and an engine answers; :func:`build_once`'s
+    lock makes every container test wait for it. A failure is left for the
+    tests' own build to report.
+    """
+    if engine_problem() is not None:
+        return None
+    shared = _shared_folder(factory)
+
+    def build() -> None:
+        with contextlib.suppress(BaseException):  # pytest.fail is an exception too
+            build_once(image_tag(), shared)
+
+    thread = threading.Thread(target=build, name="docker-build", daemon=True)
+    thread.start()
+    return thread
+
+
 @pytest.fixture(scope="session")
 def connstorm_image(docker_engine: None,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The connstorm image built from this checkout; ``CONNSTORM_IMAGE`` points at it."""
-    tag = os.environ.get("CONNSTORM_TEST_IMAGE", "connstorm:test")
+    tag = image_tag()
     build_once(tag, _shared_folder(tmp_path_factory))
     previous = os.environ.get("CONNSTORM_IMAGE")
     os.environ["CONNSTORM_IMAGE"] = tag
