@@ -193,10 +193,13 @@ class DriverStack(Resource):
         from connstorm.local_stack.rds_proxy.process import RdsProxyProcess
         from connstorm.sections.rds_proxy import RdsProxyConfig
 
+        # Absolute: the stand-in runs in its work folder, and the default run folder
+        # (runs/<time>-drivers) is relative to the user's, not to that one.
         proxy = RdsProxyProcess(
             RdsProxyConfig(connection_borrow_timeout_s=self.plan.borrow_timeout_s),
             upstream_host=pg.host, upstream_port=pg.port, user=pg.app_user,
-            password=pg.app_password or "", work_dir=self.run_dir / RDS_PROXY / subject.name,
+            password=pg.app_password or "",
+            work_dir=(self.run_dir / RDS_PROXY / subject.name).absolute(),
             pool_size=self.plan.proxy_pool)
         self._stops.append(proxy.stop)
         try:

@@ -197,10 +197,14 @@ def test_cli_prints_the_matrix_and_exits_6_only_when_expectations_fail(tmp_path:
     # GIVEN psycopg2 (it works everywhere) and an expectation that says otherwise
     expect = tmp_path / "expected.toml"
     expect.write_text('[psycopg2_default]\ndirect = "works"\nrds_proxy = "exhausts"\n')
-    out = tmp_path / "run"
+    # WHEN a user runs it as documented, from their own folder, with no --out: the run
+    # folder is the relative runs/<time>-drivers (the stand-in, run from its own
+    # folder, must still find the paths it is given)
     done = subprocess.run([sys.executable, "-m", "connstorm", "drivers", "--only",
-                           "psycopg2_default", "--expect", str(expect), "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, check=False)
+                           "psycopg2_default", "--expect", expect.name],
+                          capture_output=True, text=True, timeout=600, check=False,
+                          cwd=tmp_path)
+    [out] = (tmp_path / "runs").iterdir()
     # THEN the matrix is printed, the run folder written, and only the expectation fails
     assert done.returncode == 6, done.stderr
     assert "psycopg2: defaults" in done.stdout
