@@ -182,6 +182,8 @@ def load_expectations(path: Path) -> dict[str, dict[str, list[str]]]:
     """``--expect FILE``: a TOML table per configuration, ``path = verdict(s)``."""
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DriversUsageError(f"--expect {path}: no such file") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise DriversUsageError(f"--expect {path}: {exc}") from None
     found: dict[str, dict[str, list[str]]] = {}

@@ -36,7 +36,7 @@ def add_parser(sub: Any) -> None:
         description="Run each Python driver configuration (or your handler) through every "
                     "path: direct, PgBouncer in transaction mode (each version found), the "
                     "RDS Proxy stand-in; print a verdict per driver and path.")
-    p.add_argument("--only", metavar="NAMES", default="",
+    p.add_argument("--only", metavar="NAMES", default=None,
                    help="comma-separated configurations or drivers (psycopg_default,asyncpg)")
     p.add_argument("--handler", metavar="MODULE.FUNCTION",
                    help="run your own handler (found from the current folder) instead")
@@ -64,7 +64,12 @@ def matrix_table(summary: dict[str, Any]) -> Table:
 def run(args: argparse.Namespace) -> int:
     """Run the matrix, print it and where the report is."""
     from connstorm.errors import ConnstormError
-    from connstorm.loadtests.orchestrator.drivers import DriversOptions, run_drivers
+    from connstorm.loadtests.orchestrator.drivers import (
+        DriversOptions,
+        load_expectations,
+        run_drivers,
+        subjects_for,
+    )
     from connstorm.reports import drivers
     from connstorm.run_folder import default_run_dir
 
@@ -72,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
     if args.handler and not _HANDLER.match(args.handler):
         raise _usage(f"--handler {args.handler}: expected module.function (app.handler.main)")
     out: Path = args.out or default_run_dir("drivers")
-    only = tuple(n.strip() for n in args.only.split(",") if n.strip())
+    only = tuple(n.strip() for n in (args.only or "").split(",") if n.strip())
+    if args.only is not None and not only:  # a script's empty variable: not the whole matrix
+        raise _usage("--only: no configuration named (give names like psycopg_default,asyncpg)")
+    # Checked before the run folder is announced: a wrong name or file is one line.
+    if args.expect is not None:
+        load_expectations(args.expect)
+    subjects_for(DriversOptions(out=out, only=only, handler=args.handler), say=lambda _: None)
 
     def say(line: str) -> None:
         console.print(line, highlight=False, markup=False)

@@ -193,6 +193,23 @@ def test_cli_refuses_an_unknown_configuration_in_one_line(tmp_path: Path) -> Non
     assert "--only nope: no such configuration" in errors[0]
 
 
+@pytest.mark.parametrize(("option", "line"), [
+    (["--only", ""], "--only: no configuration named (give names like psycopg_default,asyncpg)"),
+    (["--only", " , "], "--only: no configuration named (give names like psycopg_default,asyncpg)"),
+    (["--expect", "missing.toml"], "--expect missing.toml: no such file"),
+])
+def test_cli_refuses_an_empty_only_or_a_missing_expect_file_before_anything_runs(
+        tmp_path: Path, option: list[str], line: str) -> None:
+    # An empty --only (a script's unset variable) must not run the whole two-minute matrix
+    done = subprocess.run([sys.executable, "-m", "connstorm", "drivers", *option],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    assert done.returncode == 2
+    errors = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert errors == [f"connstorm: error: {line}"]
+    assert "run folder" not in done.stdout
+    assert not (tmp_path / "runs").exists()
+
+
 def test_cli_prints_the_matrix_and_exits_6_only_when_expectations_fail(tmp_path: Path) -> None:
     # GIVEN psycopg2 (it works everywhere) and an expectation that says otherwise
     expect = tmp_path / "expected.toml"
