@@ -231,6 +231,7 @@ class Run:
         if baseline is not None:  # before anything starts: one line, exit code 2
             baseline.require_variants(self.variant_names())
         self._check_locustfile()
+        self._check_locust_ports()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / LOGS_DIR).mkdir(exist_ok=True)
         if self.opts.worker:
@@ -270,6 +271,26 @@ class Run:
         if users:
             self.console.print(f"Locust users from {source.own}: {', '.join(users)}",
                                highlight=False)
+
+    def _check_locust_ports(self) -> None:
+        """A port the user chose for Locust must be free before a server starts.
+
+        Locust would fail to bind it only after the stack is up, and the run would
+        end as "no data" (the web UI) or a Locust traceback (the master).
+        """
+        from connstorm.local_stack.ports import port_in_use
+
+        opts = self.opts
+        wanted = []
+        if not opts.headless and opts.web_port:
+            wanted.append(("--web-port", "127.0.0.1", opts.web_port,
+                           "choose another port, or leave --web-port out for a free one"))
+        if opts.master:
+            wanted.append(("--master-bind-port", opts.master_bind_host,
+                           opts.master_bind_port or 5557, "choose another with --master-bind-port"))
+        for option, host, port, hint in wanted:
+            if port_in_use(port, host):
+                raise EnvironmentProblemError(f"{option} {port}: {host}:{port} is in use ({hint})")
 
     def _start_metrics(self, stack: ExitStack) -> None:
         """Bind ``/metrics`` first: a port in use stops the run before anything started."""

@@ -13,6 +13,7 @@ import re
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.loadtests.conftest import REPO, processes_mentioning
+from connstorm.errors import ExitCode
+from tests.loadtests.conftest import REPO, connstorm, processes_mentioning
 
 pytestmark = pytest.mark.slow
 
@@ -160,4 +162,28 @@ def test_ui_swarm_tab_data_chart_and_screenshot(tmp_path: Path) -> None:
     deadline = time.monotonic() + 10
     while processes_mentioning(str(run_dir)) and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert processes_mentioning(str(run_dir)) == []
+
+
+@pytest.mark.parametrize(("command", "option", "hint"), [
+    ("ui", "--web-port", "choose another port, or leave --web-port out for a free one"),
+    ("run", "--master-bind-port", "choose another with --master-bind-port"),
+])
+def test_a_locust_port_in_use_is_one_line_and_starts_nothing(tmp_path: Path, command: str,
+                                                              option: str, hint: str) -> None:
+    # GIVEN the port a user asks Locust to listen on is taken
+    run_dir = tmp_path / command
+    extra = ["--master", "--expect-workers", "1"] if option == "--master-bind-port" else []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = connstorm(command, "direct-small", *extra, option, str(port),
+                           "--out", str(run_dir), timeout_s=180)
+    # THEN one line says which port, exit code 4 (the machine), before any server starts
+    # (Locust used to fail to bind inside the run, which ended as "no data", exit 6)
+    assert result.returncode == ExitCode.ENVIRONMENT, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"connstorm: error: {option} {port}: 127.0.0.1:{port} is in use ({hint})"]
+    assert not (run_dir / "stack.json").exists()
     assert processes_mentioning(str(run_dir)) == []
