@@ -84,12 +84,22 @@ def test_managed_process_runs_as_the_server_user_and_stops_through_runuser(
     user = server_user()
     assert user is not None
     proc = ManagedProcess("sleeper", ["sleep", "60"], log_path=tmp_path / "s.log", run_as=user)
+    uid = pwd.getpwnam(user).pw_uid
+
+    def _server_runs_as_user() -> bool:
+        # runuser's child exists a moment before it drops to the user and execs.
+        pid = proc.server_pid
+        try:
+            return pid is not None and Path(f"/proc/{pid}").stat().st_uid == uid
+        except FileNotFoundError:
+            return False
+
     with proc:
-        proc.wait_ready(lambda: proc.server_pid is not None, timeout_s=10)
+        proc.wait_ready(_server_runs_as_user, timeout_s=10)
         server = proc.server_pid
         assert server is not None
         assert server != proc.pid
-        assert Path(f"/proc/{server}").stat().st_uid == pwd.getpwnam(user).pw_uid
+        assert Path(f"/proc/{server}").stat().st_uid == uid
     assert _wait_gone(server)
     assert not proc.running()
 
