@@ -93,3 +93,28 @@ def test_no_page_points_at_files_users_do_not_have(page: Path) -> None:
     # Facts cite their public source (an AWS or PostgreSQL page and section), never
     # the development machines' shared folder.
     assert "shared/" not in page.read_text(encoding="utf-8")
+
+
+def test_the_readme_says_where_make_demo_put_the_connstorm_command() -> None:
+    # make demo installs connstorm into .venv/, not onto PATH: a newcomer who types
+    # the next section's `connstorm up` as printed gets "command not found".
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Beyond the demo")
+    beyond = text[start:text.index("\n## ", start + 1)]
+    assert ". .venv/bin/activate" in beyond[:beyond.index("```")]
+
+
+def test_own_functions_states_the_pool_its_example_gets() -> None:
+    # The page's picture and text describe examples/own-function: its proxy pool is
+    # max_connections_percent of max_connections (as RDS computes it), all of it pinned.
+    from connstorm.capacity import proxy_pool_size
+    from connstorm.scenario import load_scenario
+
+    scenario = load_scenario(ROOT / "examples" / "own-function" / "scenario.toml")
+    pool = proxy_pool_size(scenario.postgres.max_connections,
+                           scenario.rds_proxy.max_connections_percent)
+    text = (DOCS / "own-functions.md").read_text(encoding="utf-8")
+    assert re.findall(r"pool of (\d+)", text) == [str(pool)]
+    assert re.findall(r"the proxy's (\d+) database connections", text) == [str(pool)]
+    assert re.findall(r"all (\d+) database connections pinned", text) == [str(pool)]
+    assert f"{scenario.load.users} users on `examples/own-function`" in text
