@@ -84,6 +84,22 @@ class Baseline:
             if name not in have:
                 raise BaselineError(self._missing(name))
 
+    def require_repro_load(self, *, quick: bool, users: Mapping[bool, int]) -> None:
+        """A repro baseline must have put the same load: ``--quick`` steps up to fewer
+        users (``users[True]``) in shorter steps, so a full repro's peaks, latencies
+        and error shares are no measure of a quick one, nor the other way round.
+        """
+        made = self.summary.get("repro")
+        was = made.get("quick") if isinstance(made, Mapping) else None
+        if not isinstance(was, bool) or was == quick:
+            return
+
+        def name(fast: bool) -> str:
+            return f"connstorm repro{' --quick' if fast else ''} ({users[fast]} users)"
+
+        raise BaselineError(f"--baseline {self.given}: made by {name(was)}, this run is "
+                            f"{name(quick)}; compare repros made the same way")
+
     def copy_into(self, run_dir: Path, variant: str | None = None) -> str:
         """Copy the baseline's files (a repro variant's, given ``variant``) into
         ``run_dir/baseline/``; returns that folder's name. Missing files are skipped:

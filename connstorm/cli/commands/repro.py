@@ -150,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline is not None:  # checked before anything runs: one line, exit code 2
         baseline = load_baseline(args.baseline, scenario=repro_name(args.preset), run_dir=out)
         baseline.require_variants([variant.name for variant in chosen])
+        baseline.require_repro_load(quick=args.quick, users={
+            fast: plan_for(args.preset, quick=fast).users for fast in (False, True)})
     jobs = min(args.jobs or default_jobs(), len(chosen))
     budget_s = plan.variant_budget_s * -(-len(chosen) // jobs)
     how = "one after another" if jobs == 1 else f"{jobs} at a time"

@@ -177,6 +177,26 @@ def test_repro_with_a_baseline_of_fewer_variants_exits_2_before_it_starts(
                          "same scenario")
 
 
+@pytest.mark.parametrize("quick", [False, True])
+def test_repro_against_a_baseline_made_with_the_other_load_exits_2_before_it_starts(
+        tmp_path: Path, quick: bool) -> None:
+    # --quick steps up to 45 users in shorter steps, the full repro to 60: a full
+    # baseline has every variant --quick runs, but peaks, latencies and error shares
+    # of another load are no comparison (it read as six "regressions")
+    from connstorm.loadtests.orchestrator.repro import variants_for
+
+    names = tuple(v.name for v in variants_for(quick=False))
+    folder = baseline_folder(tmp_path, summary_doc(
+        "repro", names, repro={"quick": not quick, "elapsed_s": 60.0, "complete": True}))
+    out = tmp_path / "repro"
+    line = _one_line_exit_2(["repro", *(["--quick"] if quick else []), "--baseline",
+                             str(folder), "--out", str(out)], out)
+    full, fast = "connstorm repro (60 users)", "connstorm repro --quick (45 users)"
+    made, this = (full, fast) if quick else (fast, full)
+    assert line == (f"connstorm: error: --baseline {folder}: made by {made}, this run is "
+                    f"{this}; compare repros made the same way")
+
+
 def test_live_and_ui_check_the_baseline_before_anything_too(tmp_path: Path) -> None:
     path = _broken(tmp_path, "other scenario")
     out = tmp_path / "live"
