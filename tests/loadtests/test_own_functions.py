@@ -151,6 +151,18 @@ def test_a_locustfile_that_cannot_run_is_one_line_before_anything_starts(
     assert not run_dir.exists()  # nothing started, nothing written
 
 
+def test_repro_checks_your_locustfile_before_it_announces_anything(tmp_path: Path) -> None:
+    # The repro's banner names a run folder and a time; a missing locustfile must stop
+    # it before that, as a bad --baseline does, not after a spinner has started
+    path, out = tmp_path / "mine.py", tmp_path / "repro"
+    result = connstorm("repro", "--quick", "--locustfile", str(path), "--out", str(out),
+                       timeout_s=120)
+    assert result.returncode == 12
+    assert result.stderr == f"connstorm: error: {path}: no such locustfile\n"
+    assert result.stdout == ""
+    assert not out.exists()
+
+
 def test_repro_comparison_runs_your_locustfile_on_every_variant(tmp_path: Path) -> None:
     out = tmp_path / "repro"
     # GIVEN the RDS Proxy pair of connstorm repro, loaded by a user's plain locustfile

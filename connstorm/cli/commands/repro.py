@@ -126,6 +126,7 @@ def show_results(console: Console, summary: dict[str, Any], out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the variants with a progress display, then print the comparison."""
     from connstorm.loadtests.orchestrator.baseline import load_baseline
+    from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
     from connstorm.loadtests.orchestrator.regression import describe as describe_comparison
     from connstorm.loadtests.orchestrator.regression import regressions
     from connstorm.loadtests.orchestrator.repro import (
@@ -152,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         baseline.require_variants([variant.name for variant in chosen])
         baseline.require_repro_load(quick=args.quick, users={
             fast: plan_for(args.preset, quick=fast).users for fast in (False, True)})
+    if args.locustfile is not None:  # one line, exit code 12, before the banner too
+        check_own(load_source(variant_scenario(chosen[0], plan), args.locustfile.resolve()))
     jobs = min(args.jobs or default_jobs(), len(chosen))
     budget_s = plan.variant_budget_s * -(-len(chosen) // jobs)
     how = "one after another" if jobs == 1 else f"{jobs} at a time"
