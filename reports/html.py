@@ -122,6 +122,17 @@ def _mark_timeline(fig: go.Figure, runs: Sequence[RunData], n_rows: int) -> None
                               row=row, col=col, **extra)
 
 
+#: Up to this many columns a variant's name fits on one line above its column.
+WIDE_COLUMNS = 3
+
+
+def _column_title(name: str, columns: int) -> str:
+    """A variant's name over its column; with more than :data:`WIDE_COLUMNS` columns,
+    broken after its first ``-`` (``direct-`` / ``module_level``): the six variants of
+    ``connstorm repro`` on one line each ran into each other on a laptop's screen."""
+    return name.replace("-", "-<br>", 1) if columns > WIDE_COLUMNS else name
+
+
 def build_figure(runs: Sequence[RunData]) -> go.Figure:
     """The charts of ``runs`` (one column each), rows sharing their y axes, all one x axis.
 
@@ -139,7 +150,8 @@ def build_figure(runs: Sequence[RunData]) -> go.Figure:
         rows = [(CHARTS[0], [[] for _ in runs], [[] for _ in runs])]
     fig = make_subplots(rows=len(rows), cols=len(runs), shared_xaxes="all",
                         shared_yaxes="rows", vertical_spacing=0.045, horizontal_spacing=0.02,
-                        column_titles=[r.name for r in runs] if len(runs) > 1 else None)
+                        column_titles=([_column_title(r.name, len(runs)) for r in runs]
+                                       if len(runs) > 1 else None))
     for row_index, (chart, per_run, per_base) in enumerate(rows, start=1):
         colours: dict[str, str] = {}
         legend = "legend" if row_index == 1 else f"legend{row_index}"
@@ -167,7 +179,9 @@ def build_figure(runs: Sequence[RunData]) -> go.Figure:
     _mark_timeline(fig, runs, len(rows))
     fig.update_xaxes(title_text="seconds since start", row=len(rows))
     fig.update_layout(height=max(350, ROW_HEIGHT_PX * len(rows)), template="plotly_white",
-                      margin={"l": 70, "r": 190, "t": 50 if len(runs) > 1 else 20, "b": 50},
+                      margin={"l": 70, "r": 190, "t": (20 if len(runs) == 1 else
+                                                        50 if len(runs) <= WIDE_COLUMNS else 70),
+                              "b": 50},
                       hovermode="x unified", barmode="overlay")
     return fig
 

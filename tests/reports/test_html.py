@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,31 @@ def test_html_repro_separates_the_deciding_checks_from_expected_failures(
     assert deciding < own
     assert "FAIL" not in page[deciding:own]
     assert "yes, as intended" in page[own:]
+
+
+# Where the browser drew each chart title (column titles are plotly annotations).
+TITLES_JS = f"""JSON.stringify([...document.querySelectorAll(
+  '#{report_html.CHARTS_DIV} g.annotation')].map(a => {{
+    const r = a.getBoundingClientRect();
+    return {{text: a.textContent, left: r.left, right: r.right}}; }}))"""
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_html_comparison_of_the_six_repro_variants_keeps_their_titles_apart(
+        tmp_path: Path, browser: Chromium) -> None:
+    # GIVEN the six variants make demo compares, in a laptop-wide window (1400 px)
+    from connstorm.loadtests.orchestrator.repro import variants_for
+
+    names = [v.name for v in variants_for(quick=False)]
+    runs = [write_run(tmp_path / name, rows=samples(), summary_doc=summary(name))
+            for name in names]
+    out = render_comparison(runs, tmp_path / "comparison.html")
+    browser.open(out.as_uri(), ready_js=READY_JS)
+    # THEN each column's title is drawn whole and none runs into its neighbour's
+    # ("direct-module_levelpgbouncer-transactionpgbouncer-session" before)
+    drawn = [t for t in json.loads(browser.evaluate(TITLES_JS)) if t["text"] in names]
+    assert sorted(t["text"] for t in drawn) == sorted(names)
+    drawn.sort(key=lambda t: t["left"])
+    for left, right in itertools.pairwise(drawn):
+        assert left["right"] + 4 <= right["left"], (left, right)  # a visible gap
