@@ -239,6 +239,8 @@ def load_single(run_dir: Path, name: str | None = None, *,
     if summary is None and not samples:
         raise ReportError(f"{run_dir}: nothing to report (no {SUMMARY_FILE} and no "
                           f"{SAMPLES_FILE}: did the run start?)")
+    if name is None and run_dir.parent.name == VARIANTS_DIR:
+        name = run_dir.name  # a repro's variant: its folder is its name, as in load_run
     if name is None:
         variants = (summary or {}).get("variants")
         first = variants[0] if isinstance(variants, list) and len(variants) == 1 else None

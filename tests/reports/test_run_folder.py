@@ -9,7 +9,7 @@ import pytest
 
 from connstorm.reports.errors import ReportError
 from connstorm.reports.run_folder import combine, load_run, mask_text
-from tests.reports.run_folders import PASSWORD, write_run
+from tests.reports.run_folders import PASSWORD, summary, write_run
 
 
 def test_run_folder_load_groups_samples_and_masks_passwords(tmp_path: Path) -> None:
@@ -44,6 +44,19 @@ def test_run_folder_combine_names_duplicates_apart(tmp_path: Path) -> None:
     both = combine([one, two], tmp_path)
     assert [v.name for v in both.variants] == ["direct-module_level (1)", "direct-module_level (2)"]
     assert [e["name"] for e in (both.summary or {})["variants"]] == [v.name for v in both.variants]
+
+
+def test_run_folder_a_repro_variant_folder_keeps_its_variant_name(tmp_path: Path) -> None:
+    # `connstorm report runs/repro/variants/*`: each variant's own summary names it by
+    # path and pattern, so PgBouncer's two modes were "pgbouncer-module_level (1)" and
+    # "(2)"; the folder is the variant's name, as when the repro is rendered whole
+    folders = []
+    for name in ("pgbouncer-transaction", "pgbouncer-session"):
+        folders.append(write_run(tmp_path / "repro" / "variants" / name,
+                                 summary_doc=summary("pgbouncer-module_level")))
+    both = combine([load_run(f) for f in folders], tmp_path)
+    assert [v.name for v in both.variants] == ["pgbouncer-transaction", "pgbouncer-session"]
+    assert [e["requests"] for e in (both.summary or {})["variants"]] == [330, 330]
 
 
 @pytest.mark.parametrize(("setup", "message"), [
