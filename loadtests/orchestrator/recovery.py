@@ -29,8 +29,10 @@ users running, it answered no request or under half the requests/s of the
 baseline (a stall or added latency fails nothing, it answers less). Recovery
 is the end of the last disturbed interval, provided at least one undisturbed
 interval follows; an action still disturbed at the end of the run, or when the
-next action fires, never recovered. A handler pattern is one variant, so these
-figures per variant are the figures per pattern.
+next action fires, never recovered. The interval closed by a row Locust took
+while stopping (its ``state`` is no longer running) is no sample of the load.
+A handler pattern is one variant, so these figures per variant are the figures
+per pattern.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ RATIO_FACTOR = 1.5
 RATIO_SLACK = 0.02
 #: Disturbed too: requests/s under this share of its level before (a stall, added latency).
 THROUGHPUT_SHARE = 0.5
+#: Locust runner states in which users send load. A row taken in another one (the
+#: run stopping: ``cleanup``, ``stopping``, ``stopped``) closes an interval that
+#: answered little because the load was ending, not because the action stalled it.
+LOAD_STATES = frozenset({"spawning", "running"})
 
 
 def _ok(rows: Sequence[Row], collector: str) -> list[Row]:
@@ -62,6 +68,12 @@ def _num(value: Any) -> float:
 def _counts(row: Row | None) -> dict[str, float]:
     errors = (row or {}).get("errors_by_kind")
     return {str(k): _num(v) for k, v in errors.items()} if isinstance(errors, Mapping) else {}
+
+
+def _under_load(row: Row) -> bool:
+    """Whether Locust was sending load when ``row`` was taken (rows without a state: yes)."""
+    state = row.get("state")
+    return not isinstance(state, str) or state in LOAD_STATES
 
 
 def _at_or_before(rows: Sequence[Row], t: float) -> Row | None:
@@ -113,6 +125,8 @@ def recovery_after(locust: Sequence[Row], start: float, baseline: float,
             continue
         if until is not None and end > until + 1e-6:
             break
+        if not _under_load(b):
+            continue
         last_end = end
         requests, ratio = _ratio(a, b)
         users = _num(b.get("users"))

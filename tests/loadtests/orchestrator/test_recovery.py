@@ -119,3 +119,18 @@ def test_throughput_under_half_its_level_is_disturbed() -> None:
         row["requests"] = 10 * min(i, 6) + 3 * max(0, min(i, 9) - 6) + 10 * max(0, i - 9)
     assert recovery_after(rows, 5.0, 0.0, baseline_rps=10.0) == 4.0
     assert recovery_after(rows, 5.0, 0.0) == 0.0
+
+
+def test_the_sample_taken_while_locust_stops_is_not_a_stall() -> None:
+    # GIVEN an action at 5 s that disturbed 2 s, then steady load at 10 requests/s, and
+    # the last Locust row taken while Locust was already stopping ("cleanup"): its
+    # interval answered almost nothing, as every run's last one does
+    rows = locust_rows([0] * 6 + [5, 5] + [0] * 4)
+    for row in rows:
+        row["state"] = "running"
+    rows.append({**rows[-1], "elapsed_s": rows[-1]["elapsed_s"] + 0.5, "state": "cleanup",
+                 "requests": rows[-1]["requests"] + 1})
+    # THEN the action recovered after its 2 s (it read "never recovered", failing
+    # connstorm repro --preset failover on a busy machine)
+    assert recovery_after(rows, 5.0, 0.0, baseline_rps=10.0) == 2.0
+    assert action_figures(rows + timeline_rows(5.0), ENTRY)["recovery_s"] == 2.0
