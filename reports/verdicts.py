@@ -95,6 +95,16 @@ def errors_text(errors: Any) -> str:
     return ", ".join(f"{k} {fmt(v)}" for k, v in items) or "none"
 
 
+#: Through RDS Proxy the pooler's columns are the proxy's (as a live run's are, read
+#: from CloudWatch): its client connections, and its database connections against its
+#: pool (``MaxDatabaseConnectionsAllowed``); PgBouncer, unused, would read 0 and "0 / –".
+PROXY_CELLS: dict[str, tuple[str, str | None]] = {
+    "peak_pooler_clients": ("peak_proxy_client_connections", None),
+    "peak_pooler_server_connections": ("peak_proxy_database_connections",
+                                       "proxy_max_connections"),
+}
+
+
 def cell(variant: Mapping[str, Any], key: str) -> str:
     """One cell of the verdict table."""
     if key == "errors_by_kind":
@@ -105,6 +115,11 @@ def cell(variant: Mapping[str, Any], key: str) -> str:
         return errors_text(variant.get(key))
     if key == "peak_db_connections":
         return f"{fmt(variant.get(key))} / {fmt(variant.get('max_connections'))}"
+    if variant.get("db_path") == "rds_proxy" and key in PROXY_CELLS:
+        peak, bound = PROXY_CELLS[key]
+        if variant.get(peak) is not None:
+            shown = fmt(variant.get(peak))
+            return f"{shown} / {fmt(variant.get(bound))}" if bound else shown
     if key == "peak_pooler_server_connections":
         if variant.get("db_path") == "direct" or variant.get(key) is None:
             return DASH

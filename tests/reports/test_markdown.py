@@ -116,3 +116,18 @@ def _section(lines: list[str], heading: str) -> list[str]:
         if line.startswith("| ") and not line.startswith("| ---"):
             rows.append(line)
     return rows
+
+
+def test_markdown_render_through_rds_proxy_the_pooler_columns_are_the_proxys() -> None:
+    # GIVEN a variant through the RDS Proxy stand-in (PgBouncer unused: its peaks are 0)
+    doc = summary("rds_proxy-session_state", failures=0, passed=True)
+    doc["variants"][0].update(
+        db_path="rds_proxy", peak_pooler_clients=0, peak_pooler_server_connections=0,
+        pool_size=None, peak_proxy_client_connections=59, peak_proxy_database_connections=10,
+        proxy_max_connections=10)
+    row = next(line for line in markdown.render(doc).splitlines()
+               if line.startswith("| rds_proxy-session_state"))
+    # THEN its clients and database connections against its pool show, as a live run's
+    # do, not PgBouncer's "0" and "0 / –"
+    assert "| 59 | 10 / 10 |" in row
+    assert "| 0 / – |" not in row
