@@ -193,7 +193,7 @@ class LiveRun(Run):
         rows = read_samples(self.run_dir / SAMPLES_FILE)
         summary = live_summary(summary, self.opts.scenario, rows, reading, findings,
                                (self.start_t, end_t), period, self.target.as_json(), pins)
-        summary = self.compare(summary)
+        summary = self.mark_cut_short(self.compare(summary))
         write_json(self.run_dir / SUMMARY_FILE, summary)
         write_reports(self.run_dir, summary, step_summary=self.opts.step_summary)
         self.print_summary(summary)

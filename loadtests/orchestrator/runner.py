@@ -67,6 +67,7 @@ from connstorm.run_folder import (
     write_private_json,
 )
 from connstorm.scenario import Scenario
+from connstorm.signals import Terminated
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,8 @@ class Run:
         self.stack: Any = None
         #: The baseline's copy in the run folder (``baseline``), once made.
         self.baseline_copy: str | None = None
+        #: Ctrl-C or SIGTERM stopped a headless run before its end.
+        self.cut_short = False
 
     # -- the stack ---------------------------------------------------------------
 
@@ -253,11 +256,14 @@ class Run:
                 args = locust_args(self.opts, str(host), stack_file)
                 started = True
                 self._run_locust(args, stack)
-        except BaseException:
+        except BaseException as exc:
             # Interrupted or failed mid-run: Locust and the stack are stopped by
             # now; keep whatever the run folder holds, then let the error through.
+            # A headless run cut short says so (the web UI's is ended by Ctrl-C).
+            cut_short = self.opts.headless and isinstance(exc, KeyboardInterrupt | Terminated)
             if started:
                 try:
+                    self.cut_short = cut_short
                     self._finish()
                 except Exception:
                     log.exception("could not write the summary of the interrupted run")
@@ -388,10 +394,19 @@ class Run:
         collectors = load_json(self.run_dir / COLLECTORS_FILE)
         summary = build_summary(self.run_dir, self.opts.scenario,
                                 skipped=collectors.get("skipped") or {}, users=self.opts.users)
-        summary = self.compare(summary)
+        summary = self.mark_cut_short(self.compare(summary))
         write_json(self.run_dir / SUMMARY_FILE, summary)
         write_reports(self.run_dir, summary, step_summary=self.opts.step_summary)
         self.print_summary(summary)
+        return summary
+
+    def mark_cut_short(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """A run Ctrl-C or SIGTERM cut short: each variant ``interrupted`` (as a repro
+        marks one it stopped) and ``passed`` false: its verdict is of a part of the load."""
+        if self.cut_short:
+            for entry in summary.get("variants") or []:
+                entry["interrupted"] = True
+            summary["passed"] = False
         return summary
 
     def compare(self, summary: dict[str, Any]) -> dict[str, Any]:

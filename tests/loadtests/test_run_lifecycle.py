@@ -64,6 +64,12 @@ def test_run_ctrl_c_stops_everything_and_keeps_the_summary(tmp_path: Path) -> No
     assert _all_gone(pids) == set()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["variants"][0]["requests"] > 0
+    # ... and says it was cut short: a run stopped after seconds of its two minutes
+    # passed nothing (it read PASS, and summary.md's header too)
+    assert summary["variants"][0]["interrupted"] is True
+    assert summary["passed"] is False
+    assert (run_dir / "summary.md").read_text().startswith("# connstorm: ci-smoke: FAIL")
+    assert "INTERRUPTED" in (run_dir / "summary.md").read_text()
 
 
 def test_run_killed_outright_leaves_no_process(tmp_path: Path) -> None:
