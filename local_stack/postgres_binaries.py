@@ -79,6 +79,11 @@ def find_binaries() -> PostgresBinaries:
             match = re.search(r"(\d+(?:\.\d+)?)", out)
             if match:
                 return PostgresBinaries(bindir=bindir, version=match.group(1))
+    if override:
+        raise EnvironmentProblemError(
+            f"CONNSTORM_PG_BINDIR={override}: no PostgreSQL server binaries (initdb, postgres) "
+            "in it; point it at their folder, or unset it to use the installed ones "
+            "(apt-get install -y postgresql installs them)")
     raise EnvironmentProblemError(INSTALL_HINT)
 
 

@@ -141,9 +141,11 @@ def test_up_port_in_use_style_environment_error_exit_code(tmp_path: Path) -> Non
     result = subprocess.run([*UP, "--out", str(tmp_path / "run")], capture_output=True,
                             text=True, timeout=60, cwd=tmp_path, env=env)
     assert result.returncode == ExitCode.ENVIRONMENT
+    # the line names the setting that is wrong, not "set CONNSTORM_PG_BINDIR", which is set
     assert result.stderr.strip().splitlines() == [
-        "connstorm: error: PostgreSQL server binaries (initdb, postgres) not found; install "
-        "them with: apt-get install -y postgresql (or set CONNSTORM_PG_BINDIR)"]
+        "connstorm: error: CONNSTORM_PG_BINDIR=/nonexistent: no PostgreSQL server binaries "
+        "(initdb, postgres) in it; point it at their folder, or unset it to use the installed "
+        "ones (apt-get install -y postgresql installs them)"]
     assert not (tmp_path / "run" / LINK_NAME).exists()
 
 
