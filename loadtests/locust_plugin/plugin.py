@@ -36,6 +36,7 @@ from connstorm.loadtests.locust_plugin.collectors.locust_stats import (
 )
 from connstorm.loadtests.locust_plugin.collectors.stack_targets import stack_collectors
 from connstorm.loadtests.locust_plugin.plugin_state import PluginState
+from connstorm.loadtests.locust_plugin.worker_options import parse_defaults_once
 from connstorm.run_folder import COLLECTORS_FILE, SAMPLES_FILE, default_run_dir, write_json
 from connstorm.samples import SampleWriter
 
@@ -133,5 +134,6 @@ _events: Any = events
 _events.init_command_line_parser.add_listener(_on_parser)
 _events.init.add_listener(_on_init)
 _events.quitting.add_listener(_on_quitting)
+parse_defaults_once()  # or a worker under load misses its heartbeats on every spawn message
 # Now, at import: before Locust builds its runner, whose stats listen to this event.
 failure_kinds.install(_events.request)
