@@ -7,9 +7,11 @@ Run::
 
 Both use one private PostgreSQL 15 (SCRAM, max_connections above N) and the
 probe handler (``benchmarks/handlers/probe_handler.py``: imports psycopg and
-connects at Init), one function with the default ``preload`` unless
-``--preload`` says otherwise, and the emulator core in a process of its own
-(real awslambdaric in every environment, freeze on).
+connects at Init), one function, and the emulator core in a process of its own
+(real awslambdaric in every environment, freeze on). The function's ``preload``:
+``memory`` keeps the default (what users get: psycopg, psycopg_pool, boto3,
+botocore.session); ``ramp`` preloads psycopg alone, what the floor's parent has
+imported, so both fork the same modules; ``--preload`` overrides either.
 
 ``memory``: N invocations at once, each holding its environment until all N
 are busy; once all N have answered and are frozen (SIGSTOPped on ``/next``),
@@ -200,8 +202,9 @@ async def emulator_run(mode: str, n: int, dsn: str, admin_dsn: str, run_dir: Pat
         calls = [asyncio.ensure_future(emu.invoke(m["InvocationRequest"]("probe", payload)))
                  for _ in range(n)]
         reached = None
+        pool = emu.pools["probe"]
         while time.monotonic() - started < hold_s:
-            if sum(1 for e in emu.by_id.values() if e.state == m["BUSY"]) >= n:
+            if pool.counts[m["BUSY"]] >= n:
                 reached = time.monotonic() - started
                 break
             await asyncio.sleep(0.02)
@@ -243,7 +246,11 @@ def _measure(args: argparse.Namespace) -> int:
         import uvloop
 
         preload = None if args.preload is None else tuple(p for p in args.preload.split(",") if p)
-        with tempfile.TemporaryDirectory(prefix="connstorm-envcost-") as tmp:
+        # The run folder on tmpfs, as the stack's scratch goes (local_stack/scratch.py): on
+        # this machine /tmp is slow to create files in (about 0.35 ms of CPU each, measured),
+        # which is the disk's cost, not the emulator's (a run folder under runs/ pays 15 us).
+        scratch = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        with tempfile.TemporaryDirectory(prefix="connstorm-envcost-", dir=scratch) as tmp:
             doc = uvloop.run(emulator_run(args.mode, args.envs, args.dsn, args.admin_dsn,
                                           Path(tmp) / "run", preload, args.hold_s))
     print("RESULT " + json.dumps(doc))
@@ -277,8 +284,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", type=Path, metavar="DIR",
                         help="another checkout (with its own .venv) measured in the same rounds")
-    parser.add_argument("--preload", help="comma-separated modules (default: the function "
-                                          "default); '' for none")
+    parser.add_argument("--preload", help="comma-separated modules (default: the function's "
+                                          "default for memory, psycopg for ramp); '' for none")
     parser.add_argument("--hold-s", type=float, default=None,
                         help="how long each invocation holds its environment")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
@@ -290,6 +297,8 @@ def main() -> int:
         args.envs = 200 if args.mode == "memory" else 1000
     if args.hold_s is None:
         args.hold_s = 30.0 if args.mode == "memory" else 240.0
+    if args.preload is None and args.mode == "ramp":
+        args.preload = "psycopg"  # the floor's parent imported psycopg alone
     if args.measure:
         return _measure(args)
     sys.path.insert(0, str(ROOT))
