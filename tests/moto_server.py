@@ -14,6 +14,7 @@ each names its resources apart instead.
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,14 +27,24 @@ SECRET_KEY = "connstorm-test-secret-Zq8vK2mN4pR7"
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """Start moto on 127.0.0.1:<free port>; yields its URL; stopped on exit."""
+    """Start moto on 127.0.0.1:<free port>; yields its URL; stopped on exit.
+
+    moto keeps one state per process, whatever server serves it: a server starts
+    with it emptied, so that a module's fixture that runs again in the same
+    process (pytest-xdist hands a worker tests of several modules in turn, so a
+    module's fixtures may be set up more than once) does not find what it created
+    the time before.
+    """
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        url = f"http://{host}:{port}"
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
+                               timeout=30).close()
+        yield url
     finally:
         server.stop()
 
