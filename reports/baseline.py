@@ -44,6 +44,8 @@ def _allowed(c: Mapping[str, Any]) -> str:
     if c.get("kind") in ("new_error_kind", "new_pin_reason"):
         return "none new"
     tolerance = c.get("tolerance_pct")
+    if not judged(c):
+        return "not set"
     if tolerance is None:
         return v.DASH
     sign = "+" if c.get("bound") == "at most" else "-"
@@ -60,8 +62,16 @@ def _change(c: Mapping[str, Any]) -> str:
     return "new" if c.get("actual") else v.DASH
 
 
+def judged(c: Mapping[str, Any]) -> bool:
+    """False for a timing shown beside the baseline's but held to no tolerance
+    (``[thresholds.regression]`` leaves ``p95_pct``, ``p99_pct``, ``rps_pct`` unset)."""
+    return c.get("judged") is not False
+
+
 def result_text(c: Mapping[str, Any]) -> str:
-    """``ok`` or ``REGRESSION``."""
+    """``ok``, ``REGRESSION`` or ``not judged``."""
+    if not judged(c):
+        return "not judged"
     return "ok" if c.get("passed") else "REGRESSION"
 
 

@@ -6,7 +6,8 @@ whose message says limit against actual, so the CI page alone tells what broke.
 A repro variant meant to fail (``expected_to_fail``) breaking its own thresholds
 is no failure: its case passes and says so. A run compared with a baseline
 (``--baseline``) has one more suite, ``connstorm.<scenario>.baseline``, with a
-case per comparison (``<variant>: <figure>``): a regression is a failure.
+case per comparison (``<variant>: <figure>``): a regression is a failure, a
+timing not judged (its ``[thresholds.regression]`` percentage unset) is skipped.
 Built with ElementTree so names and messages are escaped properly.
 """
 
@@ -66,7 +67,7 @@ def render(summary: Mapping[str, Any]) -> str:
     if compared:
         suite_name = _suite_name(scenario, "baseline")
         suite = ET.SubElement(root, "testsuite", name=suite_name)
-        regressions = 0
+        regressions = unjudged = 0
         for comparison in compared:
             case = ET.SubElement(suite, "testcase", classname=suite_name,
                                  name=f"{comparison.get('variant')}: {comparison.get('name')}")
@@ -75,10 +76,14 @@ def render(summary: Mapping[str, Any]) -> str:
                 regressions += 1
                 failure = ET.SubElement(case, "failure", message=text, type="regression")
                 failure.text = text
+            elif not baseline.judged(comparison):
+                ET.SubElement(case, "skipped", message=text)
+                unjudged += 1
             else:
                 ET.SubElement(case, "system-out").text = text
         suite.set("tests", str(len(compared)))
         suite.set("failures", str(regressions))
+        suite.set("skipped", str(unjudged))
         suite.set("errors", "0")
         total += len(compared)
         failed += regressions

@@ -18,6 +18,7 @@ from typing import Any, cast
 from xml.sax.saxutils import escape, quoteattr
 
 from connstorm.loadtests.orchestrator.regression import describe as describe_comparison
+from connstorm.loadtests.orchestrator.regression import judged
 from connstorm.loadtests.orchestrator.thresholds import Verdict, describe
 from connstorm.run_folder import JUNIT_FILE, MARKDOWN_FILE, write_atomic
 
@@ -50,16 +51,22 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
     cases = [("thresholds", v["name"], bool(v["passed"]), describe(v)) for v in verdicts]
     cases += [("baseline", f"{c.get('variant')}: {c.get('name')}", bool(c.get("passed")),
                describe_comparison(c)) for c in _comparisons(summary)]
+    # A timing shown but not judged ([thresholds.regression] unset) is a skipped case.
+    skipped = {f"{c.get('variant')}: {c.get('name')}" for c in _comparisons(summary)
+               if not judged(c)}
     failures = sum(1 for case in cases if not case[2])
     name = str(summary.get("scenario", "connstorm"))
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              f'<testsuites name="connstorm" tests="{len(cases)}" failures="{failures}">',
              f'  <testsuite name={quoteattr(name)} tests="{len(cases)}" '
-             f'failures="{failures}">']
+             f'failures="{failures}" skipped="{len(skipped)}">']
     for group, case_name, passed, text in cases:
         case = (f'    <testcase classname={quoteattr(group + "." + name)} '
                 f'name={quoteattr(case_name)}')
-        if passed:
+        if group == "baseline" and case_name in skipped:
+            lines += [case + ">", f"      <skipped message={quoteattr(text)}/>",
+                      "    </testcase>"]
+        elif passed:
             lines.append(case + "/>")
         else:
             lines.append(case + ">")
@@ -82,7 +89,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
     compared = _comparisons(summary)
     if compared:
         out += ["| compared with the baseline | result |", "|---|---|"]
-        out += [f"| {describe_comparison(c)} | {'pass' if c.get('passed') else '**FAIL**'} |"
+        out += [f"| {describe_comparison(c)} | "
+                f"{'not judged' if not judged(c) else 'pass' if c.get('passed') else '**FAIL**'} |"
                 for c in compared]
         out.append("")
     for variant in summary.get("variants") or []:

@@ -55,6 +55,21 @@ class ReproOutError(ConnstormError):
     exit_code = ExitCode.USAGE
 
 
+#: What ``connstorm repro --set`` may change: how ``--baseline`` judges a variant,
+#: never what a variant runs (its stack and load are what it demonstrates).
+SETTABLE = "thresholds.regression."
+
+
+def check_overrides(items: Sequence[str]) -> tuple[str, ...]:
+    """``--set`` items of ``repro``; anything outside ``SETTABLE`` is one line, exit 2."""
+    for item in items:
+        if not item.strip().startswith(SETTABLE):
+            raise ReproOutError(f"--set {item}: connstorm repro sets only {SETTABLE}KEY=VALUE "
+                                f"(what counts as a regression against --baseline); its "
+                                f"variants' stacks and load are fixed")
+    return tuple(items)
+
+
 @dataclass(frozen=True)
 class LoadPlan:
     """The stepped load every variant gets: steps of ``step_users`` up to ``users``."""
@@ -336,12 +351,13 @@ def variants_for(*, quick: bool, preset: str = "connections") -> tuple[Variant, 
                  or (preset in v.also_in and not quick))
 
 
-def variant_scenario(variant: Variant, plan: LoadPlan) -> Scenario:
-    """The variant's scenario with the plan's load (and timeouts) applied."""
+def variant_scenario(variant: Variant, plan: LoadPlan, extra: Sequence[str] = ()) -> Scenario:
+    """The variant's scenario with the plan's load (and timeouts) applied, then ``extra``
+    (``repro --set``, see :func:`check_overrides`)."""
     overrides = [*variant.overrides, *plan.overrides()]
     if variant.name == "pgbouncer-session":
         overrides.append(f"pgbouncer.query_wait_timeout={plan.query_wait_timeout_s}")
-    return load_scenario(variant.scenario, overrides=overrides)
+    return load_scenario(variant.scenario, overrides=[*overrides, *extra])
 
 
 def function_errors(run_dir: Path) -> dict[str, int]:
@@ -400,7 +416,8 @@ ProgressHook = Callable[[int, Variant, str], None]
 def run_repro(out: Path, *, quick: bool = False,
               progress: ProgressHook | None = None,
               preset: str = "connections", locustfile: Path | None = None,
-              baseline: Baseline | None = None, jobs: int | None = None) -> dict[str, Any]:
+              baseline: Baseline | None = None, jobs: int | None = None,
+              overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Run every variant into ``out/variants/<name>``; write and return the summary.
 
     ``progress(index, variant, phase)`` is called with phase "start" and "done".
@@ -412,7 +429,7 @@ def run_repro(out: Path, *, quick: bool = False,
     your own users on every variant; it is checked once, before the first stack
     starts. With a ``baseline`` (an earlier repro of the same preset, checked
     before anything runs), each variant folder gets the baseline's variant as its
-    ``baseline/``.
+    ``baseline/``, compared by ``[thresholds.regression]`` with ``overrides`` (``--set``).
     """
     from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
     from connstorm.loadtests.orchestrator.repro_jobs import (
@@ -428,7 +445,8 @@ def run_repro(out: Path, *, quick: bool = False,
     if baseline is not None:
         baseline.require_variants([variant.name for variant in chosen])
     check_out(out)
-    scenarios = [(variant, variant_scenario(variant, plan)) for variant in chosen]
+    scenarios = [(variant, variant_scenario(variant, plan, check_overrides(overrides)))
+                 for variant in chosen]
     if locustfile is not None:
         locustfile = locustfile.resolve()
         check_own(load_source(scenarios[0][1], locustfile))

@@ -47,7 +47,7 @@ from connstorm.loadtests.orchestrator.live_view import LiveView
 from connstorm.loadtests.orchestrator.locust_process import LocustProcess, wait_until
 from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
 from connstorm.loadtests.orchestrator.regression import describe as describe_comparison
-from connstorm.loadtests.orchestrator.regression import regressions
+from connstorm.loadtests.orchestrator.regression import regressions, status_word
 from connstorm.loadtests.orchestrator.report_files import write_reports
 from connstorm.loadtests.orchestrator.summary import build_summary, db_path, variant_name
 from connstorm.loadtests.orchestrator.thresholds import describe, failed
@@ -460,9 +460,9 @@ class Run:
         section = summary.get("baseline") or {}
         for variant in section.get("variants") or []:
             for comparison in variant.get("comparisons") or []:
-                self.console.print(("PASS " if comparison["passed"] else "FAIL ")
-                                   + f"baseline {describe_comparison(comparison)}",
-                                   highlight=False, soft_wrap=True)
+                self.console.print(f"{status_word(comparison)} baseline "
+                                   f"{describe_comparison(comparison)}",
+                                   highlight=False, soft_wrap=True, markup=False)
         self.console.print(f"run folder: {self.run_dir}", highlight=False)
 
 

@@ -2,9 +2,9 @@
 
 The figure these tests hold runs to is the one a run cannot vary: 20 users on
 module_level handlers against 7 ordinary slots take every slot, so the peak of
-database connections is the same in every run (timings are not compared here:
-they vary from run to run, which is what ``[thresholds.regression]``'s
-percentages are for).
+database connections is the same in every run. Timings vary from run to run;
+``[thresholds.regression]`` shows them but judges them only when asked to, so
+these runs use its defaults for them.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import pytest
 
 from connstorm.loadtests.orchestrator.baseline import compare_summary, load_baseline
 from connstorm.loadtests.orchestrator.report_files import write_reports
-from connstorm.loadtests.orchestrator.summary import build_summary, write_json
+from connstorm.loadtests.orchestrator.summary import build_summary
 from connstorm.reports import html as report_html
 from connstorm.reports.run_folder import load_run
+from connstorm.run_folder import write_json
 from connstorm.scenario import load_scenario
 from tests.loadtests.conftest import connstorm, rows
 
@@ -147,12 +148,15 @@ def test_a_baseline_30_percent_lower_fails_the_run_with_the_right_line(
 
 
 def test_a_run_within_its_tolerances_passes_with_exit_0(main_run: Path, tmp_path: Path) -> None:
-    # GIVEN thresholds the refused run meets, and room for the timings to vary
+    # GIVEN thresholds the refused run meets. The timings get no room of their own: at
+    # the defaults they are shown, not judged (they moved up to 3x between identical
+    # runs, docs/baselines.md). This load saturates the database on purpose, so which
+    # requests meet a full database, and how many environments the refusals leave
+    # busy, is a race: the error shares, kinds and environments get room here.
     loose = ["--set", "thresholds.max_fail_ratio=1.0",
              "--set", "thresholds.too_many_connections=1000000",
-             *(item for key in ("p95_pct", "p99_pct", "errors_pct", "peak_environments_pct")
+             *(item for key in ("errors_pct", "peak_environments_pct")
                for item in ("--set", f"thresholds.regression.{key}=100000")),
-             "--set", "thresholds.regression.rps_pct=100",
              "--set", "thresholds.regression.new_error_kinds=false"]
     out = tmp_path / "pr"
     # WHEN it runs against the main run, the peak of connections held to +10 %
@@ -162,6 +166,18 @@ def test_a_run_within_its_tolerances_passes_with_exit_0(main_run: Path, tmp_path
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     summary = _summary(out)
     assert (summary["passed"], summary["baseline"]["passed"]) == (True, True)
-    assert _comparisons(summary)["peak_db_connections"]["line"] == (
+    compared = _comparisons(summary)
+    assert compared["peak_db_connections"]["line"] == (
         "direct-module_level: peak_db_connections 7, baseline 7: +0 % (allowed +10 %, ≤ 8) ok")
     assert "PASS baseline direct-module_level: peak_db_connections 7" in result.stdout
+    # AND the timings are there, beside the baseline's, marked as not judged
+    for name, key in (("p95_ms", "p95_pct"), ("p99_ms", "p99_pct"), ("rps", "rps_pct")):
+        assert compared[name]["judged"] is False
+        assert compared[name]["line"].endswith(
+            f"(not judged: [thresholds.regression] {key} unset)")
+        assert f"INFO baseline {compared[name]['line']}" in result.stdout
+    suite = next(s for s in ET.parse(out / "junit.xml").getroot().iter("testsuite")
+                 if s.get("name") == "connstorm.direct-small.baseline")
+    assert (suite.get("failures"), suite.get("skipped")) == ("0", "3")
+    assert "| direct-module_level | p95_ms |" in (out / "summary.md").read_text()
+    assert "not judged" in (out / "summary.md").read_text()

@@ -82,7 +82,8 @@ def test_the_before_after_table_and_junit_say_what_regressed(tmp_path: Path) -> 
            "1 regression." in md
     assert ("| direct-module_level | peak_db_connections | 14 | 20 | +42.9 % | +10 % (≤ 16) "
             "| REGRESSION |") in md
-    assert "| direct-module_level | rps | 41.5 | 41.5 | +0 % | -25 % (≥ 31.125) | ok |" in md
+    # the timings: shown beside the baseline's, not judged at the defaults
+    assert "| direct-module_level | rps | 41.5 | 41.5 | +0 % | not set | not judged |" in md
     root = ET.fromstring(written["junit.xml"].read_text())
     suite = next(s for s in root.iter("testsuite")
                  if s.get("name") == "connstorm.direct-small.baseline")
@@ -96,7 +97,11 @@ def test_the_before_after_table_and_junit_say_what_regressed(tmp_path: Path) -> 
     assert failure is not None
     assert failure.get("message") == ("direct-module_level: peak_db_connections 20, baseline 14: "
                                       "+42.9 % (allowed +10 %, ≤ 16) REGRESSION")
-    assert (suite.get("tests"), suite.get("failures")) == ("6", "1")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("6", "1", "3")
+    skipped = cases["direct-module_level: p95_ms"].find("skipped")
+    assert skipped is not None
+    assert str(skipped.get("message")).endswith("(not judged: [thresholds.regression] p95_pct "
+                                                "unset)")
     page = written["report.html"].read_text()
     assert "<h2>Compared with the baseline</h2>" in page
     assert "dotted, lighter lines" in page

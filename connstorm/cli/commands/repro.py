@@ -8,6 +8,7 @@
     connstorm repro --preset rds_proxy   # RDS Proxy: pooled against pinned
     connstorm repro --preset deploy   # the tail of connections a deploy leaves behind
     connstorm repro --baseline runs/last-repro   # and compare each variant with it
+    connstorm repro --baseline runs/last-repro --set thresholds.regression.p95_pct=200
 
 Runs the variants of :mod:`connstorm.loadtests.orchestrator.repro` on fresh local
 stacks, one per core at a time (``--jobs``; see
@@ -62,6 +63,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--baseline", type=Path, metavar="PATH",
                    help=f"an earlier repro of the same preset (its folder or {SUMMARY_FILE}): "
                         "each variant is compared with its namesake; a regression is exit 6")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="thresholds.regression.KEY=VALUE",
+                   help="what counts as a regression against --baseline, e.g. "
+                        "thresholds.regression.p95_pct=200 (nothing else: the variants are "
+                        "fixed)")
     p.set_defaults(func=run)
 
 
@@ -117,11 +123,13 @@ def show_results(console: Console, summary: dict[str, Any], out: Path) -> None:
     console.print(comparison_table(summary))
     for entry in verdicts.variants(summary):
         console.print(f"{entry.get('name')}: {verdict(entry)}", highlight=False)
+    from connstorm.loadtests.orchestrator.regression import status_word
+
     section = summary.get("baseline") or {}
     for variant in section.get("variants") or []:
         for comparison in variant.get("comparisons") or []:
-            console.print(("PASS " if comparison.get("passed") else "FAIL ") + "baseline "
-                          + str(comparison.get("line", "")), highlight=False, soft_wrap=True)
+            console.print(f"{status_word(comparison)} baseline {comparison.get('line', '')}",
+                          highlight=False, soft_wrap=True, markup=False)
     console.print(f"report: {out / REPORT_FILE}", highlight=False)
 
 
@@ -133,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from connstorm.loadtests.orchestrator.regression import regressions
     from connstorm.loadtests.orchestrator.repro import (
         check_out,
+        check_overrides,
         plan_for,
         repro_name,
         run_repro,
@@ -146,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     console = output_console()
     plan = plan_for(args.preset, quick=args.quick)
     chosen = variants_for(quick=args.quick, preset=args.preset)
-    limit = variant_scenario(chosen[0], plan).postgres.max_connections
+    overrides = check_overrides(args.overrides)  # one line, exit 2 or 3, before anything
+    limit = variant_scenario(chosen[0], plan, overrides).postgres.max_connections
     out: Path = args.out or default_run_dir("repro")
     check_out(out)
     baseline = None
@@ -177,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
 
         summary = run_repro(out, quick=args.quick, progress=hook, preset=args.preset,
                             locustfile=args.locustfile, baseline=baseline,
-                            jobs=jobs)
+                            jobs=jobs, overrides=overrides)
         progress.update(task, description="done")
     show_results(console, summary, out)
     missed = [t for t in verdicts.thresholds(summary) if not t.get("passed")]

@@ -246,3 +246,38 @@ def test_the_minimal_ci_files_carry_the_comparisons_too(tmp_path: Path) -> None:
     assert failure.get("message") == ("direct-module_level: peak_db_connections 10, baseline 7: "
                                       "+42.9 % (allowed +10 %, ≤ 8) REGRESSION")
     assert "| direct-module_level: peak_db_connections 10, baseline 7" in markdown(judged)
+
+
+def test_repro_sets_what_counts_as_a_regression_and_nothing_else(tmp_path: Path) -> None:
+    from connstorm.loadtests.orchestrator import repro
+
+    # GIVEN a quick repro's variants, p95 up 3x against the baseline (a busy machine)
+    chosen = repro.variants_for(quick=True)
+    entries = {v.name: summary_doc("repro", (v.name,))["variants"][0] for v in chosen}
+    baseline = load_baseline(baseline_folder(tmp_path, summary_doc(
+        "repro", tuple(entries))), scenario="repro")
+
+    def judged(overrides: tuple[str, ...]) -> dict[str, Any]:
+        results = [(v, repro.variant_scenario(v, repro.QUICK, overrides),
+                    {**entries[v.name], "p95_ms": 120.0}) for v in chosen]
+        return repro.build_summary(results, quick=True, elapsed_s=1.0, complete=True,
+                                   baseline=baseline)
+
+    # THEN at the defaults the timing is shown, not judged
+    assert judged(())["baseline"]["passed"] is True
+    # AND --set thresholds.regression.p95_pct judges it, on every variant
+    doc = judged(repro.check_overrides(["thresholds.regression.p95_pct=100"]))
+    assert doc["baseline"]["regressions"] == len(chosen)
+    # AND anything else repro refuses in one line, before anything starts
+    out = tmp_path / "repro"
+    line = _one_line_exit_2(["repro", "--quick", "--set", "load.users=3", "--out", str(out)],
+                            out)
+    assert line == ("connstorm: error: --set load.users=3: connstorm repro sets only "
+                    "thresholds.regression.KEY=VALUE (what counts as a regression against "
+                    "--baseline); its variants' stacks and load are fixed")
+    bad = connstorm("repro", "--quick", "--set", "thresholds.regression.p95_pct=lots",
+                    "--out", str(out), timeout_s=120)
+    assert bad.returncode == 3, bad.stderr
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
+    assert "p95_pct: expected a number" in bad.stderr
+    assert not out.exists()

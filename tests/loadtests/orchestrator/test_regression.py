@@ -16,6 +16,8 @@ from connstorm.loadtests.orchestrator.regression import (
 from connstorm.sections.thresholds import RegressionConfig
 
 DEFAULTS = RegressionConfig()
+#: Timings judged, as a team that runs on a quiet dedicated machine may choose.
+TIMED = RegressionConfig(p95_pct=25, p99_pct=50, rps_pct=25)
 
 
 def variant(**changes: Any) -> dict[str, Any]:
@@ -110,19 +112,51 @@ def test_errors_compare_by_kind_new_kinds_and_shares_of_the_requests() -> None:
         "errors: proxy_borrow_timeout"]["passed"] is True
 
 
+def test_timings_are_shown_but_not_judged_by_default() -> None:
+    # GIVEN a run of the same code on a busy shared machine: the connection figures the
+    # same, p95 and p99 up to 3x the baseline's and requests/s down by 30.6 % (what two
+    # runs of ci-smoke a minute apart did in the QA pass: exit 6 on timing alone)
+    current = variant(p95_ms=360.0, p99_ms=1200.0, rps=55.52)
+    found = by_name(compare_variant(current, variant(), DEFAULTS))
+    # THEN nothing fails: the timings are shown beside the baseline's, held to nothing
+    assert all(c["passed"] for c in found.values())
+    for name in ("p95_ms", "p99_ms", "rps"):
+        assert (found[name]["judged"], found[name]["limit"], found[name]["tolerance_pct"]) == (
+            False, None, None), name
+    assert found["rps"]["change_pct"] == -30.6
+    assert found["p95_ms"]["line"] == (
+        "rds_proxy-module_level_resilient: p95_ms 360, baseline 120: +200 % (not judged: "
+        "[thresholds.regression] p95_pct unset)")
+    # AND the connection figures are judged as before
+    assert "judged" not in found["peak_db_connections"]
+    worse = by_name(compare_variant(variant(peak_db_connections=12, p95_ms=360.0), variant(),
+                                    DEFAULTS))
+    assert [c["name"] for c in worse.values() if not c["passed"]] == ["peak_db_connections"]
+
+
+def test_a_timing_tolerance_set_judges_that_timing_alone() -> None:
+    only_p95 = RegressionConfig(p95_pct=200)
+    found = by_name(compare_variant(variant(p95_ms=400.0, p99_ms=4000.0, rps=8.0), variant(),
+                                    only_p95))
+    assert (found["p95_ms"]["passed"], found["p95_ms"]["limit"]) == (False, 360.0)
+    assert found["p95_ms"]["line"].endswith("(allowed +200 %, ≤ 360) REGRESSION")
+    assert found["p99_ms"]["passed"] is True
+    assert found["rps"]["passed"] is True
+
+
 def test_requests_per_second_may_not_fall_and_latency_may_not_rise() -> None:
-    found = by_name(compare_variant(variant(rps=50.0, p95_ms=200.0), variant(), DEFAULTS))
+    found = by_name(compare_variant(variant(rps=50.0, p95_ms=200.0), variant(), TIMED))
     assert found["rps"]["passed"] is False
     assert found["rps"]["line"] == ("rds_proxy-module_level_resilient: rps 50, baseline 80: "
                                     "-37.5 % (allowed -25 %, ≥ 60) REGRESSION")
     assert (found["p95_ms"]["passed"], found["p95_ms"]["limit"]) == (False, 150.0)
     assert found["p99_ms"]["passed"] is True
     # no requests, so no latency: a comparison that cannot be made is no pass
-    lost = by_name(compare_variant(variant(p95_ms=None), variant(), DEFAULTS))["p95_ms"]
+    lost = by_name(compare_variant(variant(p95_ms=None), variant(), TIMED))["p95_ms"]
     assert lost["passed"] is False
     assert lost["line"].endswith("p95_ms no data, baseline 120 REGRESSION")
     # a baseline without the figure holds the run to nothing
-    unknown = by_name(compare_variant(variant(), variant(p99_ms=None), DEFAULTS))["p99_ms"]
+    unknown = by_name(compare_variant(variant(), variant(p99_ms=None), TIMED))["p99_ms"]
     assert unknown["passed"] is True
 
 
@@ -152,5 +186,6 @@ def test_the_defaults_are_the_documented_ones() -> None:
     defaults = {f.name: getattr(DEFAULTS, f.name) for f in dataclasses.fields(DEFAULTS)}
     assert set(documented) == set(defaults)
     for key, value in defaults.items():
-        assert documented[key] == (str(value).lower() if isinstance(value, bool)
+        assert documented[key] == ("unset" if value is None
+                                   else str(value).lower() if isinstance(value, bool)
                                    else f"{value:g}"), key
