@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,9 @@ counter = ErrorKindCounter()
 
 
 state = PluginState()
+
+#: How long the load waits, at most, for every collector's first sample.
+FIRST_ROW_WAIT_S = 10.0
 
 
 def load_stack(path: str) -> dict[str, Any]:
@@ -99,6 +103,13 @@ def start(environment: Any, web_ui: Any = None) -> None:
                 "sample_interval_s": state.collectors[0].interval_s})
     for collector in state.collectors:
         collector.start()
+    # Locust spawns its first users only after the init event, so waiting here
+    # makes every collector's first row a sample from before the load.
+    deadline = time.monotonic() + FIRST_ROW_WAIT_S
+    for collector in state.collectors:
+        if not collector.wait_first_row(max(0.0, deadline - time.monotonic())):
+            log.warning("connstorm: %s collector took over %.0f s for its first sample; "
+                        "the load starts without it", collector.name, FIRST_ROW_WAIT_S)
     if web_ui is not None:
         from connstorm.loadtests.locust_plugin.web import register
         register(web_ui, state)

@@ -56,6 +56,7 @@ class Collector(ABC, Resource):
         self._thread: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
         self._busy_since: float | None = None
+        self._first_row = threading.Event()
 
     @abstractmethod
     def sample(self) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class Collector(ABC, Resource):
                 log.exception("%s: collector tick failed", self.name)
             finally:
                 self._busy_since = None
+                self._first_row.set()
             next_at += self.interval_s
             now = time.monotonic()
             if next_at < now:
@@ -126,6 +128,17 @@ class Collector(ABC, Resource):
         self._watcher = threading.Thread(target=self._watch, name=f"watch-{self.name}",
                                          daemon=True)
         self._watcher.start()
+
+    def wait_first_row(self, timeout_s: float) -> bool:
+        """Wait until the first sample (or gap row) is written; ``False`` on timeout.
+
+        The first rows are the run's "before": what provisioned and already warm
+        environments hold before a single request
+        (``lambda_lifecycle.baseline_db_connections``). Started in a thread, the
+        first sample of a busy machine could otherwise land after the first
+        users' requests and count their connections too.
+        """
+        return self._first_row.wait(timeout_s)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop sampling, wait for the loop to end, and close the target."""
