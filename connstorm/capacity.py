@@ -34,6 +34,18 @@ Environments outlive their invocations, so the peak number of environments is
 the peak concurrency, and for the patterns that keep a connection, that is the
 number of connections.
 
+Versions: after a deploy, the old version's environments keep their connections
+until Lambda reaps them and then, vanished without closing them, until the
+database's TCP keepalive gives up on them (AWS's sample
+graceful-shutdown-with-aws-lambda, README: "when a Lambda execution environment
+shuts down, the connections remain open"; AWS, "Dead connection handling in
+PostgreSQL": 300 + 30 x 2 = 360 s with RDS's defaults). So ``versions`` whose
+environments hold connections at once multiply what a pattern that keeps its
+connection needs (``per_invocation`` holds none while idle, so its old versions
+cost nothing). Through a pooler in transaction mode an old version holds only
+client connections, never a server connection; in session mode (or pinned by
+RDS Proxy) it holds its server connection like a live one.
+
 >>> plan = plan_capacity(CapacityRequest(engine="postgres", instance_class="db.t3.medium",
 ...                                      concurrency=200, pattern="module_level"))
 >>> plan.max_connections, plan.peak_db_connections, plan.fits
@@ -115,6 +127,9 @@ class CapacityRequest:
     reserved: int | None = None
     #: Connections others need (migrations, monitoring, consoles).
     other_connections: int = 0
+    #: Versions of the function whose environments hold connections at once: 1, plus
+    #: each earlier version deployed while its connections are still open.
+    versions: int = 1
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,8 @@ class CapacityPlan:
     #: How the pool lends its connections: "transaction" (statement mode counts as
     #: one) or "session" (also RDS Proxy pinning the pattern's sessions); None direct.
     pool_mode: str | None = None
+    #: Versions whose environments hold connections at once (1 for ``per_invocation``).
+    versions: int = 1
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
@@ -225,6 +242,7 @@ def _check(request: CapacityRequest) -> None:
     whole("--pool-size", request.pooler_pool_size, 1)
     whole("--reserved", request.reserved, 0)
     whole("--other-connections", request.other_connections, 0)
+    whole("--versions", request.versions, 1)
     if request.pattern not in PATTERNS:
         raise CapacityInputError(f"--pattern: unknown pattern {request.pattern!r}; "
                                  f"expected one of {', '.join(PATTERNS)}")
@@ -273,7 +291,15 @@ def plan_capacity(request: CapacityRequest) -> CapacityPlan:
     usable = max(0, limit - reserved - request.other_connections)
     per_env = connections_per_env(request)
     environments = request.concurrency
-    clients = environments * per_env
+    versions = request.versions if request.pattern in _HELD_WHILE_FROZEN else 1
+    clients = environments * per_env * versions
+    if request.versions > 1:
+        notes.append(
+            f"versions: {versions} versions' environments hold their connections at once "
+            f"(the old ones keep them until reaped, then until the server's keepalive "
+            f"drops them)" if versions > 1 else
+            f"versions: {request.pattern} holds no connection while idle, so old versions "
+            f"cost nothing")
     pool = request.pooler_pool_size
     mode = "transaction" if request.pooler_mode == "statement" else request.pooler_mode
     if request.proxy_max_connections_percent is not None:
@@ -329,10 +355,11 @@ def plan_capacity(request: CapacityRequest) -> CapacityPlan:
         connections_per_env=per_env, peak_environments=environments,
         peak_client_connections=clients, peak_db_connections=peak_db,
         peak_waiting_clients=waiting, headroom=headroom, fits=headroom >= 0,
-        max_concurrency_direct=usable // per_env,
-        max_concurrency_direct_low=(low_usable // per_env) if low_usable is not None else None,
+        max_concurrency_direct=usable // (per_env * versions),
+        max_concurrency_direct_low=(low_usable // (per_env * versions)
+                                    if low_usable is not None else None),
         max_pool_size=usable, pool_size=pool, pool_mode=None if pool is None else mode,
-        notes=tuple(notes))
+        versions=versions, notes=tuple(notes))
 
 
 def describe(plan: CapacityPlan) -> str:
@@ -352,7 +379,8 @@ def describe(plan: CapacityPlan) -> str:
              f"  usable               {plan.usable:>6}",
              f"  per environment      {plan.connections_per_env:>6}",
              f"  client connections   {plan.peak_client_connections:>6}"
-             f"  ({plan.peak_environments} environments x {plan.connections_per_env})",
+             f"  ({plan.peak_environments} environments x {plan.connections_per_env}"
+             + (f" x {plan.versions} versions)" if plan.versions > 1 else ")"),
              f"  peak DB connections  {plan.peak_db_connections:>6}",
              ]
     if r.pooler_pool_size is not None or r.proxy_max_connections_percent is not None:
@@ -364,8 +392,9 @@ def describe(plan: CapacityPlan) -> str:
     lines.append(f"  headroom             {plan.headroom:>6}  {verdict}")
     low = (f" ({plan.max_concurrency_direct_low} if only 88 % of the memory counts)"
            if plan.max_concurrency_direct_low is not None else "")
-    lines.append(f"  direct, fits up to a concurrency of {plan.max_concurrency_direct}{low}: "
-                 f"cap it with reserved concurrency")
+    per_version = " per version" if plan.versions > 1 else ""
+    lines.append(f"  direct, fits up to a concurrency of {plan.max_concurrency_direct}"
+                 f"{per_version}{low}: cap it with reserved concurrency")
     lines.append(f"  with a transaction-mode pooler, any pool size up to {plan.max_pool_size} fits")
     lines += [f"  note: {note}" for note in plan.notes]
     return "\n".join(lines) + "\n"

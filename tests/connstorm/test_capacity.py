@@ -126,6 +126,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
      "--concurrency: expected a whole number, got 'lots'"),
     (["--instance-class", "db.t3.small"], "--concurrency: missing"),
     (["--max-connections", "0", "--concurrency", "3"], "--max-connections: must be at least 1"),
+    (["--max-connections", "20", "--concurrency", "3", "--versions", "0"],
+     "--versions: must be at least 1, got 0"),
+    (["--max-connections", "20", "--concurrency", "3", "--versions", "two"],
+     "--versions: expected a whole number, got 'two'"),
 ])
 def test_capacity_cli_bad_input_is_one_line_and_exit_2(args: list[str], needle: str) -> None:
     done = run_cli(*args)
@@ -221,3 +225,50 @@ def test_capacity_rds_proxy_percent_rejects_bad_input(extra: dict[str, int],
                                                       message: str) -> None:
     with pytest.raises(CapacityInputError, match=message):
         plan_capacity(CapacityRequest(concurrency=1, max_connections=100, **extra))
+
+
+def test_capacity_versions_multiply_the_connections_frozen_environments_hold() -> None:
+    # GIVEN the deploy demo's numbers: 6 environments, 16 usable, three versions at once
+    plan = plan_capacity(CapacityRequest(concurrency=6, max_connections=20, reserved=3,
+                                         other_connections=1, versions=3))
+    # THEN each version's environments hold their connection: 18 of 16
+    assert (plan.versions, plan.peak_client_connections, plan.peak_db_connections) == (3, 18, 18)
+    assert (plan.headroom, plan.fits) == (-2, False)
+    # AND reserved concurrency must leave room for every version: 16 // 3
+    assert plan.max_concurrency_direct == 5
+    assert any(note.startswith("versions: 3 versions' environments") for note in plan.notes)
+    pooled = plan_capacity(CapacityRequest(concurrency=6, max_connections=20, versions=3,
+                                           env_pool_size=2, pattern="in_process_pool"))
+    assert (pooled.peak_db_connections, pooled.max_concurrency_direct) == (36, 2)
+
+
+def test_capacity_versions_cost_nothing_to_a_pattern_that_holds_no_connection() -> None:
+    plan = plan_capacity(CapacityRequest(concurrency=6, max_connections=20,
+                                         pattern="per_invocation", versions=3))
+    assert (plan.versions, plan.peak_db_connections, plan.max_concurrency_direct) == (1, 6, 17)
+    assert any("old versions cost nothing" in note for note in plan.notes)
+
+
+def test_capacity_versions_through_a_pooler_hold_clients_not_transaction_connections() -> None:
+    # transaction mode: an old version's idle clients hold no server connection
+    transaction = plan_capacity(CapacityRequest(concurrency=6, max_connections=20,
+                                                pooler_pool_size=10, versions=3))
+    assert (transaction.peak_client_connections, transaction.peak_db_connections) == (18, 6)
+    assert transaction.peak_waiting_clients == 0
+    # session mode: each old client keeps its server connection, so they queue
+    session = plan_capacity(CapacityRequest(concurrency=6, max_connections=20,
+                                            pooler_pool_size=10, pooler_mode="session",
+                                            versions=3))
+    assert (session.peak_db_connections, session.peak_waiting_clients) == (10, 8)
+
+
+def test_capacity_cli_versions_shows_the_multiplication() -> None:
+    done = run_cli("--max-connections", "20", "--reserved", "3", "--other-connections", "1",
+                   "--concurrency", "6", "--versions", "3")
+    assert done.returncode == 0, done.stderr
+    assert "client connections       18  (6 environments x 1 x 3 versions)" in done.stdout
+    assert "headroom                 -2  DOES NOT FIT" in done.stdout
+    assert "fits up to a concurrency of 5 per version" in done.stdout
+    as_json = json.loads(run_cli("--max-connections", "20", "--concurrency", "6",
+                                 "--versions", "3", "--json").stdout)
+    assert (as_json["versions"], as_json["request"]["versions"]) == (3, 3)

@@ -53,6 +53,10 @@ def add_parser(sub: Any) -> None:
                    help="connections the application cannot use (postgres default 3)")
     p.add_argument("--other-connections", metavar="N", default="0",
                    help="connections needed by others: migrations, monitoring (default 0)")
+    p.add_argument("--versions", metavar="N", default="1",
+                   help="versions whose environments hold connections at once: 1 + the "
+                        "deploys made while the old versions' connections are still open "
+                        "(reaped, then kept by the database's TCP keepalive; default 1)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--list-classes", action="store_true",
                    help="list the known instance classes and their max_connections")
@@ -100,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         pooler_pool_size=_whole("--pool-size", args.pool_size), pooler_mode=args.pool_mode,
         proxy_max_connections_percent=_whole("--rds-proxy-percent", args.rds_proxy_percent),
         reserved=_whole("--reserved", args.reserved),
-        other_connections=_whole("--other-connections", args.other_connections) or 0)
+        other_connections=_whole("--other-connections", args.other_connections) or 0,
+        versions=_whole("--versions", args.versions) or 0)
     plan = plan_capacity(request)
     if args.json:
         sys.stdout.write(json.dumps(plan.to_json(), indent=2) + "\n")
