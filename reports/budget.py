@@ -35,12 +35,39 @@ def has_text(budget: Mapping[str, Any]) -> str:
     return f"has {usable} ({' − '.join(parts)})" if len(parts) > 1 else f"has {usable}"
 
 
+def versions_text(entry: Mapping[str, Any]) -> str:
+    """Why several versions hold connections at once ("" for one): ``2 deploys inside the
+    load; each old version keeps its connections 361 s: until reaped (1 s idle), then
+    360 s until the server's keepalive drops them``."""
+    versions = _int(entry.get("versions")) or 1
+    counted = entry.get("versions_from")
+    if versions <= 1 or not isinstance(counted, Mapping):
+        return ""
+    idle, linger = counted.get("idle_lifetime_s"), counted.get("linger_s")
+    reaped = f"until reaped ({idle:g} s idle)" if isinstance(idle, int | float) else \
+        "until reaped"
+    if linger is None:
+        held = f"{reaped}, then until the server closes them"
+    elif linger and isinstance(idle, int | float):
+        held = (f"{idle + linger:g} s: {reaped}, then {linger:g} s until the server's "
+                f"keepalive drops them")
+    else:
+        held = reaped
+    deploys = _int(counted.get("deploys")) or 0
+    return (f"{_plural(deploys, 'deploy')} inside the load; each old version keeps its "
+            f"connections {held}")
+
+
 def _function_text(entry: Mapping[str, Any]) -> str:
     """``60 environments × 1``, or through a pooler ``PgBouncer pool 10, session mode, for
-    60 environments × 1`` (RDS Proxy has no mode to choose: ``RDS Proxy pool 8 for ...``)."""
+    60 environments × 1`` (RDS Proxy has no mode to choose: ``RDS Proxy pool 8 for ...``);
+    ``6 environments × 1 × 3 versions`` after deploys (:func:`versions_text`)."""
     envs = _int(entry.get("environments")) or 0
     per_env = _int(entry.get("connections_per_env")) or 0
     shape = f"{_plural(envs, 'environment')} × {per_env}"
+    versions = _int(entry.get("versions")) or 1
+    if versions > 1:
+        shape = f"{shape} × {versions} versions"
     pool = _int(entry.get("pool_size"))
     if pool is None:
         return shape
@@ -81,15 +108,19 @@ def budget_text(budget: Mapping[str, Any] | None) -> str:
         return (f"needs {needed} connections for {len(entries)} functions ({parts}); {has}: "
                 f"{verdict}")
     entry = entries[0]
+    why = versions_text(entry)
     if needed <= usable:
-        text = (f"needs {needed} of {usable} connections ({_function_text(entry)}): fits, "
-                f"{usable - needed} spare")
+        text = (f"needs {needed} of {usable} connections ({_function_text(entry)}"
+                f"{': ' + why if why else ''}): fits, {usable - needed} spare")
         pinned = _pinned_text(entry)
         return f"{text}, {pinned}" if pinned else text
     if entry.get("pool_size") is not None:
-        return (f"needs {needed} connections ({_function_text(entry)}); {has}: "
+        return (f"needs {needed} connections ({_function_text(entry)}"
+                f"{': ' + why if why else ''}); {has}: "
                 f"a pool ≤ {budget.get('max_pool_size')} fits")
     direct = _int(budget.get("max_concurrency_direct")) or 0
-    return (f"needs {needed} connections at {_function_text(entry)}; {has}: runs out after "
-            f"{_plural(direct, 'environment')}; reserved concurrency ≤ {direct} or a pooler "
-            f"with pool ≤ {budget.get('max_pool_size')} fits")
+    per_version = " per version" if (_int(entry.get("versions")) or 1) > 1 else ""
+    why = f" ({why})" if why else ""
+    return (f"needs {needed} connections at {_function_text(entry)}{why}; {has}: runs out "
+            f"after {_plural(direct, 'environment')}{per_version}; reserved concurrency "
+            f"≤ {direct} or a pooler with pool ≤ {budget.get('max_pool_size')} fits")

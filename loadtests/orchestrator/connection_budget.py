@@ -25,15 +25,36 @@ What a function's concurrency is, from the scenario alone:
 Functions with ``database = "none"`` need nothing. One's own handler (no
 ``pattern``) is taken as holding one connection per environment, as
 ``module_level`` does.
+
+How many versions of a function hold connections at once (the planner's
+``versions``): a ``[[timeline]]`` ``deploy`` of it retires the running version,
+whose environments keep their connections while they idle until reaped
+(``idle_lifetime_s``) and then, vanished, for the linger time of the server
+they reach (docs/lambda-vanished.md: ``[lambda] vanished_linger_s``, else the
+server's TCP keepalive, RDS's 360 s by default). At each deploy the versions
+holding connections are the new one, the one it retires and every earlier one
+retired less than ``idle_lifetime_s`` + linger before; the budget takes the
+most at any deploy inside the load. ``connstorm repro --preset deploy``: two
+deploys 3 s apart, reaped after 1 s, held 360 s, so three versions need 3 × 6
+connections of the 16 the application has, and the third version is refused,
+as the run shows. Environments reaped for idling between requests, or recycled
+by ``max_lifetime_s``, inside the load also leave connections behind; they
+depend on the load's pauses, not on the scenario alone, and are not counted.
 """
 
 from __future__ import annotations
 
+import math
 import shlex
 from typing import Any
 
 from connstorm.capacity import PATTERNS as CAPACITY_PATTERNS
 from connstorm.capacity import CapacityPlan, CapacityRequest, plan_capacity
+from connstorm.local_stack.keepalive import (
+    keepalive_linger_s,
+    pgbouncer_linger_s,
+    system_keepalive,
+)
 from connstorm.scenario import FunctionConfig, Scenario
 
 #: The handler reads its pool size from this variable (``in_process_pool``).
@@ -62,6 +83,51 @@ def function_environments(scenario: Scenario, fn: FunctionConfig,
     return count, source
 
 
+def linger_s(scenario: Scenario, fn: FunctionConfig) -> float:
+    """How long the server ``fn`` reaches keeps a vanished environment's connection
+    (``math.inf``: never), from the scenario's settings by the rules
+    :mod:`connstorm.local_stack.keepalive` applies to the running servers (a
+    setting of 0, or none, is this machine's)."""
+    if scenario.lambda_.vanished_linger_s is not None:
+        return float(scenario.lambda_.vanished_linger_s)
+    if fn.database == "rds_proxy":
+        return float(scenario.rds_proxy.idle_client_timeout_s)
+    if fn.database == "pgbouncer":
+        # PgBouncer's tcp_keepalive defaults to 1 ("Configuration", tcp_keepalive).
+        settings = {key: int(value) if isinstance(value, bool) else value
+                    for key, value in scenario.pgbouncer.settings.items()}
+        linger = pgbouncer_linger_s({"tcp_keepalive": 1, **settings})
+        return math.inf if linger is None else linger
+    pg, system = scenario.postgres, system_keepalive()
+    try:
+        user_timeout = int(str(pg.settings.get("tcp_user_timeout") or 0))
+    except ValueError:
+        user_timeout = 0
+    return keepalive_linger_s(pg.tcp_keepalives_idle or system[0],
+                              pg.tcp_keepalives_interval or system[1],
+                              pg.tcp_keepalives_count or system[2], user_timeout)
+
+
+def function_versions(scenario: Scenario, fn: FunctionConfig,
+                      duration_s: float | None = None) -> tuple[int, dict[str, Any]]:
+    """(versions of ``fn`` holding connections at once, how that was counted).
+
+    ``duration_s``: the run's ``--duration`` (a deploy due after the load never fires).
+    A deploy at ``t`` retires a version that holds its connections until
+    ``t + idle_lifetime_s + linger``; at each deploy the new version, and every
+    retired one still holding, count.
+    """
+    end = scenario.load.run_time_s(duration_s)
+    deploys = sorted(float(a.at_s) for a in scenario.timeline
+                     if a.action == "deploy" and a.target == fn.name and a.at_s < end)
+    linger = linger_s(scenario, fn)
+    hold = fn.idle_lifetime_s + linger
+    versions = max([1, *(1 + sum(1 for retired in deploys[:j + 1] if at - retired < hold)
+                         for j, at in enumerate(deploys))])
+    return versions, {"deploys": len(deploys), "idle_lifetime_s": fn.idle_lifetime_s,
+                      "linger_s": None if math.isinf(linger) else round(linger, 3)}
+
+
 def _env_pool_size(fn: FunctionConfig) -> int:
     try:
         return max(1, int(fn.env.get(ENV_POOL_SIZE, DEFAULT_ENV_POOL_SIZE)))
@@ -71,7 +137,7 @@ def _env_pool_size(fn: FunctionConfig) -> int:
 
 def function_request(scenario: Scenario, fn: FunctionConfig, *, concurrency: int,
                      max_connections: int, reserved: int,
-                     other_connections: int) -> CapacityRequest:
+                     other_connections: int, versions: int = 1) -> CapacityRequest:
     """The capacity question one function of the scenario asks."""
     pattern = fn.pattern if fn.pattern in CAPACITY_PATTERNS else "module_level"
     pool_size: int | None = None
@@ -90,7 +156,7 @@ def function_request(scenario: Scenario, fn: FunctionConfig, *, concurrency: int
         invocations_per_env=LEAKY_INVOCATIONS_PER_ENV, env_pool_size=_env_pool_size(fn),
         pooler_pool_size=pool_size, pooler_mode=pool_mode,
         proxy_max_connections_percent=proxy_percent, reserved=reserved,
-        other_connections=other_connections)
+        other_connections=other_connections, versions=versions)
 
 
 def capacity_args(request: CapacityRequest) -> list[str]:
@@ -107,12 +173,15 @@ def capacity_args(request: CapacityRequest) -> list[str]:
                  request.pooler_mode]
     if request.proxy_max_connections_percent is not None:
         args += ["--rds-proxy-percent", str(request.proxy_max_connections_percent)]
+    if request.versions > 1:
+        args += ["--versions", str(request.versions)]
     return args
 
 
 def _function_entry(fn: FunctionConfig, source: str, request: CapacityRequest,
-                    plan: CapacityPlan) -> dict[str, Any]:
+                    plan: CapacityPlan, counted: dict[str, Any]) -> dict[str, Any]:
     return {"function": fn.name, "pattern": request.pattern,
+            "versions": plan.versions, "versions_from": counted,
             "own_handler": fn.pattern is None, "database": fn.database,
             "environments": plan.peak_environments, "environments_from": source,
             "connections_per_env": plan.connections_per_env,
@@ -125,12 +194,14 @@ def _function_entry(fn: FunctionConfig, source: str, request: CapacityRequest,
 
 def connection_budget(scenario: Scenario, *, users: int | None = None,
                       max_connections: int | None = None, reserved: int | None = None,
-                      other_connections: int = 0) -> dict[str, Any]:
+                      other_connections: int = 0,
+                      duration_s: float | None = None) -> dict[str, Any]:
     """``summary.json``'s ``connection_budget`` for a run of ``scenario``.
 
     ``max_connections`` and ``reserved`` are the server's when the run read them
     (else the scenario's); ``other_connections`` are ordinary slots others held
-    (a local run's collector: 1).
+    (a local run's collector: 1); ``users`` and ``duration_s`` the run's
+    ``--users`` and ``--duration``.
     """
     peak_users = scenario.load.peak_users(users)
     limit = scenario.postgres.max_connections if max_connections is None else max_connections
@@ -142,12 +213,13 @@ def connection_budget(scenario: Scenario, *, users: int | None = None,
         if fn.database == "none":
             continue
         concurrency, source = function_environments(scenario, fn, peak_users)
+        versions, counted = function_versions(scenario, fn, duration_s)
         request = function_request(scenario, fn, concurrency=concurrency,
                                    max_connections=limit, reserved=slots_reserved,
-                                   other_connections=other_connections)
+                                   other_connections=other_connections, versions=versions)
         plan = plan_capacity(request)
         plans.append(plan)
-        entries.append(_function_entry(fn, source, request, plan))
+        entries.append(_function_entry(fn, source, request, plan, counted))
     usable = max(0, limit - slots_reserved - other_connections)
     needed = _needed(entries)
     single = plans[0] if len(plans) == 1 else None
