@@ -189,7 +189,8 @@ class LiveRun(Run):
                     writer.write(COLLECTOR, values, t=t)
         collectors = load_json(self.run_dir / COLLECTORS_FILE)
         summary = build_summary(self.run_dir, self.opts.scenario,
-                                skipped=collectors.get("skipped") or {}, users=self.opts.users)
+                                skipped=collectors.get("skipped") or {}, users=self.opts.users,
+                                duration_s=self.opts.duration_s)
         rows = read_samples(self.run_dir / SAMPLES_FILE)
         summary = live_summary(summary, self.opts.scenario, rows, reading, findings,
                                (self.start_t, end_t), period, self.target.as_json(), pins)

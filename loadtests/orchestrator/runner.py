@@ -393,7 +393,8 @@ class Run:
     def _finish(self) -> dict[str, Any]:
         collectors = load_json(self.run_dir / COLLECTORS_FILE)
         summary = build_summary(self.run_dir, self.opts.scenario,
-                                skipped=collectors.get("skipped") or {}, users=self.opts.users)
+                                skipped=collectors.get("skipped") or {}, users=self.opts.users,
+                                duration_s=self.opts.duration_s)
         summary = self.mark_cut_short(self.compare(summary))
         write_json(self.run_dir / SUMMARY_FILE, summary)
         write_reports(self.run_dir, summary, step_summary=self.opts.step_summary)

@@ -153,10 +153,12 @@ def db_path(scenario: Scenario) -> str:
 
 def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
                   stack: Mapping[str, Any] | None = None,
-                  users: int | None = None) -> dict[str, Any]:
+                  users: int | None = None,
+                  duration_s: float | None = None) -> dict[str, Any]:
     """One ``variants[]`` entry of ``summary.json`` from a run folder.
 
-    ``users`` is the run's peak users when the command line changed the scenario's.
+    ``users`` and ``duration_s`` are the run's ``--users`` and ``--duration`` when
+    the command line changed the scenario's.
     """
     rows = read_samples(run_dir / SAMPLES_FILE)
     totals = read_locust_totals(run_dir)
@@ -212,12 +214,12 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "lambda_lifecycle": lifecycle_figures(rows, scenario),
         "timeline": timeline_figures(rows, scenario.timeline),
         "series_sources": series_sources(rows, scenario.load.sample_interval_s),
-        "connection_budget": run_budget(scenario, rows, stack, users),
+        "connection_budget": run_budget(scenario, rows, stack, users, duration_s),
     }
 
 
 def run_budget(scenario: Scenario, rows: Sequence[Row], stack: Mapping[str, Any],
-               users: int | None) -> dict[str, Any]:
+               users: int | None, duration_s: float | None = None) -> dict[str, Any]:
     """The run's connection budget, on the limits its server had.
 
     The collector's own connection (a superuser's, which still takes an ordinary
@@ -231,15 +233,18 @@ def run_budget(scenario: Scenario, rows: Sequence[Row], stack: Mapping[str, Any]
     return connection_budget(scenario, users=users,
                              max_connections=int(limit) if limit else None,
                              reserved=int(reserved) if reserved is not None else None,
-                             other_connections=1 if postgres else 0)
+                             other_connections=1 if postgres else 0,
+                             duration_s=duration_s)
 
 
 def build_summary(run_dir: Path, scenario: Scenario, *,
                   skipped: Mapping[str, str] | None = None,
-                  users: int | None = None) -> dict[str, Any]:
+                  users: int | None = None,
+                  duration_s: float | None = None) -> dict[str, Any]:
     """The whole ``summary.json`` document of a single-variant run."""
     stack = load_json(run_dir / STACK_FILE)
-    variant = build_variant(run_dir, scenario, stack=stack, users=users)
+    variant = build_variant(run_dir, scenario, stack=stack, users=users,
+                            duration_s=duration_s)
     verdicts = check_thresholds(scenario.thresholds, [variant])
     return {
         "schema_version": SCHEMA_VERSION,

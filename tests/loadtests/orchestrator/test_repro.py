@@ -344,3 +344,8 @@ def test_repro_deploy_preset_refuses_only_while_the_old_connections_linger(
     assert closed["peak_vanished_connections"] == 0
     assert closed["failures"] == 0
     assert "stayed open at the server" in (out / "summary.md").read_text()
+    # AND the budget foresaw both: three versions' connections do not fit, two do
+    held, freed = vanished["connection_budget"], closed["connection_budget"]
+    assert (held["functions"][0]["versions"], held["fits"]) == (3, False)
+    assert (freed["functions"][0]["versions"], freed["fits"]) == (2, True)
+    assert "× 3 versions (2 deploys inside the load" in (out / "summary.md").read_text()

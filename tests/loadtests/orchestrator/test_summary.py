@@ -83,6 +83,22 @@ def test_summary_has_its_schema_version_and_connection_budget(tmp_path: Path) ->
     assert (budget["environments"], budget["needed"], budget["fits"]) == (30, 30, False)
 
 
+def test_summary_budget_counts_the_versions_the_runs_deploys_leave(tmp_path: Path) -> None:
+    # GIVEN deploys at 2 and 5 s of a 30 s load, old versions held 1 s + 360 s
+    scenario = load_scenario("direct-small", overrides=[
+        "load.users=6", "functions.api.idle_lifetime_s=1",
+        'timeline=[{at_s=2, action="deploy", target="api"}, '
+        '{at_s=5, action="deploy", target="api"}]'])
+    run = _run_folder(tmp_path)
+    budget = build_summary(run, scenario)["connection_budget"]
+    (entry,) = budget["functions"]
+    assert (entry["versions"], budget["needed"], budget["fits"]) == (3, 18, False)
+    assert entry["versions_from"]["deploys"] == 2
+    # WHEN --duration 4 ends the load before the second deploy: two versions fit
+    short = build_summary(run, scenario, duration_s=4)["connection_budget"]
+    assert (short["functions"][0]["versions"], short["needed"], short["fits"]) == (2, 12, True)
+
+
 def test_summary_thresholds_from_the_scenario(tmp_path: Path) -> None:
     summary = build_summary(_run_folder(tmp_path), load_scenario("direct-small"))
     assert summary["passed"] is False
