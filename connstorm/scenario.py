@@ -172,9 +172,31 @@ def load_scenario(name_or_path: str | Path | None = None,
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ScenarioError(f"{path}: cannot read: {reason}") from None
+    if not overrides:
+        return parse_scenario(doc, source=str(path))
     for item in overrides:
         apply_override(doc, item, source=str(path))
-    return parse_scenario(doc, source=str(path))
+    try:
+        return parse_scenario(doc, source=str(path))
+    except ScenarioError:
+        _blame_override(tomllib.loads(path.read_text(encoding="utf-8")), overrides, path)
+        raise
+
+
+def _blame_override(doc: dict[str, Any], overrides: Sequence[str], path: Path) -> None:
+    """Raise the error naming the first ``--set`` that makes a valid file invalid.
+
+    Without this, ``--set load.users=abc`` read as a mistake in the scenario file
+    (``direct-small.toml: [load] users: expected an integer``), a file the user
+    never touched. Returns when the file is invalid by itself (its own error stands).
+    """
+    try:
+        parse_scenario(doc, source=str(path))
+    except ScenarioError:
+        return
+    for item in overrides:
+        apply_override(doc, item, source=str(path))
+        parse_scenario(doc, source=f"{path}: --set {item}")
 
 
 def parse_scenario(doc: Mapping[str, Any], *, source: str) -> Scenario:

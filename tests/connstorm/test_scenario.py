@@ -255,7 +255,8 @@ def test_scenario_unknown_key_suggests_the_nearest(tmp_path: Path, overrides: li
     path.write_text(GOOD)
     with pytest.raises(ScenarioError) as err:
         load_scenario(path, overrides=overrides)
-    assert str(err.value) == f"{path}: {expected}"
+    # the file is fine: the line names the --set that broke it
+    assert str(err.value) == f"{path}: --set {overrides[-1]}: {expected}"
 
 
 def test_scenario_unknown_key_without_a_near_name_lists_the_keys(tmp_path: Path) -> None:
@@ -332,9 +333,28 @@ def test_scenario_new_section_mistake_is_one_line(tmp_path: Path, overrides: lis
     with pytest.raises(ScenarioError) as err:
         load_scenario(path, overrides=overrides)
     message = str(err.value)
-    assert message.startswith(f"{path}: ")
+    assert message.startswith(f"{path}: --set {overrides[-1]}: ")
     assert expected in message
     assert "\n" not in message
+
+
+def test_a_mistake_of_the_file_itself_is_blamed_on_the_file_even_with_a_set(
+        tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD + "[load]\nuserz = 3\n")
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path, overrides=["postgres.max_connections=30"])
+    assert str(err.value) == f"{path}: [load] userz: unknown key; did you mean users?"
+
+
+def test_the_first_set_that_breaks_a_valid_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path, overrides=["postgres.max_connections=30", "load.users=abc",
+                                       "load.spawn_rate=x"])
+    assert str(err.value) == (f'{path}: --set load.users=abc: [load] users: expected an '
+                              f'integer, got "abc"')
 
 
 def test_scenario_rds_proxy_path_enables_the_stand_in(tmp_path: Path) -> None:
