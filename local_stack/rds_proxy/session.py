@@ -247,6 +247,8 @@ class ClientSession:
                                   unnamed):
                     self._suspend(start, pin)
                     return
+                if kind == 81:  # Q: PostgreSQL drops the unnamed statement there
+                    self._mux.simple_query(self.server.statements if self.server else None)
                 start, pin, extended, special, parses, closes = pos, None, False, False, 0, 0
                 unnamed = -1
             elif kind in _EXTENDED:

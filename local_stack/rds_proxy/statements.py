@@ -194,6 +194,20 @@ class StatementMux:
         self.unnamed_gen += 1
         cache.unnamed_owner, cache.unnamed_gen = self, self.unnamed_gen
 
+    def simple_query(self, cache: ServerStatements | None) -> None:
+        """A simple Query went to the connection: no unnamed statement is left, there or here.
+
+        PostgreSQL drops the unnamed statement when it runs a simple Query
+        ("Frontend/Backend Protocol", "Extended Query": "a simple Query message
+        also destroys the unnamed statement"). So the connection holds nobody's
+        (another client's later Bind of its own gets its Parse injected again),
+        and the client that sent it has none (its later Bind fails as it would
+        on PostgreSQL).
+        """
+        self.unnamed = None
+        if cache is not None:
+            cache.unnamed_owner = None
+
     def _use_unnamed(self, out: bytearray, buf: bytearray, copied: int, pos: int, end: int,
                      cache: ServerStatements) -> bool:
         """Before a Bind/Describe of the unnamed statement: make it the client's own there.

@@ -327,6 +327,35 @@ def test_the_unnamed_statement_stays_the_clients_across_batches(
     assert proxy.metrics()["PreparedStatementsInjected"] >= 2
 
 
+def test_a_simple_query_drops_the_unnamed_statement_as_postgresql_does(
+        pg: PostgresServer, make_proxy: MakeProxy) -> None:
+    # pg8000 sends START TRANSACTION and parameterless statements as simple Queries,
+    # which drop the unnamed statement on the connection they run on: the next client
+    # whose unnamed statement lived there must get its Parse injected again (found by
+    # the drivers matrix: pg8000 on rds_proxy failed with 26000, then hung).
+    proxy = make_proxy(pg, pool_size=1)
+
+    async def clients(host: str, port: int) -> list[list[Answer]]:
+        def connect() -> Any:
+            return WireClient.connect(host, port, pg.app_user, pg.app_password or "",
+                                      pg.app_dbname)
+        a, b = await connect(), await connect()
+        out = [await a.run(parse("", "select 'a'"), SYNC),
+               await b.run(query("select 'b'")),
+               await a.run(bind(""), execute(), SYNC),
+               await a.run(query("select 'a again'")),
+               await a.run(bind(""), execute(), SYNC)]  # its own Query dropped it
+        for client in (a, b):
+            await client.close()
+        return out
+
+    proxied = asyncio.run(clients(proxy.host, proxy.port))
+    direct = asyncio.run(clients(pg.host, pg.port))
+    assert proxied == direct
+    assert ("D", "a") in proxied[2]
+    assert proxied[4][0] == ("E", "26000 unnamed prepared statement does not exist")
+
+
 def test_pg8000_through_the_stand_in_gets_its_own_rows(
         pg: PostgresServer, make_proxy: MakeProxy) -> None:
     pg8000 = pytest.importorskip("pg8000.native")
