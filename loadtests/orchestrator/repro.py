@@ -82,7 +82,9 @@ class LoadPlan:
     #: must give up within the run for the failure to show.
     query_wait_timeout_s: int
     #: What one variant costs (stack start, load, stop, summary): the command
-    #: announces this times the number of variants up front.
+    #: announces this times the rounds of ``--jobs`` variants up front. Measured on
+    #: the shared 2-core machine (BENCHMARKS.md, "connstorm repro"): the six variants
+    #: in three rounds 48-64 s, ``--quick``'s three in two rounds 16-55 s.
     variant_budget_s: int
 
     def overrides(self) -> list[str]:
@@ -95,9 +97,9 @@ class LoadPlan:
 
 
 FULL = LoadPlan(users=60, step_users=15, step_duration_s=2.5, duration_s=10.0,
-                query_wait_timeout_s=3, variant_budget_s=15)
+                query_wait_timeout_s=3, variant_budget_s=20)
 QUICK = LoadPlan(users=45, step_users=15, step_duration_s=1.0, duration_s=4.0,
-                 query_wait_timeout_s=1, variant_budget_s=10)
+                 query_wait_timeout_s=1, variant_budget_s=15)
 #: ``--preset failover``: a steady load far below the limit, so every failure is the faults'.
 FAILOVER_FULL = LoadPlan(users=8, step_users=8, step_duration_s=20.0, duration_s=20.0,
                          query_wait_timeout_s=3, variant_budget_s=33)

@@ -1,6 +1,6 @@
 """`connstorm repro`: reproduce "too many clients" locally and see which fix makes it stop.
 
-    connstorm repro            # about 90 s
+    connstorm repro            # about a minute
     connstorm repro --quick    # about 30 s
     connstorm repro --out runs/my-repro
     connstorm repro --jobs 1   # one variant at a time: no variant shares the CPU
@@ -39,7 +39,7 @@ from connstorm.run_folder import SUMMARY_FILE
 def add_parser(sub: Any) -> None:
     """Register the subcommand."""
     p = sub.add_parser(
-        "repro", help="reproduce 'too many clients' and compare the fixes (about 90 s)",
+        "repro", help="reproduce 'too many clients' and compare the fixes (about a minute)",
         description="Put the same stepped load, well above max_connections, on several "
                     "variants (direct, PgBouncer transaction and session mode, a leaky "
                     "handler), each on a fresh local stack (one per core at a time), and "
