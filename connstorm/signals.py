@@ -48,6 +48,12 @@ def held_while_forking() -> Iterator[None]:
     such a hook has its exception dropped, so Ctrl-C or SIGTERM would be lost.
     The child inherits the mask: its ``preexec_fn`` must call
     :func:`release_in_child`.
+
+    The mask is the calling thread's: in a process with other threads, the kernel
+    may hand a process-directed SIGTERM to one of them, and Python then runs the
+    handler in the main thread anyway, possibly inside such a hook. That case is
+    covered after the fact: the handler also records the signal, and the command
+    line exits 143 when a :class:`Terminated` was swallowed.
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 
 import pytest
 
@@ -18,7 +19,10 @@ from connstorm.signals import Terminated, exit_on_sigterm, held_while_forking
 
 def _signal_self_under_the_hold(steps: list[str]) -> None:
     with held_while_forking():
-        os.kill(os.getpid(), signal.SIGTERM)
+        # Sent to the main thread, which the hold masks: a process-directed kill could be
+        # taken by another thread (pytest-xdist's worker has one), and Python then runs
+        # the handler in the main thread at once (connstorm.signals says what covers that)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
         steps.append("inside")  # still here: the signal waits until the fork is over
     steps.append("after")
 
