@@ -127,6 +127,23 @@ def pin_figures(rows: Sequence[Row]) -> tuple[dict[str, int], dict[str, str]]:
     return counts, samples
 
 
+def _counted(rows: Sequence[Row], collector: str, key: str) -> int:
+    """The total of a cumulative counter over the run, across restarts of its source.
+
+    A restarted stand-in counts from 0 again: a value below the one before ends a
+    segment, and the segments' last values add up.
+    """
+    total = last = 0
+    for row in rows:
+        if row.get("collector") != collector or not row.get("ok"):
+            continue
+        value = int(row.get(key) or 0)
+        if value < last:
+            total += last
+        last = value
+    return total + last
+
+
 def _last(rows: Sequence[Row], collector: str) -> Row:
     for row in reversed(rows):
         if row.get("collector") == collector and row.get("ok"):
@@ -202,6 +219,8 @@ def build_variant(run_dir: Path, scenario: Scenario, *, name: str | None = None,
         "peak_proxy_client_connections": _peak(rows, "rds_proxy", names.CLIENT_CONNECTIONS),
         "peak_proxy_database_connections": _peak(rows, "rds_proxy", names.DATABASE_CONNECTIONS),
         "peak_pinned_connections": _peak(rows, "rds_proxy", names.DATABASE_CONNECTIONS_PINNED),
+        "proxy_borrow_timeouts": _counted(rows, "rds_proxy", names.BORROW_TIMEOUTS),
+        "proxy_idle_clients_closed": _counted(rows, "rds_proxy", names.IDLE_CLIENTS_CLOSED),
         # Connections of reaped environments the servers still held (docs/lambda-vanished.md).
         "peak_vanished_connections": _peak(rows, "emulator", names.VANISHED_CONNECTIONS),
         "proxy_max_connections": stack.get("rds_proxy_max_connections"),

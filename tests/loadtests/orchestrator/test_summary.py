@@ -166,6 +166,9 @@ def test_summary_has_the_rds_proxy_peaks_and_the_pinning_audit(tmp_path: Path) -
                                                            (2, 1, 0, 1))):  # 3rd: restarted
             w.write("rds_proxy", {"ok": True, "ClientConnections": clients,
                                   "DatabaseConnections": db,
+                                  # cumulative: 0, 5, then 2 after the restart
+                                  "BorrowTimeouts": (0, 5, 2)[i],
+                                  "IdleClientsClosed": (1, 1, 0)[i],
                                   "DatabaseConnectionsCurrentlySessionPinned": pinned,
                                   "pin_reasons": {reason: {"count": count,
                                                            "sample": "SET search_path TO x"}}
@@ -177,6 +180,8 @@ def test_summary_has_the_rds_proxy_peaks_and_the_pinning_audit(tmp_path: Path) -
     assert variant["peak_proxy_client_connections"] == 9
     assert variant["peak_proxy_database_connections"] == 3
     assert variant["peak_pinned_connections"] == 3
+    assert variant["proxy_borrow_timeouts"] == 7  # 5 before the restart, 2 after
+    assert variant["proxy_idle_clients_closed"] == 1
     assert variant["pin_reasons"] == {reason: 3}
     assert variant["pin_samples"] == {reason: "SET search_path TO x"}
     assert variant["sample_gaps"] == {"rds_proxy": 1}
