@@ -49,6 +49,11 @@ GATEWAY_TIMEOUT: Final = "gateway_timeout"
 #: (or another client's is): a transaction pooler that does not track them
 #: (PgBouncer before 1.21) moved the client between server connections.
 PREPARED_STATEMENT: Final = "prepared_statement"
+#: Not a request's error: ``connstorm drivers`` read off PostgreSQL's log that a named
+#: statement was still prepared when its transaction ended behind a transaction pooler
+#: that does not track them, whichever client's transaction the connection serves next
+#: (``loadtests/orchestrator/driver_statements.py``). Not in :data:`ALL_KINDS`.
+PREPARED_STATEMENT_STRANDED: Final = "prepared_statement_stranded"
 HTTP_ERROR: Final = "http_error"
 OTHER: Final = "other"
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from connstorm.error_kinds import PREPARED_STATEMENT_STRANDED
+
 START = "<!-- drivers-table:start -->"
 END = "<!-- drivers-table:end -->"
 #: The README's copy of the run its table shows.
@@ -45,12 +47,21 @@ def matrix(summary: Mapping[str, Any]) -> list[tuple[str, list[Entry | None]]]:
     return [(labels[n], [cells.get(p) for p in paths]) for n, cells in rows.items()]
 
 
+def _decisive(errors: Mapping[str, Any]) -> str:
+    """The error kind to show: the requests' most frequent, else a stranded statement.
+
+    A request's own error says more than the statement it came from, which
+    ``connstorm drivers`` also reads off the server's log.
+    """
+    return str(max(errors, key=lambda k: (k != PREPARED_STATEMENT_STRANDED,
+                                          (errors[k] or {}).get("count", 0))))
+
+
 def _why(entry: Entry) -> str:
     """The first error kind, else the first pin reason (shortened), else ""."""
     errors = entry.get("errors") or {}
     if errors:
-        kind = max(errors, key=lambda k: (errors[k] or {}).get("count", 0))
-        return str(kind)
+        return _decisive(errors)
     pins = entry.get("pin_reasons") or []
     if pins:
         return str(pins[0].get("reason", "")).split(".")[0]
@@ -158,7 +169,7 @@ def evidence(entry: Entry, width: int = 72) -> str:
     """What decided a verdict other than ``works``: the pinning statement or the first error."""
     errors = entry.get("errors") or {}
     if errors:
-        kind = max(errors, key=lambda k: (errors[k] or {}).get("count", 0))
+        kind = _decisive(errors)
         text = str((errors[kind] or {}).get("first") or kind)
     else:
         pins = entry.get("pin_reasons") or []

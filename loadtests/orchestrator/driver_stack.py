@@ -35,6 +35,7 @@ import psycopg
 from psycopg import sql
 
 from connstorm.errors import ConnstormError
+from connstorm.loadtests.orchestrator.driver_statements import LOG_SETTINGS
 from connstorm.local_stack.pgbouncer import PgBouncerServer
 from connstorm.local_stack.pgbouncer_binaries import PgBouncerBinary
 from connstorm.local_stack.postgres import PostgresServer
@@ -140,7 +141,8 @@ class DriverStack(Resource):
         cells = len(self.subjects) * len(self.paths)
         config = parse_scenario({"name": "drivers", "postgres": {
             "max_connections": cells * self.plan.cell_connection_limit + 10,
-            "superuser_reserved_connections": 3}, "pgbouncer": {"enabled": False}},
+            "superuser_reserved_connections": 3, **LOG_SETTINGS},
+            "pgbouncer": {"enabled": False}},
             source="connstorm drivers").postgres
         pg = PostgresServer(config, self.run_dir, source="connstorm drivers")
         self.postgres = pg

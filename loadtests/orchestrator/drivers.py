@@ -52,7 +52,9 @@ from connstorm.loadtests.orchestrator.driver_stack import (
     PeakConnections,
     StackPlan,
     Subject,
+    pgbouncer_path,
 )
+from connstorm.loadtests.orchestrator.driver_statements import Stranded, error_entry, stranded
 from connstorm.local_stack.pgbouncer_binaries import (
     PgBouncerBinary,
     ensure_prepared_statement_support,
@@ -67,6 +69,8 @@ EXHAUSTION = frozenset({error_kinds.TOO_MANY_CONNECTIONS, error_kinds.POOL_QUERY
                         error_kinds.PROXY_BORROW_TIMEOUT, error_kinds.POOL_MAX_CLIENT_CONN})
 #: Error kinds that say nothing about the driver (see :func:`verdict`).
 NOT_THE_DRIVERS = frozenset({error_kinds.LAMBDA_THROTTLED})
+#: Error kind of a named statement left on a pooled server connection (see cell_entry).
+STRANDED = error_kinds.PREPARED_STATEMENT_STRANDED
 INSTALL_DRIVERS = "pip install 'connstorm[drivers]'"
 DEFAULT_STACK = StackPlan(users=4, pgbouncer_pool=2, proxy_pool=4, borrow_timeout_s=10.0,
                           query_wait_timeout_s=5, function_timeout_s=10.0)
@@ -147,9 +151,17 @@ def _pins(reasons: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def cell_entry(cell: Cell, load: CellLoad | None, peak: int, pins: Mapping[str, Any],
-               unavailable: str | None) -> dict[str, Any]:
-    """One ``summary.json`` ``drivers`` entry."""
+               unavailable: str | None, left: Stranded | None = None) -> dict[str, Any]:
+    """One ``summary.json`` ``drivers`` entry.
+
+    ``left``: named statements the cell's driver left on a transaction pooler's
+    server connections (:mod:`.driver_statements`): an error of kind
+    ``prepared_statement_stranded`` (the cell fails) whether or not a request
+    of this run happened to meet one.
+    """
     errors = dict(load.errors) if load is not None else {}
+    if left is not None and left.count:
+        errors[STRANDED] = error_entry(left)
     if unavailable is not None:
         errors = {"path_unavailable": {"count": 1, "first": unavailable}}
     pin_reasons = _pins(pins) if cell.path == "rds_proxy" else []
@@ -249,10 +261,12 @@ def run_drivers(opts: DriversOptions, say: Callable[[str], None] = lambda line: 
             loads = run_load(stack.emulator.invoke_url, [c.function for c in cells], opts.load,
                              timeout_s=opts.stack.function_timeout_s + 20)
         load_s = time.monotonic() - started - ready_s
+        left = _stranded(stack, pgbouncers)
         for cell in stack.cells:
             entries.append(cell_entry(
                 cell, loads.get(cell.function), peaks.peaks.get(cell.database, 0),
-                stack.pins(cell.subject.name), stack.unavailable.get(cell.path)))
+                stack.pins(cell.subject.name), stack.unavailable.get(cell.path),
+                left.get(cell.database)))
         paths = stack.paths
         versions = {"connstorm": __version__, "python": platform.python_version(),
                     "postgresql": _postgres_version(),
@@ -287,6 +301,18 @@ def run_drivers(opts: DriversOptions, say: Callable[[str], None] = lambda line: 
                 f"{c['name']}: {c['actual']}, expected {c['limit']}" for c in broken)
             + f" (see {opts.out / SUMMARY_FILE})")
     return summary
+
+
+def _stranded(stack: DriverStack, pgbouncers: Sequence[PgBouncerBinary]) -> dict[str, Stranded]:
+    """Statements left on the server connections of PgBouncers that do not track them."""
+    untracked = {pgbouncer_path(b.version) for b in pgbouncers
+                 if not b.tracks_prepared_statements}
+    databases = {c.database for c in stack.cells if c.path in untracked}
+    assert stack.postgres is not None
+    if not databases or not stack.postgres.log_path.is_file():
+        return {}
+    with stack.postgres.log_path.open(encoding="utf-8", errors="replace") as log_file:
+        return stranded(log_file, databases)
 
 
 def _postgres_version() -> str:

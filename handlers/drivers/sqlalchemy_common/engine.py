@@ -20,6 +20,17 @@ What the matrix shows
     which also clears psycopg's counts). NullPool opens a connection per
     request, so nothing prepared outlives its request and no rollback finds any;
     it pays a connect per request instead.
+
+    Behind PgBouncer before 1.21 in transaction mode all four fail: the order's
+    ``_pg3_N`` outlives its ``COMMIT`` on the server connection (NullPool closes
+    the client with it still there; QueuePool keeps it, and its next rollback's
+    ``DEALLOCATE ALL`` is a transaction of its own, on whatever server connection
+    is free). A request fails when another client prepares the same ``_pg3_N``
+    where it was left (``already exists``) or the client binds it elsewhere
+    (``does not exist``); how often depends on the interleaving, so the matrix
+    reads the stranded statement off the server's log (PgBouncer, "Features",
+    "SQL feature map for pooling modes": protocol-level prepared plans in
+    transaction pooling need ``max_prepared_statements``, 1.21+).
 """
 
 from __future__ import annotations
