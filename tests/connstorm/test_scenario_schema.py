@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import jsonschema
 import pytest
 
 from connstorm import scenario_schema
+from connstorm.cli.commands import schema as schema_command
 from connstorm.scenario import BUILTIN_DIR, builtin_names
 
 
@@ -20,6 +23,8 @@ def printed_schema() -> dict[str, object]:
     result = subprocess.run([sys.executable, "-m", "connstorm", "schema"], capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
+    # the committed copy it prints is the model's schema, rendered now
+    assert result.stdout == scenario_schema.schema_text()
     schema: dict[str, object] = json.loads(result.stdout)
     return schema
 
@@ -64,6 +69,18 @@ def test_schema_carries_descriptions_defaults_and_enums() -> None:
     assert "connection limit" in pg["description"]
     fn = schema["$defs"]["FunctionConfig"]["properties"]["database"]
     assert fn["enum"] == ["direct", "pgbouncer", "rds_proxy", "none"]
+
+
+def test_schema_command_renders_when_no_copy_is_shipped(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(schema_command, "COMMITTED_SCHEMA", tmp_path / "absent.json")
+    assert schema_command.run(argparse.Namespace(write=False, reference=False)) == 0
+    assert capsys.readouterr().out == scenario_schema.schema_text()
+
+
+def test_schema_command_reads_the_copy_schema_write_refreshes() -> None:
+    assert scenario_schema.SCHEMA_PATH.resolve() == schema_command.COMMITTED_SCHEMA.resolve()
 
 
 def test_schema_and_reference_committed_are_current() -> None:
