@@ -169,17 +169,24 @@ class Zygote:
     def __init__(self, ctl: socket.socket, emulator_pid: int) -> None:
         self.ctl = ctl
         self.emulator_pid = emulator_pid
-        self.children: set[int] = set()
+        #: Each child's pidfd: readable once it has exited (and only then).
+        self.children: dict[int, int] = {}
         self.cfg: dict[str, Any] = {}
         self.sel = selectors.DefaultSelector()
-        self.wake_r, self.wake_w = os.pipe()
         self.buf = b""
 
     def run(self) -> None:
-        """Read the config, preload, then serve spawn requests until the emulator goes."""
-        os.set_blocking(self.wake_w, False)
-        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)  # one byte is enough
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        """Read the config, preload, then serve spawn requests until the emulator goes.
+
+        A child's exit is seen on its pidfd (``pidfd_open(2)``: "becomes readable
+        when the process terminates"), not through SIGCHLD. A SIGCHLD handler is
+        also called when a child stops or continues (``sigaction(2)``,
+        ``SA_NOCLDSTOP``, which Python's ``signal`` cannot set): every freeze and
+        every thaw of an environment woke this process, two wake-ups per warm
+        invocation for nothing. With SIGCHLD at its default (ignored) the kernel
+        drops those notifications.
+        """
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, lambda *_: self._exit())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the toolkit's to handle
         line = self._read_line()
@@ -189,14 +196,12 @@ class Zygote:
         errors = _preload(self.cfg)
         _send(self.ctl, {"op": "ready", "preload_errors": errors, "pid": os.getpid()})
         self.sel.register(self.ctl, selectors.EVENT_READ)
-        self.sel.register(self.wake_r, selectors.EVENT_READ)
         while True:
             for key, _ in self.sel.select():
                 if key.fileobj is self.ctl:
                     self._on_control()
                 else:
-                    os.read(self.wake_r, 4096)
-                    self._reap()
+                    self._reap(key.data)
 
     def _read_line(self) -> bytes | None:
         while b"\n" not in self.buf:
@@ -231,10 +236,9 @@ class Zygote:
             try:
                 self.sel.close()
                 self.ctl.close()
-                os.close(self.wake_r)
-                os.close(self.wake_w)
-                signal.set_wakeup_fd(-1)
-                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+                for pidfd in self.children.values():  # the siblings' pidfds are not its own
+                    os.close(pidfd)
+                for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 _become_environment(self.cfg, msg, zygote_pid)
                 code = 0
@@ -248,20 +252,30 @@ class Zygote:
                     sys.stderr.flush()
                 finally:
                     os._exit(code)
-        self.children.add(pid)
+        # The child is ours until we wait for it, so its pid cannot be reused here.
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:  # out of fds: a child whose exit we cannot see must go
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            _send(self.ctl, {"op": "spawn_failed", "env_id": msg["env_id"],
+                             "error": f"pidfd_open: {exc}"})
+            return
+        self.children[pid] = pidfd
+        self.sel.register(pidfd, selectors.EVENT_READ, pid)
         _send(self.ctl, {"op": "spawned", "env_id": msg["env_id"], "pid": pid})
 
-    def _reap(self) -> None:
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            self.children.discard(pid)
-            _send(self.ctl, {"op": "exit", "pid": pid,
-                             "status": os.waitstatus_to_exitcode(status)})
+    def _reap(self, pid: int) -> None:
+        """``pid`` has exited (its pidfd is readable): collect it and report it."""
+        pidfd = self.children.pop(pid)
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return
+        _send(self.ctl, {"op": "exit", "pid": pid,
+                         "status": os.waitstatus_to_exitcode(status)})
 
     def _exit(self) -> None:
         """The emulator is gone or asked us to go: no environment may outlive us."""
