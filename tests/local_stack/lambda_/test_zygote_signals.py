@@ -59,7 +59,8 @@ def test_freeze_and_thaw_do_not_wake_the_zygote_and_exits_are_still_reported(
                                                  _pid(emu, {"sleep_s": 0.3}))
             assert first != second
             zygote = emu.pools["counter"].zygote
-            assert zygote is not None and zygote.pid is not None
+            assert zygote is not None
+            assert zygote.pid is not None
             for pid in (first, second):
                 assert await settled_state(pid) == "T"
             before = _wakeups(zygote.pid)
