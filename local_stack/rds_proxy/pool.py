@@ -99,10 +99,12 @@ class ServerConnection:
     #: The named statements prepared on it (made by the first borrower).
     statements: ServerStatements | None = None
 
-    @property
-    def transport(self) -> asyncio.WriteTransport:
-        """The socket's transport (write with ``transport.write``)."""
-        return self.writer.transport  # type: ignore[return-value]
+    #: The writer's transport, read once: every forwarded batch writes to it, and the
+    #: stream's property costs a Python call each time (the hot path's profile).
+    transport: asyncio.WriteTransport = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.transport = self.writer.transport  # type: ignore[assignment]
 
     def adopt(self) -> None:
         """Take the transport over from the login streams."""
@@ -110,7 +112,7 @@ class ServerConnection:
 
     def alive(self) -> bool:
         """False when the server closed it or spoke while it sat idle."""
-        return not (self.dead or self.writer.transport.is_closing())
+        return not (self.dead or self.transport.is_closing())
 
     def close(self) -> None:
         """Terminate and close (no reuse)."""
@@ -183,7 +185,7 @@ class Pool:
 
     def try_borrow(self) -> ServerConnection | None:
         """An idle connection now, or None: then the caller awaits :meth:`borrow`."""
-        if any(not w.done() for w in self._waiters):
+        if self._waiters and any(not w.done() for w in self._waiters):
             return None  # others wait already: no jumping the queue
         while self.idle:
             conn = self.idle.pop()

@@ -315,7 +315,8 @@ class ClientSession:
         if special:
             data = mux.translate(buf, start, end, cache)
         else:
-            data = bytes(buf[start:end])
+            # One copy (a slice of a bytearray, then bytes of it, would be two).
+            data = bytes(buf) if start == 0 and end == len(buf) else bytes(buf[start:end])
             if not synced:  # a synced batch's counts end with it
                 mux.open_parses += parses
                 mux.open_closes += closes
@@ -467,6 +468,9 @@ class ClientSession:
 class _ClientProtocol(asyncio.Protocol):
     def __init__(self, session: ClientSession) -> None:
         self.session = session
+        # The session's method itself, not a method calling it: one Python call less
+        # per read (the event loop looks ``data_received`` up on the instance).
+        self.data_received = session.client_data  # type: ignore[method-assign]
 
     def data_received(self, data: bytes) -> None:
         self.session.client_data(data)
