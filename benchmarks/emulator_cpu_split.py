@@ -44,37 +44,6 @@ def times(pid: int) -> tuple[float, float]:
     return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process under ``pid`` (the zygote and its environments)."""
-    parent: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parent[int(entry.name)] = int(stat[1])
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parent.items() if pp == p]
-        out += kids
-        todo += kids
-    return out
-
-
-def total_cpu(pids: list[int]) -> float:
-    """User + system CPU seconds of processes (those gone count 0)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            user, system = times(pid)
-        except OSError:
-            continue
-        total += user + system
-    return total
-
-
 def preempted(pid: int) -> int:
     """Involuntary context switches of a process's main thread so far."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -125,15 +94,15 @@ def main() -> int:
             argv = warm.emulator_argv(work / "emulator.json", work / "emu.ready")
             with warm._server(argv, work / "emu.ready", work / "emulator.log") as (url, pid):
                 warm.wrk(f"{url}/noop", c, 3, lua)
-                envs = descendants(pid)
+                envs = warm.descendants(pid)
                 user0, sys0 = times(pid)
                 pre0 = preempted(pid)
-                envs0 = total_cpu(envs)
+                envs0 = warm.tree_cpu_s(envs)
                 all0, idle0 = machine()
                 r = warm.wrk(f"{url}/noop", c, args.duration_s, lua)
                 user1, sys1 = times(pid)
                 pre1 = preempted(pid)
-                envs1 = total_cpu(envs)
+                envs1 = warm.tree_cpu_s(envs)
                 all1, idle1 = machine()
         n = max(r["requests"], 1)
         busy = 1 - (idle1 - idle0) / max(all1 - all0, 1)
