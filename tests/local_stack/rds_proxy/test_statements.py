@@ -154,13 +154,18 @@ def statements_reason() -> str:
 Script = Callable[[WireClient], Any]
 
 
+async def _app_client(pg: PostgresServer, host: str, port: int) -> WireClient:
+    """A wire client logged in as the application role, to ``host:port``."""
+    return await WireClient.connect(host, port, pg.app_user, pg.app_password or "",
+                                    pg.app_dbname)
+
+
 def _compare(pg: PostgresServer, proxy: RdsProxy, script: Callable[[WireClient],
              Any], *, between: Callable[[], Any] | None = None) -> list[list[Answer]]:
     """Run ``script`` against PostgreSQL and through ``proxy``; both answer lists."""
 
     async def run(host: str, port: int) -> list[list[Answer]]:
-        client = await WireClient.connect(host, port, pg.app_user, pg.app_password or "",
-                                          pg.app_dbname)
+        client = await _app_client(pg, host, port)
         try:
             return [answers async for answers in script(client)]  # type: ignore[attr-defined]
         finally:
@@ -228,10 +233,8 @@ def test_two_clients_same_name_different_text_on_one_connection(
     proxy = make_proxy(pg, pool_size=1)
 
     async def both() -> tuple[list[Answer], list[Answer], list[Answer]]:
-        a = await WireClient.connect(proxy.host, proxy.port, pg.app_user,
-                                     pg.app_password or "", pg.app_dbname)
-        b = await WireClient.connect(proxy.host, proxy.port, pg.app_user,
-                                     pg.app_password or "", pg.app_dbname)
+        a = await _app_client(pg, proxy.host, proxy.port)
+        b = await _app_client(pg, proxy.host, proxy.port)
         first = await a.run(parse("s1", "select 'a'"), bind("s1"), execute(), SYNC)
         second = await b.run(parse("s1", "select 'b'"), bind("s1"), execute(), SYNC)
         again = await a.run(bind("s1"), execute(), SYNC)
@@ -260,8 +263,7 @@ def test_a_client_preparing_thousands_is_served_and_bounded(
     count = small_client_limit
 
     async def client(tag: str) -> list[Answer]:
-        c = await WireClient.connect(proxy.host, proxy.port, pg.app_user,
-                                     pg.app_password or "", pg.app_dbname)
+        c = await _app_client(pg, proxy.host, proxy.port)
         out: list[Answer] = []
         for first in range(0, count, 100):
             out += await c.run(*[parse(f"s{i}", f"select '{tag}{i}'")
@@ -304,10 +306,7 @@ def test_the_unnamed_statement_stays_the_clients_across_batches(
     proxy = make_proxy(pg, pool_size=1)
 
     async def clients(host: str, port: int) -> list[list[Answer]]:
-        def connect() -> Any:
-            return WireClient.connect(host, port, pg.app_user, pg.app_password or "",
-                                      pg.app_dbname)
-        a, b, c = await connect(), await connect(), await connect()
+        a, b, c = [await _app_client(pg, host, port) for _ in range(3)]
         out = [await a.run(parse("", "select 'a'"), describe(""), SYNC),
                await b.run(parse("", "select 'b'"), bind(""), execute(), SYNC),
                await a.run(bind(""), execute(), SYNC),
@@ -336,10 +335,7 @@ def test_a_simple_query_drops_the_unnamed_statement_as_postgresql_does(
     proxy = make_proxy(pg, pool_size=1)
 
     async def clients(host: str, port: int) -> list[list[Answer]]:
-        def connect() -> Any:
-            return WireClient.connect(host, port, pg.app_user, pg.app_password or "",
-                                      pg.app_dbname)
-        a, b = await connect(), await connect()
+        a, b = [await _app_client(pg, host, port) for _ in range(2)]
         out = [await a.run(parse("", "select 'a'"), SYNC),
                await b.run(query("select 'b'")),
                await a.run(bind(""), execute(), SYNC),
