@@ -1,6 +1,6 @@
 """``connstorm drivers`` with the real drivers, servers and Lambda environments.
 
-One run of six configurations on every path (both PgBouncers, the stand-in)
+One run of seven configurations on every path (both PgBouncers, the stand-in)
 serves the first tests; each names the statement or message that decided a
 verdict, and the configuration whose one setting changes it:
 
@@ -17,6 +17,11 @@ verdict, and the configuration whose one setting changes it:
   ``NullPool`` nothing prepared outlives a request and nothing pins. On 1.18
   both fail: the order's ``_pg3_N`` outlives its ``COMMIT`` on the server
   connection (``prepared_statement_stranded``, read off PostgreSQL's log).
+  That verdict is deterministic: the log shows every order's ``_pg3_N`` still
+  prepared when its ``COMMIT`` ends the transaction, whatever the interleaving,
+  and each cell's load is the same seeded sequence of requests, orders in it
+  (before that check its requests alone decided, and met the broken statement by
+  luck: 2 of 6 runs failed).
 
 Then the bad inputs: a handler that fails to import, a PgBouncer that does not
 start; each is one line and the rest of the matrix runs.
@@ -41,7 +46,7 @@ from connstorm.local_stack.scratch import processes_in
 pytestmark = pytest.mark.slow
 
 CONFIGS = ("psycopg_default", "psycopg_no_prepare", "asyncpg_connection", "asyncpg_pool_1",
-           "sqlalchemy_nullpool", "sqlalchemy_queuepool_1")
+           "sqlalchemy_nullpool", "sqlalchemy_queuepool_1", "sqlalchemy_queuepool_1_pre_ping")
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +155,24 @@ def _fake_pgbouncer(folder: Path) -> PgBouncerBinary:
                        "echo 'FATAL cannot start' >&2; exit 1\n")
     program.chmod(0o755)
     return PgBouncerBinary(program, "9.9.9")
+
+
+@pytest.mark.parametrize("config", ["sqlalchemy_queuepool_1", "sqlalchemy_queuepool_1_pre_ping"])
+def test_queuepool_fails_on_pgbouncer_1_18_and_works_on_1_24(
+        summary: dict[str, Any], config: str) -> None:
+    cells = _cells(summary, config)
+    old, new = cells["pgbouncer-old"], cells["pgbouncer-new"]
+    # THEN on 1.18 the order's statement outlived its transaction: fails, with the
+    # statement named, whether or not one of this run's requests met it
+    assert old["verdict"] == "fails"
+    assert old["errors"][STRANDED]["count"] >= 1
+    assert old["errors"][STRANDED]["first"].startswith('prepared statement "_pg3_')
+    assert "INSERT INTO order_items" in old["errors"][STRANDED]["first"]
+    assert set(old["errors"]) <= {STRANDED, "prepared_statement"}
+    # ... and 1.24 (max_prepared_statements) carries it: every request answered
+    assert new["verdict"] == "works"
+    assert new["failures"] == 0
+    assert cells["direct"]["verdict"] == "works"
 
 
 def test_a_broken_handler_and_a_down_path_are_one_line_each_and_the_rest_runs(
