@@ -18,14 +18,7 @@ from botocore.config import Config
 from connstorm.local_stack.lambda_.process import EmulatorProcess
 from connstorm.scenario import load_scenario
 from tests.local_stack.lambda_.emulator_helpers import COUNTER_SCENARIO, children_of
-
-TRY_FIFO = """
-import os, sys
-try:
-    os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(1))
-except OSError:
-    sys.exit(1)
-"""
+from tests.local_stack.realtime import fifo_permitted, policy
 
 #: Asks for real-time priority in a child after ``{setup}``; prints the answer and policy.
 CHILD = """
@@ -39,17 +32,6 @@ print(os.sched_getscheduler(0))
 #: Drops every capability (root to nobody), after the imports.
 DROP_PRIVILEGE = "if os.geteuid() == 0:\n    os.setgid(65534)\n    os.setuid(65534)"
 ONE_CPU = "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})"
-
-
-def _fifo_permitted() -> bool:
-    """Whether the server may run real-time here: 2+ CPUs, and the right to ask (root has it)."""
-    if len(os.sched_getaffinity(0)) < 2:
-        return False
-    return subprocess.run([sys.executable, "-c", TRY_FIFO], check=False).returncode == 0
-
-
-def _policy(pid: int) -> int:
-    return os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK
 
 
 def _stats(url: str) -> Any:
@@ -74,28 +56,28 @@ def _start(tmp_path: Path, lambda_section: str) -> EmulatorProcess:
 
 
 def test_server_runs_realtime_and_nothing_it_forks_does(tmp_path: Path) -> None:
-    permitted = _fifo_permitted()
+    permitted = fifo_permitted()
     with _start(tmp_path, "") as emu:
         assert emu.pid is not None
         envs = _env_pids(emu.invoke_url, 2)
         assert len(envs) == 2
         stats = _stats(emu.stats_url)
         assert stats["scheduling"] == ("realtime" if permitted else "normal")
-        assert _policy(emu.pid) == (os.SCHED_FIFO if permitted else os.SCHED_OTHER)
+        assert policy(emu.pid) == (os.SCHED_FIFO if permitted else os.SCHED_OTHER)
         # The zygote and the environments compete like any process, as handlers do on AWS.
         forked = set(children_of(emu.pid)) | envs
         assert envs <= forked
-        assert {pid: _policy(pid) for pid in forked} == dict.fromkeys(forked, os.SCHED_OTHER)
+        assert {pid: policy(pid) for pid in forked} == dict.fromkeys(forked, os.SCHED_OTHER)
     log = (tmp_path / "run" / "logs" / "emulator.log").read_text()
     assert f"emulator scheduling: {'realtime' if permitted else 'normal'}" in log
 
 
-def test_realtime_priority_false_keeps_the_normal_policy(tmp_path: Path) -> None:
+def test_realtime_priority_false_keeps_the_normalpolicy(tmp_path: Path) -> None:
     with _start(tmp_path, "[lambda]\nrealtime_priority = false") as emu:
         assert emu.pid is not None
         _env_pids(emu.invoke_url, 1)
         assert _stats(emu.stats_url)["scheduling"] == "normal"
-        assert _policy(emu.pid) == os.SCHED_OTHER
+        assert policy(emu.pid) == os.SCHED_OTHER
 
 
 @pytest.mark.parametrize(("setup", "why"), [
