@@ -25,6 +25,7 @@ Precedence is ``--set`` override > file > built-in default, applied once, here.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -174,12 +175,13 @@ def load_scenario(name_or_path: str | Path | None = None,
         raise ScenarioError(f"{path}: cannot read: {reason}") from None
     if not overrides:
         return parse_scenario(doc, source=str(path))
+    as_written = copy.deepcopy(doc)
     for item in overrides:
         apply_override(doc, item, source=str(path))
     try:
         return parse_scenario(doc, source=str(path))
     except ScenarioError:
-        _blame_override(tomllib.loads(path.read_text(encoding="utf-8")), overrides, path)
+        _blame_override(as_written, overrides, path)
         raise
 
 
