@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from . import db, events, routes
-from .settings import ENV_ID_CHARS, environment_id
+from .settings import ENV_ID_CHARS, environment_id, work_seconds
 
 Runner = Callable[[routes.Action], events.Response]
 
@@ -48,6 +48,9 @@ class _StdoutHandler(logging.Handler):
         except Exception:  # logging must never fail an invocation
             self.handleError(record)
 
+
+#: ``APP_WORK_MS``, read once at Init (a bad value fails Init, naming the variable).
+WORK_S = work_seconds()
 
 _log = logging.getLogger("handlers.invocations")
 if not _log.handlers:
@@ -75,6 +78,10 @@ def handle(event: Any, context: Any, *, pattern: str, run: Runner) -> dict[str, 
         else:
             try:
                 response = run(found)
+                if WORK_S:
+                    # After the action: its connection is back (or closed) and no
+                    # transaction is open, so only the environment is kept busy.
+                    time.sleep(WORK_S)
             except psycopg.Error as exc:
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 kind = db.classify(str(exc))

@@ -30,6 +30,9 @@ variable                   meaning
                            resilient pattern uses 5000 when unset
 ``DB_POOL_SIZE``           pool size per environment (``in_process_pool``), default 2
 ``DB_APPLICATION_NAME``    prefix of ``application_name``, default the function name
+``APP_WORK_MS``            milliseconds each answered request spends after its database
+                           work, holding no connection and no transaction (the calls to
+                           other services a real function makes), default 0
 =========================  ==============================================================
 """
 
@@ -112,6 +115,20 @@ def ca_bundle(environ: Mapping[str, str]) -> str | None:
             f"DB_SSLROOTCERT: {path} is not a file (build the zip with `connstorm package "
             "--rds-ca-bundle FILE`, or deploy with DbSslMode=require)")
     return str(path)
+
+
+def work_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """``APP_WORK_MS`` in seconds: how long an answered request takes besides its queries.
+
+    Why it exists: concurrency is requests/s times duration, and environments (so,
+    under the direct pattern, connections) follow concurrency. Locally a query
+    answers in a millisecond, so the duration, and with it the number of
+    environments a load needs, would depend on how fast the machine is; a fixed
+    time outside the database makes it depend on the load alone, as on AWS, where
+    a function's duration is mostly the calls it waits for.
+    """
+    env = os.environ if environ is None else environ
+    return _int(env, "APP_WORK_MS", 0, lo=0, hi=900_000) / 1000
 
 
 def environment_id(environ: Mapping[str, str] | None = None) -> str:

@@ -83,23 +83,28 @@ class LoadPlan:
     query_wait_timeout_s: int
     #: What one variant costs (stack start, load, stop, summary): the command
     #: announces this times the rounds of ``--jobs`` variants up front. Measured on
-    #: the shared 2-core machine (BENCHMARKS.md, "connstorm repro"): the six variants
-    #: in three rounds 48-64 s, ``--quick``'s three in two rounds 16-55 s.
+    #: a quiet 2-core machine (BENCHMARKS.md, "connstorm repro"): the six variants
+    #: in three rounds 43-45 s, ``--quick``'s three in two rounds 14-17 s.
     variant_budget_s: int
+    #: Milliseconds each answered request spends outside the database
+    #: (``APP_WORK_MS``): with it, the environments a step needs follow from the
+    #: users and their pauses, not from how fast this machine answers a query.
+    work_ms: int = 0
 
     def overrides(self) -> list[str]:
         """``--set`` overrides putting the plan into a scenario."""
+        work = [f"functions.api.env.APP_WORK_MS={self.work_ms}"] if self.work_ms else []
         return [f"load.users={self.users}", 'load.shape="steps"',
                 f"load.step_users={self.step_users}",
                 f"load.step_duration_s={self.step_duration_s}",
                 f"load.duration_s={self.duration_s}", f"load.spawn_rate={self.users}",
-                "load.sample_interval_s=0.5"]
+                "load.sample_interval_s=0.5", *work]
 
 
 FULL = LoadPlan(users=60, step_users=15, step_duration_s=2.5, duration_s=10.0,
-                query_wait_timeout_s=3, variant_budget_s=20)
+                query_wait_timeout_s=3, variant_budget_s=15, work_ms=100)
 QUICK = LoadPlan(users=45, step_users=15, step_duration_s=1.0, duration_s=4.0,
-                 query_wait_timeout_s=1, variant_budget_s=15)
+                 query_wait_timeout_s=1, variant_budget_s=8, work_ms=100)
 #: ``--preset failover``: a steady load far below the limit, so every failure is the faults'.
 FAILOVER_FULL = LoadPlan(users=8, step_users=8, step_duration_s=20.0, duration_s=20.0,
                          query_wait_timeout_s=3, variant_budget_s=33)

@@ -14,8 +14,12 @@ How the overlap is kept fair and safe:
 * **Stacks start one at a time.** A variant starts only once the one started
   before it has its stack up (``stack.json``) or has ended: the starts, the
   CPU-heaviest part, never compete, and the variants stay in their order. A
-  variant holds its place among the ``jobs`` until its stack has stopped
-  (``summary.json``); its report renders while the next one runs.
+  variant holds its place among the ``jobs`` until its load is over (the child
+  says ``loaded`` on its standard output once Locust has ended, or it ended):
+  its stack stops and its report renders while the next one starts, which
+  costs the CPU little and changes no count it measured. (Starting the next
+  stack during the last seconds of a load instead was measured and gained
+  nothing: the two cores are busy then, and the start took three times as long.)
 * **Each variant runs in a child**, started while the one before it starts its
   stack and waiting on its standard input until its turn (``python -m
   connstorm.loadtests.orchestrator.repro_variant``), in a session of its own, so
@@ -42,7 +46,7 @@ from typing import IO
 
 from connstorm.errors import ConnstormError, ExitCode
 from connstorm.local_stack.deathsig import preexec_death_signal
-from connstorm.run_folder import STACK_FILE, SUMMARY_FILE
+from connstorm.run_folder import STACK_FILE
 from connstorm.signals import held_while_forking
 
 #: Seconds a child may take to stop its stack after it was told to stop.
@@ -51,6 +55,8 @@ STOP_WAIT_S = 120.0
 POLL_S = 0.1
 #: What a prepared child waits for on its standard input before it starts its stack.
 GO = b"go\n"
+#: What a child writes on its standard output once its load is over.
+LOADED = b"loaded\n"
 
 
 def default_jobs() -> int:
@@ -86,6 +92,9 @@ class Job:
     code: int | None = None
     going: bool = False
     signalled: bool = field(default=False)
+    #: The child said its load is over (see :data:`LOADED`).
+    loaded: bool = False
+    _partial: bytes = b""
 
     @property
     def running(self) -> bool:
@@ -94,8 +103,27 @@ class Job:
 
     @property
     def loading(self) -> bool:
-        """Holds a slot: told to go, and its stack not stopped yet (no ``summary.json``)."""
-        return self.running and not (self.run_dir / SUMMARY_FILE).exists()
+        """Holds a slot: told to go, not ended, and its load not over yet."""
+        return self.running and not self._load_over()
+
+    def _load_over(self) -> bool:
+        """Whether the child has said ``loaded``; reads all it wrote so far, never blocks.
+
+        Read to the end each time, so that a child writing more cannot fill the pipe.
+        """
+        if self.proc is None or self.proc.stdout is None or self.proc.stdout.closed:
+            return self.loaded
+        while True:
+            try:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            *lines, self._partial = (self._partial + chunk).split(b"\n")
+            self.loaded = self.loaded or LOADED.rstrip() in lines
+            self._partial = self._partial[-4096:]
+        return self.loaded
 
     def prepare(self) -> None:
         """Start the child, which imports what it needs and waits for :meth:`go`.
@@ -105,9 +133,11 @@ class Job:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         with held_while_forking():
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE,
-                                         stdout=subprocess.DEVNULL, stderr=self.stderr,
+                                         stdout=subprocess.PIPE, stderr=self.stderr,
                                          start_new_session=True,
                                          preexec_fn=preexec_death_signal)
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
 
     def go(self) -> None:
         """Let the prepared child start its stack."""
@@ -163,10 +193,12 @@ class Job:
         return last.removeprefix("connstorm: error: ")
 
     def close(self) -> None:
-        """Release the child's stderr file."""
+        """Release the child's stderr file and its standard output's pipe."""
         if self.stderr is not None:
             self.stderr.close()
             self.stderr = None
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def variant_argv(name: str, run_dir: Path, *, quick: bool, preset: str,

@@ -7,7 +7,9 @@ Started ahead of its turn, it waits for a line ``go`` on its standard input
 (end of input without it: the comparison stopped first, it ends at once). Then
 it runs the variant exactly as the comparison defines it
 (:func:`.repro.variant_scenario`) into ``DIR`` and leaves its ``summary.json``
-there, which the parent reads.
+there, which the parent reads. On its standard output it says ``loaded`` once
+Locust has ended, so that the parent can start the next variant while this
+one's stack stops.
 Exit codes are connstorm's: 0 when the variant ran (its own thresholds failing
 is its verdict, not an error), a :class:`~connstorm.errors.ConnstormError`'s
 code with its one line on stderr, 130 on SIGINT and 143 on SIGTERM, after the
@@ -25,6 +27,16 @@ from pathlib import Path
 from connstorm.console import output_console
 from connstorm.errors import ConnstormError, ExitCode, ThresholdsFailedError
 from connstorm.signals import Terminated, exit_on_sigterm, received_sigterm
+
+#: The line written on standard output once Locust has ended (see :mod:`.repro_jobs`).
+LOADED = "loaded\n"
+
+
+def _say(line: str) -> None:
+    """Tell the comparison how far this variant's load is."""
+    with contextlib.suppress(OSError):
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         plan_for(args.preset, quick=args.quick))
             # The comparison's summary.md goes to the CI job summary, not each variant's.
             opts = RunOptions(scenario=scenario, run_dir=args.out, locustfile=args.locustfile,
-                              step_summary=False)
+                              step_summary=False,
+                              on_load_end=lambda: _say(LOADED))
             if sys.stdin.readline() != "go\n":
                 return 0  # the comparison stopped before this variant's turn
             # Its own thresholds failing is the variant's verdict, in its summary.json.

@@ -26,6 +26,7 @@ import os
 import socket
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,9 @@ class RunOptions:
     baseline: Baseline | None = None
     #: Append summary.md to $GITHUB_STEP_SUMMARY (repro appends its comparison instead).
     step_summary: bool = True
+    #: Called once Locust has ended and before the stack stops: ``connstorm repro``
+    #: lets its next variant start then, while this one's stack stops.
+    on_load_end: Callable[[], None] | None = None
 
 
 def free_port() -> int:
@@ -256,6 +260,8 @@ class Run:
                 args = locust_args(self.opts, str(host), stack_file)
                 started = True
                 self._run_locust(args, stack)
+                if self.opts.on_load_end is not None:
+                    self.opts.on_load_end()
         except BaseException as exc:
             # Interrupted or failed mid-run: Locust and the stack are stopped by
             # now; keep whatever the run folder holds, then let the error through.
@@ -350,7 +356,7 @@ class Run:
                         f"Locust ran {GRACE_S:.0f} s past its run time of {duration:g} s and "
                         f"was stopped{hint}; see {proc.log_path}")
                 view.refresh()
-                time.sleep(0.5)
+                proc.wait(0.5)  # returns as Locust ends: the stack stops at once
             view.refresh()
         code = proc.poll()
         if code not in (0, None) and not (self.run_dir / LOCUST_STATS_CSV).exists():

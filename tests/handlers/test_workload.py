@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,12 @@ import pytest
 
 from connstorm import error_kinds
 from connstorm.handlers.workload import db, schema
-from connstorm.handlers.workload.settings import DbSettings, SettingsError, application_name
+from connstorm.handlers.workload.settings import (
+    DbSettings,
+    SettingsError,
+    application_name,
+    work_seconds,
+)
 from tests.handlers import apigw_events
 from tests.handlers.conftest import PRODUCTS, Pg
 
@@ -191,6 +197,59 @@ def test_routes_log_one_json_line_per_invocation(handler: types.ModuleType,
     assert lines[1]["status"] == 400
     assert lines[1]["connects"] == lines[0]["connects"]  # a bad request costs no connect
     assert isinstance(lines[0]["duration_ms"], float)
+
+
+@pytest.mark.parametrize("pattern", ["per_invocation", "module_level"])
+def test_app_work_ms_keeps_the_environment_busy_with_no_transaction_open(
+        db_env: dict[str, str], pg: Pg, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], pattern: str) -> None:
+    # GIVEN a function told that each request spends 400 ms besides its queries
+    import threading
+
+    from connstorm.handlers.workload import app
+
+    monkeypatch.setenv("APP_WORK_MS", "400")
+    monkeypatch.setenv("DB_APPLICATION_NAME", f"work-{pattern}")
+    importlib.reload(app)
+    try:
+        module = importlib.reload(
+            importlib.import_module(f"connstorm.handlers.{pattern}_handler"))
+        capsys.readouterr()
+        # WHEN a request runs, the database is looked at while it "works"
+        answer: dict[str, Any] = {}
+        worker = threading.Thread(target=lambda: answer.update(
+            module.lambda_handler(apigw_events.v2("GET", "/items/1"), None)))
+        worker.start()
+        time.sleep(0.2)
+        with psycopg.connect(pg.admin_dsn) as conn:
+            states = [row[0] for row in conn.execute(
+                "SELECT state FROM pg_stat_activity WHERE application_name LIKE %s",
+                (f"work-{pattern}:%",))]
+        worker.join()
+        # THEN it answered, took the time, and held no transaction (nor, per
+        # invocation, any connection) meanwhile
+        assert answer["statusCode"] == 200
+        assert json.loads(capsys.readouterr().out.splitlines()[-1])["duration_ms"] >= 400
+        assert states == ([] if pattern == "per_invocation" else ["idle"])
+        # and a request answered without the database does not wait
+        slept: list[float] = []
+        monkeypatch.setattr(app.time, "sleep", slept.append)
+        out = module.lambda_handler(apigw_events.v2("GET", "/nowhere"), None)
+        assert out["statusCode"] == 404
+        assert slept == []
+        module.lambda_handler(apigw_events.v2("GET", "/items/2"), None)
+        assert slept == [0.4]
+    finally:
+        monkeypatch.delenv("APP_WORK_MS")
+        importlib.reload(app)
+
+
+def test_app_work_ms_is_read_in_milliseconds_and_checked() -> None:
+    assert work_seconds({}) == 0
+    assert work_seconds({"APP_WORK_MS": "250"}) == 0.25
+    for bad in ("-1", "soon", "1.5"):
+        with pytest.raises(SettingsError, match="APP_WORK_MS"):
+            work_seconds({"APP_WORK_MS": bad})
 
 
 def test_schema_install_is_idempotent_and_seeds(pg: Pg) -> None:

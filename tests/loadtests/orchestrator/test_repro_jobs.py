@@ -1,7 +1,8 @@
 """The scheduler of repro's variants: order, overlap, stops, errors, with real child processes.
 
 The children here are small Python programs that behave like a variant's child
-(wait for ``go``, write ``stack.json``, then ``summary.json``, exit), so that
+(wait for ``go``, write ``stack.json``, say ``loaded``, stop, write
+``summary.json``, exit), so that
 the scheduling is tested apart from the stacks; ``test_repro.py`` runs the real
 variants through the command line.
 """
@@ -24,8 +25,9 @@ from connstorm.loadtests.orchestrator.repro_jobs import Job, VariantFailedError,
 CHILD = textwrap.dedent("""
     import json, signal, sys, time
     from pathlib import Path
-    run_dir, stack_s, load_s, code = Path(sys.argv[1]), float(sys.argv[2]), \\
-        float(sys.argv[3]), int(sys.argv[4])
+    run_dir, stack_s, load_s, code, stop_s, chatter = Path(sys.argv[1]), \\
+        float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), \\
+        int(sys.argv[6])
     log = run_dir.parent / "events.jsonl"
     def event(what):
         with log.open("a") as fh:
@@ -41,22 +43,29 @@ CHILD = textwrap.dedent("""
     time.sleep(stack_s)
     (run_dir / "stack.json").write_text("{}")
     event("stack up")
+    sys.stdout.write("x" * chatter + "\\n")  # more than a pipe holds, if asked
+    sys.stdout.flush()
     time.sleep(load_s)
     if code:
         sys.stderr.write("connstorm: error: postgres failed to start: it broke\\n")
         sys.exit(code)
+    event("loaded")
+    sys.stdout.write("loaded\\n")
+    sys.stdout.flush()
+    time.sleep(stop_s)
     event("stopped")
     (run_dir / "summary.json").write_text("{}")
 """)
 
 
 def job(tmp_path: Path, index: int, stack_s: float = 0.3, load_s: float = 1.0,
-        code: int = 0) -> Job:
+        code: int = 0, stop_s: float = 0.0, chatter: int = 0) -> Job:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     run_dir = tmp_path / "variants" / f"v{index}"
     return Job(index, f"v{index}", [sys.executable, str(script), str(run_dir), str(stack_s),
-                                    str(load_s), str(code)], run_dir)
+                                    str(load_s), str(code), str(stop_s), str(chatter)],
+               run_dir)
 
 
 def events(tmp_path: Path) -> list[dict[str, object]]:
@@ -86,9 +95,9 @@ def test_variants_go_in_order_each_after_the_last_stack_at_most_limit_at_a_time(
     # each went only once the one before had its stack up (stacks never start together)
     for i in range(1, 4):
         assert goes[i] >= at(found, f"v{i - 1}", "stack up")
-    # never more than two between go and stopped at once
+    # never more than two under load (between go and loaded) at once
     for i in range(2, 4):
-        assert goes[i] >= min(at(found, f"v{k}", "stopped") for k in range(i))
+        assert goes[i] >= min(at(found, f"v{k}", "loaded") for k in range(i))
     # each child was started before its turn (its start-up overlaps the one before)
     for i in range(1, 4):
         assert at(found, f"v{i}", "prepared") <= goes[i]
@@ -100,7 +109,29 @@ def test_one_job_at_a_time_runs_them_one_after_another(tmp_path: Path) -> None:
     run_jobs(jobs, 1, lambda i, _: None, lambda i, _: None)
     found = events(tmp_path)
     for i in range(1, 3):
-        assert at(found, f"v{i}", "go") >= at(found, f"v{i - 1}", "stopped")
+        assert at(found, f"v{i}", "go") >= at(found, f"v{i - 1}", "loaded")
+
+
+def test_the_next_variant_goes_while_the_last_ones_stack_stops(tmp_path: Path) -> None:
+    # v0's stack takes 3 s to stop after its load: v1 must not wait for that
+    jobs = [job(tmp_path, 0, load_s=0.3, stop_s=3.0), job(tmp_path, 1, load_s=0.3)]
+    (tmp_path / "variants").mkdir()
+    done: list[int] = []
+    run_jobs(jobs, 1, lambda i, _: None, lambda i, _: done.append(i))
+    found = events(tmp_path)
+    assert at(found, "v0", "loaded") <= at(found, "v1", "go") < at(found, "v0", "stopped")
+    # and the comparison still waited for both to end
+    assert sorted(done) == [0, 1]
+    assert all(j.code == 0 for j in jobs)
+
+
+def test_a_child_writing_more_than_a_pipe_holds_is_not_held_up(tmp_path: Path) -> None:
+    jobs = [job(tmp_path, 0, load_s=0.3, chatter=1 << 20), job(tmp_path, 1, load_s=0.3)]
+    (tmp_path / "variants").mkdir()
+    run_jobs(jobs, 1, lambda i, _: None, lambda i, _: None)
+    found = events(tmp_path)
+    assert all(j.code == 0 for j in jobs)
+    assert at(found, "v1", "go") >= at(found, "v0", "loaded")
 
 
 def test_a_failing_variant_stops_the_others_and_its_error_is_passed_on(tmp_path: Path) -> None:
