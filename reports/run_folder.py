@@ -218,14 +218,22 @@ def _installed(dist: str) -> str:
         return ""
 
 
+#: What makes a folder a run folder: any one of these in it.
+_RUN_FOLDER_FILES = (SAMPLES_FILE, SUMMARY_FILE, SCENARIO_FILE, STACK_FILE, VARIANTS_DIR)
+
+
+def _is_run_folder(path: Path) -> bool:
+    return any((path / name).exists() for name in _RUN_FOLDER_FILES)
+
+
 def _require_folder(run_dir: Path) -> None:
     if not run_dir.exists():
         raise ReportError(f"{run_dir}: no such run folder")
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a folder (give the run folder, not a file in it)")
-    known = (SAMPLES_FILE, SUMMARY_FILE, SCENARIO_FILE, STACK_FILE, VARIANTS_DIR)
-    if not any((run_dir / name).exists() for name in known):
-        raise ReportError(f"{run_dir}: not a run folder (none of {', '.join(known)} in it)")
+    if not _is_run_folder(run_dir):
+        raise ReportError(f"{run_dir}: not a run folder (none of "
+                          f"{', '.join(_RUN_FOLDER_FILES)} in it)")
 
 
 def load_single(run_dir: Path, name: str | None = None, *,
@@ -301,7 +309,9 @@ def load_run(run_dir: Path) -> RunData:
     summary = _read_json(run_dir / SUMMARY_FILE, required=False)
     order = [str(v.get("name")) for v in (summary or {}).get("variants", [])
              if isinstance(v, Mapping) and v.get("name")]
-    folders = {p.name: p for p in variants_dir.iterdir() if p.is_dir()}
+    # A variant stopped before its stack began (Ctrl-C, SIGTERM) leaves a folder with
+    # only Locust's log in it: nothing was measured, so there is nothing to show.
+    folders = {p.name: p for p in variants_dir.iterdir() if p.is_dir() and _is_run_folder(p)}
     names = [n for n in order if n in folders] + sorted(set(folders) - set(order))
     if not names:
         raise ReportError(f"{variants_dir}: no variant folders in it")

@@ -58,6 +58,11 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--connstorm-stack", default=_env(ENV_STACK, ""), include_in_web_ui=False,
                         help=f"{STACK_FILE} of a local stack: its collectors' targets "
                              f"(env {ENV_STACK})")
+    parser.add_argument("--connstorm-stack-wait-s", type=float, default=0.0,
+                        include_in_web_ui=False,
+                        help="wait up to this long for --connstorm-stack to appear, then take "
+                             "--host from its api_url (connstorm starts Locust while the "
+                             "stack starts)")
     parser.add_argument("--connstorm-out", default=_env(ENV_OUT, ""), include_in_web_ui=False,
                         help=f"run folder for {SAMPLES_FILE} (env {ENV_OUT}; default: the "
                              "folder of --connstorm-stack, else runs/<time>-locust)")

@@ -129,10 +129,35 @@ def _on_parser(parser: Any, **kwargs: Any) -> None:
     connstorm_options.add_arguments(parser)
 
 
+def wait_for_stack(environment: Any) -> None:
+    """With ``--connstorm-stack-wait-s``: wait for the stack file, then aim at its API.
+
+    connstorm starts Locust (about half a second of imports) while the stack starts,
+    and the stack writes its file last, once every server answers; Locust's users
+    spawn only after the init event, so none is sent before the API is up. A stack
+    that never comes up ends Locust with one line and exit code 3.
+    """
+    opts = environment.parsed_options
+    wait_s = float(getattr(opts, "connstorm_stack_wait_s", 0.0) or 0.0) if opts else 0.0
+    path = Path(getattr(opts, "connstorm_stack", "") or "") if opts else Path()
+    if wait_s <= 0 or not path.name:
+        return
+    deadline = time.monotonic() + wait_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            log.error("connstorm: %s did not appear within %g s; stopping", path, wait_s)
+            raise SystemExit(3)
+        time.sleep(0.02)
+    if not environment.host:
+        environment.host = load_stack(str(path)).get("api_url") or None
+        opts.host = environment.host
+
+
 def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **kwargs: Any) -> None:
     counter.attach(environment.events)
     if isinstance(runner, WorkerRunner) or runner is None:
         return
+    wait_for_stack(environment)
     start(environment, web_ui)
 
 

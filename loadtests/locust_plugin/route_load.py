@@ -23,10 +23,13 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from connstorm.sections.routes import ParamRange, RouteConfig
+if TYPE_CHECKING:
+    # Not at run time: Locust's side needs only decode(), and the scenario model
+    # (pydantic) would add about 0.1 s to every Locust start (issue 24).
+    from connstorm.sections.routes import RouteConfig
 
 ENV_ROUTES = "CONNSTORM_ROUTES"
 #: Values of a path parameter the route gives none for (the workload seeds 1000 products).
@@ -86,6 +89,8 @@ class RouteLoad:
 
 def from_config(route: RouteConfig) -> RouteLoad:
     """A scenario route as Locust loads it."""
+    from connstorm.sections.routes import ParamRange
+
     params: dict[str, tuple[str, ...] | tuple[int, int]] = {}
     ranges = set()
     for name, values in route.params.items():

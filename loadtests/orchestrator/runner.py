@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds Locust may take beyond the run time before connstorm stops it.
 GRACE_S = 90.0
+#: Seconds Locust started beside the stack waits for ``stack.json`` (the stack's own
+#: start fails sooner, and stops Locust when it does).
+STACK_WAIT_S = 600.0
 
 
 class LocustFailedError(ConnstormError):
@@ -131,8 +134,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def locust_args(opts: RunOptions, host: str, stack_file: Path | None) -> list[str]:
-    """Locust's command line for a run (everything but ``python -m locust``)."""
+def locust_args(opts: RunOptions, host: str | None, stack_file: Path | None) -> list[str]:
+    """Locust's command line for a run (everything but ``python -m locust``).
+
+    ``host`` None: none given (the plugin takes it from the stack file).
+    """
     load = opts.scenario.load
     # The files are passed by path: the orchestrator never imports the Locust side.
     args = ["-f", load_source(opts.scenario, opts.locustfile).locustfile_arg]
@@ -142,7 +148,9 @@ def locust_args(opts: RunOptions, host: str, stack_file: Path | None) -> list[st
     users = load.peak_users(opts.users)
     rate = load.peak_spawn_rate(opts.spawn_rate)
     duration = load.run_time_s(opts.duration_s)
-    args += ["--host", host, "-u", str(users), "-r", f"{rate:g}", "-t", f"{int(duration)}s",
+    if host is not None:
+        args += ["--host", host]
+    args += ["-u", str(users), "-r", f"{rate:g}", "-t", f"{int(duration)}s",
              "--csv", str(opts.run_dir / LOCUST_CSV_PREFIX), "--exit-code-on-error", "0",
              "--connstorm-out", str(opts.run_dir),
              "--sample-interval-s", f"{load.sample_interval_s:g}",
@@ -249,17 +257,25 @@ class Run:
         try:
             with ExitStack() as stack:
                 self._start_metrics(stack)
-                if self.opts.target_url:
-                    stack_file = self._live_target_stack()
+                if self._locust_first():
+                    # Locust's start overlaps the stack's; it is stopped first on the
+                    # way out (an exit stack unwinds last in, first out).
+                    proc = self._start_locust_for_the_stack(stack)
+                    self._local_stack(stack)
+                    stack.callback(proc.stop)
+                    started = True
+                    self._watch_locust(proc, stack)
                 else:
-                    stack_file = self._local_stack(stack)
-                host = load_json(stack_file).get("api_url")
-                if not host:
-                    raise ScenarioError(f"{self.opts.scenario.source}: the scenario has no "
-                                        "[[functions]] and [[routes]]: nothing to send load to")
-                args = locust_args(self.opts, str(host), stack_file)
-                started = True
-                self._run_locust(args, stack)
+                    if self.opts.target_url:
+                        stack_file = self._live_target_stack()
+                    else:
+                        stack_file = self._local_stack(stack)
+                    host = load_json(stack_file).get("api_url")
+                    if not host:
+                        raise ScenarioError(self._no_routes())
+                    args = locust_args(self.opts, str(host), stack_file)
+                    started = True
+                    self._run_locust(args, stack)
                 if self.opts.on_load_end is not None:
                     self.opts.on_load_end()
         except BaseException as exc:
@@ -275,6 +291,32 @@ class Run:
                     log.exception("could not write the summary of the interrupted run")
             raise
         return self._verdict(self._finish())
+
+    def _no_routes(self) -> str:
+        return (f"{self.opts.scenario.source}: the scenario has no [[functions]] and "
+                "[[routes]]: nothing to send load to")
+
+    def _locust_first(self) -> bool:
+        """Start Locust while the local stack starts (a headless run on one process).
+
+        Locust's start (about 0.5 s of imports) then overlaps the stack's; its plugin
+        waits for ``stack.json`` before any user spawns (``--connstorm-stack-wait-s``).
+        The web UI, distributed runs and live targets keep the order stack, then Locust.
+        """
+        opts = self.opts
+        processes = opts.processes if opts.processes is not None else \
+            opts.scenario.load.processes
+        return (opts.headless and not opts.target_url and not opts.master and not processes
+                and bool(opts.scenario.functions and opts.scenario.routes))
+
+    def _start_locust_for_the_stack(self, stack: ExitStack) -> LocustProcess:
+        """Locust, told to wait for ``stack.json`` and to take its host from there."""
+        stack_file = self.run_dir / STACK_FILE
+        stack_file.unlink(missing_ok=True)  # the plugin waits for this run's own
+        args = [*locust_args(self.opts, None, stack_file), "--connstorm-stack-wait-s",
+                f"{STACK_WAIT_S:g}"]
+        return stack.enter_context(LocustProcess(args, self.run_dir / LOCUST_LOG,
+                                                 env=self._locust_env()))
 
     def _check_locustfile(self) -> None:
         """Your own locustfile must load and have users, before a server starts."""
@@ -331,6 +373,11 @@ class Run:
     def _run_locust(self, args: list[str], stack: ExitStack) -> None:
         proc = stack.enter_context(LocustProcess(args, self.run_dir / LOCUST_LOG,
                                                  env=self._locust_env()))
+        self._watch_locust(proc, stack)
+
+    def _watch_locust(self, proc: LocustProcess, stack: ExitStack) -> None:
+        """Fire the timeline, show the samples as they come, and wait for Locust's end."""
+        args = proc.argv
         self._start_timeline(stack)
         duration = self.opts.scenario.load.run_time_s(self.opts.duration_s)
         self.web_url = _web_url(args)

@@ -38,6 +38,18 @@ def test_run_folder_load_comparison_keeps_summary_order(tmp_path: Path) -> None:
     assert [v.name for v in run.variants] == ["b-second", "a-first"]
 
 
+def test_run_folder_comparison_leaves_out_a_variant_stopped_before_its_stack(
+        tmp_path: Path) -> None:
+    # a variant told to stop as it began: Locust's log, nothing measured
+    write_run(tmp_path / "repro" / "variants" / "a-first")
+    (tmp_path / "repro" / "variants" / "b-stopped" / "logs").mkdir(parents=True)
+    (tmp_path / "repro" / "variants" / "b-stopped" / "logs" / "locust.log").write_text("x\n")
+    (tmp_path / "repro" / "summary.json").write_text(json.dumps(
+        {"scenario": "repro", "variants": [{"name": "a-first"}]}))
+    run = load_run(tmp_path / "repro")
+    assert [v.name for v in run.variants] == ["a-first"]
+
+
 def test_run_folder_combine_names_duplicates_apart(tmp_path: Path) -> None:
     one = load_run(write_run(tmp_path / "one"))
     two = load_run(write_run(tmp_path / "two"))
