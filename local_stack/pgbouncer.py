@@ -136,6 +136,21 @@ def render_auth_file(secrets_by_user: Mapping[str, str]) -> str:
     return "".join(f"{quoted(u)} {quoted(s)}\n" for u, s in secrets_by_user.items())
 
 
+def immediate_shutdown_signal(version: str | None) -> signal.Signals:
+    """The signal of PgBouncer's immediate shutdown: SIGQUIT since 1.23, SIGTERM before.
+
+    PgBouncer 1.23's changelog: "SIGTERM doesn't cause immediate shutdown of the
+    PgBouncer process anymore. It now does a 'super safe shutdown'", and "use
+    SIGQUIT" for the old behaviour (https://www.pgbouncer.org/changelog.html,
+    "PgBouncer 1.23.x"; signals: https://www.pgbouncer.org/usage.html#signals).
+    """
+    try:
+        major, minor = (int(part) for part in (version or "").split(".")[:2])
+    except ValueError:
+        return signal.SIGTERM
+    return signal.SIGQUIT if (major, minor) >= (1, 23) else signal.SIGTERM
+
+
 class PgBouncerServer(Resource):
     """A PgBouncer of our own in front of ``postgres``, as a context manager.
 
@@ -275,14 +290,15 @@ class PgBouncerServer(Resource):
         log.info("pgbouncer restarted on %s:%d", self.host, self.port)
 
     def stop(self) -> None:
-        """Safe shutdown (SIGINT); if clients hold it up, immediate (SIGTERM); then SIGKILL."""
+        """Immediate shutdown (:func:`immediate_shutdown_signal`); SIGKILL if it lingers.
+
+        The stack stops its functions first, so no client is left to be polite to; a
+        safe shutdown (SIGINT) only waited for PgBouncer's next maintenance pass,
+        up to a third of a second at the end of every run (measured 0.12-0.35 s).
+        """
         try:
             if self._process is not None:
-                proc = self._process
-                if not proc.terminate(signal.SIGINT, self.stop_timeout_s):
-                    proc.stop(signal.SIGTERM, 5.0)
-                else:
-                    proc.stop()
+                self._process.stop(immediate_shutdown_signal(self.version), self.stop_timeout_s)
         finally:
             if self._scratch is not None:
                 if self._owns_scratch:

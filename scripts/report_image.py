@@ -4,7 +4,7 @@
     .venv/bin/python scripts/report_image.py runs/my-repro   # a run folder you already have
 
 The picture must be of what connstorm really produces, so there is no drawing
-here: it runs ``connstorm repro --quick`` (about 30 s) into
+here: it runs ``connstorm repro --quick`` (about 16 s) into
 ``runs/report-image`` unless given a run folder, and has headless Chromium
 (/usr/bin/chromium, as the report tests use) load that folder's ``report.html``
 from disk and save a screenshot. The report works offline, so nothing is fetched.

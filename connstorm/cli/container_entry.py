@@ -332,8 +332,9 @@ def write_stack_json(scenario: Scenario, env: ServiceEnv, run_dir: Path) -> Path
 
 def run_locust_master(scenario: Scenario, env: ServiceEnv) -> None:
     """Locust's master with the web UI (and the Connections tab) for workers to join."""
+    from connstorm.loadtests.orchestrator.locust_command import locust_args
     from connstorm.loadtests.orchestrator.locustfiles import ready_source
-    from connstorm.loadtests.orchestrator.runner import RunOptions, locust_args
+    from connstorm.loadtests.orchestrator.run_options import RunOptions
 
     run_dir = Path(env.runs_dir) / "ui"
     opts = RunOptions(scenario=scenario, run_dir=run_dir, headless=False, master=True,
@@ -348,8 +349,9 @@ def run_locust_master(scenario: Scenario, env: ServiceEnv) -> None:
 
 def run_locust_worker(scenario: Scenario, env: ServiceEnv) -> None:
     """One Locust worker (``--scale locust-worker=N`` adds more), with the master's users."""
+    from connstorm.loadtests.orchestrator.locust_command import locust_args
     from connstorm.loadtests.orchestrator.locustfiles import ready_source
-    from connstorm.loadtests.orchestrator.runner import RunOptions, locust_args
+    from connstorm.loadtests.orchestrator.run_options import RunOptions
 
     opts = RunOptions(scenario=scenario, run_dir=Path(env.runs_dir) / "worker", worker=True,
                       master_host=env.locust_master_host, master_port=env.locust_master_port)

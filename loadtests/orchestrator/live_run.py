@@ -42,7 +42,8 @@ from connstorm.loadtests.orchestrator.live_summary import live_summary, live_var
 from connstorm.loadtests.orchestrator.live_target import LiveTarget
 from connstorm.loadtests.orchestrator.proxy_logs import ProxyPins, read_proxy_pins
 from connstorm.loadtests.orchestrator.report_files import write_reports
-from connstorm.loadtests.orchestrator.runner import Run, RunOptions
+from connstorm.loadtests.orchestrator.run_options import RunOptions
+from connstorm.loadtests.orchestrator.runner import Run
 from connstorm.loadtests.orchestrator.summary import build_summary, db_path, variant_name
 from connstorm.run_folder import (
     COLLECTORS_FILE,

@@ -159,7 +159,7 @@ def run_parser(prog: str = "connstorm run") -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace, *, headless: bool) -> Any:
     """The :class:`connstorm.loadtests.orchestrator.runner.RunOptions` the arguments describe."""
-    from connstorm.loadtests.orchestrator.runner import RunOptions
+    from connstorm.loadtests.orchestrator.run_options import RunOptions
     from connstorm.run_folder import default_run_dir
 
     scenario = load_scenario(args.scenario, overrides=args.overrides)

@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
-import urllib.request
-from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +39,19 @@ from connstorm.errors import (
     ScenarioError,
     ThresholdsFailedError,
 )
-from connstorm.loadtests.orchestrator.baseline import Baseline, compare_summary
+from connstorm.loadtests.orchestrator.baseline import compare_summary
 from connstorm.loadtests.orchestrator.live_view import LiveView
+from connstorm.loadtests.orchestrator.locust_command import answers, locust_args, web_url
 from connstorm.loadtests.orchestrator.locust_process import LocustProcess, wait_until
 from connstorm.loadtests.orchestrator.locustfiles import check_own, load_source
 from connstorm.loadtests.orchestrator.regression import describe as describe_comparison
 from connstorm.loadtests.orchestrator.regression import regressions, status_word
 from connstorm.loadtests.orchestrator.report_files import write_reports
+from connstorm.loadtests.orchestrator.run_options import RunOptions
 from connstorm.loadtests.orchestrator.summary import build_summary, db_path, variant_name
 from connstorm.loadtests.orchestrator.thresholds import describe, failed
 from connstorm.run_folder import (
     COLLECTORS_FILE,
-    LOCUST_CSV_PREFIX,
     LOCUST_LOG,
     LOCUST_STATS_CSV,
     LOCUST_WORKER_LOG,
@@ -67,7 +64,6 @@ from connstorm.run_folder import (
     write_json,
     write_private_json,
 )
-from connstorm.scenario import Scenario
 from connstorm.signals import Terminated
 
 log = logging.getLogger(__name__)
@@ -83,115 +79,6 @@ class LocustFailedError(ConnstormError):
     """Locust itself failed (bad options, crash): carries the end of its output."""
 
     exit_code = ExitCode.STACK
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything a run needs; built by the ``run`` and ``ui`` commands.
-
-    ``None`` for users, spawn rate, duration and processes means "the scenario's
-    ``[load]`` value".
-    """
-
-    scenario: Scenario
-    run_dir: Path
-    headless: bool = True
-    users: int | None = None
-    spawn_rate: float | None = None
-    duration_s: float | None = None
-    shape: str | None = None
-    target_url: str | None = None
-    postgres_admin_dsn: str | None = None
-    pgbouncer_admin_dsn: str | None = None
-    processes: int | None = None
-    master: bool = False
-    expect_workers: int = 1
-    master_bind_host: str = "127.0.0.1"
-    master_bind_port: int | None = None
-    worker: bool = False
-    master_host: str = "127.0.0.1"
-    master_port: int = 5557
-    web_port: int | None = None
-    #: ``--metrics-port``: serve the samples at ``/metrics`` (None: off; 0: a free port).
-    metrics_port: int | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
-    #: ``--locustfile``: your own users instead of the scenario's (absolute, or
-    #: relative to the working directory); ``None`` means ``[load] locustfile``.
-    locustfile: Path | None = None
-    #: ``--baseline``: the earlier run to compare with (already read and checked).
-    baseline: Baseline | None = None
-    #: Append summary.md to $GITHUB_STEP_SUMMARY (repro appends its comparison instead).
-    step_summary: bool = True
-    #: Called once Locust has ended and before the stack stops: ``connstorm repro``
-    #: lets its next variant start then, while this one's stack stops.
-    on_load_end: Callable[[], None] | None = None
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def locust_args(opts: RunOptions, host: str | None, stack_file: Path | None) -> list[str]:
-    """Locust's command line for a run (everything but ``python -m locust``).
-
-    ``host`` None: none given (the plugin takes it from the stack file).
-    """
-    load = opts.scenario.load
-    # The files are passed by path: the orchestrator never imports the Locust side.
-    args = ["-f", load_source(opts.scenario, opts.locustfile).locustfile_arg]
-    if opts.worker:
-        return [*args, "--worker", "--master-host", opts.master_host,
-                "--master-port", str(opts.master_port)]
-    users = load.peak_users(opts.users)
-    rate = load.peak_spawn_rate(opts.spawn_rate)
-    duration = load.run_time_s(opts.duration_s)
-    if host is not None:
-        args += ["--host", host]
-    args += ["-u", str(users), "-r", f"{rate:g}", "-t", f"{int(duration)}s",
-             "--csv", str(opts.run_dir / LOCUST_CSV_PREFIX), "--exit-code-on-error", "0",
-             "--connstorm-out", str(opts.run_dir),
-             "--sample-interval-s", f"{load.sample_interval_s:g}",
-             "--shape", opts.shape or load.shape,
-             "--step-users", str(load.step_users), "--step-duration-s", f"{load.step_duration_s:g}",
-             "--think-time-min-ms", f"{load.think_time_min_ms:g}",
-             "--think-time-max-ms", f"{load.think_time_max_ms:g}",
-             "--products", str(opts.scenario.postgres.seed_products)]
-    if stack_file is not None:
-        args += ["--connstorm-stack", str(stack_file)]
-    if opts.headless:
-        args += ["--headless", "--only-summary"]
-    else:
-        args += ["--web-host", "127.0.0.1", "--web-port", str(opts.web_port or free_port())]
-    processes = opts.processes if opts.processes is not None else load.processes
-    if opts.master:
-        port = opts.master_bind_port or 5557
-        args += ["--master", "--expect-workers", str(opts.expect_workers),
-                 "--master-bind-host", opts.master_bind_host, "--master-bind-port", str(port)]
-    elif processes:
-        # A private port on loopback: several runs may share the machine, and the
-        # children must be told the same port or they never find their master.
-        port = free_port()
-        args += ["--processes", str(processes), "--master-bind-host", "127.0.0.1",
-                 "--master-bind-port", str(port), "--master-host", "127.0.0.1",
-                 "--master-port", str(port)]
-    return args
-
-
-def _web_url(args: list[str]) -> str | None:
-    if "--web-port" not in args:
-        return None
-    return f"http://127.0.0.1:{args[args.index('--web-port') + 1]}"
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 class Run:
@@ -380,9 +267,9 @@ class Run:
         args = proc.argv
         self._start_timeline(stack)
         duration = self.opts.scenario.load.run_time_s(self.opts.duration_s)
-        self.web_url = _web_url(args)
+        self.web_url = web_url(args)
         if self.web_url is not None:
-            if not wait_until(lambda: proc.poll() is not None or _answers(self.web_url or ""),
+            if not wait_until(lambda: proc.poll() is not None or answers(self.web_url or ""),
                               30.0):
                 raise LocustFailedError(f"Locust's web UI did not answer within 30 s:\n"
                                         f"{proc.tail()}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +14,12 @@ import pytest
 
 from connstorm import error_kinds
 from connstorm.errors import StackError
-from connstorm.local_stack.pgbouncer import PgBouncerServer, render_auth_file, render_ini
+from connstorm.local_stack.pgbouncer import (
+    PgBouncerServer,
+    immediate_shutdown_signal,
+    render_auth_file,
+    render_ini,
+)
 from connstorm.local_stack.ports import port_in_use
 from connstorm.local_stack.postgres import PostgresServer
 from connstorm.local_stack.scratch import processes_in
@@ -151,7 +157,7 @@ def test_pgbouncer_stops_even_with_clients_holding_the_session_pool(
         scratch = Path(folder.read_text().strip()) if folder.is_file() else folder
         client = psycopg.connect(server.dsn, autocommit=True)
         client.execute("SELECT 1")
-    # safe shutdown waits for the session client; the fallback stops it anyway
+    # the immediate shutdown does not wait for the session client
     assert not processes_in(scratch)
     assert not scratch.exists()
     assert not port_in_use(server.port)
@@ -167,3 +173,12 @@ def test_pgbouncer_bad_setting_fails_with_log_tail(postgres_server: PostgresServ
         pass
     assert "pgbouncer.log" in str(err.value)
     assert not (tmp_run_dir / ".stack-pgbouncer").exists()
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    ("1.18.0", signal.SIGTERM), ("1.22.1", signal.SIGTERM), ("1.23.0", signal.SIGQUIT),
+    ("1.24.1", signal.SIGQUIT), ("2.0", signal.SIGQUIT), (None, signal.SIGTERM),
+    ("unknown", signal.SIGTERM)])
+def test_pgbouncer_immediate_shutdown_signal_follows_the_1_23_change(
+        version: str | None, expected: signal.Signals) -> None:
+    assert immediate_shutdown_signal(version) == expected

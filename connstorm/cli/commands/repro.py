@@ -1,7 +1,7 @@
 """`connstorm repro`: reproduce "too many clients" locally and see which fix makes it stop.
 
-    connstorm repro            # about a minute
-    connstorm repro --quick    # about 30 s
+    connstorm repro            # about 45 s on 2 cores
+    connstorm repro --quick    # about 16 s
     connstorm repro --out runs/my-repro
     connstorm repro --jobs 1   # one variant at a time: no variant shares the CPU
     connstorm repro --preset vpc   # one subnet against three, same load
@@ -39,14 +39,15 @@ from connstorm.run_folder import SUMMARY_FILE
 def add_parser(sub: Any) -> None:
     """Register the subcommand."""
     p = sub.add_parser(
-        "repro", help="reproduce 'too many clients' and compare the fixes (about a minute)",
+        "repro", help="reproduce 'too many clients' and compare the fixes (about 45 s)",
         description="Put the same stepped load, well above max_connections, on several "
                     "variants (direct, PgBouncer transaction and session mode, a leaky "
                     "handler), each on a fresh local stack (one per core at a time), and "
                     "compare them.")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="run folder (default runs/<UTC time>-repro)")
-    p.add_argument("--quick", action="store_true", help="shorter steps: about 30 s in all")
+    p.add_argument("--quick", action="store_true",
+                   help="the first three variants, shorter steps: about 16 s in all")
     p.add_argument("--preset", choices=("connections", "vpc", "failover", "rds_proxy", "deploy"),
                    default="connections",
                    help="what to compare: the database paths (default), a VPC function "

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from connstorm.loadtests.orchestrator.connection_budget import connection_budget
-from connstorm.loadtests.orchestrator.runner import RunOptions, locust_args
+from connstorm.loadtests.orchestrator.locust_command import locust_args
+from connstorm.loadtests.orchestrator.run_options import RunOptions
 from connstorm.scenario import load_scenario
 
 
