@@ -6,20 +6,13 @@ container's entry point and the tests build too, without running anything.
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from pathlib import Path
 
 from connstorm.loadtests.orchestrator.locustfiles import load_source
 from connstorm.loadtests.orchestrator.run_options import RunOptions
+from connstorm.local_stack.ports import free_port
 from connstorm.run_folder import LOCUST_CSV_PREFIX
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def locust_args(opts: RunOptions, host: str | None, stack_file: Path | None) -> list[str]:

@@ -86,7 +86,7 @@ def test_run_killed_outright_leaves_no_process(tmp_path: Path) -> None:
 
 
 def test_run_master_with_a_worker_on_loopback(tmp_path: Path) -> None:
-    from connstorm.loadtests.orchestrator.locust_command import free_port
+    from connstorm.local_stack.ports import free_port
 
     port = str(free_port())
     master = _start("run", "ci-smoke", "--master", "--expect-workers", "1",
