@@ -28,16 +28,14 @@ from pathlib import Path
 
 from connstorm.console import output_console
 from connstorm.errors import ConnstormError, ExitCode, ThresholdsFailedError
+from connstorm.loadtests.orchestrator.repro_jobs import GO, LOADED
 from connstorm.signals import Terminated, exit_on_sigterm, received_sigterm
 
-#: The line written on standard output once Locust has ended (see :mod:`.repro_jobs`).
-LOADED = "loaded\n"
 
-
-def _say(line: str) -> None:
-    """Tell the comparison how far this variant's load is."""
+def _say_loaded() -> None:
+    """Tell the comparison that this variant's load is over (its stack stops next)."""
     with contextlib.suppress(OSError):
-        sys.stdout.write(line)
+        sys.stdout.buffer.write(LOADED)
         sys.stdout.flush()
 
 
@@ -76,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The comparison's summary.md goes to the CI job summary, not each variant's.
             opts = RunOptions(scenario=scenario, run_dir=args.out, locustfile=args.locustfile,
                               step_summary=False,
-                              on_load_end=lambda: _say(LOADED))
+                              on_load_end=_say_loaded)
             _import_the_reports_while_waiting()
-            if sys.stdin.readline() != "go\n":
+            if sys.stdin.buffer.readline() != GO:
                 return 0  # the comparison stopped before this variant's turn
             # Its own thresholds failing is the variant's verdict, in its summary.json.
             with contextlib.suppress(ThresholdsFailedError):

@@ -159,7 +159,9 @@ class Run:
                         stack_file = self._local_stack(stack)
                     host = load_json(stack_file).get("api_url")
                     if not host:
-                        raise ScenarioError(self._no_routes())
+                        raise ScenarioError(f"{self.opts.scenario.source}: the scenario has "
+                                            "no [[functions]] and [[routes]]: nothing to "
+                                            "send load to")
                     args = locust_args(self.opts, str(host), stack_file)
                     started = True
                     self._run_locust(args, stack)
@@ -179,10 +181,6 @@ class Run:
             raise
         return self._verdict(self._finish())
 
-    def _no_routes(self) -> str:
-        return (f"{self.opts.scenario.source}: the scenario has no [[functions]] and "
-                "[[routes]]: nothing to send load to")
-
     def _locust_first(self) -> bool:
         """Start Locust while the local stack starts (a headless run on one process).
 
@@ -200,10 +198,8 @@ class Run:
         """Locust, told to wait for ``stack.json`` and to take its host from there."""
         stack_file = self.run_dir / STACK_FILE
         stack_file.unlink(missing_ok=True)  # the plugin waits for this run's own
-        args = [*locust_args(self.opts, None, stack_file), "--connstorm-stack-wait-s",
-                f"{STACK_WAIT_S:g}"]
-        return stack.enter_context(LocustProcess(args, self.run_dir / LOCUST_LOG,
-                                                 env=self._locust_env()))
+        return self._enter_locust([*locust_args(self.opts, None, stack_file),
+                                   "--connstorm-stack-wait-s", f"{STACK_WAIT_S:g}"], stack)
 
     def _check_locustfile(self) -> None:
         """Your own locustfile must load and have users, before a server starts."""
@@ -258,16 +254,19 @@ class Run:
         return env
 
     def _run_locust(self, args: list[str], stack: ExitStack) -> None:
-        proc = stack.enter_context(LocustProcess(args, self.run_dir / LOCUST_LOG,
+        """Start Locust after the stack and run it to its end (a live run wraps this)."""
+        self._watch_locust(self._enter_locust(args, stack), stack)
+
+    def _enter_locust(self, args: list[str], stack: ExitStack) -> LocustProcess:
+        """Locust with these arguments, stopped when ``stack`` unwinds."""
+        return stack.enter_context(LocustProcess(args, self.run_dir / LOCUST_LOG,
                                                  env=self._locust_env()))
-        self._watch_locust(proc, stack)
 
     def _watch_locust(self, proc: LocustProcess, stack: ExitStack) -> None:
         """Fire the timeline, show the samples as they come, and wait for Locust's end."""
-        args = proc.argv
         self._start_timeline(stack)
         duration = self.opts.scenario.load.run_time_s(self.opts.duration_s)
-        self.web_url = web_url(args)
+        self.web_url = web_url(proc.argv)
         if self.web_url is not None:
             if not wait_until(lambda: proc.poll() is not None or answers(self.web_url or ""),
                               30.0):
