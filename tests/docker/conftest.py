@@ -12,7 +12,6 @@ later builds reuse the engine's layer cache.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import os
 import shutil
@@ -22,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.session_once import session_lock, shared_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_BASE_IMAGE = "debian-base:bookworm"
@@ -100,12 +101,6 @@ def docker_engine() -> None:
         pytest.skip(problem)
 
 
-def _shared_folder(factory: pytest.TempPathFactory) -> Path:
-    """A folder every process of this test session shares (pytest-xdist's workers too)."""
-    base = factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
 def build_once(tag: str, shared: Path) -> None:
     """Build ``tag`` once per test session, however many xdist workers need it.
 
@@ -115,14 +110,10 @@ def build_once(tag: str, shared: Path) -> None:
     in the background, as soon as the tests are collected.
     """
     marker = shared / f"docker-built-{tag.replace('/', '_').replace(':', '_')}"
-    with (shared / "docker-build.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not marker.exists():
-                build_image(tag)
-                marker.touch()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with session_lock(shared, "docker-build"):
+        if not marker.exists():
+            build_image(tag)
+            marker.touch()
 
 
 def image_tag() -> str:
@@ -140,7 +131,7 @@ def start_early_build(factory: pytest.TempPathFactory) -> threading.Thread | Non
     """
     if engine_problem() is not None:
         return None
-    shared = _shared_folder(factory)
+    shared = shared_folder(factory)
 
     def build() -> None:
         with contextlib.suppress(BaseException):  # pytest.fail is an exception too
@@ -156,7 +147,7 @@ def connstorm_image(docker_engine: None,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The connstorm image built from this checkout; ``CONNSTORM_IMAGE`` points at it."""
     tag = image_tag()
-    build_once(tag, _shared_folder(tmp_path_factory))
+    build_once(tag, shared_folder(tmp_path_factory))
     previous = os.environ.get("CONNSTORM_IMAGE")
     os.environ["CONNSTORM_IMAGE"] = tag
     try:
