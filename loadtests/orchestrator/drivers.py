@@ -72,7 +72,16 @@ NOT_THE_DRIVERS = frozenset({error_kinds.LAMBDA_THROTTLED})
 #: Error kind of a named statement left on a pooled server connection (see cell_entry).
 STRANDED = error_kinds.PREPARED_STATEMENT_STRANDED
 INSTALL_DRIVERS = "pip install 'connstorm[drivers]'"
-DEFAULT_STACK = StackPlan(users=4, pgbouncer_pool=2, proxy_pool=4, borrow_timeout_s=10.0,
+#: The stand-in's pool is the function's reserved concurrency (6): a configuration
+#: that pins holds a connection per environment, and when the machine is slow a user's
+#: next request finds its environment still busy and Lambda starts a fifth or sixth;
+#: with a smaller pool that one waits for a connection no pinned session gives back,
+#: and whether the cell reads ``pins`` or ``exhausts`` would depend on the machine's
+#: speed. The waits for a connection (PgBouncer's query_wait_timeout, the stand-in's
+#: borrow timeout, 5 s each) end well inside the function's timeout (10 s), so a
+#: request refused for want of a connection says so (``exhausts``) and is not cut off
+#: by a Lambda timeout first (``fails``).
+DEFAULT_STACK = StackPlan(users=4, pgbouncer_pool=2, proxy_pool=6, borrow_timeout_s=5.0,
                           query_wait_timeout_s=5, function_timeout_s=10.0)
 DEFAULT_LOAD = LoadPlan(users=4, requests=20)
 
