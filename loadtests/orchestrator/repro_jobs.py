@@ -27,7 +27,10 @@ How the overlap is kept fair and safe:
   (a second signal mid-cleanup would cut the cleanup short). A child dies with
   connstorm (``PR_SET_PDEATHSIG``, SIGTERM), and stops its stack on SIGTERM.
 * **Whatever stops the run** (an error in one variant, Ctrl-C, SIGTERM), the
-  other children are stopped and waited for, and what each measured is kept.
+  children still under load are stopped, every child is waited for, and what
+  each measured is kept. A child whose load is over is not signalled: it is
+  already stopping its stack and writing its summary, and a signal then would
+  lose a variant that was measured in full (its summary cut off mid-write).
 """
 
 from __future__ import annotations
@@ -161,8 +164,14 @@ class Job:
         return self.poll() is not None or (self.run_dir / STACK_FILE).exists()
 
     def signal(self, sig: int) -> None:
-        """Tell a child to stop, once (one not told to go yet just ends)."""
+        """Tell a child to stop, once (one not told to go yet just ends).
+
+        One whose load is over is left to finish: it is stopping its stack and
+        writing its summary already, which a signal would cut short.
+        """
         if self.proc is None or self.poll() is not None or self.signalled:
+            return
+        if self.going and self._load_over():
             return
         self.signalled = True
         if not self.going and self.proc.stdin is not None:
@@ -224,8 +233,10 @@ def run_jobs(jobs: Sequence[Job], limit: int, on_start: Hook, on_done: Hook) -> 
     Python start-up is done by its turn. ``on_start``/``on_done(index, name)``
     are called as each goes and as each ends with its result written (exit 0).
     A child that fails stops the others and raises :class:`VariantFailedError`;
-    Ctrl-C and SIGTERM are passed on to every running child and re-raised once
-    all have stopped. Either way every child has ended when this returns or raises.
+    Ctrl-C and SIGTERM are passed on to every child still under load and re-raised
+    once all have ended; one whose load was over ends by itself, and if it wrote
+    its result, ``on_done`` is called for it too. Either way every child has
+    ended when this returns or raises.
     """
     pending = list(jobs)
     last: Job | None = None
@@ -256,6 +267,9 @@ def run_jobs(jobs: Sequence[Job], limit: int, on_start: Hook, on_done: Hook) -> 
     finally:
         stop_all(jobs, signal.SIGTERM)
         for job in jobs:
+            if job.going and job.index not in done and job.code == 0:
+                done.add(job.index)
+                on_done(job.index, job.name)
             job.close()
 
 

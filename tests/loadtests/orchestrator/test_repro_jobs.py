@@ -175,6 +175,37 @@ def test_sigterm_reaches_every_running_variant_once_and_is_raised(tmp_path: Path
     assert [j.code for j in jobs] == [143, 143]
 
 
+def test_sigterm_leaves_a_variant_whose_load_is_over_to_write_its_summary(
+        tmp_path: Path) -> None:
+    from connstorm.signals import Terminated, exit_on_sigterm
+
+    # GIVEN v0 loaded and still stopping its stack (3 s) when v1's stack is up
+    jobs = [job(tmp_path, 0, load_s=0.3, stop_s=3.0), job(tmp_path, 1, load_s=30.0)]
+    (tmp_path / "variants").mkdir()
+
+    def terminate_once_the_second_is_up() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (jobs[1].run_dir / "stack.json").exists():
+            time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_once_the_second_is_up, daemon=True)
+    killer.start()
+    done: list[int] = []
+    # WHEN SIGTERM arrives
+    with pytest.raises(Terminated), exit_on_sigterm():
+        run_jobs(jobs, 1, lambda i, _: None, lambda i, _: done.append(i))
+    killer.join()
+    found = events(tmp_path)
+    # THEN only the variant under load was told to stop ...
+    assert [e["name"] for e in found if e["what"] == "terminated"] == ["v1"]
+    # ... and the one measured in full finished its summary and counts as done
+    assert at(found, "v0", "stopped") > at(found, "v1", "stack up")
+    assert (jobs[0].run_dir / "summary.json").exists()
+    assert [j.code for j in jobs] == [0, 143]
+    assert done == [0]
+
+
 def test_jobs_must_be_a_whole_number_of_at_least_one(tmp_path: Path) -> None:
     import subprocess
 
