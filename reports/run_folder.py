@@ -226,6 +226,12 @@ def _is_run_folder(path: Path) -> bool:
     return any((path / name).exists() for name in _RUN_FOLDER_FILES)
 
 
+def _measured(path: Path) -> bool:
+    """Whether a run folder holds anything measured (what :func:`load_single` needs)."""
+    samples = path / SAMPLES_FILE
+    return (path / SUMMARY_FILE).exists() or (samples.exists() and samples.stat().st_size > 0)
+
+
 def _require_folder(run_dir: Path) -> None:
     if not run_dir.exists():
         raise ReportError(f"{run_dir}: no such run folder")
@@ -309,9 +315,10 @@ def load_run(run_dir: Path) -> RunData:
     summary = _read_json(run_dir / SUMMARY_FILE, required=False)
     order = [str(v.get("name")) for v in (summary or {}).get("variants", [])
              if isinstance(v, Mapping) and v.get("name")]
-    # A variant stopped before its stack began (Ctrl-C, SIGTERM) leaves a folder with
-    # only Locust's log in it: nothing was measured, so there is nothing to show.
-    folders = {p.name: p for p in variants_dir.iterdir() if p.is_dir() and _is_run_folder(p)}
+    # A variant stopped before its load began (Ctrl-C, SIGTERM) leaves a folder with
+    # its scenario and logs in it but no samples and no summary: nothing was measured,
+    # so there is nothing to show.
+    folders = {p.name: p for p in variants_dir.iterdir() if p.is_dir() and _measured(p)}
     names = [n for n in order if n in folders] + sorted(set(folders) - set(order))
     if not names:
         raise ReportError(f"{variants_dir}: no variant folders in it")

@@ -40,10 +40,15 @@ def test_run_folder_load_comparison_keeps_summary_order(tmp_path: Path) -> None:
 
 def test_run_folder_comparison_leaves_out_a_variant_stopped_before_its_stack(
         tmp_path: Path) -> None:
-    # a variant told to stop as it began: Locust's log, nothing measured
+    # variants told to stop as they began: Locust's log; its scenario and an empty
+    # samples file too (SIGTERM as the stack started): nothing measured in either
     write_run(tmp_path / "repro" / "variants" / "a-first")
     (tmp_path / "repro" / "variants" / "b-stopped" / "logs").mkdir(parents=True)
     (tmp_path / "repro" / "variants" / "b-stopped" / "logs" / "locust.log").write_text("x\n")
+    starting = tmp_path / "repro" / "variants" / "c-starting"
+    (starting / "logs").mkdir(parents=True)
+    (starting / "scenario.json").write_text(json.dumps({"name": "c-starting"}))
+    (starting / "samples.jsonl").write_text("")
     (tmp_path / "repro" / "summary.json").write_text(json.dumps(
         {"scenario": "repro", "variants": [{"name": "a-first"}]}))
     run = load_run(tmp_path / "repro")
