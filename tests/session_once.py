@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,3 +35,20 @@ def session_lock(shared: Path, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def made_once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder ``make`` filled, by the first worker to ask; the others get the same folder.
+
+    For what tests only read (a finished run folder): a worker that writes into it
+    would race the others. A ``make`` that fails leaves nothing recorded, so the next
+    worker tries again and reports its own failure.
+    """
+    shared = shared_folder(factory)
+    made = shared / f"{name}.folder"
+    with session_lock(shared, name):
+        if not made.exists():
+            folder = factory.mktemp(name)
+            make(folder)
+            made.write_text(str(folder))
+    return Path(made.read_text())

@@ -26,6 +26,7 @@ from connstorm.reports.run_folder import load_run
 from connstorm.run_folder import write_json
 from connstorm.scenario import load_scenario
 from tests.loadtests.conftest import connstorm, rows
+from tests.session_once import made_once
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +40,14 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "summary.sch
 
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The main branch's run: the baseline of the others."""
-    out = tmp_path_factory.mktemp("baseline") / "main"
-    result = connstorm("run", *SCENARIO, *LOAD, "--out", str(out))
+    """The main branch's run: the baseline of the others (run once per session, read-only)."""
+    return made_once(tmp_path_factory, "baseline-main", _run_main) / "main"
+
+
+def _run_main(folder: Path) -> None:
+    result = connstorm("run", *SCENARIO, *LOAD, "--out", str(folder / "main"))
     # 6: direct-small's own thresholds fail, which is what it is for
     assert result.returncode == 6, result.stdout[-3000:] + result.stderr
-    return out
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:

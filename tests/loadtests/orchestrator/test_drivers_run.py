@@ -42,7 +42,7 @@ from connstorm.errors import ThresholdsFailedError
 from connstorm.loadtests.orchestrator.drivers import STRANDED, DriversOptions, run_drivers
 from connstorm.local_stack.pgbouncer_binaries import PgBouncerBinary, available
 from connstorm.local_stack.scratch import processes_in
-from tests.session_once import session_lock, shared_folder
+from tests.session_once import made_once
 
 pytestmark = pytest.mark.slow
 
@@ -53,16 +53,11 @@ CONFIGS = ("psycopg_default", "psycopg_no_prepare", "asyncpg_connection", "async
 @pytest.fixture(scope="module")
 def summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The matrix, run once per session: the first xdist worker runs it, the rest read it."""
-    shared = shared_folder(tmp_path_factory)
-    made = shared / "drivers-run-folder"
-    with session_lock(shared, "drivers-run"):
-        if not made.exists():
-            out = _run_matrix(tmp_path_factory.mktemp("drivers") / "run")
-            made.write_text(str(out))
-    return dict(json.loads((Path(made.read_text()) / "summary.json").read_text()))
+    out = made_once(tmp_path_factory, "drivers", _run_matrix)
+    return dict(json.loads((out / "summary.json").read_text()))
 
 
-def _run_matrix(out: Path) -> Path:
+def _run_matrix(out: Path) -> None:
     pgbouncers = available()
     assert any(not b.tracks_prepared_statements for b in pgbouncers), "PgBouncer 1.18"
     assert any(b.tracks_prepared_statements for b in pgbouncers), "run scripts/bootstrap.sh"
@@ -73,7 +68,6 @@ def _run_matrix(out: Path) -> Path:
     assert (out / "summary.md").is_file()
     assert "Driver matrix" in (out / "report.html").read_text()
     assert processes_in(out) == []  # every server stopped
-    return out
 
 
 def _cells(summary: Mapping[str, Any], name: str) -> dict[str, dict[str, Any]]:
