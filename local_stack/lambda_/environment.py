@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -178,7 +179,8 @@ class Environment:
         if now - self._hwm_read_at < 1.0:
             return self._hwm_mb
         self._hwm_read_at = now
-        self._hwm_mb = self._read_hwm_mb()
+        # A high-water mark only rises; a process already gone (killed) reads 0.
+        self._hwm_mb = max(self._hwm_mb, self._read_hwm_mb())
         return self._hwm_mb
 
     def rss_mb(self) -> float:
@@ -197,8 +199,12 @@ class Environment:
             return 0.0
 
     def note_peak_mb(self, mb: float) -> None:
-        """Make the REPORT line show at least ``mb`` (the process may be gone by then)."""
-        self._hwm_mb = max(self._hwm_mb, int(mb))
+        """Make the REPORT line show at least ``mb`` (the process may be gone by then).
+
+        Rounded up: an environment killed at 128.3 MB for a 128 MB limit reports 129,
+        not a peak within its limit (truncating made that test fail now and then).
+        """
+        self._hwm_mb = max(self._hwm_mb, math.ceil(mb))
         self._hwm_read_at = time.monotonic()
 
     def _read_hwm_mb(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import uvloop
 
 from connstorm.local_stack.lambda_.emulator import Emulator
+from connstorm.local_stack.lambda_.environment import Environment
 from connstorm.local_stack.lambda_.invocation import InvocationRequest, InvocationResult
 from tests.local_stack.lambda_.emulator_helpers import alive, emulator_config, function, wait_until
 
@@ -62,6 +64,16 @@ def test_over_its_memory_size_the_environment_is_killed_as_on_lambda(
     assert any(f"environment {over.env_id} of mem uses" in r.message
                and "over its memory size of 128 MB: killed" in r.message
                for r in caplog.records)
+
+
+def test_a_kill_a_fraction_of_a_megabyte_over_reports_a_peak_over_the_limit() -> None:
+    # The kill reads 128.3 MB for a 128 MB limit; the REPORT must not say 128.
+    env = Environment("e", "mem", os.devnull, -1)
+    env.note_peak_mb(128.3)
+    assert env.max_memory_mb() == 129
+    # ... nor 0 when it is written more than a second later, the process gone
+    env._hwm_read_at -= 2.0
+    assert env.max_memory_mb() == 129
 
 
 def test_within_its_memory_size_the_environment_stays_warm(tmp_path: Path) -> None:
