@@ -179,8 +179,8 @@ def test_sigterm_leaves_a_variant_whose_load_is_over_to_write_its_summary(
         tmp_path: Path) -> None:
     from connstorm.signals import Terminated, exit_on_sigterm
 
-    # GIVEN v0 loaded and still stopping its stack (3 s) when v1's stack is up
-    jobs = [job(tmp_path, 0, load_s=0.3, stop_s=3.0), job(tmp_path, 1, load_s=30.0)]
+    # GIVEN v0 loaded and still stopping its stack (5 s) when v1's stack is up
+    jobs = [job(tmp_path, 0, load_s=0.3, stop_s=5.0), job(tmp_path, 1, load_s=30.0)]
     (tmp_path / "variants").mkdir()
 
     def terminate_once_the_second_is_up() -> None:
