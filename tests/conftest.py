@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -136,3 +138,19 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     scenario = load_scenario("direct-small")
     with PostgresServer(scenario.postgres, tmp_path_factory.mktemp("shared-pg")) as server:
         yield server
+
+
+@pytest.fixture
+def private_scratch_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A shared scratch root of the test's own (``CONNSTORM_SCRATCH_DIR``), on tmpfs.
+
+    A crashed run's scratch folder in the machine's shared root is fair game for every
+    stack that starts: another xdist worker's stack would clean it before the test
+    looks at it.
+    """
+    root = Path("/dev/shm") / f"connstorm-test-{secrets.token_hex(4)}"
+    monkeypatch.setenv("CONNSTORM_SCRATCH_DIR", str(root))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -96,17 +94,10 @@ def test_up_signal_stops_every_server(tmp_path: Path, sig: signal.Signals, code:
     assert not scratch.exists()
 
 
-def test_up_sigkill_leaves_no_server_behind(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_sigkill_leaves_no_server_behind(tmp_path: Path, private_scratch_root: Path) -> None:
     # GIVEN connstorm up running a whole stack, its scratch folder where no other
     # test's stack start would clean it first
-    private = Path("/dev/shm") / f"connstorm-test-{secrets.token_hex(4)}"
-    monkeypatch.setenv("CONNSTORM_SCRATCH_DIR", str(private))
-    run_dir = tmp_path / "run"
-    try:
-        _sigkill_then_clean(run_dir)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+    _sigkill_then_clean(tmp_path / "run")
 
 
 def _sigkill_then_clean(run_dir: Path) -> None:

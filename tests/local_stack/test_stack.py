@@ -121,7 +121,7 @@ database = "none"
 
 
 def test_stack_cleans_the_scratch_folder_of_a_crashed_run(
-        tmp_path: Path, scenario_with: Callable[..., Scenario]) -> None:
+        tmp_path: Path, scenario_with: Callable[..., Scenario], private_scratch_root: Path) -> None:
     # GIVEN a crashed run: its owner process is gone, a "server" still works in its folder
     runs = tmp_path / "runs"
     crashed_run = runs / "crashed"
