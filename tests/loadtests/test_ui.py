@@ -27,6 +27,7 @@ import pytest
 
 from connstorm.errors import ExitCode
 from tests.loadtests.conftest import REPO, connstorm, processes_mentioning
+from tests.reports.chromium import stop_group
 
 pytestmark = pytest.mark.slow
 
@@ -67,12 +68,18 @@ def _screenshot(url: str, path: Path) -> None:
     if chromium is None:
         pytest.fail("chromium is not installed (scripts/bootstrap.sh --with-test-tools)")
     with tempfile.TemporaryDirectory(prefix="connstorm-chromium-") as profile:
-        subprocess.run(
+        shot = subprocess.Popen(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={path}",
              "--window-size=1400,900", "--virtual-time-budget=4000", url],
-            capture_output=True, timeout=90, check=False, preexec_fn=_die_with_parent)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent)
+        try:
+            shot.wait(timeout=90)
+        finally:
+            stop_group(shot.pid)  # its helpers outlive it and write into the profile
+            shot.wait()
     assert path.exists(), f"chromium wrote no screenshot of {url}"
     assert path.stat().st_size > 10_000  # a real page, not a blank image
 

@@ -9,9 +9,11 @@ is what "opens offline with no console errors" is checked against.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import itertools
 import json
+import os
 import re
 import shutil
 import signal
@@ -32,6 +34,31 @@ _DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
 
 def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def stop_group(pgid: int, timeout_s: float = 10.0) -> None:
+    """Kill what is left of Chromium's process group and wait for it to be gone.
+
+    Its renderer and utility processes outlive the browser process for a moment and
+    still write into the profile, whose removal then fails ("Directory not empty").
+    """
+    deadline = time.monotonic() + timeout_s
+    while _running_in_group(pgid) and time.monotonic() < deadline:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _running_in_group(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies, which write nothing, aside)."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def chromium_binary() -> str | None:
@@ -80,7 +107,7 @@ class Chromium(Resource):
              "--remote-debugging-port=0", f"--window-size={width},{height}",
              f"--user-data-dir={self._profile.name}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_die_with_parent)
+            start_new_session=True, preexec_fn=_die_with_parent)
         browser_ws = self._wait_for_devtools()
         port = browser_ws.split(":")[2].split("/")[0]
         page_ws = self._page_websocket(port)
@@ -132,6 +159,7 @@ class Chromium(Resource):
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+            stop_group(self._proc.pid)
             if self._proc.stderr is not None:
                 self._proc.stderr.close()
             self._proc = None
